@@ -1,0 +1,48 @@
+# The two commands: `make run` and `make test`. Everything else is a helper they use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test install lint typecheck contracts migrations-check check schemathesis clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Release Gate needs Python 3.11, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED)
+
+# The embedded default: SQLite, Celery eager, files under var/.
+run: export DEBUG = 1
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# The whole suite; SQLite unless DATABASE_URL says otherwise.
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+contracts: install
+	$(BIN)/lint-imports
+
+migrations-check: export DEBUG = 1
+migrations-check: install
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+check: lint typecheck contracts migrations-check
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache

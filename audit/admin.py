@@ -1,0 +1,42 @@
+"""The audit trail in the admin: readable, never writable (the models and triggers refuse
+writes anyway; this keeps the buttons away)."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from audit.models import AuditEvent, Checkpoint
+
+
+class AppendOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AppendOnlyAdmin):
+    list_display = ("id", "created_at", "actor", "action", "target_type", "target_id", "request_id")
+    list_filter = ("action", "target_type")
+    search_fields = ("actor", "target_id", "request_id")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(AppendOnlyAdmin):
+    list_display = ("tree_size", "created_at", "key_id")
+    readonly_fields = ("tree_size", "root_hex", "signed_note", "key_id", "created_at")
+    exclude = ("root_hash", "frontier", "last_txid", "last_event_id")
+
+    @admin.display(description="root hash")
+    def root_hex(self, obj: Checkpoint) -> str:
+        return bytes(obj.root_hash).hex()

@@ -1,0 +1,127 @@
+"""The audit trail: events appended in the transaction of the change they record, and the
+Merkle log over them (leaves, perfect-subtree nodes, signed checkpoints).
+
+All four tables are append-only: the models refuse updates and deletes, the admin is
+read-only, and database triggers refuse UPDATE, DELETE and TRUNCATE (see audit/triggers.py).
+"""
+
+from typing import Any, NoReturn
+
+from django.db import models
+from django.db.models.functions import Now
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class AppendOnlyQuerySet(models.QuerySet[Any]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only and cannot be updated")
+
+    def delete(self) -> NoReturn:
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only and cannot be deleted")
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only and cannot be updated")
+
+    def update_or_create(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only and cannot be updated")
+
+
+class AppendOnlyModel(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only and cannot be updated")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only and cannot be deleted")
+
+
+class AuditEvent(AppendOnlyModel):
+    """One state change or decision. ``data`` is canonical JSON text, kept as the exact bytes
+    that the leaf hash covers."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(db_default=Now(), help_text="Database clock, UTC.")
+    actor = models.CharField(max_length=200, help_text='Who acted, e.g. "user:alice" or "service_account:payments-ci".')
+    actor_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The account's id at the time; no foreign key, so it survives deletion."
+    )
+    action = models.CharField(
+        max_length=100, help_text='What happened, shaped "subject:action", e.g. "changelog:submitted".'
+    )
+    target_type = models.CharField(max_length=100)
+    target_id = models.CharField(max_length=100)
+    data = models.TextField(help_text="Canonical JSON of what changed.")
+    request_id = models.CharField(max_length=64, blank=True)
+    # PostgreSQL: the writing transaction's id, set by a trigger; the sequencer orders by it.
+    txid = models.BigIntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="audit_event_target"),
+            models.Index(fields=["actor"], name="audit_event_actor"),
+            models.Index(fields=["action"], name="audit_event_action"),
+            models.Index(fields=["created_at"], name="audit_event_created_at"),
+            models.Index(fields=["txid", "id"], name="audit_event_txid_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.target_type}:{self.target_id} by {self.actor}"
+
+
+class AuditLeaf(AppendOnlyModel):
+    """The event at a position of the Merkle log. Positions are dense: 0, 1, 2…"""
+
+    leaf_index = models.BigIntegerField(primary_key=True)
+    event = models.OneToOneField(AuditEvent, on_delete=models.PROTECT, related_name="leaf")
+    leaf_hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        ordering = ["leaf_index"]
+
+    def __str__(self) -> str:
+        return f"leaf {self.leaf_index}"
+
+
+class AuditNode(AppendOnlyModel):
+    """The hash of a complete subtree: level L, index I covers leaves [I·2^L, (I+1)·2^L).
+    Stored as the log grows so that any proof needs a handful of lookups, not a rescan."""
+
+    pk = models.CompositePrimaryKey("level", "index")
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"
+
+
+class Checkpoint(AppendOnlyModel):
+    """A signed statement of the log's size and root, in the C2SP tlog-checkpoint format.
+    Also the sequencer's state: its frontier and how far it has read."""
+
+    tree_size = models.BigIntegerField(unique=True)
+    root_hash = models.BinaryField(max_length=32)
+    frontier = models.JSONField(help_text="Right edge of the tree (hex hashes), to append in O(log n).")
+    last_txid = models.BigIntegerField(null=True, blank=True)
+    last_event_id = models.BigIntegerField(null=True, blank=True)
+    signed_note = models.TextField()
+    key_id = models.CharField(max_length=8, help_text="Hex id of the signing key.")
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["tree_size"]
+        get_latest_by = "tree_size"
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.tree_size}"

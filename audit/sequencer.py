@@ -1,0 +1,146 @@
+"""The sequencer: the single writer of the Merkle log.
+
+Business transactions only insert events (cheap and concurrent). The sequencer then takes
+committed events in a fixed order, gives them dense leaf indices, stores the leaf and
+completed-subtree hashes, and signs a checkpoint, all in one transaction per batch.
+
+Order and completeness on PostgreSQL: every event carries its transaction id (``txid``, set
+by a trigger). Every transaction older than the snapshot's ``xmin`` has finished, so the
+events with ``txid < xmin`` are exactly the committed ones that no later commit can precede;
+they are taken in ``(txid, id)`` order after the last one sequenced. Nothing is skipped even
+when transactions commit out of id order. On SQLite writers are serialised, so id order is
+commit order. Two sequencers never interleave: an advisory lock on PostgreSQL, the database
+write lock on SQLite.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+
+from audit.events import canonical_event, format_time
+from audit.merkle import Frontier, leaf_hash
+from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
+from audit.note import Checkpoint as CheckpointNote
+from audit.signing import checkpoint_signer
+
+# "RGAU": an arbitrary constant that no other code in this database uses.
+ADVISORY_LOCK_KEY = 0x52474155
+
+EVENT_COLUMNS = (
+    "id",
+    "created_at",
+    "actor",
+    "actor_id",
+    "action",
+    "target_type",
+    "target_id",
+    "data",
+    "request_id",
+    "txid",
+)
+
+
+def event_bytes(row: tuple[Any, ...]) -> bytes:
+    """Canonical bytes of an event given as a row of EVENT_COLUMNS."""
+    event_id, created_at, actor, actor_id, action, target_type, target_id, data, request_id, _ = row
+    return canonical_event(
+        event_id=event_id,
+        time=created_at,
+        actor=actor,
+        actor_id=actor_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        data=data,
+        request_id=request_id,
+    )
+
+
+def database_now() -> datetime:
+    """The database's clock: every time in the audit trail comes from one clock."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT statement_timestamp()")
+            now: datetime = cursor.fetchone()[0]
+            return now
+        cursor.execute("SELECT strftime('%Y-%m-%dT%H:%M:%f', 'now')")
+        return datetime.fromisoformat(cursor.fetchone()[0]).replace(tzinfo=UTC)
+
+
+def sequence_pending(*, batch_size: int | None = None) -> int:
+    """Sequence every committed event not yet in the log. Returns how many were added."""
+    limit = batch_size or settings.AUDIT_SEQUENCE_BATCH
+    total = 0
+    while True:
+        added = _sequence_batch(limit)
+        total += added
+        if added < limit:
+            return total
+
+
+def _pending_events(latest: Checkpoint | None, xmin: int | None, limit: int) -> list[tuple[Any, ...]]:
+    events = AuditEvent.objects.all()
+    if xmin is not None:
+        events = events.filter(txid__lt=xmin)
+        if latest is not None and latest.last_txid is not None:
+            events = events.filter(Q(txid__gt=latest.last_txid) | Q(txid=latest.last_txid, id__gt=latest.last_event_id))
+        events = events.order_by("txid", "id")
+    else:
+        if latest is not None and latest.last_event_id is not None:
+            events = events.filter(id__gt=latest.last_event_id)
+        events = events.order_by("id")
+    return list(events.values_list(*EVENT_COLUMNS)[:limit])
+
+
+def _sequence_batch(limit: int) -> int:
+    with transaction.atomic():
+        xmin = None
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+                if not cursor.fetchone()[0]:
+                    return 0  # another sequencer holds the log; it will take these events
+                cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                xmin = cursor.fetchone()[0]
+        latest = Checkpoint.objects.order_by("-tree_size").first()
+        rows = _pending_events(latest, xmin, limit)
+        if not rows:
+            return 0
+        frontier = Frontier.from_json(latest.frontier) if latest else Frontier(size=0, hashes=[])
+        leaves: list[AuditLeaf] = []
+        nodes: list[AuditNode] = []
+        for row in rows:
+            digest = leaf_hash(event_bytes(row))
+            leaves.append(AuditLeaf(leaf_index=frontier.size, event_id=row[0], leaf_hash=digest))
+            nodes.extend(
+                AuditNode(level=level, index=index, hash=node) for level, index, node in frontier.append(digest)
+            )
+        AuditLeaf.objects.bulk_create(leaves, batch_size=2000)
+        AuditNode.objects.bulk_create(nodes, batch_size=2000)
+        _checkpoint_create(frontier, last=rows[-1])
+        return len(rows)
+
+
+def _checkpoint_create(frontier: Frontier, *, last: tuple[Any, ...]) -> Checkpoint:
+    signer = checkpoint_signer()
+    now = database_now()
+    root = frontier.root()
+    note = CheckpointNote(
+        origin=settings.AUDIT_LOG_ORIGIN,
+        size=frontier.size,
+        root_hash=root,
+        extensions=(f"time {format_time(now)}",),
+    )
+    return Checkpoint.objects.create(
+        tree_size=frontier.size,
+        root_hash=root,
+        frontier=frontier.to_json(),
+        last_txid=last[-1],
+        last_event_id=last[0],
+        signed_note=signer.sign(note.body()),
+        key_id=signer.key_id.hex(),
+        created_at=now,
+    )

@@ -1,0 +1,84 @@
+"""Writing to the audit trail."""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+
+from audit.canonical import canonical_json
+from audit.context import current_request_id
+from audit.models import AuditEvent
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted, as a string that stays meaningful after the account is gone."""
+
+    name: str
+    id: int | None = None
+
+
+SYSTEM = Actor("system:releasegate")
+
+
+def actor_of(actor: Any) -> Actor:
+    if isinstance(actor, Actor):
+        return actor
+    name = getattr(actor, "audit_actor", None)
+    if not name or getattr(actor, "pk", None) is None:
+        raise TypeError(f"cannot record {actor!r} as an audit actor")
+    return Actor(name=name, id=actor.pk)
+
+
+def target_of(target: models.Model | tuple[str, str]) -> tuple[str, str]:
+    if isinstance(target, tuple):
+        return target
+    meta = target._meta
+    return f"{meta.app_label}.{meta.model_name}", str(target.pk)
+
+
+def canonical_data(data: Mapping[str, Any] | None) -> str:
+    # Round trip through Django's encoder so dates, UUIDs and decimals get one stable form.
+    plain = json.loads(json.dumps(dict(data or {}), cls=DjangoJSONEncoder))
+    return canonical_json(plain).decode("utf-8")
+
+
+def event_record(
+    *, actor: Any, action: str, target: models.Model | tuple[str, str], data: Mapping[str, Any] | None
+) -> AuditEvent:
+    """Append an event in the caller's transaction: it commits or rolls back with the change."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit events are recorded inside the transaction of the change they record")
+    who = actor_of(actor)
+    target_type, target_id = target_of(target)
+    event = AuditEvent.objects.create(
+        actor=who.name,
+        actor_id=who.id,
+        action=str(action),
+        target_type=target_type,
+        target_id=target_id,
+        data=canonical_data(data),
+        request_id=current_request_id.get(),
+    )
+    if settings.AUDIT_SEQUENCE_ON_COMMIT:
+        _sequence_once_after_commit(connection)
+    return event
+
+
+def _sequence_after_commit() -> None:
+    from audit.sequencer import sequence_pending
+
+    sequence_pending()
+
+
+def _sequence_once_after_commit(connection: Any) -> None:
+    pending = getattr(connection, "run_on_commit", [])
+    if not any(entry[1] is _sequence_after_commit for entry in pending):
+        # robust: the change is already committed; a sequencing failure is retried by the next
+        # sequencing run and must not turn the caller's success into an error.
+        transaction.on_commit(_sequence_after_commit, robust=True)

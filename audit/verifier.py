@@ -1,0 +1,445 @@
+"""Standalone verifier for Release Gate's tamper-evident audit log.
+
+Run it as ``python -m audit.verifier``. It needs only this file, ``audit/merkle.py``,
+``audit/note.py``, ``audit/canonical.py``, the standard library and ``cryptography``; it never
+imports Django, so an auditor can check exported evidence without the service or its data.
+
+Subcommands (each FILE may be ``-`` for standard input)::
+
+    checkpoint  --key VKEY_FILE CHECKPOINT_FILE
+    inclusion   (--key VKEY_FILE --checkpoint CP_FILE | --root HEX --size N) PROOF_JSON
+    consistency (--key VKEY_FILE --old CP1 --new CP2
+                 | --old-root HEX --old-size N --new-root HEX --new-size N) PROOF_JSON
+    vectors     DIR
+
+Exit status: 0 everything verified; 1 something did not verify (the reason is on stderr);
+2 the verifier could not run: bad arguments, unreadable files, malformed JSON or hex, or an
+unusable key. A checkpoint whose signature block is malformed counts as "did not verify"
+(1), since that is what tampering with it looks like.
+
+Inclusion proof JSON (one object, or a list of them to verify all)::
+
+    {"leaf_index": 5, "tree_size": 8, "leaf_hash": "<64 hex>",
+     "proof": ["<64 hex>", ...], "event": "<optional canonical event JSON, as a string>"}
+
+When ``event`` is present the verifier also checks that it is in canonical JSON form and that
+``leaf_hash`` is SHA-256(0x00 || its UTF-8 bytes), i.e. that the proof is about that event.
+
+Consistency proof JSON::
+
+    {"first_size": 6, "second_size": 8, "proof": ["<64 hex>", ...]}
+
+Sizes in the proof must equal the sizes of the checkpoints (or ``--size`` options) used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from audit.canonical import canonical_json, sha256_hex
+from audit.merkle import (
+    HASH_SIZE,
+    MAX_TREE_SIZE,
+    Frontier,
+    ProofError,
+    leaf_hash,
+    root_of,
+    verify_consistency,
+    verify_inclusion,
+)
+from audit.note import MAX_NOTE_SIZE, Checkpoint, NoteError, NoteVerifier, open_checkpoint
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*\Z")
+_MAX_INPUT = 64 << 20  # proof files: generous, but bounded
+
+
+class UsageError(Exception):
+    """Input the verifier cannot work with (exit 2)."""
+
+
+class VerificationFailed(Exception):
+    """Evidence that does not verify (exit 1)."""
+
+
+# --- Input helpers ----------------------------------------------------------------------
+
+
+def _read_raw(path: str, limit: int) -> bytes:
+    """Up to ``limit + 1`` bytes of ``path`` (``-`` is stdin), so callers can see overflow."""
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read(limit + 1)
+        with Path(path).open("rb") as fh:
+            return fh.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _read(path: str) -> bytes:
+    data = _read_raw(path, _MAX_INPUT)
+    if len(data) > _MAX_INPUT:
+        raise UsageError(f"{path} is too large")
+    return data
+
+
+def _read_text(path: str) -> str:
+    try:
+        return _read(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8") from exc
+
+
+def _load_json(path: str) -> Any:
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def _load_key(path: str) -> NoteVerifier:
+    lines = [ln.strip() for ln in _read_text(path).splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    if len(lines) != 1:
+        raise UsageError(f"{path} must hold exactly one verifier key line")
+    try:
+        return NoteVerifier.from_string(lines[0])
+    except NoteError as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+
+
+def _load_checkpoint(verifier: NoteVerifier, path: str) -> Checkpoint:
+    data = _read_raw(path, MAX_NOTE_SIZE)  # an oversized note is refused by open()
+    try:
+        return open_checkpoint(verifier, data)
+    except NoteError as exc:
+        raise VerificationFailed(f"checkpoint {path}: {exc}") from exc
+
+
+def _hex(value: object, what: str, size: int | None = HASH_SIZE) -> bytes:
+    if not isinstance(value, str) or not _HEX.match(value):
+        raise UsageError(f"{what} must be a hex string")
+    raw = bytes.fromhex(value)
+    if size is not None and len(raw) != size:
+        raise UsageError(f"{what} must be {size} bytes of hex")
+    return raw
+
+
+def _int(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_TREE_SIZE:
+        raise UsageError(f"{what} must be a non-negative integer")
+    return value
+
+
+def _size_arg(text: str) -> int:
+    if not re.fullmatch(r"0|[1-9][0-9]*", text) or int(text) > MAX_TREE_SIZE:
+        raise argparse.ArgumentTypeError(f"not a tree size: {text!r}")
+    return int(text)
+
+
+def _root_arg(text: str) -> bytes:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise argparse.ArgumentTypeError("a root is 64 hex digits")
+    return bytes.fromhex(text)
+
+
+def _fields(obj: Any, what: str, required: Sequence[str], optional: Sequence[str] = ()) -> None:
+    if not isinstance(obj, dict):
+        raise UsageError(f"{what} must be a JSON object")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise UsageError(f"{what} lacks {', '.join(missing)}")
+    unknown = sorted(set(obj) - set(required) - set(optional))
+    if unknown:
+        raise UsageError(f"{what} has unknown fields {', '.join(unknown)}")
+
+
+def _proof_list(value: object, what: str) -> list[bytes]:
+    if not isinstance(value, list):
+        raise UsageError(f"{what} must be a list of hex hashes")
+    # Hex syntax is input; length is evidence: a short element is refused by verification.
+    return [_hex(p, f"{what}[{i}]", size=None) for i, p in enumerate(value)]
+
+
+# --- Subcommands ------------------------------------------------------------------------
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> str:
+    verifier = _load_key(args.key)
+    cp = _load_checkpoint(verifier, args.checkpoint_file)
+    signer = f"{verifier.name}+{verifier.key_id.hex()}"
+    out = [f"OK: checkpoint signed by {signer}", f"origin: {cp.origin}"]
+    out += [f"size: {cp.size}", f"root: {cp.root_hash.hex()}"]
+    out += [f"extension: {ext}" for ext in cp.extensions]
+    return "\n".join(out)
+
+
+def _check_event(item: dict[str, Any], lh: bytes, what: str) -> str | None:
+    if "event" not in item or item["event"] is None:
+        return None
+    event = item["event"]
+    if not isinstance(event, str):
+        raise UsageError(f"{what}.event must be a string of canonical JSON")
+    try:
+        data = event.encode("utf-8")
+        canonical = canonical_json(json.loads(event))
+    except ValueError as exc:  # JSONDecodeError, UnicodeEncodeError, NaN
+        raise VerificationFailed(f"{what}: event is not canonical JSON") from exc
+    if canonical != data:
+        raise VerificationFailed(f"{what}: event is not in canonical JSON form")
+    if leaf_hash(data) != lh:
+        raise VerificationFailed(f"{what}: leaf_hash is not the hash of the event")
+    return sha256_hex(data)
+
+
+def cmd_inclusion(args: argparse.Namespace) -> str:
+    if args.key or args.checkpoint:
+        if not (args.key and args.checkpoint) or args.root is not None or args.size is not None:
+            raise UsageError("use either --key with --checkpoint, or --root with --size")
+        cp = _load_checkpoint(_load_key(args.key), args.checkpoint)
+        root, size, source = cp.root_hash, cp.size, f"checkpoint {cp.origin}"
+    elif args.root is not None and args.size is not None:
+        root, size, source = args.root, args.size, "the given root"
+    else:
+        raise UsageError("use either --key with --checkpoint, or --root with --size")
+
+    data = _load_json(args.proof_json)
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise UsageError("no proofs to verify")
+    parsed = []
+    for n, item in enumerate(items):
+        what = f"proof {n}" if isinstance(data, list) else "proof"
+        _fields(item, what, ("leaf_index", "tree_size", "leaf_hash", "proof"), ("event",))
+        parsed.append(
+            (
+                what,
+                item,
+                _int(item["leaf_index"], f"{what}.leaf_index"),
+                _int(item["tree_size"], f"{what}.tree_size"),
+                _hex(item["leaf_hash"], f"{what}.leaf_hash"),
+                _proof_list(item["proof"], f"{what}.proof"),
+            )
+        )
+
+    failures: list[str] = []
+    lines: list[str] = []
+    for what, item, index, tree_size, lh, proof in parsed:
+        try:
+            if tree_size != size:
+                raise VerificationFailed(f"{what}: tree_size {tree_size} is not the tree size {size}")
+            event_digest = _check_event(item, lh, what)
+            try:
+                verify_inclusion(lh, index, tree_size, proof, root)
+            except ProofError as exc:
+                raise VerificationFailed(f"{what}: {exc}") from exc
+        except VerificationFailed as exc:
+            failures.append(str(exc))
+            continue
+        extra = f" (event sha256 {event_digest})" if event_digest else ""
+        lines.append(f"OK: leaf {index} is in the tree of size {size} of {source}{extra}")
+    if failures:
+        raise VerificationFailed("\n".join(failures))
+    lines.append(f"root: {root.hex()}")
+    if len(parsed) > 1:
+        lines.append(f"{len(parsed)} inclusion proofs verified")
+    return "\n".join(lines)
+
+
+def cmd_consistency(args: argparse.Namespace) -> str:
+    by_key = (args.key, args.old, args.new)
+    by_root = (args.old_root, args.old_size, args.new_root, args.new_size)
+    if any(v is not None for v in by_key):
+        if any(v is None for v in by_key) or any(v is not None for v in by_root):
+            raise UsageError("use either --key, --old and --new, or the four --old-*/--new-*")
+        verifier = _load_key(args.key)
+        old = _load_checkpoint(verifier, args.old)
+        new = _load_checkpoint(verifier, args.new)
+        if old.origin != new.origin:
+            raise VerificationFailed(f"checkpoints are of different logs: {old.origin!r}, {new.origin!r}")
+        size1, root1, size2, root2 = old.size, old.root_hash, new.size, new.root_hash
+    elif all(v is not None for v in by_root):
+        size1, root1, size2, root2 = args.old_size, args.old_root, args.new_size, args.new_root
+    else:
+        raise UsageError("use either --key, --old and --new, or the four --old-*/--new-*")
+
+    data = _load_json(args.proof_json)
+    _fields(data, "proof", ("first_size", "second_size", "proof"))
+    first = _int(data["first_size"], "proof.first_size")
+    second = _int(data["second_size"], "proof.second_size")
+    proof = _proof_list(data["proof"], "proof.proof")
+    if (first, second) != (size1, size2):
+        raise VerificationFailed(f"proof is for sizes {first} -> {second}, not {size1} -> {size2}")
+    try:
+        verify_consistency(size1, size2, proof, root1, root2)
+    except ProofError as exc:
+        raise VerificationFailed(str(exc)) from exc
+    return "\n".join(
+        [
+            f"OK: the tree of size {size2} extends the tree of size {size1}",
+            f"old root: {root1.hex()}",
+            f"new root: {root2.hex()}",
+        ]
+    )
+
+
+def _vector_bytes(case: dict[str, Any], key: str) -> bytes:
+    return _hex(case.get(key), f"{case.get('source', '?')}: {key}", size=None)
+
+
+def run_vectors(directory: Path) -> tuple[list[str], list[str]]:
+    """Run every case in a test-vector directory; return (summary lines, failures)."""
+
+    def load(name: str) -> Any:
+        return _load_json(str(directory / name))
+
+    summary: list[str] = []
+    failures: list[str] = []
+
+    roots = load("roots.json")
+    if not isinstance(roots, dict):
+        raise UsageError("roots.json must be a JSON object")
+    inputs = [_hex(x, "leaf input", size=None) for x in roots.get("leaf_inputs_hex", [])]
+    expected = [_hex(x, "root") for x in roots.get("root_hex_by_tree_size", [])]
+    leaves = [leaf_hash(x) for x in inputs]
+    frontier = Frontier()
+    for n, want in enumerate(expected):
+        if n > len(leaves):
+            raise UsageError("roots.json has more roots than leaves")
+        if n:
+            frontier.append(leaves[n - 1])
+        if root_of(leaves[:n]) != want or frontier.root() != want:
+            failures.append(f"roots.json: wrong root for tree size {n}")
+    summary.append(f"roots: {len(expected)} tree sizes checked")
+
+    def run(name: str, check: Callable[[dict[str, Any]], None]) -> None:
+        cases = load(name)
+        if not isinstance(cases, list):
+            raise UsageError(f"{name} must be a JSON list")
+        accepted = refused = 0
+        for case in cases:
+            if not isinstance(case, dict) or not isinstance(case.get("want_error"), bool):
+                raise UsageError(f"{name}: each case needs a boolean want_error")
+            try:
+                check(case)
+                ok = True
+            except ProofError:
+                ok = False
+            if ok == case["want_error"]:
+                verdict = "accepted" if ok else "refused"
+                failures.append(f"{name}: {case.get('source', case.get('desc'))} {verdict}")
+            elif ok:
+                accepted += 1
+            else:
+                refused += 1
+        summary.append(f"{name}: {len(cases)} cases, {accepted} valid accepted, {refused} invalid refused")
+
+    def inclusion(case: dict[str, Any]) -> None:
+        verify_inclusion(
+            _vector_bytes(case, "leaf_hash"),
+            _int(case.get("leaf_index"), "leaf_index"),
+            _int(case.get("tree_size"), "tree_size"),
+            [_hex(p, "proof", size=None) for p in case.get("proof", [])],
+            _vector_bytes(case, "root"),
+        )
+
+    def consistency(case: dict[str, Any]) -> None:
+        verify_consistency(
+            _int(case.get("size1"), "size1"),
+            _int(case.get("size2"), "size2"),
+            [_hex(p, "proof", size=None) for p in case.get("proof", [])],
+            _vector_bytes(case, "root1"),
+            _vector_bytes(case, "root2"),
+        )
+
+    run("inclusion.json", inclusion)
+    run("consistency.json", consistency)
+    return summary, failures
+
+
+def cmd_vectors(args: argparse.Namespace) -> str:
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory")
+    summary, failures = run_vectors(directory)
+    if failures:
+        raise VerificationFailed("\n".join([*summary, *failures, f"{len(failures)} vector(s) failed"]))
+    return "\n".join([*summary, "OK: all vectors pass"])
+
+
+# --- Entry point ------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m audit.verifier",
+        description="Verify Release Gate audit-log checkpoints and Merkle proofs offline.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("checkpoint", help="verify a signed checkpoint")
+    p.add_argument("--key", required=True, help="file holding the log's verifier key")
+    p.add_argument("checkpoint_file", metavar="CHECKPOINT_FILE")
+    p.set_defaults(func=cmd_checkpoint)
+
+    p = sub.add_parser("inclusion", help="verify inclusion proof(s) of log entries")
+    p.add_argument("--key", help="file holding the log's verifier key")
+    p.add_argument("--checkpoint", metavar="CP_FILE", help="signed checkpoint to verify against")
+    p.add_argument("--root", type=_root_arg, help="tree root (hex) instead of a checkpoint")
+    p.add_argument("--size", type=_size_arg, help="tree size with --root")
+    p.add_argument("proof_json", metavar="PROOF_JSON")
+    p.set_defaults(func=cmd_inclusion)
+
+    p = sub.add_parser("consistency", help="verify that a newer tree extends an older one")
+    p.add_argument("--key", help="file holding the log's verifier key")
+    p.add_argument("--old", metavar="CP1", help="older signed checkpoint")
+    p.add_argument("--new", metavar="CP2", help="newer signed checkpoint")
+    p.add_argument("--old-root", type=_root_arg)
+    p.add_argument("--old-size", type=_size_arg)
+    p.add_argument("--new-root", type=_root_arg)
+    p.add_argument("--new-size", type=_size_arg)
+    p.add_argument("proof_json", metavar="PROOF_JSON")
+    p.set_defaults(func=cmd_consistency)
+
+    p = sub.add_parser("vectors", help="self-test against RFC 6962 test vectors")
+    p.add_argument("directory", metavar="DIR")
+    p.set_defaults(func=cmd_vectors)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stdin_uses = [
+        v for k, v in vars(args).items() if k in {"key", "checkpoint", "checkpoint_file", "old", "new", "proof_json"}
+    ].count("-")
+    try:
+        if stdin_uses > 1:
+            raise UsageError("only one input can be read from standard input")
+        output = args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except VerificationFailed as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(output)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

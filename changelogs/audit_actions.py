@@ -1,0 +1,16 @@
+from enum import StrEnum
+
+
+class ChangelogAction(StrEnum):
+    """Audit action tags written by this app, shaped ``subject:action``."""
+
+    CHANGELOG_CREATED = "changelog:created"
+    CHANGELOG_EDITED = "changelog:edited"
+    CHANGELOG_REVISED = "changelog:revised"
+    CHANGELOG_SUBMITTED = "changelog:submitted"
+    DOMAIN_SAVED = "domain:saved"
+    SERVICE_SAVED = "service:saved"
+    JOURNEY_SAVED = "journey:saved"
+    DOMAIN_DELETED = "domain:deleted"
+    SERVICE_DELETED = "service:deleted"
+    JOURNEY_DELETED = "journey:deleted"

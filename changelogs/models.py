@@ -1,0 +1,161 @@
+"""The catalog (domains, services, journeys) and the changelogs that production changes carry.
+
+A changelog's content lives on its revisions. A draft revision is edited in place; once
+submitted its content is frozen and hashed, and any later edit starts a new revision, so an
+approval of an earlier revision can never be carried over to changed content.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+JOURNEY_ID_PATTERN = r"^[A-Z][A-Z0-9]{1,9}-[0-9]{1,6}$"
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
+class Domain(models.Model):
+    """A business domain, mirroring a squad: payments, transfers, registration…"""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    owning_squad = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Service(models.Model):
+    """A deployable service; pipelines act on services they hold ``manage_changelogs`` for."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="services")
+    repository_url = models.URLField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+        permissions = [
+            ("manage_changelogs", "Can create, edit and submit changelogs and evidence for the service"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Journey(models.Model):
+    """A customer journey of a domain, with a stable id that tests carry (``PAY-001``)."""
+
+    journey_id = models.CharField(
+        max_length=20,
+        unique=True,
+        validators=[RegexValidator(JOURNEY_ID_PATTERN, "A journey id looks like PAY-001.")],
+    )
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="journeys")
+    name = models.CharField(max_length=200)
+    critical = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["journey_id"]
+
+    def __str__(self) -> str:
+        return f"{self.journey_id} {self.name}"
+
+
+class ChangelogKind(models.TextChoices):
+    TRAIN = "train", "Deployment train"
+    HOTFIX = "hotfix", "Hotfix"
+
+
+class ChangelogStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    DEPLOYED = "deployed", "Deployed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+class RevisionStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class RiskTier(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class Changelog(models.Model):
+    """One production deployment of one service."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="changelogs")
+    kind = models.CharField(max_length=16, choices=ChangelogKind.choices)
+    status = models.CharField(max_length=16, choices=ChangelogStatus.choices, default=ChangelogStatus.DRAFT)
+    current_revision = models.OneToOneField(
+        "ChangelogRevision",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        help_text="The revision being drafted, or the latest submitted one. Set on creation.",
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [
+            models.Index(fields=["service", "status"], name="changelog_service_status"),
+            models.Index(fields=["created_at"], name="changelog_created_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service.slug} {self.kind} {self.id}"
+
+
+class ChangelogRevision(models.Model):
+    """The content of a changelog at one point. Frozen once submitted."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    changelog = models.ForeignKey(Changelog, on_delete=models.PROTECT, related_name="revisions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT)
+    content = models.JSONField(help_text="The changelog content as validated; see docs/changelog.md.")
+    # Copied out of ``content`` so that the gate and GitHub lookups are indexed.
+    artifact_digest = models.CharField(max_length=71)
+    source_revision = models.CharField(max_length=64, blank=True)
+    content_hash = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the canonical content, set on submit."
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["changelog", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["changelog", "number"], name="revision_number_unique"),
+            models.CheckConstraint(
+                condition=models.Q(status="draft") | ~models.Q(content_hash=""),
+                name="revision_submitted_has_hash",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["artifact_digest", "status"], name="revision_digest_status"),
+            models.Index(fields=["source_revision"], name="revision_source_revision"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.changelog_id} r{self.number}"

@@ -1,0 +1,1 @@
+"""Release Gate: the project package (settings, URLs, Celery, identities) and the gate."""

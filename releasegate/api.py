@@ -1,0 +1,71 @@
+"""Small pieces every API module shares: the error schema for OpenAPI, and input helpers."""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
+
+from releasegate.errors import CommonError, InvalidInput, field_error
+
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "code": serializers.CharField(help_text="Stable error code; see docs/api-errors.md."),
+        "message": serializers.CharField(help_text="A sentence for humans."),
+        "fields": serializers.DictField(
+            child=serializers.ListField(
+                child=inline_serializer(
+                    name="FieldError",
+                    fields={"code": serializers.CharField(), "message": serializers.CharField()},
+                )
+            ),
+            help_text="Per field path (e.g. artifact.digest), the problems found there.",
+        ),
+    },
+)
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    descriptions = {
+        400: "Invalid input.",
+        401: "No or bad credentials.",
+        403: "Visible, but the caller may not do this.",
+        404: "Does not exist, or not visible to the caller.",
+        409: "The object's state does not allow this.",
+        413: "Too large.",
+    }
+    return {status: OpenApiResponse(ErrorSerializer, description=descriptions[status]) for status in statuses}
+
+
+def reject_unknown_fields(data: Any, allowed: Iterable[str]) -> None:
+    """Typos in a pipeline's JSON should fail loudly instead of being ignored."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput(CommonError.INVALID_INPUT, "The request body must be a JSON object.")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise InvalidInput(
+            CommonError.INVALID_INPUT,
+            f"Unknown field(s): {', '.join(unknown)}.",
+            fields={name: [field_error("unknown_field", "This field is not known.")] for name in unknown},
+        )
+
+
+def cursor_page(name: str, item: serializers.BaseSerializer[Any]) -> serializers.Serializer[Any]:
+    """The OpenAPI shape of one page of a cursor-paginated list."""
+    return inline_serializer(
+        name=name,
+        fields={
+            "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last one."),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item,
+        },
+    )
+
+
+class NewestFirstCursorPagination(CursorPagination):
+    page_size = 50
+    max_page_size = 500
+    page_size_query_param = "limit"
+    ordering = ("-created_at", "-id")

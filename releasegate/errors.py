@@ -1,0 +1,145 @@
+"""Errors that a request can end in, and the one handler that renders them.
+
+Every error response has the shape ``{"code", "message", "fields"}``. Codes are ``StrEnum``
+members declared next to the code that raises them and listed in docs/api-errors.md. This
+module imports nothing from the apps, so every app may raise these.
+"""
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+FieldErrors = Mapping[str, list[dict[str, str]]]
+
+
+class CommonError(StrEnum):
+    INVALID_INPUT = "invalid_input"
+    MALFORMED_REQUEST = "malformed_request"
+    NOT_AUTHENTICATED = "not_authenticated"
+    AUTHENTICATION_FAILED = "authentication_failed"
+    PERMISSION_DENIED = "permission_denied"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    NOT_ACCEPTABLE = "not_acceptable"
+    THROTTLED = "throttled"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    SERVER_ERROR = "server_error"
+
+
+class ApplicationError(Exception):
+    """A request that could not be served, with a stable code. Raised by services."""
+
+    status_code: int = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, code: StrEnum, message: str, *, fields: FieldErrors | None = None) -> None:
+        super().__init__(message)
+        self.code = str(code)
+        self.message = message
+        self.fields = dict(fields or {})
+
+
+class InvalidInput(ApplicationError):
+    status_code = status.HTTP_400_BAD_REQUEST
+
+
+class PermissionDenied(ApplicationError):
+    """The caller may see the object but not do this to it."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+
+
+class NotFound(ApplicationError):
+    """The object does not exist or the caller may not see it: the two look the same."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+
+
+class Conflict(ApplicationError):
+    """The object is in a state that does not allow this."""
+
+    status_code = status.HTTP_409_CONFLICT
+
+
+class PayloadTooLarge(ApplicationError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
+def field_error(code: StrEnum | str, message: str) -> dict[str, str]:
+    return {"code": str(code), "message": message}
+
+
+def flatten_validation_errors(detail: Any, prefix: str = "") -> dict[str, list[dict[str, str]]]:
+    """DRF nests errors like the input; clients want one list per field path
+    (``deploy_steps.0.description``)."""
+    flat: dict[str, list[dict[str, str]]] = {}
+    if isinstance(detail, Mapping):
+        for key, value in detail.items():
+            name = "" if key == "non_field_errors" else str(key)
+            path = f"{prefix}.{name}" if prefix and name else (prefix or name)
+            for sub_path, errors in flatten_validation_errors(value, path).items():
+                flat.setdefault(sub_path, []).extend(errors)
+    elif isinstance(detail, list):
+        if all(isinstance(item, drf_exceptions.ErrorDetail | str) for item in detail):
+            flat[prefix] = [field_error(getattr(item, "code", "invalid"), str(item)) for item in detail]
+        else:
+            for index, item in enumerate(detail):
+                if item:
+                    path = f"{prefix}.{index}" if prefix else str(index)
+                    for sub_path, errors in flatten_validation_errors(item, path).items():
+                        flat.setdefault(sub_path, []).extend(errors)
+    else:
+        flat[prefix] = [field_error(getattr(detail, "code", "invalid"), str(detail))]
+    return flat
+
+
+def error_body(code: str, message: str, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "fields": dict(fields or {})}
+
+
+_DRF_CODES: dict[type[drf_exceptions.APIException], CommonError] = {
+    drf_exceptions.ParseError: CommonError.MALFORMED_REQUEST,
+    drf_exceptions.NotAuthenticated: CommonError.NOT_AUTHENTICATED,
+    drf_exceptions.AuthenticationFailed: CommonError.AUTHENTICATION_FAILED,
+    drf_exceptions.PermissionDenied: CommonError.PERMISSION_DENIED,
+    drf_exceptions.NotFound: CommonError.NOT_FOUND,
+    drf_exceptions.MethodNotAllowed: CommonError.METHOD_NOT_ALLOWED,
+    drf_exceptions.NotAcceptable: CommonError.NOT_ACCEPTABLE,
+    drf_exceptions.UnsupportedMediaType: CommonError.UNSUPPORTED_MEDIA_TYPE,
+    drf_exceptions.Throttled: CommonError.THROTTLED,
+}
+
+
+def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
+    """The REST framework exception handler: every error leaves as ``{"code", "message",
+    "fields"}`` and rolls back the request's transaction."""
+    if isinstance(exc, ApplicationError):
+        set_rollback()
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    if not isinstance(exc, drf_exceptions.APIException):
+        return None
+    set_rollback()
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    if isinstance(exc, drf_exceptions.ValidationError):
+        fields = flatten_validation_errors(exc.detail)
+        first = next(iter(fields.values()), [{"message": "The input is not valid."}])[0]["message"]
+        body = error_body(CommonError.INVALID_INPUT, f"The input is not valid: {first}", fields)
+    else:
+        code = next((code for cls, code in _DRF_CODES.items() if isinstance(exc, cls)), CommonError.SERVER_ERROR)
+        body = error_body(code, str(exc.detail))
+    return Response(body, status=exc.status_code, headers=headers)

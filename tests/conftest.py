@@ -1,0 +1,128 @@
+"""The fixed cast every endpoint is tried with (STYLE.md): a requester, an approver of the
+same domain, an approver of another domain, an auditor, an admin, a pipeline token of the
+service, a pipeline token of another service, and anonymous."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test import TransactionTestCase
+from guardian.shortcuts import assign_perm
+from rest_framework.test import APIClient
+
+from audit.triggers import create_statements, drop_statements
+from changelogs.models import Domain, Service
+from changelogs.selectors import MANAGE_CHANGELOGS
+from releasegate.models import User
+from releasegate.roles import AUDITORS
+from releasegate.services import api_token_issue, service_account_create
+from tests.factories import FACTORY_ACTOR, DomainFactory, ServiceFactory, UserFactory
+
+
+def _flush_with_audit_triggers_suspended(original: Any) -> Any:
+    """Tests that commit (transactional_db) end with a flush, which the append-only triggers
+    rightly refuse. Suspend them for the flush only: on PostgreSQL with the superuser's
+    replication role (the CI database user is a superuser), on SQLite by dropping and
+    re-creating the triggers."""
+
+    def teardown(self: TransactionTestCase) -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET session_replication_role = replica")
+            try:
+                original(self)
+            finally:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET session_replication_role = DEFAULT")
+        else:
+            with connection.cursor() as cursor:
+                for statement in drop_statements("sqlite"):
+                    cursor.execute(statement)
+            try:
+                original(self)
+            finally:
+                with connection.cursor() as cursor:
+                    for statement in create_statements("sqlite"):
+                        cursor.execute(statement)
+
+    return teardown
+
+
+TransactionTestCase._fixture_teardown = _flush_with_audit_triggers_suspended(  # type: ignore[method-assign]
+    TransactionTestCase._fixture_teardown
+)
+
+
+@dataclass
+class Pipeline:
+    account: User
+    token: str
+
+    def client(self) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.token}")
+        return client
+
+
+@dataclass
+class Cast:
+    payments: Domain
+    transfers: Domain
+    payments_api: Service
+    transfers_api: Service
+    requester: User
+    approver: User
+    other_approver: User
+    auditor: User
+    admin: User
+    pipeline: Pipeline
+    other_pipeline: Pipeline
+
+    def session(self, user: User) -> APIClient:
+        client = APIClient()
+        client.force_login(user)
+        return client
+
+
+def _pipeline(name: str, service: Service) -> Pipeline:
+    account = service_account_create(acting_user=FACTORY_ACTOR, name=name, services=[service])
+    _, token = api_token_issue(acting_user=FACTORY_ACTOR, account=account, name=f"{name} token")
+    return Pipeline(account=account, token=token)
+
+
+@pytest.fixture
+def cast(db: None) -> Cast:
+    payments = DomainFactory(slug="payments", name="Payments")
+    transfers = DomainFactory(slug="transfers", name="Transfers")
+    payments_api = ServiceFactory(slug="payments-api", domain=payments)
+    transfers_api = ServiceFactory(slug="transfers-api", domain=transfers)
+    requester = UserFactory(username="requester")
+    assign_perm(MANAGE_CHANGELOGS, requester, payments_api)
+    auditor = UserFactory(username="auditor")
+    auditor.groups.add(Group.objects.get(name=AUDITORS))
+    return Cast(
+        payments=payments,
+        transfers=transfers,
+        payments_api=payments_api,
+        transfers_api=transfers_api,
+        requester=requester,
+        approver=UserFactory(username="approver"),
+        other_approver=UserFactory(username="other-approver"),
+        auditor=auditor,
+        admin=UserFactory(username="admin", is_superuser=True),
+        pipeline=_pipeline("payments-ci", payments_api),
+        other_pipeline=_pipeline("transfers-ci", transfers_api),
+    )
+
+
+@pytest.fixture
+def anonymous() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def on_postgres() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: runs in CI's PostgreSQL pass (DATABASE_URL=postgres://…)")

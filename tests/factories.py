@@ -1,0 +1,123 @@
+"""Factories for the fixed cast and their things. Changelogs are made through the services, so
+a factory-made changelog is exactly what the API would have made."""
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import factory
+from factory.django import DjangoModelFactory
+
+from audit.services import Actor
+from changelogs import services as changelog_services
+from changelogs.content import content_validate
+from changelogs.models import Changelog, ChangelogKind, Domain, Journey, Service
+from releasegate.models import User
+
+FACTORY_ACTOR = Actor("system:tests")
+
+DIGEST = "sha256:" + "ab" * 32
+OTHER_DIGEST = "sha256:" + "cd" * 32
+
+
+def changelog_content(**overrides: Any) -> dict[str, Any]:
+    """A complete, valid train changelog content; override top-level fields as needed."""
+    content: dict[str, Any] = {
+        "artifact": {
+            "name": "payments-api",
+            "version": "1.4.2",
+            "digest": DIGEST,
+            "source_revision": "0123456789abcdef0123456789abcdef01234567",
+            "links": [{"title": "pull request", "url": "https://git.bank.example/payments/payments-api/pull/42"}],
+        },
+        "deploy_steps": [
+            {"description": "Roll out the new image", "command": "kubectl rollout restart deploy/payments-api"},
+            {"description": "Watch the error rate for 10 minutes"},
+        ],
+        "data_changes": [],
+        "no_data_changes": True,
+        "rollback_plan": "Roll back to 1.4.1 with kubectl rollout undo.",
+        "reason": "Fixes rounding of card fees.",
+        "expected_outcome": "Card fees are rounded half-even.",
+        "planned_window": {"start": "2026-12-01T09:00:00Z", "end": "2026-12-01T10:00:00Z"},
+        "risk_tier": "medium",
+        "security_impact": {"declared": False, "description": ""},
+        "hotfix": None,
+        "commit_authors": ["dev@bank.example"],
+    }
+    content.update(copy.deepcopy(overrides))
+    return content
+
+
+def hotfix_details() -> dict[str, str]:
+    return {"incident_reference": "INC-4711", "emergency_reason": "Card payments fail for Maestro cards."}
+
+
+class UserFactory(DjangoModelFactory[User]):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@bank.example")
+    password = factory.django.Password("a-test-password-1234")
+    is_staff = True
+
+
+class DomainFactory(DjangoModelFactory[Domain]):
+    class Meta:
+        model = Domain
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"domain-{n}")
+    name = factory.LazyAttribute(lambda domain: domain.slug.title())
+    owning_squad = "A squad"
+
+
+class ServiceFactory(DjangoModelFactory[Service]):
+    class Meta:
+        model = Service
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"service-{n}")
+    name = factory.LazyAttribute(lambda service: service.slug)
+    domain = factory.SubFactory(DomainFactory)
+    repository_url = "https://git.bank.example/repo"
+
+
+class JourneyFactory(DjangoModelFactory[Journey]):
+    class Meta:
+        model = Journey
+        django_get_or_create = ("journey_id",)
+
+    journey_id = factory.Sequence(lambda n: f"JRN-{n:03d}")
+    name = "A journey"
+    domain = factory.SubFactory(DomainFactory)
+    critical = True
+
+
+def changelog_make(
+    *,
+    service: Service,
+    by: Any = FACTORY_ACTOR,
+    kind: str = ChangelogKind.TRAIN,
+    submitted: bool = False,
+    **content_overrides: Any,
+) -> Changelog:
+    """A changelog created (and optionally submitted) through the services."""
+    if kind == ChangelogKind.HOTFIX:
+        content_overrides.setdefault("hotfix", hotfix_details())
+    content = content_validate(kind=kind, content=changelog_content(**content_overrides))
+    creator = by if isinstance(by, User) else _factory_user()
+    changelog = changelog_services.changelog_create(acting_user=creator, service=service, kind=kind, content=content)
+    if submitted:
+        changelog_services.changelog_submit(acting_user=creator, changelog=changelog)
+    return changelog
+
+
+def _factory_user() -> User:
+    return UserFactory(username="factory-user")
+
+
+def aware(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
