@@ -36,7 +36,7 @@ typecheck: install
 	$(BIN)/mypy
 
 contracts: install
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo
 
 migrations-check: export DEBUG = 1
 migrations-check: install

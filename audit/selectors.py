@@ -1,0 +1,133 @@
+"""Reads of the audit trail: events, checkpoints and proofs."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from audit.errors import AuditError
+from audit.merkle import Coord, consistency_proof, inclusion_proof
+from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
+from audit.sequencer import EVENT_COLUMNS, event_bytes
+from releasegate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+
+VIEW_AUDIT = "audit.view_auditevent"
+
+
+def auditor_require(*, user: Any) -> None:
+    """The audit trail is for auditors (the Auditors group) and administrators."""
+    if not (user.is_superuser or user.has_perm(VIEW_AUDIT)):
+        raise PermissionDenied(AuditError.NOT_AN_AUDITOR, "Only auditors and administrators read the audit trail.")
+
+
+def checkpoint_latest() -> Checkpoint:
+    checkpoint: Checkpoint | None = Checkpoint.objects.order_by("-tree_size").first()
+    if checkpoint is None:
+        raise NotFound(AuditError.NO_CHECKPOINT, "The log has no checkpoint yet.")
+    return checkpoint
+
+
+def checkpoint_at(*, tree_size: int) -> Checkpoint:
+    checkpoint: Checkpoint | None = Checkpoint.objects.filter(tree_size=tree_size).first()
+    if checkpoint is None:
+        raise NotFound(AuditError.TREE_SIZE_UNKNOWN, f"No checkpoint was signed at tree size {tree_size}.")
+    return checkpoint
+
+
+def event_list(
+    *,
+    after: datetime | None = None,
+    before: datetime | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+) -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.select_related("leaf")
+    if after:
+        events = events.filter(created_at__gte=after)
+    if before:
+        events = events.filter(created_at__lt=before)
+    if target_type:
+        events = events.filter(target_type=target_type)
+    if target_id:
+        events = events.filter(target_id=target_id)
+    if actor:
+        events = events.filter(actor=actor)
+    if action:
+        events = events.filter(action=action)
+    return events
+
+
+def events_of_target(*, target_type: str, target_ids: Sequence[str]) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.select_related("leaf").filter(target_type=target_type, target_id__in=target_ids)
+
+
+def event_canonical_bytes(event: AuditEvent) -> bytes:
+    return event_bytes(tuple(getattr(event, column) for column in EVENT_COLUMNS))
+
+
+def _fetch_nodes(coords: Sequence[Coord]) -> dict[Coord, bytes]:
+    """Every hash a proof needs, in two indexed queries (leaves, then interior nodes)."""
+    leaf_indexes = [index for level, index in coords if level == 0]
+    interior = [(level, index) for level, index in coords if level > 0]
+    found: dict[Coord, bytes] = {}
+    if leaf_indexes:
+        for index, digest in AuditLeaf.objects.filter(leaf_index__in=leaf_indexes).values_list(
+            "leaf_index", "leaf_hash"
+        ):
+            found[(0, index)] = bytes(digest)
+    if interior:
+        wanted = Q()
+        for level, index in interior:
+            wanted |= Q(level=level, index=index)
+        for level, index, digest in AuditNode.objects.filter(wanted).values_list("level", "index", "hash"):
+            found[(level, index)] = bytes(digest)
+    return found
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    event: AuditEvent
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    proof: list[bytes]
+    checkpoint: Checkpoint
+
+
+def inclusion_proof_get(*, event_id: int, tree_size: int | None = None) -> InclusionProof:
+    """The proof that the event is in the log at a signed tree size (the latest by default)."""
+    event = AuditEvent.objects.select_related("leaf").filter(pk=event_id).first()
+    if event is None:
+        raise NotFound(AuditError.EVENT_NOT_FOUND, "No such audit event.")
+    leaf = getattr(event, "leaf", None)
+    if leaf is None:
+        raise Conflict(AuditError.EVENT_NOT_SEQUENCED, "The event is not in the log yet; try again in a moment.")
+    checkpoint = checkpoint_latest() if tree_size is None else checkpoint_at(tree_size=tree_size)
+    if leaf.leaf_index >= checkpoint.tree_size:
+        raise InvalidInput(
+            AuditError.TREE_SIZE_TOO_SMALL,
+            f"The event is leaf {leaf.leaf_index}; the tree of size {checkpoint.tree_size} does not contain it.",
+        )
+    proof = inclusion_proof(leaf.leaf_index, checkpoint.tree_size, _fetch_nodes)
+    return InclusionProof(
+        event=event,
+        leaf_index=leaf.leaf_index,
+        tree_size=checkpoint.tree_size,
+        leaf_hash=bytes(leaf.leaf_hash),
+        proof=proof,
+        checkpoint=checkpoint,
+    )
+
+
+def consistency_proof_get(*, first_size: int, second_size: int) -> list[bytes]:
+    """The proof that the tree at ``second_size`` extends the one at ``first_size``; both must
+    be signed checkpoints."""
+    if not 0 < first_size <= second_size:
+        raise InvalidInput(AuditError.INVALID_SIZES, "Sizes must satisfy 0 < first <= second.")
+    checkpoint_at(tree_size=first_size)
+    checkpoint_at(tree_size=second_size)
+    return consistency_proof(first_size, second_size, _fetch_nodes)
