@@ -1,14 +1,17 @@
 """Admin for the catalog (audited through services) and a read-only view of changelogs.
 Changelogs change only through the API and the approver pages, never by editing rows."""
 
+import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from changelogs import services
-from changelogs.models import Changelog, ChangelogRevision, Domain, Journey, Service
+from changelogs.models import Changelog, ChangelogRevision, Domain, Evidence, Journey, Policy, Service
+from changelogs.policy import PolicyError, PolicyRules
 
 
 class AuditedCatalogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -69,12 +72,84 @@ class RevisionInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
 
+class EvidenceInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Evidence
+    fk_name = "changelog"
+    fields = ("kind", "format", "file_name", "sha256", "verdict", "environment", "uploaded_by", "uploaded_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Changelog)
 class ChangelogAdmin(ReadOnlyAdmin):
     list_display = ("id", "service", "kind", "status", "created_by", "created_at")
     list_filter = ("status", "kind", "service__domain")
     search_fields = ("id", "service__slug", "revisions__artifact_digest")
-    inlines = [RevisionInline]
+    inlines = [RevisionInline, EvidenceInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Changelog]:
         return super().get_queryset(request).select_related("service", "created_by")
+
+
+class PolicyForm(forms.ModelForm):  # type: ignore[type-arg]
+    rules = forms.JSONField(
+        initial=PolicyRules().to_json,
+        help_text="Missing keys take the defaults shown. Saving always makes a new version.",
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 90, "style": "font-family: monospace"}),
+    )
+
+    class Meta:
+        model = Policy
+        fields = ("domain", "service", "rules", "reason")
+
+    def clean_rules(self) -> Any:
+        rules = self.cleaned_data["rules"]
+        try:
+            PolicyRules.from_json(rules)
+        except PolicyError as error:
+            raise forms.ValidationError(str(error)) from error
+        return rules
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Policies are versioned: 'add' makes the next version of a domain's (or service's)
+    rules through the audited service; nothing is ever edited or deleted."""
+
+    form = PolicyForm
+    list_display = ("__str__", "domain", "service", "version", "created_by", "created_at", "reason")
+    list_filter = ("domain",)
+    actions = None
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("domain", "service", "version", "rules_text", "reason", "created_by", "created_at") if obj else ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_readonly_fields(request, obj) if obj else ("domain", "service", "rules", "reason")
+
+    @admin.display(description="rules")
+    def rules_text(self, obj: Policy) -> str:
+        return json.dumps(obj.rules, indent=2, sort_keys=True)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Policy, form: Any, change: bool) -> None:
+        created = services.policy_create(
+            acting_user=request.user,
+            domain=form.cleaned_data["domain"],
+            service=form.cleaned_data["service"],
+            rules=form.cleaned_data["rules"],
+            reason=form.cleaned_data["reason"],
+        )
+        obj.pk = created.pk

@@ -1,19 +1,29 @@
 """HTTP API for the catalog and changelogs. Thin: parse, call a selector or service, render."""
 
+import base64
+import html
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from django.conf import settings
+from django.http import HttpResponse
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.http.multipartparser import MultiPartParserError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import DataAndFiles, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from changelogs import selectors, services
+from changelogs import parsers, selectors, services
 from changelogs.content import ChangelogContentSerializer, content_validate
 from changelogs.errors import ChangelogError
-from changelogs.models import ChangelogKind, ChangelogStatus, Service
+from changelogs.files import file_name_problem
+from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Service, Verdict
 from releasegate.api import NewestFirstCursorPagination, cursor_page, error_responses, reject_unknown_fields
-from releasegate.errors import InvalidInput, field_error
+from releasegate.errors import InvalidInput, PayloadTooLarge, field_error
 
 CONTENT_FIELDS = tuple(ChangelogContentSerializer().fields)
 
@@ -209,3 +219,219 @@ class RevisionDetailApi(APIView):
     def get(self, request: Request, changelog_id: str, number: int) -> Response:
         changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
         return Response(RevisionOutput(selectors.revision_get(changelog=changelog, number=number)).data)
+
+
+class EvidenceOutput(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=EvidenceKind.choices)
+    format = serializers.CharField()
+    file_name = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField(help_text="SHA-256 of the exact bytes uploaded, hex.")
+    media_type = serializers.CharField()
+    tool = serializers.CharField()
+    environment = serializers.CharField()
+    declared_journeys = serializers.ListField(child=serializers.CharField())
+    parser_version = serializers.CharField()
+    verdict = serializers.ChoiceField(choices=Verdict.choices, help_text="The parser's view; the policy decides.")
+    summary = serializers.DictField(help_text="What the parser made of the file (see docs/evidence.md).")
+    added_in_revision = serializers.IntegerField()
+    uploaded_by = serializers.CharField(source="uploaded_by.username")
+    uploaded_at = serializers.DateTimeField()
+
+
+class EvidenceUploadInput(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=EvidenceKind.choices)
+    format = serializers.ChoiceField(
+        choices=sorted(parsers.FORMATS), required=False, help_text="Detected from the content when left out."
+    )
+    file = serializers.FileField(allow_empty_file=True, use_url=False)
+    tool = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+    environment = serializers.CharField(
+        max_length=50, required=False, default="", allow_blank=True, help_text="Where it ran, e.g. staging."
+    )
+    journeys = serializers.CharField(
+        max_length=1000,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Journey ids the file is meant to cover, comma-separated (coverage itself comes from the tests).",
+    )
+
+
+def _upload_too_large(request: Request) -> bool:
+    """Refuse an oversized upload from its declared length, before reading it."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False
+    return declared > settings.EVIDENCE_MAX_UPLOAD_BYTES + 64 * 1024  # room for the multipart envelope
+
+
+class _UnsafeFileName(MultiPartParserError):
+    pass
+
+
+class _FileNameCheckingParser(DjangoMultiPartParser):
+    """Django quietly cuts a client's file name down to its last path segment; an upload whose
+    name tries to climb out of its folder is refused instead, so that it shows as what it is."""
+
+    def sanitize_file_name(self, file_name: str) -> str | None:
+        problem = file_name_problem(html.unescape(file_name))
+        if problem:
+            raise _UnsafeFileName(problem)
+        return super().sanitize_file_name(file_name)
+
+
+class EvidenceMultiPartParser(MultiPartParser):
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> "DataAndFiles[Any, Any]":
+        context = parser_context or {}
+        meta = context["request"].META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        try:
+            data, files = _FileNameCheckingParser(
+                meta, stream, context["request"].upload_handlers, context.get("encoding", settings.DEFAULT_CHARSET)
+            ).parse()
+        except _UnsafeFileName as error:
+            raise InvalidInput(
+                ChangelogError.INVALID_FILE_NAME,
+                str(error),
+                fields={"file": [field_error(ChangelogError.INVALID_FILE_NAME, str(error))]},
+            ) from error
+        except MultiPartParserError as error:
+            raise ParseError(f"Multipart form parse error - {error}") from error
+        return DataAndFiles(data, files)
+
+
+class EvidenceListAddApi(APIView):
+    parser_classes = [EvidenceMultiPartParser]
+
+    @extend_schema(
+        operation_id="changelogs_evidence_list",
+        parameters=[OpenApiParameter("revision", int, description="A revision number; the current one by default.")],
+        responses={200: EvidenceOutput(many=True), **error_responses(401, 404)},
+    )
+    def get(self, request: Request, changelog_id: str) -> Response:
+        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        number = request.query_params.get("revision")
+        revision = (
+            selectors.revision_get(changelog=changelog, number=int(number))
+            if number and number.isdigit()
+            else selectors.revision_current(changelog=changelog)
+        )
+        return Response(EvidenceOutput(selectors.evidence_list(revision=revision), many=True).data)
+
+    @extend_schema(
+        operation_id="changelogs_evidence_add",
+        request={"multipart/form-data": EvidenceUploadInput},
+        responses={201: EvidenceOutput, **error_responses(400, 401, 403, 404, 409, 413)},
+        description=(
+            "Upload one evidence file to the current draft revision. It is parsed first: a file that does "
+            "not parse is refused (400, with the parser's code and where it failed) and nothing is stored."
+        ),
+    )
+    def post(self, request: Request, changelog_id: str) -> Response:
+        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        if _upload_too_large(request):
+            raise PayloadTooLarge(
+                ChangelogError.EVIDENCE_TOO_LARGE,
+                f"Evidence files may be at most {settings.EVIDENCE_MAX_UPLOAD_BYTES} bytes.",
+            )
+        upload = EvidenceUploadInput(data=request.data)
+        upload.is_valid(raise_exception=True)
+        values = upload.validated_data
+        file = values["file"]
+        evidence = services.evidence_add(
+            acting_user=request.user,
+            changelog=changelog,
+            data=file.read(settings.EVIDENCE_MAX_UPLOAD_BYTES + 1),
+            file_name=file.name or "",
+            kind=values["kind"],
+            fmt=values.get("format"),
+            tool=values["tool"],
+            environment=values["environment"],
+            declared_journeys=[j.strip() for j in values["journeys"].split(",") if j.strip()],
+        )
+        return Response(EvidenceOutput(evidence).data, status=status.HTTP_201_CREATED)
+
+
+class EvidenceDetailApi(APIView):
+    @extend_schema(
+        operation_id="changelogs_evidence_retrieve", responses={200: EvidenceOutput, **error_responses(401, 404)}
+    )
+    def get(self, request: Request, changelog_id: str, evidence_id: str) -> Response:
+        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        return Response(EvidenceOutput(selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)).data)
+
+    @extend_schema(
+        operation_id="changelogs_evidence_detach",
+        responses={204: None, **error_responses(401, 403, 404, 409)},
+        description="Take the file off the current draft revision. It stays stored, and in earlier revisions.",
+    )
+    def delete(self, request: Request, changelog_id: str, evidence_id: str) -> Response:
+        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        evidence = selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)
+        services.evidence_detach(acting_user=request.user, changelog=changelog, evidence=evidence)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EvidenceDownloadApi(APIView):
+    @extend_schema(
+        operation_id="changelogs_evidence_download",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **error_responses(401, 404)},
+        description="The exact bytes uploaded. `Repr-Digest` carries their SHA-256; they are checked before sending.",
+    )
+    def get(self, request: Request, changelog_id: str, evidence_id: str) -> HttpResponse:
+        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        evidence = selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)
+        data = services.evidence_bytes(evidence=evidence)
+        response = HttpResponse(data, content_type=evidence.media_type)
+        response["Content-Disposition"] = f'attachment; filename="{evidence.file_name}"'
+        response["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(evidence.sha256)).decode()}:"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+class FindingOutput(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="Stable: see docs/api-errors.md (readiness findings).")
+    message = serializers.CharField()
+    evidence = serializers.UUIDField(allow_null=True)
+    journey = serializers.CharField(allow_null=True)
+
+
+class ReadinessOutput(serializers.Serializer[Any]):
+    revision = serializers.IntegerField()
+    policy = serializers.CharField(help_text='The rules applied, e.g. "domain:payments@v3" or "default@v0".')
+    ready = serializers.BooleanField(help_text="True when there are no findings: ready for approval.")
+    findings = FindingOutput(many=True)
+
+
+class ReadinessApi(APIView):
+    @extend_schema(
+        operation_id="changelogs_readiness",
+        responses={200: ReadinessOutput, **error_responses(401, 404)},
+        description="What is still missing or failing in the current revision's evidence, by the policy in force.",
+    )
+    def get(self, request: Request, changelog_id: str) -> Response:
+        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        return Response(ReadinessOutput(selectors.readiness_of(changelog=changelog).to_json()).data)
+
+
+class PolicyOutput(serializers.Serializer[Any]):
+    domain = serializers.SlugField(source="domain.slug")
+    service = serializers.SlugField(source="service.slug", allow_null=True, default=None)
+    version = serializers.IntegerField()
+    rules = serializers.DictField()
+    reason = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username")
+    created_at = serializers.DateTimeField()
+
+
+class PolicyListApi(APIView):
+    @extend_schema(
+        operation_id="policies_list",
+        parameters=[OpenApiParameter("domain", str, description="A domain slug.")],
+        responses={200: PolicyOutput(many=True), **error_responses(401)},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(PolicyOutput(selectors.policy_list(domain=request.query_params.get("domain")), many=True).data)

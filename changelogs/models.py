@@ -142,6 +142,8 @@ class ChangelogRevision(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # What the policy said when the revision was submitted (approvers and auditors see it).
+    readiness_at_submit = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["changelog", "number"]
@@ -159,3 +161,85 @@ class ChangelogRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.changelog_id} r{self.number}"
+
+
+class EvidenceKind(models.TextChoices):
+    SANITY = "sanity", "Staging sanity tests"
+    PERFORMANCE = "performance", "Performance results"
+    SECURITY = "security", "Security results"
+    DOCUMENT = "document", "Document"
+
+
+class Verdict(models.TextChoices):
+    PASS = "pass", "Pass"
+    FAIL = "fail", "Fail"
+    INFO = "info", "Information"
+
+
+class Evidence(models.Model):
+    """An uploaded file, kept byte for byte under its SHA-256, with what its parser made of it.
+    Immutable. It belongs to the revisions it is attached to; a new revision carries it on."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    changelog = models.ForeignKey(Changelog, on_delete=models.PROTECT, related_name="evidence")
+    revisions = models.ManyToManyField(ChangelogRevision, related_name="evidence")
+    added_in_revision = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=EvidenceKind.choices)
+    format = models.CharField(max_length=32)
+    file_name = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    media_type = models.CharField(max_length=100)
+    storage_key = models.CharField(max_length=200, help_text="Content-addressed: sha256/ab/cd/<hash>.")
+    tool = models.CharField(max_length=100, blank=True)
+    environment = models.CharField(max_length=50, blank=True)
+    declared_journeys = models.JSONField(default=list, blank=True)
+    parser_version = models.CharField(max_length=50)
+    summary = models.JSONField()
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "evidence"
+        ordering = ["uploaded_at", "id"]
+        indexes = [models.Index(fields=["sha256"], name="evidence_sha256")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.file_name} ({self.sha256[:12]})"
+
+
+class Policy(models.Model):
+    """One version of the rules for a domain, or for one service of it (an override). Never
+    edited: a change is a new version, so every decision can name the rules it applied."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="policies")
+    service = models.ForeignKey(
+        Service,
+        on_delete=models.PROTECT,
+        related_name="policies",
+        null=True,
+        blank=True,
+        help_text="Empty for the domain's policy; set to override it for one service.",
+    )
+    version = models.PositiveIntegerField()
+    rules = models.JSONField(help_text="See changelogs/policy.py: PolicyRules. Missing keys take the defaults.")
+    reason = models.CharField(max_length=500)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "policies"
+        ordering = ["domain", "service", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain", "version"], condition=models.Q(service__isnull=True), name="policy_domain_version"
+            ),
+            models.UniqueConstraint(
+                fields=["service", "version"], condition=models.Q(service__isnull=False), name="policy_service_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.service.slug if self.service_id else self.domain.slug  # type: ignore[union-attr]
+        return f"{scope} v{self.version}"

@@ -1,5 +1,6 @@
 """Reads of the catalog and changelogs, always through what the user may see."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -8,7 +9,8 @@ from django.db.models import QuerySet
 from guardian.shortcuts import get_objects_for_user
 
 from changelogs.errors import ChangelogError
-from changelogs.models import Changelog, ChangelogRevision, Domain, Journey, Service
+from changelogs.models import Changelog, ChangelogRevision, Domain, Evidence, Journey, Policy, Service
+from changelogs.policy import EvidenceFact, Finding, PolicyRules, ReadinessFacts, readiness_findings
 from releasegate.errors import NotFound, PermissionDenied
 
 MANAGE_CHANGELOGS = "changelogs.manage_changelogs"
@@ -76,10 +78,14 @@ def changelog_get(*, user: Any, changelog_id: UUID | str, for_update: bool = Fal
     return changelog
 
 
-def revision_content(*, changelog: Changelog) -> dict[str, Any]:
+def revision_current(*, changelog: Changelog) -> ChangelogRevision:
     if changelog.current_revision is None:
         raise RuntimeError(f"changelog {changelog.pk} has no revision")
-    return dict(changelog.current_revision.content)
+    return changelog.current_revision
+
+
+def revision_content(*, changelog: Changelog) -> dict[str, Any]:
+    return dict(revision_current(changelog=changelog).content)
 
 
 def revision_list(*, changelog: Changelog) -> QuerySet[ChangelogRevision]:
@@ -108,3 +114,95 @@ def journey_list(*, domain: str | None = None, critical: bool | None = None) -> 
     if critical is not None:
         journeys = journeys.filter(critical=critical)
     return journeys
+
+
+@dataclass(frozen=True)
+class PolicyInUse:
+    """Which rules apply: a stored version, or the built-in defaults (version 0)."""
+
+    rules: PolicyRules
+    scope: str  # "service:payments-api", "domain:payments" or "default"
+    version: int
+    policy_id: int | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.scope}@v{self.version}"
+
+
+def policy_for(*, service: Service) -> PolicyInUse:
+    """The service's own latest policy if it has one, else its domain's latest, else defaults."""
+    policy = (
+        Policy.objects.filter(service=service).order_by("-version").first()
+        or Policy.objects.filter(domain_id=service.domain_id, service__isnull=True).order_by("-version").first()
+    )
+    if policy is None:
+        return PolicyInUse(rules=PolicyRules(), scope="default", version=0, policy_id=None)
+    scope = f"service:{service.slug}" if policy.service_id else f"domain:{service.domain.slug}"
+    return PolicyInUse(
+        rules=PolicyRules.from_json(policy.rules), scope=scope, version=policy.version, policy_id=policy.pk
+    )
+
+
+def policy_list(*, domain: str | None = None) -> QuerySet[Policy]:
+    policies = Policy.objects.select_related("domain", "service", "created_by")
+    return policies.filter(domain__slug=domain) if domain else policies
+
+
+def evidence_list(*, revision: ChangelogRevision) -> QuerySet[Evidence]:
+    return revision.evidence.select_related("uploaded_by").order_by("uploaded_at", "id")
+
+
+def evidence_get(*, changelog: Changelog, evidence_id: UUID | str) -> Evidence:
+    """Evidence of a changelog the caller may already see (any of its revisions)."""
+    evidence = Evidence.objects.select_related("uploaded_by").filter(changelog=changelog, pk=evidence_id).first()
+    if evidence is None:
+        raise NotFound(ChangelogError.EVIDENCE_NOT_FOUND, "No such evidence on this changelog.")
+    return evidence
+
+
+@dataclass(frozen=True)
+class Readiness:
+    revision: int
+    policy: PolicyInUse
+    findings: list[Finding]
+
+    @property
+    def ready(self) -> bool:
+        return not self.findings
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "policy": self.policy.label,
+            "ready": self.ready,
+            "findings": [finding.to_dict() for finding in self.findings],
+        }
+
+
+def readiness_of(*, changelog: Changelog, revision: ChangelogRevision | None = None) -> Readiness:
+    """What the policy says of the revision's evidence (the current revision by default)."""
+    revision = revision or revision_current(changelog=changelog)
+    policy = policy_for(service=changelog.service)
+    critical = tuple(
+        Journey.objects.filter(domain_id=changelog.service.domain_id, critical=True)
+        .order_by("journey_id")
+        .values_list("journey_id", flat=True)
+    )
+    facts = ReadinessFacts(
+        changelog_kind=changelog.kind,
+        domain_critical_journeys=critical,
+        evidence=[
+            EvidenceFact(
+                id=str(item.id),
+                kind=item.kind,
+                format=item.format,
+                file_name=item.file_name,
+                environment=item.environment,
+                verdict=item.verdict,
+                summary=item.summary,
+            )
+            for item in revision.evidence.all()
+        ],
+    )
+    return Readiness(revision=revision.number, policy=policy, findings=readiness_findings(policy.rules, facts))

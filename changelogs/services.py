@@ -1,26 +1,36 @@
 """Writes to changelogs. Each service runs in one transaction, locks what it decides on, and
 records its audit event in that same transaction."""
 
+import mimetypes
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
 import audit
+from changelogs import parsers
 from changelogs.audit_actions import ChangelogAction
 from changelogs.content import content_hash
 from changelogs.errors import ChangelogError
+from changelogs.files import file_name_clean, file_name_problem
 from changelogs.models import (
     Changelog,
     ChangelogRevision,
     ChangelogStatus,
     Domain,
+    Evidence,
+    EvidenceKind,
     Journey,
+    Policy,
     RevisionStatus,
     Service,
 )
-from releasegate.errors import Conflict
+from changelogs.policy import PolicyError, PolicyRules
+from changelogs.selectors import readiness_of, revision_current
+from changelogs.storage import EvidenceCorrupted, blob_put, blob_read
+from releasegate.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
 
 # Once deployed or rolled back a changelog is history; a new deployment needs a new changelog.
 _CLOSED = {ChangelogStatus.DEPLOYED, ChangelogStatus.ROLLED_BACK}
@@ -29,12 +39,6 @@ _CLOSED = {ChangelogStatus.DEPLOYED, ChangelogStatus.ROLLED_BACK}
 def _revision_fields(content: dict[str, Any]) -> dict[str, Any]:
     artifact = content["artifact"]
     return {"artifact_digest": artifact["digest"], "source_revision": artifact["source_revision"]}
-
-
-def _current_revision(changelog: Changelog) -> ChangelogRevision:
-    if changelog.current_revision is None:
-        raise RuntimeError(f"changelog {changelog.pk} has no revision")
-    return changelog.current_revision
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +95,7 @@ def changelog_edit(
             ChangelogError.CHANGELOG_CLOSED,
             f"The changelog is {changelog.status}; a new deployment needs a new changelog.",
         )
-    revision = _current_revision(changelog)
+    revision = revision_current(changelog=changelog)
     changes = _changes(revision.content, content)
     if revision.status == RevisionStatus.DRAFT:
         revision.content = content
@@ -100,17 +104,19 @@ def changelog_edit(
         revision.save(update_fields=["content", "artifact_digest", "source_revision"])
         action = ChangelogAction.CHANGELOG_EDITED
     else:
-        revision.status = RevisionStatus.SUPERSEDED
-        revision.save(update_fields=["status"])
+        previous = revision
+        previous.status = RevisionStatus.SUPERSEDED
+        previous.save(update_fields=["status"])
         revision = ChangelogRevision.objects.create(
             changelog=changelog,
-            number=revision.number + 1,
+            number=previous.number + 1,
             status=RevisionStatus.DRAFT,
             content=content,
             created_by=acting_user,
             created_at=now,
             **_revision_fields(content),
         )
+        revision.evidence.set(Evidence.objects.filter(revisions__id=previous.pk))
         changelog.current_revision = revision
         changelog.status = ChangelogStatus.DRAFT
         action = ChangelogAction.CHANGELOG_REVISED
@@ -129,19 +135,25 @@ def changelog_edit(
 def changelog_submit(*, acting_user: Any, changelog: Changelog, now: datetime | None = None) -> ChangelogRevision:
     """Freeze the current draft revision and hash its content. ``changelog`` must be locked."""
     now = now or timezone.now()
-    revision = _current_revision(changelog)
+    revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.DRAFT:
         raise Conflict(
             ChangelogError.CHANGELOG_NOT_DRAFT,
             f"Revision {revision.number} is already {revision.status}; edit the changelog to start a new revision.",
         )
+    evidence = [
+        {"sha256": sha256, "kind": kind, "format": fmt}
+        for sha256, kind, fmt in revision.evidence.values_list("sha256", "kind", "format")
+    ]
     revision.content_hash = content_hash(
-        service=changelog.service.slug, kind=changelog.kind, content=revision.content, evidence=[]
+        service=changelog.service.slug, kind=changelog.kind, content=revision.content, evidence=evidence
     )
+    readiness = readiness_of(changelog=changelog, revision=revision)
+    revision.readiness_at_submit = readiness.to_json()
     revision.status = RevisionStatus.SUBMITTED
     revision.submitted_by = acting_user
     revision.submitted_at = now
-    revision.save(update_fields=["content_hash", "status", "submitted_by", "submitted_at"])
+    revision.save(update_fields=["content_hash", "readiness_at_submit", "status", "submitted_by", "submitted_at"])
     changelog.status = ChangelogStatus.SUBMITTED
     changelog.updated_at = now
     changelog.save(update_fields=["status", "updated_at"])
@@ -149,7 +161,13 @@ def changelog_submit(*, acting_user: Any, changelog: Changelog, now: datetime | 
         actor=acting_user,
         action=ChangelogAction.CHANGELOG_SUBMITTED,
         target=changelog,
-        data={"revision": revision.number, "content_hash": revision.content_hash},
+        data={
+            "revision": revision.number,
+            "content_hash": revision.content_hash,
+            "evidence": sorted(item["sha256"] for item in evidence),
+            "policy": readiness.policy.label,
+            "findings": [finding["code"] for finding in readiness.to_json()["findings"]],
+        },
     )
     return revision
 
@@ -193,3 +211,223 @@ def catalog_delete(*, acting_user: Any, instance: Domain | Service | Journey) ->
     target = (f"{instance._meta.app_label}.{instance._meta.model_name}", str(instance.pk))
     instance.delete()
     audit.record(actor=acting_user, action=_CATALOG_ACTIONS[type(instance)][1], target=target, data={"deleted": values})
+
+
+@transaction.atomic
+def evidence_add(
+    *,
+    acting_user: Any,
+    changelog: Changelog,
+    data: bytes,
+    file_name: str,
+    kind: str,
+    fmt: str | None = None,
+    tool: str = "",
+    environment: str = "",
+    declared_journeys: list[str] | None = None,
+    now: datetime | None = None,
+) -> Evidence:
+    """Parse, store and attach an evidence file to the current draft revision. A file that
+    does not parse is refused before anything is stored. ``changelog`` must be locked."""
+    now = now or timezone.now()
+    revision = revision_current(changelog=changelog)
+    if revision.status != RevisionStatus.DRAFT:
+        raise Conflict(
+            ChangelogError.CHANGELOG_NOT_DRAFT,
+            "Evidence can be added to a draft only; edit the changelog to start a new revision.",
+        )
+    problem = file_name_problem(file_name)
+    if problem:
+        raise InvalidInput(
+            ChangelogError.INVALID_FILE_NAME,
+            problem,
+            fields={"file": [field_error(ChangelogError.INVALID_FILE_NAME, problem)]},
+        )
+    if len(data) > settings.EVIDENCE_MAX_UPLOAD_BYTES:
+        raise PayloadTooLarge(
+            ChangelogError.EVIDENCE_TOO_LARGE,
+            f"Evidence files may be at most {settings.EVIDENCE_MAX_UPLOAD_BYTES} bytes.",
+        )
+    if not data:
+        message = "The file is empty."
+        raise InvalidInput(
+            parsers.ParseErrorCode.EMPTY_FILE, message, fields={"file": [field_error("empty_file", message)]}
+        )
+    fmt = _evidence_format(data, file_name, kind, fmt)
+    try:
+        summary = parsers.parse(fmt, data)
+    except parsers.EvidenceParseError as error:
+        message = f"{error.message} ({error.location})" if error.location else error.message
+        raise InvalidInput(error.code, message, fields={"file": [field_error(error.code, message)]}) from error
+    sha256, key = blob_put(data)
+    evidence = Evidence.objects.create(
+        changelog=changelog,
+        added_in_revision=revision.number,
+        kind=kind,
+        format=fmt,
+        file_name=file_name_clean(file_name),
+        size=len(data),
+        sha256=sha256,
+        media_type=_MEDIA_TYPES.get(fmt) or mimetypes.guess_type(file_name)[0] or "application/octet-stream",
+        storage_key=key,
+        tool=tool,
+        environment=environment,
+        declared_journeys=list(declared_journeys or []),
+        parser_version=parsers.FORMATS[fmt].parser_version,
+        summary=summary.to_dict(),
+        verdict=summary.verdict,
+        uploaded_by=acting_user,
+        uploaded_at=now,
+    )
+    evidence.revisions.add(revision)
+    changelog.updated_at = now
+    changelog.save(update_fields=["updated_at"])
+    audit.record(
+        actor=acting_user,
+        action=ChangelogAction.EVIDENCE_ADDED,
+        target=changelog,
+        data={
+            "revision": revision.number,
+            "evidence": str(evidence.id),
+            "sha256": sha256,
+            "size": evidence.size,
+            "kind": kind,
+            "format": fmt,
+            "file_name": evidence.file_name,
+            "verdict": evidence.verdict,
+            "parser_version": evidence.parser_version,
+        },
+    )
+    return evidence
+
+
+_MEDIA_TYPES = {
+    "junit": "application/xml",
+    "playwright_json": "application/json",
+    "ctrf_json": "application/json",
+    "k6_summary": "application/json",
+    "locust_csv": "text/csv",
+    "locust_json": "application/json",
+    "jmeter_jtl": "text/csv",
+    "sarif": "application/sarif+json",
+    "pip_audit": "application/json",
+    "cyclonedx": "application/vnd.cyclonedx+json",
+    "intoto": "application/vnd.in-toto+json",
+}
+
+
+def _evidence_format(data: bytes, file_name: str, kind: str, fmt: str | None) -> str:
+    """The format to parse with: the one named (it must be of the kind), else the one detected.
+    Anything may be kept as a plain document."""
+    if fmt is not None:
+        if fmt not in parsers.FORMATS:
+            message = f"Unknown format {fmt!r}; known formats: {', '.join(sorted(parsers.FORMATS))}."
+            raise InvalidInput(
+                ChangelogError.EVIDENCE_FORMAT_UNKNOWN,
+                message,
+                fields={"format": [field_error(ChangelogError.EVIDENCE_FORMAT_UNKNOWN, message)]},
+            )
+        _require_kind(fmt, kind)
+        return fmt
+    detected = parsers.detect_format(data, file_name)
+    if kind == EvidenceKind.DOCUMENT:
+        is_document = detected is not None and str(parsers.FORMATS[detected].kind) == EvidenceKind.DOCUMENT
+        return detected if is_document and detected else "document"
+    if detected is None:
+        message = f"Could not tell what this {kind} file is; name its format explicitly."
+        raise InvalidInput(
+            ChangelogError.EVIDENCE_FORMAT_NOT_DETECTED,
+            message,
+            fields={"format": [field_error(ChangelogError.EVIDENCE_FORMAT_NOT_DETECTED, message)]},
+        )
+    _require_kind(detected, kind)
+    return detected
+
+
+def _require_kind(fmt: str, kind: str) -> None:
+    format_kind = str(parsers.FORMATS[fmt].kind)
+    if format_kind != kind:
+        message = f"This is a {fmt} file, which is {format_kind} evidence, not {kind}."
+        raise InvalidInput(
+            ChangelogError.EVIDENCE_KIND_MISMATCH,
+            message,
+            fields={"kind": [field_error(ChangelogError.EVIDENCE_KIND_MISMATCH, message)]},
+        )
+
+
+@transaction.atomic
+def evidence_detach(*, acting_user: Any, changelog: Changelog, evidence: Evidence, now: datetime | None = None) -> None:
+    """Take a file off the current draft (it stays stored and in earlier revisions)."""
+    now = now or timezone.now()
+    revision = revision_current(changelog=changelog)
+    if revision.status != RevisionStatus.DRAFT:
+        raise Conflict(ChangelogError.CHANGELOG_NOT_DRAFT, "Evidence can be taken off a draft only.")
+    evidence.revisions.remove(revision)
+    changelog.updated_at = now
+    changelog.save(update_fields=["updated_at"])
+    audit.record(
+        actor=acting_user,
+        action=ChangelogAction.EVIDENCE_DETACHED,
+        target=changelog,
+        data={"revision": revision.number, "evidence": str(evidence.id), "sha256": evidence.sha256},
+    )
+
+
+@transaction.atomic
+def policy_create(
+    *,
+    acting_user: Any,
+    domain: Domain,
+    service: Service | None = None,
+    rules: dict[str, Any],
+    reason: str,
+    now: datetime | None = None,
+) -> Policy:
+    """A new version of the domain's (or a service's) policy; earlier versions stay as they were."""
+    try:
+        normal = PolicyRules.from_json(rules).to_json()
+    except PolicyError as error:
+        raise InvalidInput(
+            ChangelogError.INVALID_POLICY,
+            str(error),
+            fields={"rules": [field_error(ChangelogError.INVALID_POLICY, str(error))]},
+        ) from error
+    if service is not None and service.domain_id != domain.pk:
+        raise InvalidInput(ChangelogError.INVALID_POLICY, "The service does not belong to the domain.")
+    # Lock the domain so that two editors cannot both make version n+1 of its policies.
+    Domain.objects.select_for_update(no_key=True).filter(pk=domain.pk).first()
+    scope = Policy.objects.filter(domain=domain, service=service)
+    latest = scope.order_by("-version").values_list("version", flat=True).first() or 0
+    policy = Policy.objects.create(
+        domain=domain,
+        service=service,
+        version=latest + 1,
+        rules=normal,
+        reason=reason,
+        created_by=acting_user,
+        created_at=now or timezone.now(),
+    )
+    previous = scope.filter(version=latest).values_list("rules", flat=True).first() or {}
+    audit.record(
+        actor=acting_user,
+        action=ChangelogAction.POLICY_CREATED,
+        target=policy,
+        data={
+            "scope": f"service:{service.slug}" if service else f"domain:{domain.slug}",
+            "version": policy.version,
+            "reason": reason,
+            "changes": _changes(previous, normal),
+        },
+    )
+    return policy
+
+
+def evidence_bytes(*, evidence: Evidence) -> bytes:
+    """The stored bytes, refused loudly if storage no longer holds exactly what was uploaded."""
+    try:
+        return blob_read(evidence.storage_key, sha256=evidence.sha256)
+    except EvidenceCorrupted as error:
+        raise IntegrityFailure(
+            ChangelogError.EVIDENCE_CORRUPTED,
+            "The stored file no longer matches its SHA-256; it has been altered outside Release Gate.",
+        ) from error

@@ -15,4 +15,17 @@ urlpatterns = [
         apis.RevisionDetailApi.as_view(),
         name="revision-detail",
     ),
+    path("changelogs/<uuid:changelog_id>/evidence/", apis.EvidenceListAddApi.as_view(), name="evidence-list"),
+    path(
+        "changelogs/<uuid:changelog_id>/evidence/<uuid:evidence_id>/",
+        apis.EvidenceDetailApi.as_view(),
+        name="evidence-detail",
+    ),
+    path(
+        "changelogs/<uuid:changelog_id>/evidence/<uuid:evidence_id>/download",
+        apis.EvidenceDownloadApi.as_view(),
+        name="evidence-download",
+    ),
+    path("changelogs/<uuid:changelog_id>/readiness", apis.ReadinessApi.as_view(), name="changelog-readiness"),
+    path("policies/", apis.PolicyListApi.as_view(), name="policy-list"),
 ]

@@ -39,7 +39,7 @@ class ApplicationError(Exception):
 
     status_code: int = status.HTTP_400_BAD_REQUEST
 
-    def __init__(self, code: StrEnum, message: str, *, fields: FieldErrors | None = None) -> None:
+    def __init__(self, code: StrEnum | str, message: str, *, fields: FieldErrors | None = None) -> None:
         super().__init__(message)
         self.code = str(code)
         self.message = message
@@ -70,6 +70,12 @@ class Conflict(ApplicationError):
 
 class PayloadTooLarge(ApplicationError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
+class IntegrityFailure(ApplicationError):
+    """Stored data failed its own integrity check: serve nothing rather than something wrong."""
+
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
 def field_error(code: StrEnum | str, message: str) -> dict[str, str]:

@@ -120,20 +120,32 @@ if STORAGE_BACKEND == "s3":
             "region_name": env_str("S3_REGION", "") or None,
             "location": env_str("S3_PREFIX", "evidence"),
             "default_acl": None,
-            "file_overwrite": False,
+            "file_overwrite": True,  # content-addressed: the same key always holds the same bytes
             "querystring_auth": True,
         },
     }
 else:
     _evidence_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(EVIDENCE_STORAGE_DIR), "base_url": None},
+        "OPTIONS": {
+            "location": str(EVIDENCE_STORAGE_DIR),
+            "base_url": None,
+            "allow_overwrite": True,  # content-addressed: the same key always holds the same bytes
+            "file_permissions_mode": 0o640,
+            "directory_permissions_mode": 0o750,
+        },
     }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "evidence": _evidence_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Evidence uploads larger than this are refused (413) before they are parsed or stored.
+EVIDENCE_MAX_UPLOAD_BYTES = env_int("EVIDENCE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1)
+# Django's own cap on a request body must not cut an upload off before our check can answer.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # Celery: without a broker everything runs eagerly in-process (the embedded default).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
@@ -193,7 +205,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "ChangelogKindEnum": "changelogs.models.ChangelogKind",
+        "EvidenceKindEnum": "changelogs.models.EvidenceKind",
+    },
 }
 
 # API tokens: the last-used time is written at most this often, to keep reads read-only.

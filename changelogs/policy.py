@@ -1,0 +1,305 @@
+"""Evidence policy: the rules a changelog's evidence must meet, and their evaluation.
+
+Pure: no Django. ``readiness_findings(rules, facts)`` is a function from plain data to a
+list of findings with stable codes; the service layer gathers the facts, the gate and the
+approver pages show the findings. An empty list means ready for approval.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+EVIDENCE_KINDS = ("sanity", "performance", "security", "document")
+SEVERITIES = ("critical", "high", "medium", "low")
+RISK_TIERS = ("low", "medium", "high", "critical")
+DEFAULT_SECURITY_LIMITS: Mapping[str, int | None] = {"critical": 0, "high": 0, "medium": None, "low": None}
+
+
+class FindingCode(StrEnum):
+    EVIDENCE_MISSING = "evidence_missing"
+    EVIDENCE_FAILED = "evidence_failed"
+    EVIDENCE_WRONG_ENVIRONMENT = "evidence_wrong_environment"
+    JOURNEY_NOT_COVERED = "journey_not_covered"
+    JOURNEY_FAILED = "journey_failed"
+    THRESHOLD_EXCEEDED = "threshold_exceeded"
+    THRESHOLD_NOT_MEASURED = "threshold_not_measured"
+    SECURITY_FINDINGS_EXCEEDED = "security_findings_exceeded"
+
+
+class PolicyError(ValueError):
+    """Rules that cannot be applied; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: FindingCode
+    message: str
+    evidence: str | None = None  # id of the evidence the finding is about
+    journey: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": str(self.code), "message": self.message, "evidence": self.evidence, "journey": self.journey}
+
+
+@dataclass(frozen=True)
+class PolicyRules:
+    """One version of a domain's (or a service's) rules. Every field has a bank-safe default."""
+
+    required_evidence: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"train": ("sanity", "performance", "security"), "hotfix": ("sanity", "security")}
+    )
+    sanity_environments: tuple[str, ...] = ("staging",)
+    performance_environments: tuple[str, ...] = ("staging", "performance")
+    # None: every critical journey of the domain must be covered.
+    critical_journeys: tuple[str, ...] | None = None
+    max_p95_ms: float | None = 500.0
+    max_error_rate: float | None = 0.01
+    max_security_findings: Mapping[str, int | None] = field(default_factory=lambda: dict(DEFAULT_SECURITY_LIMITS))
+    # Approvals (used by the approvals app and the gate).
+    required_approvals: Mapping[str, int] = field(
+        default_factory=lambda: {"low": 1, "medium": 1, "high": 2, "critical": 2}
+    )
+    approval_validity_days: int = 7
+    hotfix_retrospective_hours: int = 24
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "required_evidence": {kind: list(kinds) for kind, kinds in self.required_evidence.items()},
+            "sanity_environments": list(self.sanity_environments),
+            "performance_environments": list(self.performance_environments),
+            "critical_journeys": None if self.critical_journeys is None else list(self.critical_journeys),
+            "max_p95_ms": self.max_p95_ms,
+            "max_error_rate": self.max_error_rate,
+            "max_security_findings": dict(self.max_security_findings),
+            "required_approvals": dict(self.required_approvals),
+            "approval_validity_days": self.approval_validity_days,
+            "hotfix_retrospective_hours": self.hotfix_retrospective_hours,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "PolicyRules":
+        """Strict: unknown keys and wrong types are refused, missing keys take the default."""
+        if not isinstance(data, Mapping):
+            raise PolicyError("rules must be a JSON object")
+        defaults = cls()
+        unknown = sorted(set(data) - set(defaults.to_json()))
+        if unknown:
+            raise PolicyError(f"unknown rule(s): {', '.join(unknown)}")
+        return cls(
+            required_evidence=_required_evidence(
+                data.get("required_evidence", defaults.to_json()["required_evidence"])
+            ),
+            sanity_environments=_strings(data, "sanity_environments", defaults.sanity_environments),
+            performance_environments=_strings(data, "performance_environments", defaults.performance_environments),
+            critical_journeys=(
+                None if data.get("critical_journeys") is None else _strings(data, "critical_journeys", ())
+            ),
+            max_p95_ms=_optional_number(data, "max_p95_ms", defaults.max_p95_ms),
+            max_error_rate=_optional_number(data, "max_error_rate", defaults.max_error_rate),
+            max_security_findings=_severity_limits(data.get("max_security_findings", defaults.max_security_findings)),
+            required_approvals=_approvals(data.get("required_approvals", defaults.required_approvals)),
+            approval_validity_days=_whole(data, "approval_validity_days", defaults.approval_validity_days, minimum=1),
+            hotfix_retrospective_hours=_whole(
+                data, "hotfix_retrospective_hours", defaults.hotfix_retrospective_hours, minimum=1
+            ),
+        )
+
+
+def _strings(data: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = data.get(key, list(default))
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise PolicyError(f"{key} must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _optional_number(data: Mapping[str, Any], key: str, default: float | None) -> float | None:
+    value = data.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise PolicyError(f"{key} must be a number >= 0 or null")
+    return float(value)
+
+
+def _whole(data: Mapping[str, Any], key: str, default: int, *, minimum: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise PolicyError(f"{key} must be a whole number >= {minimum}")
+    return int(value)
+
+
+def _required_evidence(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping) or set(value) != {"train", "hotfix"}:
+        raise PolicyError("required_evidence must name the evidence kinds for both 'train' and 'hotfix'")
+    result = {}
+    for kind, kinds in value.items():
+        if not isinstance(kinds, list | tuple) or not set(kinds) <= set(EVIDENCE_KINDS):
+            raise PolicyError(f"required_evidence.{kind} must list kinds among {', '.join(EVIDENCE_KINDS)}")
+        result[kind] = tuple(kinds)
+    return result
+
+
+def _severity_limits(value: Any) -> dict[str, int | None]:
+    """Severities not named keep their defaults: naming only 'medium' must not lift the
+    limits on critical and high findings."""
+    if not isinstance(value, Mapping) or not set(value) <= set(SEVERITIES):
+        raise PolicyError(f"max_security_findings may only name {', '.join(SEVERITIES)}")
+    limits: dict[str, int | None] = dict(DEFAULT_SECURITY_LIMITS)
+    for severity, limit in value.items():
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise PolicyError(f"max_security_findings.{severity} must be a whole number >= 0 or null")
+        limits[severity] = limit
+    return limits
+
+
+def _approvals(value: Any) -> dict[str, int]:
+    if not isinstance(value, Mapping) or set(value) != set(RISK_TIERS):
+        raise PolicyError(f"required_approvals must give a number for each of {', '.join(RISK_TIERS)}")
+    for tier, count in value.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise PolicyError(f"required_approvals.{tier} must be a whole number >= 1")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class EvidenceFact:
+    """What the policy needs to know of one evidence file."""
+
+    id: str
+    kind: str
+    format: str
+    file_name: str
+    environment: str
+    verdict: str
+    summary: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ReadinessFacts:
+    changelog_kind: str
+    domain_critical_journeys: tuple[str, ...]
+    evidence: Sequence[EvidenceFact]
+
+
+def readiness_findings(rules: PolicyRules, facts: ReadinessFacts) -> list[Finding]:
+    findings: list[Finding] = []
+    by_kind: dict[str, list[EvidenceFact]] = {}
+    for item in facts.evidence:
+        by_kind.setdefault(item.kind, []).append(item)
+    for kind in rules.required_evidence.get(facts.changelog_kind, ()):
+        if not by_kind.get(kind):
+            findings.append(Finding(FindingCode.EVIDENCE_MISSING, f"No {kind} evidence is attached."))
+    for item in facts.evidence:
+        if _did_not_pass(item):
+            findings.append(
+                Finding(
+                    FindingCode.EVIDENCE_FAILED, f"{item.file_name} ({item.format}) did not pass.", evidence=item.id
+                )
+            )
+    findings += _sanity_findings(rules, facts, by_kind.get("sanity", []))
+    findings += _performance_findings(rules, by_kind.get("performance", []))
+    findings += _security_findings(rules, by_kind.get("security", []))
+    return findings
+
+
+def _did_not_pass(item: EvidenceFact) -> bool:
+    # A scanner's findings are judged against the policy's limits below, not by the parser's
+    # hint; the scan itself failed only when the tool says it did not complete.
+    if item.format == "sarif":
+        return item.summary.get("execution_successful") is False
+    return item.verdict == "fail"
+
+
+def _environment_finding(item: EvidenceFact, allowed: tuple[str, ...]) -> list[Finding]:
+    if item.environment in allowed:
+        return []
+    return [
+        Finding(
+            FindingCode.EVIDENCE_WRONG_ENVIRONMENT,
+            f"{item.file_name} comes from '{item.environment or 'an unnamed environment'}'; "
+            f"{item.kind} evidence must come from {', '.join(allowed)}.",
+            evidence=item.id,
+        )
+    ]
+
+
+def _sanity_findings(rules: PolicyRules, facts: ReadinessFacts, sanity: list[EvidenceFact]) -> list[Finding]:
+    findings: list[Finding] = []
+    outcomes: dict[str, set[str]] = {}
+    for item in sanity:
+        findings += _environment_finding(item, rules.sanity_environments)
+        if item.environment not in rules.sanity_environments:
+            continue  # tests from elsewhere prove nothing about staging
+        for journey, outcome in item.summary.get("journeys", {}).items():
+            outcomes.setdefault(journey, set()).add(outcome)
+    required = facts.domain_critical_journeys if rules.critical_journeys is None else rules.critical_journeys
+    for journey in required:
+        seen = outcomes.get(journey, set())
+        if "failed" in seen:
+            findings.append(
+                Finding(FindingCode.JOURNEY_FAILED, f"A staging test of {journey} failed.", journey=journey)
+            )
+        elif not seen & {"passed", "flaky"}:
+            findings.append(
+                Finding(FindingCode.JOURNEY_NOT_COVERED, f"No passing staging test carries {journey}.", journey=journey)
+            )
+    return findings
+
+
+def _performance_findings(rules: PolicyRules, performance: list[EvidenceFact]) -> list[Finding]:
+    findings: list[Finding] = []
+    for item in performance:
+        findings += _environment_finding(item, rules.performance_environments)
+        p95 = (item.summary.get("latency_ms") or {}).get("p95")
+        error_rate = item.summary.get("error_rate")
+        if rules.max_p95_ms is not None:
+            if p95 is None:
+                findings.append(
+                    Finding(
+                        FindingCode.THRESHOLD_NOT_MEASURED, f"{item.file_name} has no p95 latency.", evidence=item.id
+                    )
+                )
+            elif p95 > rules.max_p95_ms:
+                findings.append(
+                    Finding(
+                        FindingCode.THRESHOLD_EXCEEDED,
+                        f"{item.file_name}: p95 latency {p95:g} ms is over the limit of {rules.max_p95_ms:g} ms.",
+                        evidence=item.id,
+                    )
+                )
+        if rules.max_error_rate is not None:
+            if error_rate is None:
+                findings.append(
+                    Finding(
+                        FindingCode.THRESHOLD_NOT_MEASURED, f"{item.file_name} has no error rate.", evidence=item.id
+                    )
+                )
+            elif error_rate > rules.max_error_rate:
+                findings.append(
+                    Finding(
+                        FindingCode.THRESHOLD_EXCEEDED,
+                        f"{item.file_name}: error rate {error_rate:.2%} is over the limit "
+                        f"of {rules.max_error_rate:.2%}.",
+                        evidence=item.id,
+                    )
+                )
+    return findings
+
+
+def _security_findings(rules: PolicyRules, security: list[EvidenceFact]) -> list[Finding]:
+    findings: list[Finding] = []
+    for item in security:
+        counts = item.summary.get("findings_by_severity") or item.summary.get("findings") or {}
+        for severity in SEVERITIES:
+            limit = rules.max_security_findings.get(severity)
+            found = counts.get(severity, 0) or 0
+            if limit is not None and found > limit:
+                findings.append(
+                    Finding(
+                        FindingCode.SECURITY_FINDINGS_EXCEEDED,
+                        f"{item.file_name}: {found} {severity} finding(s), at most {limit} allowed.",
+                        evidence=item.id,
+                    )
+                )
+    return findings

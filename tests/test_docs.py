@@ -1,0 +1,34 @@
+"""The documentation stays true: every error code the code can return is in docs/api-errors.md."""
+
+from enum import StrEnum
+from pathlib import Path
+
+import pytest
+
+from audit.errors import AuditError
+from changelogs.content import ContentError
+from changelogs.errors import ChangelogError
+from changelogs.parsers import ParseErrorCode
+from changelogs.policy import FindingCode
+from releasegate.errors import CommonError
+from releasegate.services import IdentityError
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "api-errors.md"
+ENUMS: list[type[StrEnum]] = [
+    CommonError,
+    ChangelogError,
+    ContentError,
+    ParseErrorCode,
+    FindingCode,
+    IdentityError,
+    AuditError,
+]
+
+
+@pytest.mark.parametrize("enum", ENUMS, ids=[enum.__name__ for enum in ENUMS])
+def test_every_error_code_is_documented(enum: type[StrEnum]) -> None:
+    text = DOCS.read_text()
+
+    missing = [code.value for code in enum if f"`{code.value}`" not in text]
+
+    assert missing == [], f"add these codes to docs/api-errors.md: {missing}"
