@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from audit.errors import AuditError
-from audit.merkle import Coord, consistency_proof, inclusion_proof
+from audit.merkle import Coord, consistency_proof, inclusion_proof, inclusion_proof_nodes
 from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.sequencer import EVENT_COLUMNS, event_bytes
 from releasegate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -70,22 +70,34 @@ def event_canonical_bytes(event: AuditEvent) -> bytes:
 
 
 def _fetch_nodes(coords: Sequence[Coord]) -> dict[Coord, bytes]:
-    """Every hash a proof needs, in two indexed queries (leaves, then interior nodes)."""
+    """Every hash the proofs need, in two indexed queries (leaves, then interior nodes)."""
     leaf_indexes = [index for level, index in coords if level == 0]
-    interior = [(level, index) for level, index in coords if level > 0]
+    by_level: dict[int, list[int]] = {}
+    for level, index in coords:
+        if level > 0:
+            by_level.setdefault(level, []).append(index)
     found: dict[Coord, bytes] = {}
     if leaf_indexes:
         for index, digest in AuditLeaf.objects.filter(leaf_index__in=leaf_indexes).values_list(
             "leaf_index", "leaf_hash"
         ):
             found[(0, index)] = bytes(digest)
-    if interior:
+    if by_level:
         wanted = Q()
-        for level, index in interior:
-            wanted |= Q(level=level, index=index)
+        for level, indexes in by_level.items():
+            wanted |= Q(level=level, index__in=indexes)
         for level, index, digest in AuditNode.objects.filter(wanted).values_list("level", "index", "hash"):
             found[(level, index)] = bytes(digest)
     return found
+
+
+def inclusion_proofs(*, leaf_indexes: Sequence[int], tree_size: int) -> dict[int, list[bytes]]:
+    """Inclusion proofs of many leaves against one tree size, with one fetch for all."""
+    wanted = {
+        coord for index in leaf_indexes for element in inclusion_proof_nodes(index, tree_size) for coord in element
+    }
+    found = _fetch_nodes(sorted(wanted))
+    return {index: inclusion_proof(index, tree_size, lambda _coords: found) for index in leaf_indexes}
 
 
 @dataclass(frozen=True)

@@ -188,19 +188,6 @@ class ChangelogDetailApi(APIView):
         return Response(ChangelogOutput(changelog).data)
 
 
-class ChangelogSubmitApi(APIView):
-    @extend_schema(
-        operation_id="changelogs_submit",
-        request=None,
-        responses={200: ChangelogOutput, **error_responses(401, 403, 404, 409)},
-        description="Freeze the current draft revision and record the SHA-256 of its canonical content.",
-    )
-    def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
-        services.changelog_submit(acting_user=request.user, changelog=changelog)
-        return Response(ChangelogOutput(changelog).data)
-
-
 class RevisionListApi(APIView):
     @extend_schema(
         operation_id="changelogs_revisions_list",

@@ -24,6 +24,12 @@ class Domain(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        # The authority matrix: granted per domain to users or groups (django-guardian).
+        permissions = [
+            ("sign_off", "Signing authority: may approve production changes of the domain"),
+            ("security_sign_off", "May give the security sign-off for changes with security impact"),
+            ("data_sign_off", "May give the data sign-off for changes with data changes"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
 from changelogs.errors import ChangelogError
@@ -26,15 +26,28 @@ def service_may_manage(*, user: Any, service: Service) -> bool:
     return bool(user.has_perm(MANAGE_CHANGELOGS, service) or user.has_perm(MANAGE_CHANGELOGS))
 
 
+SIGNING_AUTHORITIES = ("changelogs.sign_off", "changelogs.security_sign_off", "changelogs.data_sign_off")
+
+
 def changelog_list_visible(*, user: Any) -> QuerySet[Changelog]:
     """Everything for auditors and admins (global view permission); otherwise the changelogs
-    of the services the user manages."""
+    of the services the user manages and of the domains where the user holds a signing
+    authority."""
     changelogs = Changelog.objects.select_related(
         "service", "service__domain", "created_by", "current_revision", "current_revision__submitted_by"
     )
     if user.is_superuser or user.has_perm(VIEW_CHANGELOG):
         return changelogs.all()
-    return changelogs.filter(service__in=service_list_managed(user=user))
+    signing_domains = domain_list_with_authority(user=user)
+    return changelogs.filter(Q(service__in=service_list_managed(user=user)) | Q(service__domain__in=signing_domains))
+
+
+def domain_list_with_authority(*, user: Any) -> QuerySet[Domain]:
+    """Domains where the user holds a signing authority, granted explicitly to them or their
+    group (being a superuser is not a signing authority)."""
+    return get_objects_for_user(
+        user, list(SIGNING_AUTHORITIES), klass=Domain, any_perm=True, with_superuser=False, accept_global_perms=False
+    )
 
 
 def changelog_list(
@@ -206,3 +219,14 @@ def readiness_of(*, changelog: Changelog, revision: ChangelogRevision | None = N
         ],
     )
     return Readiness(revision=revision.number, policy=policy, findings=readiness_findings(policy.rules, facts))
+
+
+def changelog_lock(*, changelog: Changelog) -> Changelog:
+    """The same changelog, re-read and locked for the rest of the transaction (for writers
+    that are not its service's pipelines, such as approvers)."""
+    locked: Changelog = (
+        Changelog.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("service", "service__domain", "created_by", "current_revision")
+        .get(pk=changelog.pk)
+    )
+    return locked

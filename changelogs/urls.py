@@ -8,7 +8,6 @@ urlpatterns = [
     path("journeys/", apis.JourneyListApi.as_view(), name="journey-list"),
     path("changelogs/", apis.ChangelogListCreateApi.as_view(), name="changelog-list"),
     path("changelogs/<uuid:changelog_id>/", apis.ChangelogDetailApi.as_view(), name="changelog-detail"),
-    path("changelogs/<uuid:changelog_id>/submit", apis.ChangelogSubmitApi.as_view(), name="changelog-submit"),
     path("changelogs/<uuid:changelog_id>/revisions/", apis.RevisionListApi.as_view(), name="revision-list"),
     path(
         "changelogs/<uuid:changelog_id>/revisions/<int:number>",

@@ -2,11 +2,13 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from releasegate.errors import ApplicationError
-from releasegate.models import ApiToken, User
+from releasegate.freezes import freeze_create, freeze_override_approve
+from releasegate.models import ApiToken, Deployment, FreezeOverride, FreezeWindow, GateDecision, User
 from releasegate.services import api_token_revoke
 
 admin.site.site_header = "Release Gate"
@@ -47,3 +49,78 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 self.message_user(request, f"{token.prefix}: {error.message}", messages.WARNING)
             else:
                 self.message_user(request, f"{token.prefix} revoked.")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(GateDecision)
+class GateDecisionAdmin(ReadOnlyAdmin):
+    list_display = ("evaluated_at", "service", "environment", "outcome", "artifact_digest", "requested_by", "policy")
+    list_filter = ("outcome", "environment", "service__domain")
+    search_fields = ("artifact_digest", "id")
+    date_hierarchy = "evaluated_at"
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(ReadOnlyAdmin):
+    list_display = ("reported_at", "service", "environment", "status", "artifact_digest", "unauthorised", "reported_by")
+    list_filter = ("unauthorised", "status", "environment", "service__domain")
+    search_fields = ("artifact_digest", "idempotency_key", "pipeline_run_url")
+
+
+@admin.register(FreezeWindow)
+class FreezeWindowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Freezes are added through the audited service and never edited; end one early by adding
+    an override for the changes that must go out, or wait for its end."""
+
+    list_display = ("__str__", "domain", "starts_at", "ends_at", "reason", "created_by")
+    fields = ("domain", "starts_at", "ends_at", "reason")
+    actions = None
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: FreezeWindow, form: Any, change: bool) -> None:
+        created = freeze_create(
+            acting_user=request.user, domain=obj.domain, starts_at=obj.starts_at, ends_at=obj.ends_at, reason=obj.reason
+        )
+        obj.pk = created.pk
+
+
+@admin.register(FreezeOverride)
+class FreezeOverrideAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """A signing authority of the change's domain lets one change through a freeze."""
+
+    list_display = ("freeze", "changelog", "approved_by", "reason", "created_at")
+    fields = ("freeze", "changelog", "reason")
+    raw_id_fields = ("changelog",)
+    actions = None
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: FreezeOverride, form: Any, change: bool) -> None:
+        try:
+            created = freeze_override_approve(
+                acting_user=request.user, freeze=obj.freeze, changelog=obj.changelog, reason=obj.reason
+            )
+        except ApplicationError as error:
+            raise DjangoPermissionDenied(error.message) from error
+        obj.pk = created.pk

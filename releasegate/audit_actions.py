@@ -9,3 +9,20 @@ class IdentityAction(StrEnum):
     SERVICE_ACCOUNT_SCOPE_REVOKED = "service_account:scope_revoked"
     API_TOKEN_ISSUED = "api_token:issued"  # noqa: S105 - an audit tag, not a secret
     API_TOKEN_REVOKED = "api_token:revoked"  # noqa: S105 - an audit tag, not a secret
+
+
+class GateAction(StrEnum):
+    GATE_ALLOWED = "gate:allowed"
+    GATE_DENIED = "gate:denied"
+    DEPLOYMENT_REPORTED = "deployment:reported"
+    DEPLOYMENT_UNAUTHORISED = "deployment:unauthorised"
+    FREEZE_CREATED = "freeze:created"
+    FREEZE_OVERRIDDEN = "freeze:overridden"
+    GITHUB_RULE_REQUESTED = "github:protection_rule_requested"
+    GITHUB_RULE_ANSWERED = "github:protection_rule_answered"
+    GITHUB_RULE_ANSWER_FAILED = "github:protection_rule_answer_failed"
+
+
+class PackAction(StrEnum):
+    PACK_REQUESTED = "pack:requested"
+    PACK_BUILT = "pack:built"

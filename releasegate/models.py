@@ -5,6 +5,8 @@ and ownership work the same for both; a service account never has a usable passw
 authenticates only with API tokens.
 """
 
+import uuid
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
@@ -43,3 +45,189 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
+
+
+class GateOutcome(models.TextChoices):
+    ALLOW = "allow", "Allow"
+    DENY = "deny", "Deny"
+
+
+class GateDecision(models.Model):
+    """One answer of the gate, with who asked and why. Never edited."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    service = models.ForeignKey("changelogs.Service", on_delete=models.PROTECT, related_name="+")
+    environment = models.CharField(max_length=50)
+    artifact_digest = models.CharField(max_length=71)
+    changelog = models.ForeignKey("changelogs.Changelog", on_delete=models.PROTECT, null=True, related_name="decisions")
+    revision = models.ForeignKey("changelogs.ChangelogRevision", on_delete=models.PROTECT, null=True, related_name="+")
+    outcome = models.CharField(max_length=8, choices=GateOutcome.choices)
+    reasons = models.JSONField()
+    policy = models.CharField(max_length=100, help_text='The rules applied, e.g. "domain:payments@v3".')
+    requested_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    token_prefix = models.CharField(max_length=16, blank=True, help_text="The API token used, if any.")
+    evaluated_at = models.DateTimeField()
+    valid_until = models.DateTimeField(help_text="A deployment is covered by an allow decision until then.")
+    duration_ms = models.FloatField(help_text="How long the evaluation took (for the latency metric).")
+
+    class Meta:
+        ordering = ["-evaluated_at"]
+        indexes = [
+            models.Index(
+                fields=["service", "environment", "artifact_digest", "outcome", "valid_until"], name="decision_coverage"
+            ),
+            models.Index(fields=["evaluated_at"], name="decision_evaluated_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.artifact_digest[:19]} ({self.evaluated_at:%Y-%m-%d %H:%M})"
+
+
+class FreezeWindow(models.Model):
+    """A period in which production changes stop, for one domain or everywhere."""
+
+    domain = models.ForeignKey(
+        "changelogs.Domain",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty for a global freeze.",
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=500)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="freeze_ends_after_start"
+            )
+        ]
+
+    def __str__(self) -> str:
+        scope = self.domain.slug if self.domain_id else "global"  # type: ignore[union-attr]
+        return f"freeze {scope} {self.starts_at:%Y-%m-%d %H:%M} - {self.ends_at:%Y-%m-%d %H:%M}"
+
+
+class FreezeOverride(models.Model):
+    """A signing authority's approval to deploy one changelog during a freeze."""
+
+    freeze = models.ForeignKey(FreezeWindow, on_delete=models.PROTECT, related_name="overrides")
+    changelog = models.ForeignKey("changelogs.Changelog", on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=1000)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["freeze", "changelog"], name="override_once_per_change")]
+
+    def __str__(self) -> str:
+        return f"override of {self.freeze_id} for {self.changelog_id}"
+
+
+class DeploymentStatus(models.TextChoices):
+    STARTED = "started", "Started"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+class Deployment(models.Model):
+    """A pipeline's report of what it deployed. ``unauthorised`` when no allow decision for the
+    same service, environment and digest covered it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    idempotency_key = models.CharField(max_length=200)
+    reported_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    service = models.ForeignKey("changelogs.Service", on_delete=models.PROTECT, related_name="+")
+    environment = models.CharField(max_length=50)
+    artifact_digest = models.CharField(max_length=71)
+    status = models.CharField(max_length=16, choices=DeploymentStatus.choices)
+    pipeline_run_url = models.URLField(max_length=500, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    decision = models.ForeignKey(
+        GateDecision, on_delete=models.PROTECT, null=True, blank=True, related_name="deployments"
+    )
+    changelog = models.ForeignKey(
+        "changelogs.Changelog", on_delete=models.PROTECT, null=True, blank=True, related_name="deployments"
+    )
+    unauthorised = models.BooleanField(default=False)
+    reported_at = models.DateTimeField()
+    request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the report, to spot a reused key.")
+
+    class Meta:
+        ordering = ["-reported_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["reported_by", "idempotency_key"], name="deployment_idempotency_key")
+        ]
+        indexes = [
+            models.Index(fields=["unauthorised", "reported_at"], name="deployment_unauthorised"),
+            models.Index(fields=["service", "environment", "started_at"], name="deployment_service_env"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} {self.environment} {self.status} {self.artifact_digest[:19]}"
+
+
+class GitHubAnswer(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class GitHubAnswerStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ANSWERED = "answered", "Answered"
+    FAILED = "failed", "Failed"
+
+
+class GitHubDelivery(models.Model):
+    """One ``deployment_protection_rule`` question from GitHub and the answer to it
+    (releasegate/github.py). Written with the gate's decision; the answer is then sent to
+    ``callback_url`` by Celery until GitHub accepts it (``answered``) or the attempts run out
+    (``failed``). The delivery id is GitHub's: a redelivery finds this row and changes nothing."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    delivery_id = models.CharField(max_length=100, unique=True, help_text="GitHub's X-GitHub-Delivery.")
+    event = models.CharField(
+        max_length=64, blank=True, help_text="What started the deployment (push, workflow_dispatch…), from the payload."
+    )
+    repository = models.CharField(max_length=300, help_text="owner/name on GitHub.")
+    repository_url = models.CharField(max_length=500, help_text="The repository's html_url.")
+    repository_id = models.BigIntegerField(null=True, blank=True)
+    sha = models.CharField(max_length=64, help_text="The commit GitHub is deploying.")
+    environment = models.CharField(max_length=255, help_text="The GitHub environment, as GitHub named it.")
+    deployment_id = models.BigIntegerField(null=True, blank=True)
+    installation_id = models.BigIntegerField()
+    callback_url = models.CharField(max_length=1000, help_text="Where GitHub takes the answer.")
+    service = models.ForeignKey(
+        "changelogs.Service", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decision = models.ForeignKey(
+        GateDecision, on_delete=models.PROTECT, null=True, blank=True, related_name="github_deliveries",
+        help_text="Empty when the gate was not asked (see reason).",
+    )
+    state = models.CharField(max_length=16, choices=GitHubAnswer.choices)
+    reason = models.CharField(
+        max_length=32, blank=True, help_text="Why it was rejected without the gate (no_service, no_changelog…)."
+    )
+    comment = models.TextField(help_text="What GitHub shows with the answer.")
+    status = models.CharField(max_length=16, choices=GitHubAnswerStatus.choices, default=GitHubAnswerStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True)
+    received_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "GitHub delivery"
+        verbose_name_plural = "GitHub deliveries"
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="github_delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.repository}@{self.sha[:12]} → {self.environment}: {self.state} ({self.status})"

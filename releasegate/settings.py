@@ -7,6 +7,7 @@ real ``SECRET_KEY``.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -174,6 +175,36 @@ if not DEBUG and not (AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE):
     raise ImproperlyConfigured("AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE must be set when DEBUG is off")
 AUDIT_SEQUENCE_BATCH = env_int("AUDIT_SEQUENCE_BATCH", 5000, minimum=1)
 
+# --- Notifications (approvals/notifications.py, docs/notifications.md) ---------------------
+# An outbox delivered by Celery: e-mail through Django's backend and, when a URL is set, a
+# webhook signed with HMAC-SHA256. Beat hands over pending notifications every 30 s.
+NOTIFY_WEBHOOK_URL = env_str("NOTIFY_WEBHOOK_URL", "").strip()
+if NOTIFY_WEBHOOK_URL and urlsplit(NOTIFY_WEBHOOK_URL).scheme not in {"http", "https"}:
+    raise ImproperlyConfigured(f"NOTIFY_WEBHOOK_URL must be an http(s) URL, got {NOTIFY_WEBHOOK_URL!r}")
+NOTIFY_WEBHOOK_SECRET = env_str("NOTIFY_WEBHOOK_SECRET", "")
+if NOTIFY_WEBHOOK_URL and not NOTIFY_WEBHOOK_SECRET:
+    if not DEBUG:
+        raise ImproperlyConfigured("NOTIFY_WEBHOOK_SECRET must be set when NOTIFY_WEBHOOK_URL is set and DEBUG is off")
+    NOTIFY_WEBHOOK_SECRET = "insecure-development-webhook-secret"  # noqa: S105 - DEBUG only
+NOTIFY_EMAIL_FROM = env_str("NOTIFY_EMAIL_FROM", "release-gate@localhost")
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8, minimum=1)
+# Back-off after the n-th failed attempt: base * 2**(n-1) seconds, at most an hour.
+NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 2, minimum=0)
+CELERY_BEAT_SCHEDULE["notifications-flush"] = {"task": "approvals.tasks.notifications_flush", "schedule": 30.0}
+# Django's e-mail settings. EMAIL_TIMEOUT bounds a delivery attempt, which holds its row lock.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = NOTIFY_EMAIL_FROM
+# --- end of notifications ------------------------------------------------------------------
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "releasegate.authentication.ApiTokenAuthentication",
@@ -210,6 +241,54 @@ SPECTACULAR_SETTINGS = {
         "EvidenceKindEnum": "changelogs.models.EvidenceKind",
     },
 }
+
+# The gate. Only these environments are gated; an allow decision covers a deployment this long.
+GATE_ENVIRONMENTS = env_list("GATE_ENVIRONMENTS", ["production"])
+GATE_DECISION_VALIDITY_MINUTES = env_int("GATE_DECISION_VALIDITY_MINUTES", 60, minimum=1)
+
+# --- GitHub deployment protection rule (releasegate/github.py, docs/github.md) -------------
+# On when GITHUB_APP_ID is set; the webhook secret and the App's private key come with it.
+GITHUB_APP_ID = env_str("GITHUB_APP_ID", "").strip()
+GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET", "")
+GITHUB_APP_PRIVATE_KEY = env_str("GITHUB_APP_PRIVATE_KEY", "")
+GITHUB_APP_PRIVATE_KEY_FILE = env_str("GITHUB_APP_PRIVATE_KEY_FILE", "").strip()
+if GITHUB_APP_ID or GITHUB_WEBHOOK_SECRET:
+    if not (GITHUB_APP_ID and GITHUB_WEBHOOK_SECRET):
+        raise ImproperlyConfigured("GITHUB_APP_ID and GITHUB_WEBHOOK_SECRET must be set together (the GitHub integration)")
+    if bool(GITHUB_APP_PRIVATE_KEY) == bool(GITHUB_APP_PRIVATE_KEY_FILE):
+        raise ImproperlyConfigured("set exactly one of GITHUB_APP_PRIVATE_KEY and GITHUB_APP_PRIVATE_KEY_FILE with GITHUB_APP_ID")
+    if GITHUB_APP_PRIVATE_KEY_FILE and not Path(GITHUB_APP_PRIVATE_KEY_FILE).is_file():
+        raise ImproperlyConfigured(f"GITHUB_APP_PRIVATE_KEY_FILE is not a file: {GITHUB_APP_PRIVATE_KEY_FILE!r}")
+GITHUB_API_URL = env_str("GITHUB_API_URL", "https://api.github.com").strip().rstrip("/")
+if urlsplit(GITHUB_API_URL).scheme not in {"http", "https"} or not urlsplit(GITHUB_API_URL).hostname:
+    raise ImproperlyConfigured(f"GITHUB_API_URL must be an http(s) URL, got {GITHUB_API_URL!r}")
+# GitHub environments whose deployments the gate decides, compared without regard to case
+# (as GitHub does); "prod=production" maps a GitHub name to a gate environment. Any other
+# environment with the rule enabled is rejected: the rule fails closed.
+GITHUB_GATED_ENVIRONMENTS: dict[str, str] = {}
+for _entry in env_list("GITHUB_GATED_ENVIRONMENTS", ["production"]):
+    _github_name, _, _gate_name = (part.strip() for part in _entry.partition("="))
+    _gate_name = _gate_name or _github_name
+    if not _github_name or _gate_name not in GATE_ENVIRONMENTS:
+        raise ImproperlyConfigured(
+            f"GITHUB_GATED_ENVIRONMENTS entry {_entry!r} must be NAME or NAME=GATE_ENVIRONMENT, with the gate "
+            f"environment one of GATE_ENVIRONMENTS ({', '.join(GATE_ENVIRONMENTS)})"
+        )
+    GITHUB_GATED_ENVIRONMENTS[_github_name.lower()] = _gate_name
+# Attempts to give GitHub an answer; back-off after the n-th failure: base * 2**(n-1) s, at most an hour.
+GITHUB_CALLBACK_MAX_ATTEMPTS = env_int("GITHUB_CALLBACK_MAX_ATTEMPTS", 10, minimum=1)
+GITHUB_CALLBACK_RETRY_BASE_SECONDS = env_int("GITHUB_CALLBACK_RETRY_BASE_SECONDS", 2, minimum=0)
+CELERY_BEAT_SCHEDULE["github-answers-flush"] = {"task": "releasegate.tasks.github_answers_flush", "schedule": 30.0}
+# --- end of GitHub -------------------------------------------------------------------------
+
+# Evidence packs: who signs them, and for how long asking again returns the same build.
+ORGANISATION_NAME = env_str("ORGANISATION_NAME", "Example Bank (development)" if DEBUG else "")
+if not ORGANISATION_NAME:
+    raise ImproperlyConfigured("ORGANISATION_NAME must be set when DEBUG is off (it names the signer of evidence packs)")
+PACK_REUSE_MINUTES = env_int("PACK_REUSE_MINUTES", 60, minimum=0)
+
+# /metrics asks for this bearer token when it is set (Prometheus: authorization.credentials).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # API tokens: the last-used time is written at most this often, to keep reads read-only.
 API_TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=env_int("API_TOKEN_LAST_USED_SECONDS", 60, minimum=0))

@@ -107,14 +107,18 @@ def cast(db: None) -> Cast:
     assign_perm(MANAGE_CHANGELOGS, requester, payments_api)
     auditor = UserFactory(username="auditor")
     auditor.groups.add(Group.objects.get(name=AUDITORS))
+    approver = UserFactory(username="approver")
+    assign_perm("changelogs.sign_off", approver, payments)
+    other_approver = UserFactory(username="other-approver")
+    assign_perm("changelogs.sign_off", other_approver, transfers)
     return Cast(
         payments=payments,
         transfers=transfers,
         payments_api=payments_api,
         transfers_api=transfers_api,
         requester=requester,
-        approver=UserFactory(username="approver"),
-        other_approver=UserFactory(username="other-approver"),
+        approver=approver,
+        other_approver=other_approver,
         auditor=auditor,
         admin=UserFactory(username="admin", is_superuser=True),
         pipeline=_pipeline("payments-ci", payments_api),
@@ -181,3 +185,18 @@ def wait_for(condition: Any, *, timeout: float = 30.0, what: str = "condition") 
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Celery in-process even in CI's broker pass, for tests about what a delivery does rather
+    than how a worker gets it (tests with a real worker use celery_worker_process)."""
+    from releasegate.celery import app as celery_app
+
+    saved = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    assert celery_app.conf.task_eager_propagates
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager = saved

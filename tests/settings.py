@@ -15,6 +15,7 @@ os.environ.setdefault(
     "PRIVATE+KEY+releasegate.test/audit-log+5399b913+AbBgSv4N+kJgcfZQDmIWiTxVQ54wj2iCWgUO1CHe5t5m",
 )
 os.environ.setdefault("AUDIT_LOG_ORIGIN", "releasegate.test/audit-log")
+os.environ.setdefault("ORGANISATION_NAME", "Test Bank plc")
 
 from releasegate.settings import *  # noqa: F403
 

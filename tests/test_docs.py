@@ -5,12 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from approvals.errors import ApprovalError
 from audit.errors import AuditError
 from changelogs.content import ContentError
 from changelogs.errors import ChangelogError
 from changelogs.parsers import ParseErrorCode
 from changelogs.policy import FindingCode
+from releasegate.deployments import DeploymentError
 from releasegate.errors import CommonError
+from releasegate.freezes import FreezeError
+from releasegate.policy import ReasonCode
 from releasegate.services import IdentityError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "api-errors.md"
@@ -22,6 +26,10 @@ ENUMS: list[type[StrEnum]] = [
     FindingCode,
     IdentityError,
     AuditError,
+    ApprovalError,
+    ReasonCode,
+    DeploymentError,
+    FreezeError,
 ]
 
 

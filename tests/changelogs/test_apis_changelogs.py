@@ -38,7 +38,8 @@ ACCESS = [
     ("admin", 200, 201, 200, 200, 200, 200, 200),
     ("auditor", 200, 400, 200, 403, 403, 200, 200),
     ("other_pipeline", 200, 400, 404, 404, 404, 404, 404),
-    ("approver", 200, 400, 404, 404, 404, 404, 404),
+    ("approver", 200, 400, 200, 403, 403, 200, 200),  # a signing authority of the domain reads, never edits
+    ("other_approver", 200, 400, 404, 404, 404, 404, 404),
     ("anonymous", 401, 401, 401, 401, 401, 401, 401),
 ]
 

@@ -77,3 +77,10 @@ def test_production_refuses_to_start_without_a_checkpoint_key() -> None:
 
 def test_debug_starts_with_development_defaults() -> None:
     assert _import_settings({"DEBUG": "1"}).returncode == 0
+
+
+def test_production_refuses_to_start_without_an_organisation_name() -> None:
+    result = _import_settings({"SECRET_KEY": "x" * 50, "AUDIT_SIGNING_KEY_FILE": "/run/secrets/audit.key"})
+
+    assert result.returncode != 0
+    assert "ORGANISATION_NAME must be set" in result.stderr

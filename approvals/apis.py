@@ -1,0 +1,176 @@
+"""HTTP API for submitting for approval, deciding, and hotfix retrospectives."""
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from approvals import selectors, services
+from approvals.errors import ApprovalError
+from approvals.models import Decision, RetrospectiveStatus
+from approvals.rules import ApprovalState
+from changelogs import selectors as changelog_selectors
+from changelogs.apis import ChangelogOutput
+from releasegate.api import error_responses
+from releasegate.errors import PermissionDenied, field_error
+
+
+class SubmitApi(APIView):
+    @extend_schema(
+        operation_id="changelogs_submit",
+        request=None,
+        responses={200: ChangelogOutput, **error_responses(401, 403, 404, 409)},
+        description=(
+            "Freeze the current draft revision, record the SHA-256 of its canonical content and the "
+            "readiness at submission, and notify the domain's signing authorities."
+        ),
+    )
+    def post(self, request: Request, changelog_id: str) -> Response:
+        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        services.changelog_submit_for_approval(acting_user=request.user, changelog=changelog)
+        return Response(ChangelogOutput(changelog).data)
+
+
+class ApprovalOutput(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    reason = serializers.CharField()
+    approver = serializers.CharField(source="approver.username")
+    authorities = serializers.ListField(child=serializers.CharField(), help_text="Held for the domain when deciding.")
+    revision = serializers.IntegerField(source="revision.number")
+    content_hash = serializers.CharField(help_text="The content hash this decision signs.")
+    retrospective = serializers.BooleanField()
+    decided_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    counts = serializers.SerializerMethodField(help_text="Whether it counts towards the current revision now.")
+    not_counted_because = serializers.SerializerMethodField(
+        help_text="Why it does not count (stale_revision, self_approval, expired, no_authority…), or null."
+    )
+
+    def get_counts(self, approval: Any) -> bool:
+        state: ApprovalState = self.context["state"]
+        return str(approval.id) in state.counted
+
+    def get_not_counted_because(self, approval: Any) -> str | None:
+        state: ApprovalState = self.context["state"]
+        return state.not_counted.get(str(approval.id))
+
+
+class ApprovalStateOutput(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=["pending", "approved", "rejected"])
+    required = serializers.ListField(  # type: ignore[assignment]  # a field named like Field.required
+        child=serializers.CharField(), help_text="The sign-offs needed, one per person."
+    )
+    missing = serializers.ListField(child=serializers.CharField(), help_text="Sign-offs still to come.")
+    one_independent_approval = serializers.BooleanField(help_text="Enough for a hotfix to go out (the rest is owed).")
+    approvals = serializers.ListField(child=ApprovalOutput())
+
+
+class DecideInput(serializers.Serializer[Any]):
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    password = serializers.CharField(
+        write_only=True, style={"input_type": "password"}, help_text="Your password again: a decision is a signature."
+    )
+
+
+class ApprovalListDecideApi(APIView):
+    def _state(self, changelog: Any) -> dict[str, Any]:
+        state = selectors.approval_state_of(changelog=changelog, now=timezone.now())
+        approvals = selectors.approval_list(changelog=changelog)
+        return {
+            "status": state.status.value,
+            "required": list(state.required),
+            "missing": list(state.missing),
+            "one_independent_approval": state.one_independent_approval,
+            "approvals": ApprovalOutput(approvals, many=True, context={"state": state}).data,
+        }
+
+    @extend_schema(
+        operation_id="changelogs_approvals_list", responses={200: ApprovalStateOutput, **error_responses(401, 404)}
+    )
+    def get(self, request: Request, changelog_id: str) -> Response:
+        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        return Response(self._state(changelog))
+
+    @extend_schema(
+        operation_id="changelogs_approvals_decide",
+        request=DecideInput,
+        responses={201: ApprovalStateOutput, **error_responses(400, 401, 403, 404, 409)},
+        description=(
+            "Approve or reject the current submitted revision, as a person holding signing authority for the "
+            "domain (session login, password again). Pipelines cannot approve."
+        ),
+    )
+    def post(self, request: Request, changelog_id: str) -> Response:
+        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = changelog_selectors.changelog_lock(changelog=changelog)
+        decide = DecideInput(data=request.data)
+        decide.is_valid(raise_exception=True)
+        if getattr(request.user, "is_service_account", False):
+            raise PermissionDenied(ApprovalError.APPROVER_NOT_A_PERSON, "Pipelines cannot approve changes.")
+        if not request.user.check_password(decide.validated_data["password"]):
+            raise PermissionDenied(
+                ApprovalError.STEP_UP_FAILED,
+                "The password is not right; the decision was not recorded.",
+                fields={"password": [field_error(ApprovalError.STEP_UP_FAILED, "Not your password.")]},
+            )
+        services.approval_decide(
+            acting_user=request.user,
+            changelog=changelog,
+            decision=decide.validated_data["decision"],
+            reason=decide.validated_data["reason"],
+        )
+        return Response(self._state(changelog), status=status.HTTP_201_CREATED)
+
+
+class QueueItemOutput(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    service = serializers.SlugField(source="service.slug")
+    domain = serializers.SlugField(source="service.domain.slug")
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    revision = serializers.IntegerField(source="current_revision.number")
+    artifact_digest = serializers.CharField(source="current_revision.artifact_digest")
+    submitted_at = serializers.DateTimeField(source="current_revision.submitted_at")
+
+
+class QueueApi(APIView):
+    @extend_schema(
+        operation_id="approvals_queue",
+        responses={200: QueueItemOutput(many=True), **error_responses(401)},
+        description="Changelogs waiting for the caller's sign-off, oldest submission first.",
+    )
+    def get(self, request: Request) -> Response:
+        return Response(QueueItemOutput(selectors.queue_for(user=request.user), many=True).data)
+
+
+class RetrospectiveOutput(serializers.Serializer[Any]):
+    changelog = serializers.UUIDField(source="changelog.id")
+    service = serializers.SlugField(source="changelog.service.slug")
+    domain = serializers.SlugField(source="changelog.service.domain.slug")
+    status = serializers.ChoiceField(choices=RetrospectiveStatus.choices)
+    opened_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    overdue_at = serializers.DateTimeField(allow_null=True)
+
+
+class RetrospectiveListApi(APIView):
+    @extend_schema(
+        operation_id="exceptions_retrospectives",
+        parameters=[OpenApiParameter("status", str, enum=list(RetrospectiveStatus.values))],
+        responses={200: RetrospectiveOutput(many=True), **error_responses(401)},
+        description="Hotfix retrospectives (the caller's visible changelogs); status=overdue lists the exceptions.",
+    )
+    def get(self, request: Request) -> Response:
+        visible = changelog_selectors.changelog_list_visible(user=request.user)
+        status_filter = request.query_params.get("status")
+        retrospectives = selectors.retrospective_list(
+            status=status_filter if status_filter in RetrospectiveStatus.values else None
+        ).filter(changelog__in=visible)
+        return Response(RetrospectiveOutput(retrospectives, many=True).data)

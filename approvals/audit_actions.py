@@ -1,0 +1,13 @@
+from enum import StrEnum
+
+
+class ApprovalAction(StrEnum):
+    """Audit action tags written by this app, shaped ``subject:action``."""
+
+    APPROVAL_APPROVED = "approval:approved"
+    APPROVAL_REJECTED = "approval:rejected"
+    AUTHORITY_GRANTED = "authority:granted"
+    AUTHORITY_REVOKED = "authority:revoked"
+    RETROSPECTIVE_OPENED = "retrospective:opened"
+    RETROSPECTIVE_COMPLETED = "retrospective:completed"
+    RETROSPECTIVE_OVERDUE = "retrospective:overdue"

@@ -1,0 +1,13 @@
+from enum import StrEnum
+
+
+class ApprovalError(StrEnum):
+    CHANGELOG_NOT_SUBMITTED = "changelog_not_submitted"
+    APPROVER_NOT_A_PERSON = "approver_not_a_person"
+    NO_SIGNING_AUTHORITY = "no_signing_authority"
+    OWN_CHANGE = "own_change"
+    ALREADY_DECIDED = "already_decided"
+    REASON_REQUIRED = "reason_required"
+    STEP_UP_FAILED = "step_up_failed"
+    UNKNOWN_AUTHORITY = "unknown_authority"
+    GRANTEE_REQUIRED = "grantee_required"

@@ -1,0 +1,36 @@
+"""Delivering the notification outbox (approvals/notifications.py, docs/notifications.md)."""
+
+from typing import Any
+
+from celery import Task, shared_task
+
+from approvals.notifications import AttemptOutcome, notification_attempt, notification_dispatch_due
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=None)
+def notification_deliver(self: Task[Any, Any], notification_id: str) -> str:
+    """One delivery attempt; after a failure, the next one through Celery's retry with the
+    back-off's countdown. NOTIFY_MAX_ATTEMPTS, counted in the row, decides when to give up, not
+    Celery's ``max_retries``: a retry that is lost (worker or broker gone) is picked up by the
+    flush with the row's count intact."""
+    if self.request.is_eager:
+        # Eager mode (no broker, development and tests): with task_eager_propagates on, as in
+        # our settings, Celery hands a raised Retry back to the caller and never re-runs the
+        # task, so the retries would silently not happen. Make them here instead, one after
+        # the other, as Celery's own eager retry would (it ignores the countdown too).
+        attempt = notification_attempt(notification_id=notification_id, only_when_due=False)
+        while attempt.outcome is AttemptOutcome.RETRY:
+            attempt = notification_attempt(notification_id=notification_id, only_when_due=False)
+        return attempt.outcome.value
+    attempt = notification_attempt(notification_id=notification_id)
+    if attempt.outcome is not AttemptOutcome.RETRY:
+        return attempt.outcome.value
+    raise self.retry(countdown=attempt.retry_in)
+
+
+@shared_task(ignore_result=True)
+def notifications_flush() -> int:
+    """Run by beat every 30 s: hands every pending notification that is due to
+    ``notification_deliver``. Covers a broker that was down when the change committed and
+    retries lost with a worker."""
+    return notification_dispatch_due()

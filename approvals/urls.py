@@ -1,0 +1,10 @@
+from django.urls import path
+
+from approvals import apis
+
+urlpatterns = [
+    path("changelogs/<uuid:changelog_id>/submit", apis.SubmitApi.as_view(), name="changelog-submit"),
+    path("changelogs/<uuid:changelog_id>/approvals/", apis.ApprovalListDecideApi.as_view(), name="approval-list"),
+    path("approvals/queue", apis.QueueApi.as_view(), name="approval-queue"),
+    path("exceptions/retrospectives", apis.RetrospectiveListApi.as_view(), name="exceptions-retrospectives"),
+]

@@ -1,0 +1,194 @@
+"""HTTP API of the gate: the decision pipelines ask for, and the deployments they report."""
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from changelogs import selectors as changelog_selectors
+from changelogs.content import digest_validator
+from changelogs.errors import ChangelogError
+from changelogs.models import Service
+from releasegate.api import NewestFirstCursorPagination, cursor_page, error_responses
+from releasegate.authentication import token_of
+from releasegate.deployments import deployment_report
+from releasegate.errors import InvalidInput, field_error
+from releasegate.gate import gate_check
+from releasegate.models import Deployment, DeploymentStatus, GateOutcome
+
+
+def _service(user: Any, slug: str) -> Service:
+    service = changelog_selectors.service_list_managed(user=user).filter(slug=slug).select_related("domain").first()
+    if service is None:
+        message = "No such service, or the caller may not act on it."
+        raise InvalidInput(
+            ChangelogError.UNKNOWN_SERVICE,
+            message,
+            fields={"service": [field_error(ChangelogError.UNKNOWN_SERVICE, message)]},
+        )
+    return service
+
+
+class GatedEnvironmentField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value not in settings.GATE_ENVIRONMENTS:
+            raise serializers.ValidationError(
+                f"Only {', '.join(settings.GATE_ENVIRONMENTS)} is gated.", code="environment_not_gated"
+            )
+        return value
+
+
+class GateCheckInput(serializers.Serializer[Any]):
+    service = serializers.SlugField()
+    environment = GatedEnvironmentField(max_length=50, required=False, default="production")
+    artifact_digest = serializers.CharField(max_length=71, validators=[digest_validator])
+    changelog = serializers.UUIDField(required=False, help_text="Match this changelog only.")
+
+
+class ReasonOutput(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="Stable; see docs/gate.md.")
+    message = serializers.CharField()
+
+
+class GateDecisionOutput(serializers.Serializer[Any]):
+    decision = serializers.ChoiceField(choices=GateOutcome.choices, source="outcome")
+    decision_id = serializers.UUIDField(source="id")
+    service = serializers.SlugField(source="service.slug")
+    environment = serializers.CharField()
+    artifact_digest = serializers.CharField()
+    changelog = serializers.UUIDField(source="changelog_id", allow_null=True)
+    revision = serializers.IntegerField(source="revision.number", allow_null=True, default=None)
+    reasons = ReasonOutput(many=True)
+    policy = serializers.CharField(help_text='The rules applied, e.g. "domain:payments@v3"; empty without a changelog.')
+    evaluated_at = serializers.DateTimeField()
+    valid_until = serializers.DateTimeField(help_text="An allow decision covers a deployment reported until then.")
+
+
+class GateCheckApi(APIView):
+    @extend_schema(
+        operation_id="gate_check",
+        request=GateCheckInput,
+        responses={200: GateDecisionOutput, **error_responses(400, 401)},
+        description=(
+            "May this artifact of this service be deployed now? Always 200 with `decision` allow or deny and "
+            "coded reasons: a denial is an answer, not an error. Every decision is stored and audited."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        check = GateCheckInput(data=request.data)
+        check.is_valid(raise_exception=True)
+        values = check.validated_data
+        token = token_of(request)
+        decision = gate_check(
+            acting_user=request.user,
+            service=_service(request.user, values["service"]),
+            environment=values["environment"],
+            digest=values["artifact_digest"],
+            changelog_id=values.get("changelog"),
+            token_prefix=token.prefix if token else "",
+        )
+        return Response(GateDecisionOutput(decision).data)
+
+
+class DeploymentReportInput(serializers.Serializer[Any]):
+    idempotency_key = serializers.CharField(
+        max_length=200, help_text="Chosen by the client: the same key and report again changes nothing."
+    )
+    service = serializers.SlugField()
+    environment = serializers.CharField(max_length=50)
+    artifact_digest = serializers.CharField(
+        max_length=71, validators=[digest_validator], help_text="What was deployed."
+    )
+    status = serializers.ChoiceField(choices=DeploymentStatus.choices)
+    pipeline_run_url = serializers.URLField(max_length=500, required=False, default="", allow_blank=True)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class DeploymentOutput(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    idempotency_key = serializers.CharField()
+    service = serializers.SlugField(source="service.slug")
+    environment = serializers.CharField()
+    artifact_digest = serializers.CharField()
+    status = serializers.ChoiceField(choices=DeploymentStatus.choices)
+    pipeline_run_url = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    decision = serializers.UUIDField(source="decision_id", allow_null=True, help_text="The allow decision covering it.")
+    changelog = serializers.UUIDField(source="changelog_id", allow_null=True)
+    unauthorised = serializers.BooleanField(help_text="No allow decision covered it.")
+    reported_by = serializers.CharField(source="reported_by.username")
+    reported_at = serializers.DateTimeField()
+
+
+def _visible_deployments(user: Any) -> Any:
+    deployments = Deployment.objects.select_related("service", "reported_by")
+    if user.is_superuser or user.has_perm("releasegate.view_deployment"):
+        return deployments
+    return deployments.filter(service__in=changelog_selectors.service_list_managed(user=user))
+
+
+class DeploymentListReportApi(APIView):
+    @extend_schema(
+        operation_id="deployments_report",
+        request=DeploymentReportInput,
+        responses={201: DeploymentOutput, 200: DeploymentOutput, **error_responses(400, 401, 409)},
+        description=(
+            "Report a deployment (started, succeeded, failed, rolled_back) with the digest actually deployed. "
+            "201 for a new report, 200 when the same key and report were sent before (nothing changes)."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        report = DeploymentReportInput(data=request.data)
+        report.is_valid(raise_exception=True)
+        values = report.validated_data
+        deployment, created = deployment_report(
+            acting_user=request.user,
+            idempotency_key=values["idempotency_key"],
+            service=_service(request.user, values["service"]),
+            environment=values["environment"],
+            digest=values["artifact_digest"],
+            status=values["status"],
+            pipeline_run_url=values["pipeline_run_url"],
+            started_at=values["started_at"],
+            finished_at=values["finished_at"],
+        )
+        return Response(
+            DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(
+        operation_id="deployments_list",
+        parameters=[OpenApiParameter("service", str), OpenApiParameter("unauthorised", bool)],
+        responses={200: cursor_page("DeploymentPage", DeploymentOutput(many=True)), **error_responses(401)},
+    )
+    def get(self, request: Request) -> Response:
+        deployments = _visible_deployments(request.user)
+        if service := request.query_params.get("service"):
+            deployments = deployments.filter(service__slug=service)
+        if request.query_params.get("unauthorised") in {"true", "1"}:
+            deployments = deployments.filter(unauthorised=True)
+        paginator = DeploymentPagination()
+        page = paginator.paginate_queryset(deployments, request, view=self)
+        return paginator.get_paginated_response(DeploymentOutput(page, many=True).data)
+
+
+class DeploymentPagination(NewestFirstCursorPagination):
+    ordering = ("-reported_at", "-id")
+
+
+class UnauthorisedDeploymentListApi(APIView):
+    @extend_schema(
+        operation_id="exceptions_unauthorised_deployments",
+        responses={200: DeploymentOutput(many=True), **error_responses(401)},
+        description="Deployments no allow decision covered: what auditors look for first.",
+    )
+    def get(self, request: Request) -> Response:
+        deployments = _visible_deployments(request.user).filter(unauthorised=True).order_by("-reported_at")[:1000]
+        return Response(DeploymentOutput(deployments, many=True).data)

@@ -1,0 +1,72 @@
+"""Change freezes and their overrides."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+import audit
+from approvals.selectors import authorities_of, requester_ids
+from changelogs.models import Changelog, Domain
+from releasegate.audit_actions import GateAction
+from releasegate.errors import InvalidInput, PermissionDenied
+from releasegate.models import FreezeOverride, FreezeWindow
+
+
+class FreezeError(StrEnum):
+    FREEZE_ENDS_BEFORE_START = "freeze_ends_before_start"
+    OVERRIDE_NOT_ALLOWED = "override_not_allowed"
+    FREEZE_NOT_FOR_CHANGE = "freeze_not_for_change"
+
+
+@transaction.atomic
+def freeze_create(
+    *, acting_user: Any, domain: Domain | None, starts_at: datetime, ends_at: datetime, reason: str
+) -> FreezeWindow:
+    if ends_at <= starts_at:
+        raise InvalidInput(FreezeError.FREEZE_ENDS_BEFORE_START, "A freeze must end after it starts.")
+    freeze = FreezeWindow.objects.create(
+        domain=domain,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        reason=reason,
+        created_by=acting_user,
+        created_at=timezone.now(),
+    )
+    audit.record(
+        actor=acting_user,
+        action=GateAction.FREEZE_CREATED,
+        target=freeze,
+        data={"domain": domain.slug if domain else None, "starts_at": starts_at, "ends_at": ends_at, "reason": reason},
+    )
+    return freeze
+
+
+@transaction.atomic
+def freeze_override_approve(
+    *, acting_user: Any, freeze: FreezeWindow, changelog: Changelog, reason: str
+) -> FreezeOverride:
+    """A signing authority of the change's domain lets this one change through the freeze."""
+    domain = changelog.service.domain
+    if freeze.domain_id not in (None, domain.pk):
+        raise InvalidInput(FreezeError.FREEZE_NOT_FOR_CHANGE, "This freeze does not cover the change's domain.")
+    if "sign_off" not in authorities_of(user=acting_user, domain=domain):
+        raise PermissionDenied(
+            FreezeError.OVERRIDE_NOT_ALLOWED, f"Only a signing authority of {domain.name} may override a freeze."
+        )
+    if acting_user.pk in requester_ids(changelog=changelog):
+        raise PermissionDenied(FreezeError.OVERRIDE_NOT_ALLOWED, "You may not override a freeze for your own change.")
+    if not reason.strip():
+        raise InvalidInput(FreezeError.OVERRIDE_NOT_ALLOWED, "An override needs a reason.")
+    override = FreezeOverride.objects.create(
+        freeze=freeze, changelog=changelog, approved_by=acting_user, reason=reason.strip(), created_at=timezone.now()
+    )
+    audit.record(
+        actor=acting_user,
+        action=GateAction.FREEZE_OVERRIDDEN,
+        target=changelog,
+        data={"freeze": freeze.pk, "reason": override.reason},
+    )
+    return override

@@ -1,0 +1,139 @@
+"""The gate's decision: a pure function from a snapshot of facts to allow or deny with reasons.
+
+No Django here. Selectors gather the facts (in as few queries as they can); this module only
+decides, so the rules read in one place and are table-tested without a database.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    NO_CHANGELOG = "no_changelog"
+    CHANGELOG_NOT_SUBMITTED = "changelog_not_submitted"
+    CHANGELOG_CLOSED = "changelog_closed"
+    CHANGELOG_REJECTED = "changelog_rejected"
+    APPROVALS_MISSING = "approvals_missing"
+    APPROVAL_STALE = "approval_stale"
+    APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_SELF_GIVEN = "approval_self_given"
+    APPROVAL_WITHOUT_AUTHORITY = "approval_without_authority"
+    RETROSPECTIVE_OVERDUE = "retrospective_overdue"
+    FREEZE_ACTIVE = "freeze_active"
+    ALLOWED = "allowed"
+
+
+# Readiness findings are passed through with their own codes (evidence_missing, …).
+_NOT_COUNTED_REASONS = {
+    "stale_revision": (ReasonCode.APPROVAL_STALE, "An approval was given to earlier content; it no longer counts."),
+    "expired": (ReasonCode.APPROVAL_EXPIRED, "An approval has expired."),
+    "self_approval": (ReasonCode.APPROVAL_SELF_GIVEN, "An approval was given by the change's own requester."),
+    "evidence_uploader": (
+        ReasonCode.APPROVAL_SELF_GIVEN,
+        "An approval was given by someone who uploaded its evidence.",
+    ),
+    "commit_author": (ReasonCode.APPROVAL_SELF_GIVEN, "An approval was given by a declared commit author."),
+    "no_authority": (ReasonCode.APPROVAL_WITHOUT_AUTHORITY, "An approver no longer holds authority for the domain."),
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class FreezeFact:
+    id: int
+    scope: str  # "global" or the domain slug
+    reason: str
+    overridden: bool  # an approved override covers this changelog
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    """Everything the decision depends on, read at one moment."""
+
+    changelog_found: bool
+    changelog_status: str = ""
+    changelog_kind: str = ""
+    revision_status: str = ""  # of the revision carrying the digest
+    findings: Sequence[tuple[str, str]] = ()  # readiness (code, message)
+    approval_status: str = ""  # pending / approved / rejected
+    one_independent_approval: bool = False
+    approvals_missing: Sequence[str] = ()
+    not_counted: Sequence[str] = ()  # NotCounted codes of approvals that do not count
+    overdue_retrospectives: int = 0  # of the same service
+    active_freezes: Sequence[FreezeFact] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    allow: bool
+    reasons: tuple[Reason, ...]
+
+    @property
+    def outcome(self) -> str:
+        return "allow" if self.allow else "deny"
+
+
+def evaluate(facts: GateFacts) -> GateDecision:
+    reasons: list[Reason] = []
+    if not facts.changelog_found:
+        return GateDecision(
+            False, (Reason(ReasonCode.NO_CHANGELOG, "No changelog of this service carries this artifact digest."),)
+        )
+    if facts.revision_status != "submitted":
+        reasons.append(
+            Reason(
+                ReasonCode.CHANGELOG_NOT_SUBMITTED,
+                f"The changelog revision with this digest is {facts.revision_status or 'not submitted'}.",
+            )
+        )
+    if facts.changelog_status in {"deployed", "rolled_back"}:
+        reasons.append(
+            Reason(ReasonCode.CHANGELOG_CLOSED, f"The changelog is {facts.changelog_status}; a new one is needed.")
+        )
+    reasons += [Reason(code, message) for code, message in facts.findings]
+    reasons += _approval_reasons(facts)
+    if facts.overdue_retrospectives:
+        reasons.append(
+            Reason(
+                ReasonCode.RETROSPECTIVE_OVERDUE,
+                f"{facts.overdue_retrospectives} hotfix retrospective(s) of this service are overdue.",
+            )
+        )
+    for freeze in facts.active_freezes:
+        if not freeze.overridden:
+            where = "everywhere" if freeze.scope == "global" else f"for {freeze.scope}"
+            reasons.append(Reason(ReasonCode.FREEZE_ACTIVE, f"A change freeze is active {where}: {freeze.reason}"))
+    if reasons:
+        return GateDecision(False, tuple(reasons))
+    return GateDecision(True, (Reason(ReasonCode.ALLOWED, "Every check passed."),))
+
+
+def _approval_reasons(facts: GateFacts) -> list[Reason]:
+    if facts.approval_status == "rejected":
+        return [Reason(ReasonCode.CHANGELOG_REJECTED, "A signing authority rejected this revision.")]
+    if facts.approval_status == "approved":
+        return []
+    if facts.changelog_kind == "hotfix" and facts.one_independent_approval:
+        return []  # the hotfix path: the rest is owed by its retrospective
+    reasons = [
+        Reason(
+            ReasonCode.APPROVALS_MISSING,
+            f"Approvals missing: {', '.join(facts.approvals_missing) or 'sign_off'}.",
+        )
+    ]
+    seen: set[str] = set()
+    for code in facts.not_counted:
+        reason = _NOT_COUNTED_REASONS.get(code)
+        if reason and reason[0] not in seen:
+            seen.add(reason[0])
+            reasons.append(Reason(*reason))
+    return reasons

@@ -1,0 +1,59 @@
+"""Building changelogs that pass the gate, for the gate's tests."""
+
+from typing import Any
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from changelogs.models import Changelog
+from tests.changelogs.evidence_files import junit_with_journeys, k6_passing, sarif_clean
+from tests.conftest import Cast
+from tests.factories import DIGEST, JourneyFactory, changelog_make
+
+PASSWORD = "a-test-password-1234"
+
+
+def complete_evidence(client: APIClient, changelog: Changelog, journeys: dict[str, str] | None = None) -> None:
+    url = f"/api/v1/changelogs/{changelog.id}/evidence/"
+    files = [
+        ("sanity", "junit.xml", junit_with_journeys(journeys or {"PAY-001": "passed", "PAY-002": "passed"})),
+        ("performance", "k6.json", k6_passing()),
+        ("security", "semgrep.sarif", sarif_clean()),
+    ]
+    for kind, name, data in files:
+        response = client.post(
+            url, {"kind": kind, "environment": "staging", "file": SimpleUploadedFile(name, data)}, format="multipart"
+        )
+        assert response.status_code == 201, response.json()
+
+
+def approve(cast: Cast, changelog: Changelog, who: Any = None) -> None:
+    approver = cast.session(who or cast.approver)
+    response = approver.post(
+        f"/api/v1/changelogs/{changelog.id}/approvals/",
+        {"decision": "approved", "reason": "Checked", "password": PASSWORD},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+
+
+def ready_changelog(cast: Cast, *, approved: bool = True, **content: Any) -> Changelog:
+    """A payments-api changelog with complete passing evidence, submitted, approved."""
+    JourneyFactory(journey_id="PAY-001", domain=cast.payments, critical=True)
+    JourneyFactory(journey_id="PAY-002", domain=cast.payments, critical=True)
+    changelog = changelog_make(service=cast.payments_api, by=cast.pipeline.account, **content)
+    client = cast.pipeline.client()
+    complete_evidence(client, changelog)
+    assert client.post(f"/api/v1/changelogs/{changelog.id}/submit").status_code == 200
+    if approved:
+        approve(cast, changelog)
+    changelog.refresh_from_db()
+    return changelog
+
+
+def check(client: APIClient, digest: str = DIGEST, service: str = "payments-api", **extra: Any) -> Any:
+    return client.post(
+        "/api/v1/gate/check",
+        {"service": service, "environment": "production", "artifact_digest": digest, **extra},
+        format="json",
+    )
