@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck contracts migrations-check check schemathesis clean
+.PHONY: run test install lint typecheck contracts migrations-check check schemathesis bench-audit bench-packs clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Release Gate needs Python 3.11, found " + sys.version.split()[0])'
@@ -43,6 +43,17 @@ migrations-check: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 check: lint typecheck contracts migrations-check
+
+# The audit trail benchmark (docs/benchmarks.md): needs PostgreSQL, whose scratch database it
+# creates and drops (BENCH_ARGS="--database-url postgres://…/name" to point elsewhere).
+bench-audit: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/audit.py $(BENCH_ARGS)
+
+# The evidence-pack benchmark (docs/benchmarks.md): one signed changelog pack, and a population of
+# 10,000 changes beside reportlab alone (a few minutes; BENCH_ARGS=--no-docs leaves the docs alone).
+bench-packs: install
+	$(BIN)/python bench/packs.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache

@@ -184,6 +184,34 @@ class Frontier:
         self.size = index + 1
         return completed
 
+    def append_subtree(self, level: int, root: bytes) -> list[tuple[int, int, bytes]]:
+        """Add a whole perfect subtree of ``2**level`` leaves, given its root hash.
+
+        The tree's size must be a multiple of ``2**level`` (the subtree starts at a node
+        boundary). The frontier and the reported nodes are exactly those of appending the
+        subtree's leaves one by one, except the nodes inside the subtree, which the caller
+        has. ``append_subtree(0, h)`` is ``append(h)``.
+        """
+        _check_hash(root, "subtree root", ValueError)
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < 64:
+            raise ValueError(f"subtree level must be an integer from 0 to 63, not {level!r}")
+        width = 1 << level
+        if self.size % width:
+            raise ValueError(f"a subtree of {width} leaves cannot start at leaf {self.size}")
+        if self.size + width > MAX_TREE_SIZE:
+            raise ValueError("tree is full")
+        index = self.size >> level
+        acc = bytes(root)
+        completed: list[tuple[int, int, bytes]] = []
+        while index & 1:
+            acc = hashlib.sha256(b"\x01" + self.hashes.pop() + acc).digest()
+            index >>= 1
+            level += 1
+            completed.append((level, index, acc))
+        self.hashes.append(acc)
+        self.size += width
+        return completed
+
     def extend(self, leaf_hashes: Iterable[bytes]) -> list[tuple[int, int, bytes]]:
         """Append several leaves; return every interior node they completed, in order."""
         completed: list[tuple[int, int, bytes]] = []

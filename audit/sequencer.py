@@ -18,9 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 
-from audit.events import canonical_event, format_time
+from audit.events import POSTGRES_TIME_SQL, canonical_event, format_time
 from audit.merkle import Frontier, leaf_hash
 from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.note import Checkpoint as CheckpointNote
@@ -82,17 +81,37 @@ def sequence_pending(*, batch_size: int | None = None) -> int:
 
 
 def _pending_events(latest: Checkpoint | None, xmin: int | None, limit: int) -> list[tuple[Any, ...]]:
-    events = AuditEvent.objects.all()
     if xmin is not None:
-        events = events.filter(txid__lt=xmin)
-        if latest is not None and latest.last_txid is not None:
-            events = events.filter(Q(txid__gt=latest.last_txid) | Q(txid=latest.last_txid, id__gt=latest.last_event_id))
-        events = events.order_by("txid", "id")
+        return _pending_events_postgres(latest, xmin, limit)
+    events = AuditEvent.objects.all()
+    if latest is not None and latest.last_event_id is not None:
+        events = events.filter(id__gt=latest.last_event_id)
+    return list(events.order_by("id").values_list(*EVENT_COLUMNS)[:limit])
+
+
+# EVENT_COLUMNS, with the time as its canonical text (no datetime per row).
+_PENDING_SQL = (
+    "SELECT id, "  # noqa: S608 - built from constants only
+    + POSTGRES_TIME_SQL.format("created_at")
+    + ", actor, actor_id, action, target_type, target_id, data, request_id, txid"
+    " FROM audit_auditevent WHERE txid < %s{after} ORDER BY txid, id LIMIT %s"
+)
+
+
+def _pending_events_postgres(latest: Checkpoint | None, xmin: int, limit: int) -> list[tuple[Any, ...]]:
+    """Committed events after the last one sequenced, in (txid, id) order: one index range
+    scan on audit_event_txid_id (the row comparison is what lets PostgreSQL use it as a range)."""
+    if latest is not None and latest.last_txid is not None:
+        sql, params = (
+            _PENDING_SQL.format(after=" AND (txid, id) > (%s, %s)"),
+            [xmin, latest.last_txid, latest.last_event_id, limit],
+        )
     else:
-        if latest is not None and latest.last_event_id is not None:
-            events = events.filter(id__gt=latest.last_event_id)
-        events = events.order_by("id")
-    return list(events.values_list(*EVENT_COLUMNS)[:limit])
+        sql, params = _PENDING_SQL.format(after=""), [xmin, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
 
 def _sequence_batch(limit: int) -> int:
@@ -110,18 +129,41 @@ def _sequence_batch(limit: int) -> int:
         if not rows:
             return 0
         frontier = Frontier.from_json(latest.frontier) if latest else Frontier(size=0, hashes=[])
-        leaves: list[AuditLeaf] = []
-        nodes: list[AuditNode] = []
+        leaves: list[tuple[int, int, bytes]] = []
+        nodes: list[tuple[int, int, bytes]] = []
         for row in rows:
             digest = leaf_hash(event_bytes(row))
-            leaves.append(AuditLeaf(leaf_index=frontier.size, event_id=row[0], leaf_hash=digest))
-            nodes.extend(
-                AuditNode(level=level, index=index, hash=node) for level, index, node in frontier.append(digest)
-            )
-        AuditLeaf.objects.bulk_create(leaves, batch_size=2000)
-        AuditNode.objects.bulk_create(nodes, batch_size=2000)
+            leaves.append((frontier.size, row[0], digest))
+            nodes.extend(frontier.append(digest))
+        _store(leaves, nodes)
         _checkpoint_create(frontier, last=rows[-1])
         return len(rows)
+
+
+def _store(leaves: list[tuple[int, int, bytes]], nodes: list[tuple[int, int, bytes]]) -> None:
+    """Insert the batch's leaves and completed nodes: on PostgreSQL one statement each,
+    whatever the batch size (arrays, no per-row placeholders or model objects)."""
+    if connection.vendor != "postgresql":
+        AuditLeaf.objects.bulk_create(
+            [AuditLeaf(leaf_index=index, event_id=event_id, leaf_hash=digest) for index, event_id, digest in leaves],
+            batch_size=2000,
+        )
+        AuditNode.objects.bulk_create(
+            [AuditNode(level=level, index=index, hash=digest) for level, index, digest in nodes], batch_size=2000
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_auditleaf (leaf_index, event_id, leaf_hash)"
+            " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bytea[])",
+            [list(column) for column in zip(*leaves, strict=True)],
+        )
+        if nodes:
+            cursor.execute(
+                'INSERT INTO audit_auditnode (level, "index", hash)'
+                " SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[])",
+                [list(column) for column in zip(*nodes, strict=True)],
+            )
 
 
 def _checkpoint_create(frontier: Frontier, *, last: tuple[Any, ...]) -> Checkpoint:

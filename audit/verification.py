@@ -10,23 +10,31 @@ What it catches, and where it points:
 - a checkpoint whose root no longer matches the recomputed tree, or whose signature or body
   is wrong: the range of leaves it covers beyond the last good checkpoint.
 
-Rows are streamed in large batches and nothing is built per row beyond a tuple.
+Rows are streamed in large batches and nothing is built per row beyond a tuple. On
+PostgreSQL the leaves are first checked by audit/scan.py, without a join and, for a long log,
+in two processes; from the first leaf where anything is off the leaf-by-leaf walk below takes
+over, so the report is the same as that of the walk alone (tests/audit/test_verify_paths.py).
 """
 
+import logging
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 
+from audit.events import POSTGRES_TIME_SQL
 from audit.merkle import Frontier, leaf_hash
 from audit.models import AuditEvent, AuditLeaf, Checkpoint
 from audit.note import Checkpoint as CheckpointNote
 from audit.note import NoteError, NoteVerifier
 from audit.sequencer import event_bytes
 from audit.signing import checkpoint_signer
+
+logger = logging.getLogger(__name__)
 
 _BATCH = 20_000
 
@@ -58,19 +66,81 @@ class VerificationReport:
         return min(candidates, key=lambda d: d.leaf_index) if candidates else None
 
 
-def _leaf_rows() -> Iterator[tuple[Any, ...]]:
-    """(leaf_index, leaf_hash, event columns…) ordered by leaf index; event columns are None
-    when the event row is missing."""
+# Logs at least this long are scanned by two processes (see _fast_walk).
+PARALLEL_MIN_LEAVES = 1 << 18
+# The fast path on PostgreSQL (audit/scan.py); the exact walk alone when False.
+FAST_PATH = True
+_PROGRESS_EVERY = 100_000
+
+
+@dataclass
+class _Walk:
+    """Where verification stands: the recomputed frontier and what has been checked."""
+
+    report: VerificationReport
+    verifier: NoteVerifier
+    checkpoints: list[tuple[int, Any, str]]
+    progress: Callable[[int], None] | None
+    frontier: Frontier = field(default_factory=lambda: Frontier(size=0, hashes=[]))
+    next_checkpoint: int = 0
+    last_good_size: int = 0
+    previous_order: tuple[int, int] | None = None
+    before_previous: tuple[int, int] | None = None
+
+    def append(self, recomputed: bytes) -> None:
+        self.frontier.append(recomputed)
+        self._check_checkpoints()
+        if self.progress and self.frontier.size % _PROGRESS_EVERY == 0:
+            self.progress(self.frontier.size)
+
+    def append_blocks(self, blocks: list[tuple[int, bytes]]) -> None:
+        """Whole perfect subtrees of recomputed leaves; none straddles a checkpoint size."""
+        for level, root in blocks:
+            before = self.frontier.size
+            self.frontier.append_subtree(level, root)
+            self._check_checkpoints()
+            if self.progress:
+                for size in range(
+                    before - before % _PROGRESS_EVERY + _PROGRESS_EVERY, self.frontier.size + 1, _PROGRESS_EVERY
+                ):
+                    self.progress(size)
+
+    def _check_checkpoints(self) -> None:
+        checkpoints, frontier = self.checkpoints, self.frontier
+        while self.next_checkpoint < len(checkpoints) and checkpoints[self.next_checkpoint][0] == frontier.size:
+            problem = _checkpoint_problem(self.verifier, checkpoints[self.next_checkpoint], frontier.root())
+            if problem:
+                self.report.divergences.append(
+                    Divergence(
+                        self.last_good_size,
+                        f"{problem}; the divergence is in leaves {self.last_good_size}..{frontier.size - 1}",
+                        exact=False,
+                    )
+                )
+            else:
+                self.last_good_size = frontier.size
+            self.next_checkpoint += 1
+
+
+def _leaf_rows(start: int = 0) -> Iterator[tuple[Any, ...]]:
+    """(leaf_index, leaf_hash, event_id, event columns…) ordered by leaf index, from leaf
+    ``start`` on (every stored leaf when 0); event columns are None when the event row is
+    missing. On PostgreSQL the time comes as the canonical text (audit.events)."""
+    postgres = connection.vendor == "postgresql"
+    time = POSTGRES_TIME_SQL.format("e.created_at") if postgres else "e.created_at"
     sql = (
-        "SELECT l.leaf_index, l.leaf_hash, l.event_id, e.id, e.created_at, e.actor, e.actor_id, e.action,"
+        f"SELECT l.leaf_index, l.leaf_hash, l.event_id, e.id, {time}, e.actor, e.actor_id, e.action,"  # noqa: S608
         " e.target_type, e.target_id, e.data, e.request_id, e.txid"
         " FROM audit_auditleaf l LEFT JOIN audit_auditevent e ON e.id = l.event_id"
-        " ORDER BY l.leaf_index"
+        + (" WHERE l.leaf_index >= %s" if start else "")
+        + " ORDER BY l.leaf_index"
     )
     # SQLite hands back text where PostgreSQL hands back datetimes; convert as the ORM would.
-    converters = connection.ops.get_db_converters(AuditEvent._meta.get_field("created_at").cached_col)
+    converters = (
+        [] if postgres else connection.ops.get_db_converters(AuditEvent._meta.get_field("created_at").cached_col)
+    )
     with connection.chunked_cursor() as cursor:
-        cursor.execute(sql)
+        cursor.execute(sql, [start] if start else None)
         while rows := cursor.fetchmany(_BATCH):
             if converters:
                 for row in rows:
@@ -84,17 +154,47 @@ def _leaf_rows() -> Iterator[tuple[Any, ...]]:
 
 def verify_log(*, progress: Callable[[int], None] | None = None) -> VerificationReport:
     report = VerificationReport()
-    verifier = checkpoint_signer().verifier()
-    checkpoints = list(Checkpoint.objects.order_by("tree_size").values_list("tree_size", "root_hash", "signed_note"))
-    report.checkpoints = len(checkpoints)
-    next_checkpoint = 0
-    last_good_size = 0
-    frontier = Frontier(size=0, hashes=[])
-    previous_order: tuple[int, int] | None = None
-    before_previous: tuple[int, int] | None = None
-    for row in _leaf_rows():
+    postgres = connection.vendor == "postgresql"
+    # PostgreSQL: one transaction, so that every query below (and the second process, which
+    # imports its snapshot) sees the same log. Only when it is ours to begin: inside a
+    # caller's transaction its snapshot rules, and its uncommitted rows are invisible to
+    # another process. SQLite: no transaction, which would lock out writers.
+    own_transaction = postgres and not connection.in_atomic_block
+    with transaction.atomic() if postgres else nullcontext():
+        if own_transaction:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        checkpoints = list(
+            Checkpoint.objects.order_by("tree_size").values_list("tree_size", "root_hash", "signed_note")
+        )
+        report.checkpoints = len(checkpoints)
+        walk = _Walk(report=report, verifier=checkpoint_signer().verifier(), checkpoints=checkpoints, progress=progress)
+        last_key: tuple[int, int] | None = None
+        if postgres and FAST_PATH:
+            resume, last_key = _fast_walk(walk, parallel=own_transaction)
+            if resume is not None:
+                _exact_walk(walk, resume)
+        else:
+            _exact_walk(walk, 0)
+        report.leaves = walk.frontier.size
+        for size, _, _ in checkpoints[walk.next_checkpoint :]:
+            report.divergences.append(
+                Divergence(
+                    walk.frontier.size, f"checkpoint at size {size} signs leaves the log no longer has", exact=False
+                )
+            )
+        _check_unsequenced(report, clean_through=last_key)
+    return report
+
+
+def _exact_walk(walk: _Walk, start: int) -> None:
+    """Leaf by leaf from ``start``, each joined to its event: finds and names every kind of
+    divergence. The whole verification on SQLite; on PostgreSQL from where the fast path
+    found something off."""
+    report = walk.report
+    for row in _leaf_rows(start):
         leaf_index, stored_hash, event_id, present_id = row[0], bytes(row[1]), row[2], row[3]
-        position = frontier.size
+        position = walk.frontier.size
         if leaf_index != position:
             report.divergences.append(
                 Divergence(position, f"leaf {position} is missing (the next stored leaf is {leaf_index})")
@@ -111,37 +211,69 @@ def verify_log(*, progress: Callable[[int], None] | None = None) -> Verification
                     Divergence(position, f"leaf {position}: event {event_id} no longer matches its leaf hash")
                 )
             order = (event_row[-1] or 0, event_row[0])
-            if previous_order is not None and order <= previous_order:
+            if walk.previous_order is not None and order <= walk.previous_order:
                 # One of the two is out of place: the earlier one if dropping it restores the
                 # order (something was put in), else this one.
-                misplaced = position - 1 if before_previous is None or before_previous < order else position
+                misplaced = position - 1 if walk.before_previous is None or walk.before_previous < order else position
                 report.divergences.append(
                     Divergence(misplaced, f"leaf {misplaced} is out of sequencing order (found at leaf {position})")
                 )
-            before_previous, previous_order = previous_order, order
-        frontier.append(recomputed)
-        while next_checkpoint < len(checkpoints) and checkpoints[next_checkpoint][0] == frontier.size:
-            problem = _checkpoint_problem(verifier, checkpoints[next_checkpoint], frontier.root())
-            if problem:
-                report.divergences.append(
-                    Divergence(
-                        last_good_size,
-                        f"{problem}; the divergence is in leaves {last_good_size}..{frontier.size - 1}",
-                        exact=False,
-                    )
-                )
-            else:
-                last_good_size = frontier.size
-            next_checkpoint += 1
-        if progress and frontier.size % 100_000 == 0:
-            progress(frontier.size)
-    report.leaves = frontier.size
-    for size, _, _ in checkpoints[next_checkpoint:]:
-        report.divergences.append(
-            Divergence(frontier.size, f"checkpoint at size {size} signs leaves the log no longer has", exact=False)
-        )
-    _check_unsequenced(report)
-    return report
+            walk.before_previous, walk.previous_order = walk.previous_order, order
+        walk.append(recomputed)
+
+
+def _fast_walk(walk: _Walk, *, parallel: bool) -> tuple[int | None, tuple[int, int] | None]:
+    """PostgreSQL: check leaves with audit/scan.py (two ordered scans, no join), in two
+    processes for a long log, as far as everything is as the sequencer wrote it. Returns
+    the leaf to go on from with the exact walk (None when every leaf checked out) and the
+    sequencing key of the last leaf's event."""
+    from audit import scan
+
+    cuts = [size for size, _, _ in walk.checkpoints]
+    raw = connection.connection
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(leaf_index) FROM audit_auditleaf")
+        highest = cursor.fetchone()[0]
+    split = None
+    if parallel and highest is not None and highest + 1 >= PARALLEL_MIN_LEAVES:
+        split = (highest + 1) // 2
+    if split is None:
+        first = scan.scan(raw, start=0, stop=None, cuts=cuts, on_blocks=walk.append_blocks)
+        return _resume_point([first], walk)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_export_snapshot()")
+        snapshot = cursor.fetchone()[0]
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("context", "cursor_factory")}
+    worker = scan.Worker(params=params, snapshot=snapshot, start=split, cuts=cuts)
+    try:
+        first = scan.scan(raw, start=0, stop=split, cuts=cuts, on_blocks=walk.append_blocks)
+        try:
+            second = worker.result()
+        except Exception:  # the second process could not run: do its half here
+            logger.warning("verification: the second process failed; checking its leaves here", exc_info=True)
+            if first.stopped or first.end != split:
+                return _resume_point([first], walk)
+            second = scan.scan(raw, start=split, stop=None, cuts=cuts)
+    finally:
+        worker.close()
+    return _resume_point([first, second], walk)
+
+
+def _resume_point(parts: list[Any], walk: _Walk) -> tuple[int | None, tuple[int, int] | None]:
+    """Apply the parts' blocks in order as long as each part is whole and the next part
+    starts with the event that follows; where that fails the exact walk takes over."""
+    for number, part in enumerate(parts):
+        if part.blocks:
+            walk.append_blocks(part.blocks)
+        if part.tail:
+            walk.before_previous = part.tail[-2] if len(part.tail) > 1 else walk.previous_order
+            walk.previous_order = part.tail[-1]
+        following = parts[number + 1] if number + 1 < len(parts) else None
+        if part.stopped or (
+            following is not None and (part.end != following.start or part.next_event != following.first_event)
+        ):
+            return part.end, None
+    return None, walk.previous_order
 
 
 def _checkpoint_problem(verifier: NoteVerifier, checkpoint: tuple[int, Any, str], root: bytes) -> str | None:
@@ -170,11 +302,23 @@ def _after(txid: int | None, event_id: int) -> Q:
     return Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id)
 
 
-def _check_unsequenced(report: VerificationReport) -> None:
+def _check_unsequenced(report: VerificationReport, *, clean_through: tuple[int, int] | None = None) -> None:
     """Events that are not in the log but sort before the sequencer's position were slipped in
-    behind its back: the sequencer will never take them."""
+    behind its back: the sequencer will never take them.
+
+    ``clean_through``: the fast path paired every leaf with the events in sequencing order up
+    to the event with this key, none of them without a transaction id. Every event before
+    that key then has a leaf; unless some event lacks a transaction id or the sequencer's
+    position lies beyond it, nothing can have slipped in, and the search is skipped."""
     latest = Checkpoint.objects.order_by("-tree_size").first()
     if latest is None or latest.last_event_id is None:
+        return
+    if (
+        clean_through is not None
+        and latest.last_txid is not None
+        and (latest.last_txid, latest.last_event_id) <= clean_through
+        and not AuditEvent.objects.filter(txid__isnull=True).exists()
+    ):
         return
     cursor = _before(latest.last_txid, latest.last_event_id)
     if latest.last_txid is not None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releasegate import apis
+from releasegate import apis, github_apis, pack_apis
 
 urlpatterns = [
     path("gate/check", apis.GateCheckApi.as_view(), name="gate-check"),
@@ -10,4 +10,12 @@ urlpatterns = [
         apis.UnauthorisedDeploymentListApi.as_view(),
         name="exceptions-unauthorised",
     ),
+    path(
+        "integrations/github/deployment-protection",
+        github_apis.GitHubDeploymentProtectionApi.as_view(),
+        name="github-deployment-protection",
+    ),
+    path("packs/", pack_apis.PackListRequestApi.as_view(), name="pack-list"),
+    path("packs/<uuid:job_id>", pack_apis.PackJobApi.as_view(), name="pack-detail"),
+    path("packs/<uuid:job_id>/files/<str:name>", pack_apis.PackFileApi.as_view(), name="pack-file"),
 ]

@@ -204,11 +204,13 @@ class GitHubDelivery(models.Model):
     deployment_id = models.BigIntegerField(null=True, blank=True)
     installation_id = models.BigIntegerField()
     callback_url = models.CharField(max_length=1000, help_text="Where GitHub takes the answer.")
-    service = models.ForeignKey(
-        "changelogs.Service", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    service = models.ForeignKey("changelogs.Service", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     decision = models.ForeignKey(
-        GateDecision, on_delete=models.PROTECT, null=True, blank=True, related_name="github_deliveries",
+        GateDecision,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="github_deliveries",
         help_text="Empty when the gate was not asked (see reason).",
     )
     state = models.CharField(max_length=16, choices=GitHubAnswer.choices)

@@ -239,6 +239,13 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ChangelogKindEnum": "changelogs.models.ChangelogKind",
         "EvidenceKindEnum": "changelogs.models.EvidenceKind",
+        "ChangelogStatusEnum": "changelogs.models.ChangelogStatus",
+        "GateOutcomeEnum": "releasegate.models.GateOutcome",
+        "DeploymentStatusEnum": "releasegate.models.DeploymentStatus",
+        "ApprovalDecisionEnum": "approvals.models.Decision",
+        "RetrospectiveStatusEnum": "approvals.models.RetrospectiveStatus",
+        "PackKindEnum": "audit.models.PackKind",
+        "PackStatusEnum": "audit.models.PackStatus",
     },
 }
 
@@ -254,9 +261,9 @@ GITHUB_APP_PRIVATE_KEY = env_str("GITHUB_APP_PRIVATE_KEY", "")
 GITHUB_APP_PRIVATE_KEY_FILE = env_str("GITHUB_APP_PRIVATE_KEY_FILE", "").strip()
 if GITHUB_APP_ID or GITHUB_WEBHOOK_SECRET:
     if not (GITHUB_APP_ID and GITHUB_WEBHOOK_SECRET):
-        raise ImproperlyConfigured("GITHUB_APP_ID and GITHUB_WEBHOOK_SECRET must be set together (the GitHub integration)")
+        raise ImproperlyConfigured("GITHUB_APP_ID and GITHUB_WEBHOOK_SECRET must be set together")
     if bool(GITHUB_APP_PRIVATE_KEY) == bool(GITHUB_APP_PRIVATE_KEY_FILE):
-        raise ImproperlyConfigured("set exactly one of GITHUB_APP_PRIVATE_KEY and GITHUB_APP_PRIVATE_KEY_FILE with GITHUB_APP_ID")
+        raise ImproperlyConfigured("set one of GITHUB_APP_PRIVATE_KEY, GITHUB_APP_PRIVATE_KEY_FILE with GITHUB_APP_ID")
     if GITHUB_APP_PRIVATE_KEY_FILE and not Path(GITHUB_APP_PRIVATE_KEY_FILE).is_file():
         raise ImproperlyConfigured(f"GITHUB_APP_PRIVATE_KEY_FILE is not a file: {GITHUB_APP_PRIVATE_KEY_FILE!r}")
 GITHUB_API_URL = env_str("GITHUB_API_URL", "https://api.github.com").strip().rstrip("/")
@@ -268,8 +275,8 @@ if urlsplit(GITHUB_API_URL).scheme not in {"http", "https"} or not urlsplit(GITH
 GITHUB_GATED_ENVIRONMENTS: dict[str, str] = {}
 for _entry in env_list("GITHUB_GATED_ENVIRONMENTS", ["production"]):
     _github_name, _, _gate_name = (part.strip() for part in _entry.partition("="))
-    _gate_name = _gate_name or _github_name
-    if not _github_name or _gate_name not in GATE_ENVIRONMENTS:
+    _gate_name = next((name for name in GATE_ENVIRONMENTS if name.lower() == (_gate_name or _github_name).lower()), "")
+    if not _github_name or not _gate_name:
         raise ImproperlyConfigured(
             f"GITHUB_GATED_ENVIRONMENTS entry {_entry!r} must be NAME or NAME=GATE_ENVIRONMENT, with the gate "
             f"environment one of GATE_ENVIRONMENTS ({', '.join(GATE_ENVIRONMENTS)})"
@@ -284,8 +291,20 @@ CELERY_BEAT_SCHEDULE["github-answers-flush"] = {"task": "releasegate.tasks.githu
 # Evidence packs: who signs them, and for how long asking again returns the same build.
 ORGANISATION_NAME = env_str("ORGANISATION_NAME", "Example Bank (development)" if DEBUG else "")
 if not ORGANISATION_NAME:
-    raise ImproperlyConfigured("ORGANISATION_NAME must be set when DEBUG is off (it names the signer of evidence packs)")
+    raise ImproperlyConfigured(
+        "ORGANISATION_NAME must be set when DEBUG is off (it names the signer of evidence packs)"
+    )
 PACK_REUSE_MINUTES = env_int("PACK_REUSE_MINUTES", 60, minimum=0)
+# The organisation's document-signing key and certificate (PEM), and optionally the chain to
+# its CA and an RFC 3161 timestamp server. With DEBUG a development pair is made in var/.
+PACK_SIGNING_KEY_FILE = env_str("PACK_SIGNING_KEY_FILE", str(VAR_DIR / "pack-signing.key") if DEBUG else "")
+PACK_SIGNING_CERT_FILE = env_str("PACK_SIGNING_CERT_FILE", str(VAR_DIR / "pack-signing.crt") if DEBUG else "")
+PACK_SIGNING_CHAIN_FILE = env_str("PACK_SIGNING_CHAIN_FILE", "")
+PACK_SIGNING_KEY_PASSPHRASE = env_str("PACK_SIGNING_KEY_PASSPHRASE", "")
+PACK_TIMESTAMP_URL = env_str("PACK_TIMESTAMP_URL", "")
+if not DEBUG and not (PACK_SIGNING_KEY_FILE and PACK_SIGNING_CERT_FILE):
+    raise ImproperlyConfigured("PACK_SIGNING_KEY_FILE and PACK_SIGNING_CERT_FILE must be set when DEBUG is off")
+CELERY_IMPORTS = ["releasegate.packs"]
 
 # /metrics asks for this bearer token when it is set (Prometheus: authorization.credentials).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")

@@ -17,7 +17,28 @@ os.environ.setdefault(
 os.environ.setdefault("AUDIT_LOG_ORIGIN", "releasegate.test/audit-log")
 os.environ.setdefault("ORGANISATION_NAME", "Test Bank plc")
 
-from releasegate.settings import *  # noqa: F403
+
+def _test_signing_certificate() -> None:
+    """A throwaway document-signing pair for this test run (made once per run, in its var dir)."""
+    if os.environ.get("PACK_SIGNING_KEY_FILE"):
+        return
+    from pathlib import Path
+
+    from audit.packs.signing import generate_development_certificate
+
+    var = Path(os.environ["RELEASEGATE_VAR_DIR"])
+    key, cert = var / "pack-signing.key", var / "pack-signing.crt"
+    if not key.exists():
+        key_pem, cert_pem = generate_development_certificate("Test Bank plc evidence packs (tests)", "Test Bank plc")
+        key.write_bytes(key_pem)
+        cert.write_bytes(cert_pem)
+    os.environ["PACK_SIGNING_KEY_FILE"] = str(key)
+    os.environ["PACK_SIGNING_CERT_FILE"] = str(cert)
+
+
+_test_signing_certificate()
+
+from releasegate.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; test users only
 # The test client speaks plain HTTP.

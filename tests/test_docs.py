@@ -14,6 +14,7 @@ from changelogs.policy import FindingCode
 from releasegate.deployments import DeploymentError
 from releasegate.errors import CommonError
 from releasegate.freezes import FreezeError
+from releasegate.github import GitHubError, GitHubReason
 from releasegate.policy import ReasonCode
 from releasegate.services import IdentityError
 
@@ -30,6 +31,8 @@ ENUMS: list[type[StrEnum]] = [
     ReasonCode,
     DeploymentError,
     FreezeError,
+    GitHubError,
+    GitHubReason,
 ]
 
 

@@ -7,7 +7,6 @@ import json
 import logging
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from tests.approvals.brokers import PrivateRedis, celery_worker, publishing_to
 from tests.approvals.webhooks import SECRET, Receiver, docs_verifier, running_receiver
 from tests.conftest import wait_for
 from tests.factories import FACTORY_ACTOR
+from tests.settings_import import import_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 APPROVERS = ["ada@bank.example", "grace@bank.example"]
@@ -416,20 +416,7 @@ def test_a_worker_retries_a_failed_webhook_after_the_back_off(
 
 
 def _import_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {
-        "PATH": "/usr/bin:/bin",
-        "SECRET_KEY": "x" * 50,
-        "AUDIT_SIGNING_KEY_FILE": "/nonexistent",
-        "ORGANISATION_NAME": "Test Bank plc",
-    }
-    return subprocess.run(
-        [sys.executable, "-c", "import releasegate.settings"],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return import_settings(env)
 
 
 def test_production_refuses_a_webhook_without_a_secret() -> None:

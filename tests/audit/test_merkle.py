@@ -152,6 +152,36 @@ def test_the_frontier_reports_every_perfect_subtree_once_with_its_brute_force_ha
         assert len(frontier.hashes) == size.bit_count()
 
 
+def test_appending_a_whole_subtree_equals_appending_its_leaves_one_by_one() -> None:
+    leaves = make_leaves(70)
+    for start in range(64):
+        for level in range(7):
+            width = 1 << level
+            if start % width or start + width > 70:
+                continue
+            one_by_one = Frontier()
+            one_by_one.extend(leaves[:start])
+            at_once = one_by_one.copy()
+            nodes = one_by_one.extend(leaves[start : start + width])
+            reported = at_once.append_subtree(level, mth(leaves[start : start + width]))
+            assert at_once == one_by_one
+            # Only the nodes above the subtree: those inside it are the caller's.
+            assert reported == [node for node in nodes if node[0] > level]
+    assert Frontier().append_subtree(0, leaves[0]) == Frontier().append(leaves[0])
+
+
+def test_a_subtree_must_start_on_a_node_boundary_and_be_a_hash() -> None:
+    frontier = Frontier()
+    frontier.extend(make_leaves(6))
+    with pytest.raises(ValueError):
+        frontier.append_subtree(2, leaf_hash(b"x"))  # 6 is not a multiple of 4
+    with pytest.raises(ValueError):
+        frontier.append_subtree(1, b"short")
+    with pytest.raises(ValueError):
+        frontier.append_subtree(-1, leaf_hash(b"x"))
+    assert frontier.size == 6
+
+
 def test_the_frontier_round_trips_through_json() -> None:
     frontier = Frontier()
     frontier.extend(make_leaves(13))

@@ -1,13 +1,13 @@
 """Settings come from the environment and a bad value stops the process with a clear message."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from releasegate.env import database_from_url, env_bool, env_choice, env_int, env_list, env_str
+from tests.settings_import import import_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,14 +51,7 @@ def test_database_urls() -> None:
 
 
 def _import_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "import releasegate.settings"],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return import_settings(env, base={"PATH": "/usr/bin:/bin"})
 
 
 def test_production_refuses_to_start_without_a_secret_key() -> None:
@@ -80,7 +73,20 @@ def test_debug_starts_with_development_defaults() -> None:
 
 
 def test_production_refuses_to_start_without_an_organisation_name() -> None:
-    result = _import_settings({"SECRET_KEY": "x" * 50, "AUDIT_SIGNING_KEY_FILE": "/run/secrets/audit.key"})
+    result = import_settings({"ORGANISATION_NAME": ""})
 
     assert result.returncode != 0
     assert "ORGANISATION_NAME must be set" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_pack_signing_certificate() -> None:
+    result = import_settings({"PACK_SIGNING_CERT_FILE": ""})
+
+    assert result.returncode != 0
+    assert "PACK_SIGNING_KEY_FILE and PACK_SIGNING_CERT_FILE must be set" in result.stderr
+
+
+def test_production_starts_with_everything_it_requires() -> None:
+    result = import_settings({})
+
+    assert result.returncode == 0, result.stderr

@@ -17,6 +17,7 @@ from changelogs.models import Domain, Journey, Service
 from changelogs.selectors import MANAGE_CHANGELOGS
 from changelogs.services import catalog_save
 from releasegate.models import ApiToken, User
+from releasegate.packs import pack_signing_material
 from releasegate.roles import AUDITORS
 from releasegate.services import api_token_issue, service_account_create, service_account_username
 from releasegate.tokens import token_hash
@@ -68,6 +69,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, quiet: bool, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("seed_demo creates accounts with well-known passwords; it runs only with DEBUG on")
+        pack_signing_material()  # the development certificate that signs evidence packs
         with transaction.atomic():
             self._catalog()
             self._users()

@@ -1,0 +1,346 @@
+"""The changelog pack's ZIP and the population's CSV.
+
+The ZIP is deterministic: the same inputs give the same bytes (entries sorted, every
+timestamp the pack's ``generated_at``, fixed permissions), with ``manifest.json`` written last
+over every other file. Before anything is written the pack is checked the way an auditor
+will check it, so a pack whose proofs would not verify is never produced: the checkpoint must
+be signed by the pack's public key and of the pack's tree size, every leaf hash must be the
+hash of its event, every proof must lead to the checkpoint's root, and every evidence file
+must have the SHA-256 the PDF prints.
+"""
+
+import csv
+import hashlib
+import json
+import zipfile
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any, TextIO
+
+from audit.merkle import ProofError, leaf_hash, verify_inclusion
+from audit.note import NoteError, NoteVerifier, open_checkpoint
+from audit.packs.data import AuditItem, ChangelogPack, ChangeRow, DeploymentRow, PopulationPack
+from audit.packs.howto import (
+    CERTIFICATE_NAME,
+    CHECKPOINT_NAME,
+    DIGEST_MISMATCH,
+    EVENTS_NAME,
+    EVIDENCE_DIR,
+    MANIFEST_NAME,
+    PDF_NAME,
+    PROOFS_DIR,
+    PUBLIC_KEY_NAME,
+    SIGNATURE_VALID,
+    VERIFIER_DIR,
+    VERIFY_NAME,
+    changelog_steps,
+)
+
+MANIFEST_FORMAT = "releasegate/evidence-pack/v1"
+_AUDIT_DIR = Path(__file__).resolve().parent.parent
+_VERIFIER_MODULES = ("verifier.py", "merkle.py", "note.py", "canonical.py")
+_VERIFIER_INIT = (
+    b'"""Release Gate\'s standalone audit-log verifier, as shipped in evidence packs.\n\n'
+    b"Run ``python3 -m audit.verifier --help`` from the folder that holds this package; it needs\n"
+    b'Python 3.11 or later and the ``cryptography`` package, nothing else."""\n'
+)
+
+
+class PackError(ValueError):
+    """The pack's data is inconsistent: it would not verify, or a file does not match."""
+
+
+# --- Checks -----------------------------------------------------------------------------
+
+
+def _safe(path: str, what: str) -> str:
+    """A relative path that stays inside the unpacked folder: no absolute paths, no ``..`` or
+    empty segments, no backslashes or control characters (spaces and non-ASCII are fine)."""
+    if (
+        path.startswith("/")
+        or "\\" in path
+        or any(part in {"", ".", ".."} for part in path.split("/"))
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in path)
+    ):
+        raise PackError(f"{what} {path!r} is not a plain relative path")
+    return path
+
+
+def check_changelog_pack(pack: ChangelogPack) -> None:
+    """Verify the pack's checkpoint and every audit event's proof, as an auditor would."""
+    try:
+        checkpoint = open_checkpoint(NoteVerifier.from_string(pack.public_key), pack.checkpoint)
+    except (NoteError, ValueError) as exc:
+        raise PackError(f"the checkpoint does not verify with the pack's public key: {exc}") from exc
+    if checkpoint.size != pack.checkpoint_size:
+        raise PackError(f"the checkpoint is of size {checkpoint.size}, the pack says {pack.checkpoint_size}")
+    seen: set[int] = set()
+    for item in pack.audit_events:
+        if item.leaf_index in seen:
+            raise PackError(f"leaf {item.leaf_index} appears twice")
+        seen.add(item.leaf_index)
+        lh = bytes.fromhex(item.leaf_hash)
+        if leaf_hash(item.event.encode("utf-8")) != lh:
+            raise PackError(f"leaf {item.leaf_index}: the leaf hash is not the hash of the event")
+        try:
+            verify_inclusion(
+                lh, item.leaf_index, checkpoint.size, [bytes.fromhex(h) for h in item.proof], checkpoint.root_hash
+            )
+        except (ProofError, ValueError) as exc:
+            raise PackError(f"leaf {item.leaf_index}: the inclusion proof does not verify: {exc}") from exc
+
+
+def _evidence(pack: ChangelogPack, files: Mapping[str, bytes]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for item in pack.evidence:
+        name = _safe(item.archive_name, "evidence archive name")
+        if not name.startswith(f"{EVIDENCE_DIR}/"):
+            raise PackError(f"evidence archive name {name!r} is not under {EVIDENCE_DIR}/")
+        if name not in files:
+            raise PackError(f"the evidence file {name} is missing")
+        if hashlib.sha256(files[name]).hexdigest() != item.sha256:
+            raise PackError(f"the evidence file {name} does not have the SHA-256 the pack records")
+        out[name] = files[name]
+    unexpected = sorted(set(files) - set(out))
+    if unexpected:
+        raise PackError(f"evidence files not in the pack: {', '.join(unexpected)}")
+    return out
+
+
+# --- Contents -----------------------------------------------------------------------------
+
+
+def proof_json(item: AuditItem, tree_size: int) -> bytes:
+    """One proof in the format ``python -m audit.verifier inclusion`` reads."""
+    proof = {
+        "leaf_index": item.leaf_index,
+        "tree_size": tree_size,
+        "leaf_hash": item.leaf_hash,
+        "proof": list(item.proof),
+        "event": item.event,
+    }
+    return (json.dumps(proof, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def standalone_verifier_sources() -> dict[str, bytes]:
+    """The standalone verifier's files (``audit/…``), with a package ``__init__`` of its own
+    that imports nothing, ready to pass as ``verifier_sources``."""
+    sources = {f"audit/{name}": (_AUDIT_DIR / name).read_bytes() for name in _VERIFIER_MODULES}
+    sources["audit/__init__.py"] = _VERIFIER_INIT
+    return sources
+
+
+def _verify_md(pack: ChangelogPack, files: Mapping[str, bytes]) -> bytes:
+    steps = changelog_steps(
+        leaf_indexes=[e.leaf_index for e in pack.audit_events],
+        certificate_sha256=pack.signing_certificate_sha256,
+        organisation=pack.organisation,
+        vectors=any(name.startswith(f"{VERIFIER_DIR}/vectors/") for name in files),
+    )
+    contents = [
+        (PDF_NAME, f"the evidence pack, signed by {pack.organisation} (PAdES)"),
+        (f"{EVIDENCE_DIR}/", f"the {len(pack.evidence)} evidence files, byte for byte as uploaded"),
+        (EVENTS_NAME, f"the {len(pack.audit_events)} audit events of this change: canonical bytes, one per line"),
+        (f"{PROOFS_DIR}/<leaf index>.json", "each event's inclusion proof against the checkpoint"),
+        (CHECKPOINT_NAME, f"the signed checkpoint (tree size {pack.checkpoint_size}) the proofs are against"),
+        (PUBLIC_KEY_NAME, "the audit log's public (verifier) key"),
+        (f"{VERIFIER_DIR}/", "the standalone verifier (Python 3.11+, needs only the cryptography package)"),
+        (MANIFEST_NAME, "the SHA-256 of every other file"),
+    ]
+    if CERTIFICATE_NAME in files:
+        contents.insert(6, (CERTIFICATE_NAME, "the certificate the PDF is signed with"))
+    lines = [
+        "# Verifying this evidence pack",
+        "",
+        f"Changelog `{pack.changelog_id}` of `{pack.service}` ({pack.domain}, {pack.kind}), "
+        f"generated {pack.generated_at} for {pack.organisation}.",
+        "",
+        "| file | what |",
+        "|---|---|",
+        *(f"| `{name}` | {what} |" for name, what in contents),
+        "",
+        "Every step runs offline; none needs the service. Run them from the folder the ZIP was unpacked into, "
+        "in this order: each step trusts only what the steps before it checked.",
+        "",
+    ]
+    for n, step in enumerate(steps, 1):
+        lines += [f"## {n}. {step.title}", "", step.text, ""]
+        if step.commands:
+            lines += ["```sh", *step.commands, "```", ""]
+    lines += [
+        "## What each result means",
+        "",
+        f'- `pdfsig` prints "{SIGNATURE_VALID}" for an intact PDF and "{DIGEST_MISMATCH}" when any signed '
+        'byte changed. "Certificate issuer is unknown." or "not trusted" is about your trust store, not about '
+        "the document.",
+        "- `python3 -m audit.verifier` exits 0 when everything verified, 1 when something did not (the reason "
+        "is on stderr), 2 when it could not read its input.",
+        "- Any mismatch against the manifest means a file was changed after the pack was made.",
+        "",
+    ]
+    return "\n".join(lines).encode("utf-8")
+
+
+def _zip_time(generated_at: str) -> tuple[int, int, int, int, int, int]:
+    try:
+        moment = datetime.fromisoformat(generated_at)
+    except ValueError:
+        return (1980, 1, 1, 0, 0, 0)
+    if not 1980 <= moment.year <= 2107:
+        return (1980, 1, 1, 0, 0, 0)
+    return (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+
+
+def _write_zip(files: Mapping[str, bytes], generated_at: str) -> bytes:
+    """Every file sorted by name, then the manifest; all stamped ``generated_at``."""
+    stamp = _zip_time(generated_at)
+    out = BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name in [*sorted(n for n in files if n != MANIFEST_NAME), MANIFEST_NAME]:
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, so the permissions below mean the same everywhere
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, files[name], compresslevel=6)
+    return out.getvalue()
+
+
+def build_changelog_zip(
+    *,
+    pack: ChangelogPack,
+    signed_pdf: bytes,
+    evidence_files: Mapping[str, bytes],
+    verifier_sources: Mapping[str, bytes],
+    vectors: Mapping[str, bytes] | None = None,
+    signing_certificate_pem: bytes = b"",
+) -> bytes:
+    """The changelog pack's ZIP.
+
+    ``evidence_files`` maps each evidence item's ``archive_name`` to its bytes (exactly the
+    pack's evidence, no more); ``verifier_sources`` maps ``audit/<module>.py`` paths to their
+    bytes (``standalone_verifier_sources()``), placed under ``verifier/``; ``vectors``
+    optionally maps file names to RFC 6962 test vectors for ``python -m audit.verifier
+    vectors``, placed under ``verifier/vectors/``. Raises PackError if the pack would not
+    verify."""
+    check_changelog_pack(pack)
+    files: dict[str, bytes] = {PDF_NAME: signed_pdf, **_evidence(pack, evidence_files)}
+    events = sorted(pack.audit_events, key=lambda e: e.leaf_index)
+    files[EVENTS_NAME] = "".join(f"{e.event}\n" for e in events).encode("utf-8")
+    files[CHECKPOINT_NAME] = pack.checkpoint.encode("utf-8")
+    files[PUBLIC_KEY_NAME] = f"{pack.public_key.strip()}\n".encode()
+    for item in events:
+        files[f"{PROOFS_DIR}/{item.leaf_index}.json"] = proof_json(item, pack.checkpoint_size)
+    if signing_certificate_pem:
+        files[CERTIFICATE_NAME] = signing_certificate_pem
+    for path, data in verifier_sources.items():
+        files[f"{VERIFIER_DIR}/{_safe(path, 'verifier source')}"] = data
+    for name, data in (vectors or {}).items():
+        files[f"{VERIFIER_DIR}/vectors/{_safe(name, 'vector file')}"] = data
+    files[VERIFY_NAME] = _verify_md(pack, files)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "changelog_id": pack.changelog_id,
+        "generated_at": pack.generated_at,
+        "checkpoint_size": pack.checkpoint_size,
+        "algorithm": "sha256",
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+    }
+    files[MANIFEST_NAME] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return _write_zip(files, pack.generated_at)
+
+
+# --- Population CSV -----------------------------------------------------------------------
+
+POPULATION_COLUMNS = (
+    "record",
+    "changelog_id",
+    "deployment_id",
+    "service",
+    "domain",
+    "kind",
+    "status",
+    "risk_tier",
+    "environment",
+    "artifact_digest",
+    "submitted_at",
+    "approved_at",
+    "first_deployed_at",
+    "reported_at",
+    "deployments",
+    "approval_before_deploy",
+    "separation_of_duties",
+    "evidence_complete",
+    "rollback_plan",
+    "unauthorised",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> str:
+    """Booleans as true/false, "not applicable" as empty; a text that a spreadsheet would run
+    as a formula gets a leading apostrophe (OWASP's advice for CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _change_record(row: ChangeRow) -> dict[str, Any]:
+    return {
+        "record": "change",
+        "changelog_id": row.changelog_id,
+        "service": row.service,
+        "domain": row.domain,
+        "kind": row.kind,
+        "status": row.status,
+        "risk_tier": row.risk_tier,
+        "artifact_digest": row.artifact_digest,
+        "submitted_at": row.submitted_at,
+        "approved_at": row.approved_at,
+        "first_deployed_at": row.first_deployed_at,
+        "deployments": row.deployments,
+        "approval_before_deploy": row.approval_before_deploy,
+        "separation_of_duties": row.separation_of_duties,
+        "evidence_complete": row.evidence_complete,
+        "rollback_plan": row.rollback_plan,
+    }
+
+
+def _deployment_record(row: DeploymentRow) -> dict[str, Any]:
+    return {
+        "record": "deployment",
+        "changelog_id": row.changelog_id,
+        "deployment_id": row.deployment_id,
+        "service": row.service,
+        "domain": row.domain,
+        "status": row.status,
+        "environment": row.environment,
+        "artifact_digest": row.artifact_digest,
+        "reported_at": row.reported_at,
+        "unauthorised": row.unauthorised,
+    }
+
+
+def write_population_csv(pack: PopulationPack, out: TextIO) -> tuple[int, int]:
+    """The population as one RFC 4180 CSV (UTF-8 text, CRLF line ends, a header row, the columns
+    of ``POPULATION_COLUMNS``): a ``change`` row per change, then a ``deployment`` row per
+    deployment; columns that do not apply to a record are empty, as is
+    ``approval_before_deploy`` for a change never deployed. Streams the pack's iterables once;
+    returns (changes, deployments) written. Open ``out`` with ``newline=""``."""
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(POPULATION_COLUMNS)
+
+    def write(records: Iterable[dict[str, Any]]) -> int:
+        count = 0
+        for record in records:
+            writer.writerow([_cell(record.get(column)) for column in POPULATION_COLUMNS])
+            count += 1
+        return count
+
+    changes = write(_change_record(row) for row in pack.changes)
+    deployments = write(_deployment_record(row) for row in pack.deployments)
+    return changes, deployments

@@ -1,0 +1,731 @@
+"""Evidence packs for auditors: gather the data, run the builds, keep the results.
+
+The rendering, signing and archiving live in ``audit.packs`` and work on plain data; this
+module reads the database into that data and runs builds as Celery tasks that report progress.
+A pack's files become visible only when its job is done, in the same transaction as the audit
+event that records their SHA-256: a build that dies half way leaves nothing to download, and
+is retried.
+"""
+
+import base64
+import functools
+import hashlib
+import io
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+import audit
+from approvals.models import Approval, Retrospective, RetrospectiveStatus
+from approvals.selectors import approval_state_of
+from audit.events import format_time
+from audit.models import AuditEvent, Checkpoint, PackJob, PackKind, PackStatus
+from audit.packs.archive import build_changelog_zip, standalone_verifier_sources, write_population_csv
+from audit.packs.data import (
+    ApprovalItem,
+    AuditItem,
+    ChangelogPack,
+    ChangeRow,
+    DecisionItem,
+    DeploymentItem,
+    DeploymentRow,
+    EvidenceItem,
+    ExceptionRow,
+    PopulationPack,
+)
+from audit.packs.pdf import render_changelog_pdf, render_population_pdf
+from audit.packs.sample import sample_changelog_ids
+from audit.packs.signing import certificate_sha256, generate_development_certificate, sign_pdf
+from audit.selectors import event_canonical_bytes, inclusion_proofs
+from audit.sequencer import sequence_pending
+from audit.signing import verifier_key
+from changelogs.models import Changelog, ChangelogRevision, Domain, RevisionStatus
+from changelogs.selectors import changelog_list_visible, revision_current
+from changelogs.storage import blob_read, evidence_storage
+from releasegate.audit_actions import PackAction
+from releasegate.errors import Conflict, InvalidInput, NotFound
+from releasegate.models import Deployment, GateDecision, GateOutcome
+
+
+class PackError(StrEnum):
+    PACK_NOT_FOUND = "pack_not_found"
+    PACK_NOT_READY = "pack_not_ready"
+    INVALID_PERIOD = "invalid_period"
+
+
+def _time(value: datetime | None) -> str:
+    return format_time(value) if value else ""
+
+
+# ---------------------------------------------------------------- signing key and certificate
+
+
+@functools.cache
+def pack_signing_material() -> tuple[bytes, bytes, bytes]:
+    """(key PEM, certificate PEM, chain PEM) from settings. With DEBUG a development key and a
+    self-signed certificate are made on first use (what `make run` relies on)."""
+    key_path, cert_path = Path(settings.PACK_SIGNING_KEY_FILE), Path(settings.PACK_SIGNING_CERT_FILE)
+    if settings.DEBUG and not key_path.exists() and not cert_path.exists():
+        key_pem, cert_pem = generate_development_certificate(
+            f"{settings.ORGANISATION_NAME} evidence packs (development)", settings.ORGANISATION_NAME
+        )
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as key_file:
+            key_file.write(key_pem)
+        cert_path.write_bytes(cert_pem)
+    chain = Path(settings.PACK_SIGNING_CHAIN_FILE).read_bytes() if settings.PACK_SIGNING_CHAIN_FILE else b""
+    return key_path.read_bytes(), cert_path.read_bytes(), chain
+
+
+def _sign(pdf: bytes, reason: str) -> bytes:
+    key_pem, cert_pem, chain_pem = pack_signing_material()
+    return sign_pdf(
+        pdf,
+        key_pem=key_pem,
+        cert_pem=cert_pem,
+        chain_pem=chain_pem,
+        timestamp_url=settings.PACK_TIMESTAMP_URL,
+        reason=reason,
+        location=settings.ORGANISATION_NAME,
+        key_passphrase=settings.PACK_SIGNING_KEY_PASSPHRASE.encode() or None,
+    )
+
+
+# ---------------------------------------------------------------- changelog pack data
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """What a parser found, in a few lines for people."""
+    kind = summary.get("kind")
+    if kind == "sanity":
+        lines = [
+            f"{summary.get('tests', 0)} tests: {summary.get('passed', 0)} passed, {summary.get('failed', 0)} failed, "
+            f"{summary.get('errors', 0)} errors, {summary.get('skipped', 0)} skipped, {summary.get('flaky', 0)} flaky"
+        ]
+        journeys = summary.get("journeys") or {}
+        if journeys:
+            lines.append("journeys: " + ", ".join(f"{j} {o}" for j, o in sorted(journeys.items())))
+        return lines
+    if kind == "performance":
+        latency = summary.get("latency_ms") or {}
+        known = ", ".join(f"{k} {v:g} ms" for k, v in latency.items() if v is not None)
+        rate = summary.get("error_rate")
+        lines = [f"{summary.get('requests')} requests, error rate {rate if rate is None else f'{rate:.2%}'}", known]
+        crossed = [t["metric"] + " " + t["expression"] for t in summary.get("thresholds", []) if t.get("crossed")]
+        if crossed:
+            lines.append("thresholds crossed: " + "; ".join(crossed))
+        return [line for line in lines if line]
+    if kind == "security":
+        counts = summary.get("findings_by_severity") or summary.get("findings") or {}
+        tools = ", ".join(f"{t['name']} {t.get('version') or ''}".strip() for t in summary.get("tools", []))
+        lines = ["findings: " + ", ".join(f"{severity} {count}" for severity, count in counts.items())]
+        if tools:
+            lines.insert(0, f"tools: {tools}")
+        return lines
+    keys = ("spec_version", "component_count", "predicate_type", "size_bytes")
+    return [
+        ", ".join(f"{key} {summary[key]}" for key in keys if summary.get(key) is not None) or summary.get("format", "")
+    ]
+
+
+def _audit_items(changelog: Changelog, checkpoint: Checkpoint) -> list[AuditItem]:
+    decision_ids = [str(pk) for pk in GateDecision.objects.filter(changelog=changelog).values_list("id", flat=True)]
+    deployment_ids = [str(pk) for pk in Deployment.objects.filter(changelog=changelog).values_list("id", flat=True)]
+    events = (
+        AuditEvent.objects.filter(
+            Q(target_type="changelogs.changelog", target_id=str(changelog.pk))
+            | Q(target_type="releasegate.gatedecision", target_id__in=decision_ids)
+            | Q(target_type="releasegate.deployment", target_id__in=deployment_ids),
+            leaf__leaf_index__lt=checkpoint.tree_size,
+        )
+        .select_related("leaf")
+        .order_by("leaf__leaf_index")
+    )
+    found = list(events)
+    proofs = inclusion_proofs(leaf_indexes=[event.leaf.leaf_index for event in found], tree_size=checkpoint.tree_size)
+    return [
+        AuditItem(
+            leaf_index=event.leaf.leaf_index,
+            event_id=event.pk,
+            time=_time(event.created_at),
+            actor=event.actor,
+            action=event.action,
+            event=event_canonical_bytes(event).decode("utf-8"),
+            leaf_hash=bytes(event.leaf.leaf_hash).hex(),
+            proof=[node.hex() for node in proofs[event.leaf.leaf_index]],
+        )
+        for event in found
+    ]
+
+
+def _pack_revision(changelog: Changelog) -> ChangelogRevision:
+    """The revision the pack is about: the last one submitted, else the current draft."""
+    submitted: ChangelogRevision | None = (
+        changelog.revisions.exclude(status=RevisionStatus.DRAFT).order_by("-number").first()
+    )
+    return submitted or revision_current(changelog=changelog)
+
+
+def changelog_pack_data(*, changelog: Changelog, now: datetime) -> tuple[ChangelogPack, dict[str, bytes]]:
+    """The pack's data, and the evidence files by their path in the ZIP."""
+    checkpoint = Checkpoint.objects.order_by("-tree_size").first()
+    if checkpoint is None:
+        raise Conflict(PackError.PACK_NOT_READY, "The audit log has no checkpoint yet.")
+    revision = _pack_revision(changelog)
+    state = approval_state_of(changelog=changelog, now=now, revision=revision) if revision.content_hash else None
+    evidence = list(revision.evidence.select_related("uploaded_by").order_by("uploaded_at", "id"))
+    files: dict[str, bytes] = {}
+    items = []
+    for item in evidence:
+        archive_name = f"evidence/{item.sha256[:12]}-{item.file_name}"
+        files[archive_name] = blob_read(item.storage_key, sha256=item.sha256)
+        items.append(
+            EvidenceItem(
+                id=str(item.pk),
+                kind=item.kind,
+                format=item.format,
+                file_name=item.file_name,
+                size=item.size,
+                sha256=item.sha256,
+                verdict=item.verdict,
+                parser_version=item.parser_version,
+                uploaded_by=item.uploaded_by.username,
+                uploaded_at=_time(item.uploaded_at),
+                summary_lines=summary_lines(item.summary),
+                archive_name=archive_name,
+            )
+        )
+    approvals = [
+        ApprovalItem(
+            decision=approval.decision,
+            approver=approval.approver.username,
+            authorities=list(approval.authorities),
+            revision=approval.revision.number,
+            content_hash=approval.content_hash,
+            decided_at=_time(approval.decided_at),
+            expires_at=_time(approval.expires_at),
+            retrospective=approval.retrospective,
+            reason=approval.reason,
+            counts=bool(state and str(approval.pk) in state.counted),
+            not_counted_because=state.not_counted.get(str(approval.pk)) if state else None,
+        )
+        for approval in Approval.objects.filter(changelog=changelog)
+        .select_related("approver", "revision")
+        .order_by("decided_at")
+    ]
+    decisions = [
+        DecisionItem(
+            id=str(decision.pk),
+            evaluated_at=_time(decision.evaluated_at),
+            environment=decision.environment,
+            artifact_digest=decision.artifact_digest,
+            outcome=decision.outcome,
+            reasons=[reason["code"] for reason in decision.reasons],
+            requested_by=decision.requested_by.username,
+            policy=decision.policy,
+        )
+        for decision in GateDecision.objects.filter(changelog=changelog)
+        .select_related("requested_by")
+        .order_by("evaluated_at")
+    ]
+    deployments = [
+        DeploymentItem(
+            id=str(deployment.pk),
+            reported_at=_time(deployment.reported_at),
+            environment=deployment.environment,
+            status=deployment.status,
+            artifact_digest=deployment.artifact_digest,
+            unauthorised=deployment.unauthorised,
+            pipeline_run_url=deployment.pipeline_run_url,
+            reported_by=deployment.reported_by.username,
+        )
+        for deployment in Deployment.objects.filter(changelog=changelog)
+        .select_related("reported_by")
+        .order_by("reported_at")
+    ]
+    readiness = revision.readiness_at_submit or {"policy": "", "findings": []}
+    pack = ChangelogPack(
+        organisation=settings.ORGANISATION_NAME,
+        generated_at=_time(now),
+        changelog_id=str(changelog.pk),
+        service=changelog.service.slug,
+        domain=changelog.service.domain.name,
+        kind=changelog.kind,
+        status=changelog.status,
+        revision=revision.number,
+        revision_status=revision.status,
+        content_hash=revision.content_hash,
+        content=revision.content,
+        created_by=changelog.created_by.username,
+        created_at=_time(changelog.created_at),
+        submitted_by=revision.submitted_by.username if revision.submitted_by else "",
+        submitted_at=_time(revision.submitted_at),
+        readiness_policy=readiness["policy"],
+        readiness_findings=[(f["code"], f["message"]) for f in readiness["findings"]],
+        evidence=items,
+        approvals=approvals,
+        decisions=decisions,
+        deployments=deployments,
+        audit_events=_audit_items(changelog, checkpoint),
+        checkpoint=checkpoint.signed_note,
+        checkpoint_size=checkpoint.tree_size,
+        public_key=verifier_key(),
+        signing_certificate_sha256=certificate_sha256(pack_signing_material()[1]),
+    )
+    return pack, files
+
+
+# ---------------------------------------------------------------- population pack data
+
+_CHUNK = 500
+
+
+def _period_changelogs(start: datetime, end: datetime, domain: str) -> Any:
+    submitted = ChangelogRevision.objects.filter(submitted_at__gte=start, submitted_at__lt=end).values("changelog_id")
+    deployed = Deployment.objects.filter(reported_at__gte=start, reported_at__lt=end).values("changelog_id")
+    changelogs = Changelog.objects.filter(Q(pk__in=submitted) | Q(pk__in=deployed))
+    if domain:
+        changelogs = changelogs.filter(service__domain__slug=domain)
+    return changelogs
+
+
+def _change_rows(start: datetime, end: datetime, domain: str, progress: Any = None) -> Iterator[ChangeRow]:
+    """One row per change of the period, computed a chunk of changes at a time with a fixed
+    number of queries per chunk (never one query per change)."""
+    ids = list(_period_changelogs(start, end, domain).order_by("created_at", "id").values_list("id", flat=True))
+    for offset in range(0, len(ids), _CHUNK):
+        chunk = ids[offset : offset + _CHUNK]
+        changelogs = {
+            c.pk: c for c in Changelog.objects.filter(pk__in=chunk).select_related("service", "service__domain")
+        }
+        revisions: dict[Any, list[Any]] = {}
+        for revision in ChangelogRevision.objects.filter(changelog_id__in=chunk).order_by("number"):
+            revisions.setdefault(revision.changelog_id, []).append(revision)
+        uploaders: dict[Any, set[int]] = {}
+        for revision_id, uploader in ChangelogRevision.evidence.through.objects.filter(
+            changelogrevision__changelog_id__in=chunk
+        ).values_list("changelogrevision_id", "evidence__uploaded_by_id"):
+            uploaders.setdefault(revision_id, set()).add(uploader)
+        approvals: dict[Any, list[Any]] = {}
+        for approval in Approval.objects.filter(changelog_id__in=chunk).select_related("approver"):
+            approvals.setdefault(approval.changelog_id, []).append(approval)
+        deployments: dict[Any, list[Any]] = {}
+        for deployment in Deployment.objects.filter(changelog_id__in=chunk).only(
+            "changelog_id", "reported_at", "unauthorised"
+        ):
+            deployments.setdefault(deployment.changelog_id, []).append(deployment)
+        for changelog_id in chunk:
+            yield _change_row(
+                changelogs[changelog_id],
+                revisions.get(changelog_id, []),
+                uploaders,
+                approvals.get(changelog_id, []),
+                deployments.get(changelog_id, []),
+            )
+        if progress:
+            progress(min(offset + _CHUNK, len(ids)), len(ids))
+
+
+def _change_row(
+    changelog: Changelog,
+    revisions: list[Any],
+    uploaders: dict[Any, set[int]],
+    approvals: list[Any],
+    deployments: list[Any],
+) -> ChangeRow:
+    submitted = [r for r in revisions if r.status != RevisionStatus.DRAFT]
+    revision = submitted[-1] if submitted else revisions[-1]
+    requesters = (
+        {changelog.created_by_id}
+        | {r.created_by_id for r in revisions}
+        | {r.submitted_by_id for r in revisions if r.submitted_by_id}
+    )
+    authors = {author.lower() for author in revision.content.get("commit_authors", [])}
+    approved = [a for a in approvals if a.revision_id == revision.pk and a.decision == "approved"]
+    conflicted = [
+        a
+        for a in approved
+        if a.approver_id in requesters
+        or a.approver_id in uploaders.get(revision.pk, set())
+        or {a.approver.username.lower(), (a.approver.email or "").lower()} & authors
+    ]
+    first_deployment = min((d.reported_at for d in deployments), default=None)
+    readiness = revision.readiness_at_submit or {}
+    return ChangeRow(
+        changelog_id=str(changelog.pk),
+        service=changelog.service.slug,
+        domain=changelog.service.domain.slug,
+        kind=changelog.kind,
+        status=changelog.status,
+        risk_tier=revision.content.get("risk_tier", ""),
+        artifact_digest=revision.artifact_digest,
+        submitted_at=_time(revision.submitted_at),
+        approved_at=_time(max((a.decided_at for a in approved), default=None))
+        if changelog.status != "submitted"
+        else "",
+        first_deployed_at=_time(first_deployment),
+        # A covered deployment had an allow decision, which the gate gives only to approved changes.
+        approval_before_deploy=None if not deployments else all(not d.unauthorised for d in deployments),
+        separation_of_duties=not conflicted,
+        evidence_complete=bool(readiness.get("ready")),
+        rollback_plan=bool(str(revision.content.get("rollback_plan", "")).strip()),
+        deployments=len(deployments),
+    )
+
+
+def _deployment_rows(start: datetime, end: datetime, domain: str) -> Iterator[DeploymentRow]:
+    deployments = Deployment.objects.filter(reported_at__gte=start, reported_at__lt=end)
+    if domain:
+        deployments = deployments.filter(service__domain__slug=domain)
+    for row in (
+        deployments.order_by("reported_at", "id")
+        .values_list(
+            "id",
+            "reported_at",
+            "service__slug",
+            "service__domain__slug",
+            "environment",
+            "status",
+            "artifact_digest",
+            "changelog_id",
+            "unauthorised",
+        )
+        .iterator(chunk_size=2000)
+    ):
+        yield DeploymentRow(
+            deployment_id=str(row[0]),
+            reported_at=_time(row[1]),
+            service=row[2],
+            domain=row[3],
+            environment=row[4],
+            status=row[5],
+            artifact_digest=row[6],
+            changelog_id=str(row[7] or ""),
+            unauthorised=row[8],
+        )
+
+
+def _exceptions(start: datetime, end: datetime, domain: str) -> list[ExceptionRow]:
+    found: list[ExceptionRow] = []
+    unauthorised = Deployment.objects.filter(reported_at__gte=start, reported_at__lt=end, unauthorised=True)
+    retrospectives = Retrospective.objects.filter(
+        Q(status=RetrospectiveStatus.OVERDUE) | Q(completed_at__gt=F("due_at")),
+        due_at__gte=start,
+        due_at__lt=end,
+    )
+    if domain:
+        unauthorised = unauthorised.filter(service__domain__slug=domain)
+        retrospectives = retrospectives.filter(changelog__service__domain__slug=domain)
+    for deployment in unauthorised.select_related("service").order_by("reported_at"):
+        denied = (
+            GateDecision.objects.filter(
+                service=deployment.service_id,
+                environment=deployment.environment,
+                artifact_digest=deployment.artifact_digest,
+                outcome=GateOutcome.DENY,
+                evaluated_at__lte=deployment.reported_at,
+            )
+            .order_by("-evaluated_at")
+            .first()
+        )
+        found.append(
+            ExceptionRow(
+                kind="deployed_while_denied" if denied else "unauthorised_deployment",
+                reference=str(deployment.pk),
+                service=deployment.service.slug,
+                at=_time(deployment.reported_at),
+                detail=(
+                    f"{deployment.status} {deployment.artifact_digest} to {deployment.environment}"
+                    + (f"; denied: {', '.join(r['code'] for r in denied.reasons)}" if denied else "; no allow decision")
+                ),
+            )
+        )
+    for retrospective in retrospectives.select_related("changelog__service").order_by("due_at"):
+        late = retrospective.status == RetrospectiveStatus.COMPLETED
+        found.append(
+            ExceptionRow(
+                kind="retrospective_late" if late else "retrospective_overdue",
+                reference=str(retrospective.changelog_id),
+                service=retrospective.changelog.service.slug,
+                at=_time(retrospective.due_at),
+                detail=(
+                    f"completed {_time(retrospective.completed_at)}, after its deadline"
+                    if late
+                    else "the full approvals of the hotfix's tier are still missing"
+                ),
+            )
+        )
+    return found
+
+
+def population_pack_data(
+    *, start: datetime, end: datetime, domain: str, sample_size: int, seed: int, now: datetime, progress: Any = None
+) -> PopulationPack:
+    checkpoint = Checkpoint.objects.order_by("-tree_size").first()
+    if checkpoint is None:
+        raise Conflict(PackError.PACK_NOT_READY, "The audit log has no checkpoint yet.")
+    changelogs = _period_changelogs(start, end, domain)
+    change_ids = sorted(str(pk) for pk in changelogs.values_list("id", flat=True))
+    deployments = Deployment.objects.filter(reported_at__gte=start, reported_at__lt=end)
+    if domain:
+        deployments = deployments.filter(service__domain__slug=domain)
+    exceptions = _exceptions(start, end, domain)
+    leaves = AuditEvent.objects.filter(created_at__gte=start, created_at__lt=end, leaf__isnull=False)
+    first_leaf = leaves.order_by("leaf__leaf_index").values_list("leaf__leaf_index", flat=True).first()
+    last_leaf = leaves.order_by("-leaf__leaf_index").values_list("leaf__leaf_index", flat=True).first()
+    totals = {
+        "changes": len(change_ids),
+        "deployments": deployments.count(),
+        "unauthorised_deployments": sum(1 for e in exceptions if e.kind == "unauthorised_deployment"),
+        "deployed_while_denied": sum(1 for e in exceptions if e.kind == "deployed_while_denied"),
+        "retrospectives_overdue": sum(1 for e in exceptions if e.kind == "retrospective_overdue"),
+        "retrospectives_late": sum(1 for e in exceptions if e.kind == "retrospective_late"),
+    }
+    # Reproducible on purpose: the seed is printed in the pack, with how to draw the sample again.
+    sample = sample_changelog_ids(change_ids, seed=seed, size=sample_size)
+    return PopulationPack(
+        organisation=settings.ORGANISATION_NAME,
+        generated_at=_time(now),
+        period_start=_time(start),
+        period_end=_time(end),
+        domain=domain,
+        changes=_LazyRows(lambda: _change_rows(start, end, domain, progress)),
+        deployments=_LazyRows(lambda: _deployment_rows(start, end, domain)),
+        exceptions=exceptions,
+        totals=totals,
+        audit_first_leaf=first_leaf if first_leaf is not None else -1,
+        audit_last_leaf=last_leaf if last_leaf is not None else -1,
+        checkpoint=checkpoint.signed_note,
+        public_key=verifier_key(),
+        signing_certificate_sha256=certificate_sha256(pack_signing_material()[1]),
+        sample_seed=seed,
+        sample_size=len(sample),
+        sample=sample,
+    )
+
+
+class _LazyRows:
+    """Rows read from the database afresh each time they are iterated (the PDF and the CSV
+    each take one pass), so that no pass holds them all."""
+
+    def __init__(self, rows: Any) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows())
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def _params_key(kind: str, params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps({"kind": kind, "params": params}, sort_keys=True).encode()).hexdigest()
+
+
+@transaction.atomic
+def pack_request(
+    *, acting_user: Any, kind: str, params: dict[str, Any], now: datetime | None = None
+) -> tuple[PackJob, bool]:
+    """Ask for a pack. The same request while its job is queued or running, or done within
+    PACK_REUSE_MINUTES, returns that job rather than building again."""
+    now = now or timezone.now()
+    key = _params_key(kind, params)
+    reusable = (
+        PackJob.objects.select_for_update()
+        .filter(params_key=key)
+        .filter(
+            Q(status__in=[PackStatus.QUEUED, PackStatus.RUNNING])
+            | Q(status=PackStatus.DONE, created_at__gte=now - timedelta(minutes=settings.PACK_REUSE_MINUTES))
+        )
+    )
+    existing: PackJob | None = reusable.order_by("-created_at").first()
+    if existing is not None:
+        return existing, False
+    job = PackJob.objects.create(kind=kind, params=params, params_key=key, requested_by=acting_user, created_at=now)
+    audit.record(actor=acting_user, action=PackAction.PACK_REQUESTED, target=job, data={"kind": kind, "params": params})
+    transaction.on_commit(lambda: _dispatch(job.pk), robust=True)
+    return job, True
+
+
+def _dispatch(job_id: Any) -> None:
+    pack_build.delay(str(job_id))
+
+
+def _progress(job_id: Any, percent: int, stage: str) -> None:
+    PackJob.objects.filter(pk=job_id).update(progress=max(0, min(percent, 99)), stage=stage)
+
+
+def _store(job: PackJob, name: str, data: bytes, media_type: str) -> dict[str, Any]:
+    key = f"packs/{job.pk}/{name}"
+    storage = evidence_storage()
+    if storage.exists(key):  # a retried build replaces what an interrupted attempt left
+        storage.delete(key)
+    storage.save(key, ContentFile(data))
+    return {"storage_key": key, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "media_type": media_type}
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3, ignore_result=True)
+def pack_build(self: Any, job_id: str) -> str:
+    """Build one pack. Safe to run again: a done job is left alone, an interrupted one is
+    rebuilt from the start."""
+    job = PackJob.objects.filter(pk=job_id).first()
+    if job is None or job.status == PackStatus.DONE:
+        return "skipped"
+    PackJob.objects.filter(pk=job_id).update(
+        status=PackStatus.RUNNING, attempts=job.attempts + 1, started_at=timezone.now(), progress=0, stage="starting"
+    )
+    try:
+        files = _build(job)
+    except Exception as error:
+        if self.request.retries < self.max_retries:
+            PackJob.objects.filter(pk=job_id).update(status=PackStatus.QUEUED, error=str(error)[:2000])
+            raise self.retry(exc=error, countdown=2 ** (self.request.retries + 1)) from error
+        PackJob.objects.filter(pk=job_id).update(
+            status=PackStatus.FAILED, error=str(error)[:2000], finished_at=timezone.now()
+        )
+        raise
+    with transaction.atomic():
+        job = PackJob.objects.select_for_update().get(pk=job_id)
+        if job.status == PackStatus.DONE:
+            return "skipped"
+        job.status = PackStatus.DONE
+        job.files = files
+        job.progress = 100
+        job.stage = "done"
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "files", "progress", "stage", "finished_at"])
+        audit.record(
+            actor=audit.services.SYSTEM,
+            action=PackAction.PACK_BUILT,
+            target=job,
+            data={"kind": job.kind, "params": job.params, "files": {name: f["sha256"] for name, f in files.items()}},
+        )
+    return "built"
+
+
+def _build(job: PackJob) -> dict[str, Any]:
+    """Render, sign and store the pack's files; returns their names, keys and hashes."""
+    sequence_pending()  # the pack's proofs cover everything committed before the build
+    now = timezone.now()
+    if job.kind == PackKind.CHANGELOG:
+        _progress(job.pk, 10, "collecting the change")
+        changelog = Changelog.objects.select_related("service", "service__domain", "created_by").get(
+            pk=job.params["changelog"]
+        )
+        pack, evidence_files = changelog_pack_data(changelog=changelog, now=now)
+        _progress(job.pk, 40, "rendering the PDF")
+        pdf = _sign(render_changelog_pdf(pack), reason=f"Evidence pack of changelog {changelog.pk}")
+        _progress(job.pk, 70, "building the ZIP")
+        archive = build_changelog_zip(
+            pack=pack,
+            signed_pdf=pdf,
+            evidence_files=evidence_files,
+            verifier_sources=standalone_verifier_sources(),
+            signing_certificate_pem=pack_signing_material()[1],
+        )
+        _progress(job.pk, 90, "storing")
+        return {
+            "pack.pdf": _store(job, "pack.pdf", pdf, "application/pdf"),
+            "pack.zip": _store(job, "pack.zip", archive, "application/zip"),
+        }
+    params = job.params
+    population = population_pack_data(
+        start=datetime.fromisoformat(params["start"]),
+        end=datetime.fromisoformat(params["end"]),
+        domain=params["domain"],
+        sample_size=params["sample_size"],
+        seed=params["seed"],
+        now=now,
+        progress=lambda done, total: _progress(job.pk, 5 + 60 * done // max(total, 1), "listing changes"),
+    )
+    _progress(job.pk, 5, "rendering the PDF")
+    rendered = io.BytesIO()
+    render_population_pdf(population, rendered)
+    _progress(job.pk, 70, "signing")
+    pdf = _sign(rendered.getvalue(), reason=f"Population pack {params['start']} to {params['end']}")
+    _progress(job.pk, 80, "writing the CSV")
+    table = io.StringIO(newline="")
+    write_population_csv(population, table)
+    _progress(job.pk, 90, "storing")
+    return {
+        "population.pdf": _store(job, "population.pdf", pdf, "application/pdf"),
+        "population.csv": _store(job, "population.csv", table.getvalue().encode("utf-8"), "text/csv"),
+    }
+
+
+def pack_request_for(
+    *,
+    acting_user: Any,
+    kind: str,
+    changelog: Any = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    domain: str = "",
+    sample_size: int = 25,
+    seed: int | None = None,
+) -> tuple[PackJob, bool]:
+    """Validate what is asked for and turn it into a job's params."""
+    if kind == PackKind.CHANGELOG:
+        found = changelog_list_visible(user=acting_user).filter(pk=changelog).first() if changelog else None
+        if found is None:
+            raise NotFound(PackError.PACK_NOT_FOUND, "No such changelog.")
+        return pack_request(acting_user=acting_user, kind=kind, params={"changelog": str(found.pk)})
+    if start is None or end is None or end <= start:
+        raise InvalidInput(PackError.INVALID_PERIOD, "A population pack needs a start before its end.")
+    if domain and not Domain.objects.filter(slug=domain).exists():
+        raise InvalidInput(PackError.INVALID_PERIOD, f"No domain {domain!r}.")
+    params = {
+        "start": _time(start),
+        "end": _time(end),
+        "domain": domain,
+        "sample_size": sample_size,
+        # A seed is drawn when none is given, and printed in the pack.
+        "seed": seed if seed is not None else secrets.randbelow(2**31),
+    }
+    if seed is None:
+        reuse = PackJob.objects.filter(
+            kind=kind,
+            params__start=params["start"],
+            params__end=params["end"],
+            params__domain=domain,
+            params__sample_size=sample_size,
+            status__in=[PackStatus.QUEUED, PackStatus.RUNNING],
+        ).first()
+        if reuse is not None:
+            return reuse, False
+    return pack_request(acting_user=acting_user, kind=kind, params=params)
+
+
+def pack_job_list() -> Any:
+    return PackJob.objects.select_related("requested_by").order_by("-created_at")
+
+
+def pack_job_get(*, job_id: Any) -> PackJob:
+    job: PackJob | None = PackJob.objects.select_related("requested_by").filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(PackError.PACK_NOT_FOUND, "No such pack.")
+    return job
+
+
+def pack_file(*, job_id: Any, name: str) -> tuple[bytes, dict[str, Any]]:
+    job = pack_job_get(job_id=job_id)
+    if job.status != PackStatus.DONE:
+        raise Conflict(PackError.PACK_NOT_READY, f"The pack is {job.status}; its files appear when it is done.")
+    meta = job.files.get(name)
+    if meta is None:
+        raise NotFound(PackError.PACK_NOT_FOUND, f"The pack has no file {name!r}.")
+    data = blob_read(meta["storage_key"], sha256=meta["sha256"])
+    return data, {**meta, "sha256_b64": base64.b64encode(bytes.fromhex(meta["sha256"])).decode()}

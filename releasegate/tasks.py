@@ -1,0 +1,34 @@
+"""Answering GitHub's deployment protection rule (releasegate/github.py, docs/github.md)."""
+
+from typing import Any
+
+from celery import Task, shared_task
+
+from releasegate.github import AttemptOutcome, github_answer_attempt, github_answers_dispatch_due
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=None)
+def github_answer_deliver(self: Task[Any, Any], delivery_id: str) -> str:
+    """One attempt to answer GitHub; after a failure, the next one through Celery's retry with
+    the back-off's countdown. GITHUB_CALLBACK_MAX_ATTEMPTS, counted in the row, decides when to
+    give up, not Celery's ``max_retries``: a retry lost with a worker or the broker is picked
+    up by the flush with the row's count intact."""
+    if self.request.is_eager:
+        # Eager mode (no broker: development and tests) with task_eager_propagates on would hand
+        # a raised Retry back to the caller and never re-run the task. Make the retries here, one
+        # after the other, as Celery's own eager retry would (it ignores the countdown too).
+        attempt = github_answer_attempt(delivery_id=delivery_id, only_when_due=False)
+        while attempt.outcome is AttemptOutcome.RETRY:
+            attempt = github_answer_attempt(delivery_id=delivery_id, only_when_due=False)
+        return attempt.outcome.value
+    attempt = github_answer_attempt(delivery_id=delivery_id)
+    if attempt.outcome is not AttemptOutcome.RETRY:
+        return attempt.outcome.value
+    raise self.retry(countdown=attempt.retry_in)
+
+
+@shared_task(ignore_result=True)
+def github_answers_flush() -> int:
+    """Run by beat every 30 s: hands every pending answer that is due to ``github_answer_deliver``
+    (a broker that was down at commit time, a retry lost with a worker)."""
+    return github_answers_dispatch_due()

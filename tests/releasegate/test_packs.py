@@ -1,0 +1,261 @@
+"""Evidence packs as auditors get them: requested through the API, built in the background,
+signed, verifiable with the standalone verifier and Poppler, and complete."""
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from approvals.services import retrospectives_mark_overdue
+from audit.models import AuditEvent, PackJob
+from changelogs.models import Changelog, Evidence
+from tests.conftest import Cast
+from tests.factories import OTHER_DIGEST
+from tests.releasegate.gate_support import check, ready_changelog
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
+
+
+def needs(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"needs {tool} from Debian's poppler-utils (.ci/run installs it)")
+    return path
+
+
+@pytest.fixture
+def deployed(cast: Cast) -> Changelog:
+    changelog = ready_changelog(cast)
+    pipeline = cast.pipeline.client()
+    check(pipeline)
+    pipeline.post(
+        "/api/v1/deployments/",
+        {
+            "idempotency_key": "run-1",
+            "service": "payments-api",
+            "environment": "production",
+            "artifact_digest": changelog.current_revision.artifact_digest,
+            "status": "succeeded",  # type: ignore[union-attr]
+            "started_at": "2026-11-27T10:00:00Z",
+        },
+        format="json",
+    )
+    changelog.refresh_from_db()
+    return changelog
+
+
+def request_pack(cast: Cast, body: dict[str, Any]) -> dict[str, Any]:
+    response = cast.session(cast.auditor).post("/api/v1/packs/", body, format="json")
+    assert response.status_code in (200, 202), response.json()
+    job = cast.session(cast.auditor).get(f"/api/v1/packs/{response.json()['id']}").json()
+    assert job["status"] == "done", job  # eager Celery: built before the request returned
+    return job
+
+
+def download(cast: Cast, job: dict[str, Any], name: str) -> bytes:
+    [entry] = [f for f in job["files"] if f["name"] == name]
+    response = cast.session(cast.auditor).get(entry["url"])
+    assert response.status_code == 200
+    assert hashlib.sha256(response.content).hexdigest() == entry["sha256"]
+    return response.content
+
+
+def test_a_changelog_pack_shows_every_field_hash_approval_and_event(
+    cast: Cast, deployed: Changelog, tmp_path: Path
+) -> None:
+    pdftotext = needs("pdftotext")
+    job = request_pack(cast, {"kind": "changelog", "changelog": str(deployed.pk)})
+    pdf = tmp_path / "pack.pdf"
+    pdf.write_bytes(download(cast, job, "pack.pdf"))
+
+    text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+    content = deployed.current_revision.content  # type: ignore[union-attr]
+    for value in (
+        str(deployed.pk),
+        "payments-api",
+        content["artifact"]["version"],
+        content["artifact"]["digest"],
+        content["artifact"]["source_revision"],
+        content["rollback_plan"],
+        content["reason"],
+        content["expected_outcome"],
+        deployed.current_revision.content_hash,  # type: ignore[union-attr]
+        *(step["description"] for step in content["deploy_steps"]),
+    ):
+        assert value in text, value
+    for evidence in Evidence.objects.filter(changelog=deployed):
+        assert evidence.sha256 in text
+    assert "approver" in text
+    events = AuditEvent.objects.filter(target_id=str(deployed.pk)).exclude(leaf__isnull=True)
+    assert events.count() >= 5
+    for event in events:
+        assert event.action in text
+
+
+def test_a_changelog_pack_is_signed_and_one_changed_byte_breaks_the_signature(
+    cast: Cast, deployed: Changelog, tmp_path: Path
+) -> None:
+    pdfsig = needs("pdfsig")
+    job = request_pack(cast, {"kind": "changelog", "changelog": str(deployed.pk)})
+    signed = download(cast, job, "pack.pdf")
+    good = tmp_path / "good.pdf"
+    good.write_bytes(signed)
+    tampered = bytearray(signed)
+    offset = signed.index(b"/Title")  # inside the signed range, well before the signature
+    tampered[offset + 8] ^= 0x01
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(bytes(tampered))
+
+    valid = subprocess.run([pdfsig, str(good)], capture_output=True, text=True, check=False).stdout
+    invalid = subprocess.run([pdfsig, str(bad)], capture_output=True, text=True, check=False).stdout
+
+    assert "Signature Validation: Signature is Valid." in valid
+    assert "Signature is Valid." not in invalid
+
+
+def test_the_zip_manifest_matches_and_its_proofs_verify_offline(
+    cast: Cast, deployed: Changelog, tmp_path: Path
+) -> None:
+    job = request_pack(cast, {"kind": "changelog", "changelog": str(deployed.pk)})
+    folder = tmp_path / "pack"
+    with zipfile.ZipFile(io.BytesIO(download(cast, job, "pack.zip"))) as archive:
+        archive.extractall(folder)
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    for evidence in Evidence.objects.filter(changelog=deployed):
+        assert evidence.sha256 in manifest["files"].values()
+    proofs = sorted((folder / "proofs").glob("*.json"))
+    assert len(proofs) == AuditEvent.objects.filter(target_id=str(deployed.pk)).exclude(leaf__isnull=True).count() + 2
+    for proof in proofs:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "audit.verifier",
+                "inclusion",
+                "--key",
+                str(folder / "public-key.txt"),
+                "--checkpoint",
+                str(folder / "checkpoint.txt"),
+                str(proof),
+            ],
+            cwd=folder / "verifier",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, (proof.name, result.stderr)
+    built = AuditEvent.objects.get(action="pack:built")
+    assert manifest["files"]["pack.pdf"] == hashlib.sha256((folder / "pack.pdf").read_bytes()).hexdigest()
+    assert json.loads(built.data)["files"]["pack.zip"] == job["files"][1]["sha256"]
+
+
+def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptions(
+    cast: Cast, deployed: Changelog, tmp_path: Path
+) -> None:
+    pdftotext = needs("pdftotext")
+    pipeline = cast.pipeline.client()
+    unauthorised = pipeline.post(
+        "/api/v1/deployments/",
+        {
+            "idempotency_key": "run-2",
+            "service": "payments-api",
+            "environment": "production",
+            "artifact_digest": OTHER_DIGEST,
+            "status": "succeeded",
+            "started_at": "2026-11-27T11:00:00Z",
+        },
+        format="json",
+    ).json()
+    hotfix = ready_changelog(
+        cast,
+        kind="hotfix",
+        risk_tier="high",
+        artifact={
+            **deployed.current_revision.content["artifact"],
+            "digest": "sha256:" + "ef" * 32,  # type: ignore[union-attr]
+        },
+    )
+    with time_machine.travel(timezone.now() + timedelta(hours=25)):
+        retrospectives_mark_overdue()
+    start = (timezone.now() - timedelta(days=1)).isoformat()
+    end = (timezone.now() + timedelta(days=2)).isoformat()
+
+    job = request_pack(cast, {"kind": "population", "start": start, "end": end, "sample_size": 1, "seed": 4242})
+    rows = list(csv.DictReader(io.StringIO(download(cast, job, "population.csv").decode())))
+    pdf = tmp_path / "population.pdf"
+    pdf.write_bytes(download(cast, job, "population.pdf"))
+    text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+    changes = [row for row in rows if row["record"] == "change"]
+    deployments = [row for row in rows if row["record"] == "deployment"]
+    assert {row["changelog_id"] for row in changes} == {str(deployed.pk), str(hotfix.pk)}
+    assert len(deployments) == 2
+    assert unauthorised["id"] in text
+    assert str(hotfix.pk) in text
+    assert "4242" in text  # the seed is printed
+    assert "retrospective" in text.lower()
+
+
+def test_asking_twice_for_the_same_pack_returns_the_same_job(cast: Cast, deployed: Changelog) -> None:
+    body = {"kind": "changelog", "changelog": str(deployed.pk)}
+    auditor = cast.session(cast.auditor)
+
+    first = auditor.post("/api/v1/packs/", body, format="json")
+    second = auditor.post("/api/v1/packs/", body, format="json")
+
+    assert first.status_code == 202
+    assert second.status_code == 200
+    assert second.json()["id"] == first.json()["id"]
+    assert PackJob.objects.count() == 1
+
+
+@pytest.mark.parametrize(("who", "status"), [("requester", 403), ("approver", 403), ("pipeline", 403), ("admin", 202)])
+def test_packs_are_for_auditors_and_administrators(cast: Cast, deployed: Changelog, who: str, status: int) -> None:
+    client = cast.pipeline.client() if who == "pipeline" else cast.session(getattr(cast, who))
+
+    response = client.post("/api/v1/packs/", {"kind": "changelog", "changelog": str(deployed.pk)}, format="json")
+
+    assert response.status_code == status
+
+
+def test_an_auditor_cannot_change_anything(cast: Cast, deployed: Changelog) -> None:
+    auditor = cast.session(cast.auditor)
+    url = f"/api/v1/changelogs/{deployed.pk}/"
+
+    assert auditor.get(url).status_code == 200
+    assert auditor.patch(url, {"reason": "audit edit"}, format="json").status_code == 403
+    assert auditor.post(f"{url}submit").status_code == 403
+    assert (
+        auditor.post(
+            f"{url}approvals/",
+            {"decision": "approved", "reason": "x", "password": "a-test-password-1234"},
+            format="json",
+        ).status_code
+        == 403
+    )
+    assert (
+        auditor.post(
+            "/api/v1/gate/check", {"service": "payments-api", "artifact_digest": OTHER_DIGEST}, format="json"
+        ).status_code
+        == 400
+    )
+    assert auditor.get("/admin/changelogs/changelog/").status_code == 200
+    assert (
+        auditor.post("/admin/changelogs/domain/add/", {"slug": "x", "name": "x", "owning_squad": "x"}).status_code
+        == 403
+    )
