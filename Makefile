@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck contracts migrations-check check schemathesis bench-audit bench-packs clean
+.PHONY: run test install lint typecheck contracts migrations-check check schemathesis bench-audit bench-packs bench-gate clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Release Gate needs Python 3.11, found " + sys.version.split()[0])'
@@ -54,6 +54,14 @@ bench-audit: install
 # 10,000 changes beside reportlab alone (a few minutes; BENCH_ARGS=--no-docs leaves the docs alone).
 bench-packs: install
 	$(BIN)/python bench/packs.py $(BENCH_ARGS)
+
+# The gate under load (docs/benchmarks.md): gunicorn and PostgreSQL on 127.0.0.1, wrk with 16
+# connections, the gate beside a trivial endpoint, with a small and a large history (about 10
+# minutes). Needs PostgreSQL and Debian's wrk (apt-get install -y wrk); creates and drops its
+# scratch database (BENCH_ARGS="--database-url postgres://…/name" to point elsewhere).
+bench-gate: install
+	@command -v wrk >/dev/null || { echo "bench-gate needs wrk: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python bench/gate.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache

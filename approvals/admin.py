@@ -19,6 +19,7 @@ from django.utils import timezone
 from approvals import selectors, services
 from approvals.models import Approval, Decision, Notification, Retrospective
 from approvals.rules import Authority
+from audit.admin import ReadOnlyAdmin
 from changelogs import selectors as changelog_selectors
 from changelogs.models import Changelog, Domain, RevisionStatus
 from releasegate.errors import ApplicationError
@@ -65,21 +66,11 @@ class AuthorityForm(forms.Form):
 
 
 @admin.register(Approval)
-class ApprovalAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApprovalAdmin(ReadOnlyAdmin):
     """Every recorded decision, read-only; plus the approver pages under it."""
 
     list_display = ("changelog", "decision", "approver", "retrospective", "decided_at", "expires_at")
     list_filter = ("decision", "retrospective")
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
@@ -182,25 +173,15 @@ class ApprovalAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Retrospective)
-class RetrospectiveAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RetrospectiveAdmin(ReadOnlyAdmin):
     list_display = ("changelog", "status", "opened_at", "due_at", "completed_at", "overdue_at")
     list_filter = ("status",)
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Notification)
-class NotificationAdmin(RetrospectiveAdmin):
-    list_display = ("event", "channel", "status", "attempts", "created_at", "sent_at", "last_error")  # type: ignore[assignment]
-    list_filter = ("event", "channel", "status")  # type: ignore[assignment]
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("event", "channel", "status", "attempts", "created_at", "sent_at", "last_error")
+    list_filter = ("event", "channel", "status")
 
 
 admin.site.index_template = "approvals/admin_index.html"

@@ -34,3 +34,12 @@ def notifications_flush() -> int:
     ``notification_deliver``. Covers a broker that was down when the change committed and
     retries lost with a worker."""
     return notification_dispatch_due()
+
+
+@shared_task(ignore_result=True)
+def retrospectives_overdue() -> int:
+    """Run by beat every minute: marks hotfix retrospectives past their deadline overdue,
+    once each, and notifies the domain's signing authorities."""
+    from approvals.services import retrospectives_mark_overdue
+
+    return retrospectives_mark_overdue()

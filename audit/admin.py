@@ -9,11 +9,11 @@ from django.http import HttpRequest
 from audit.models import AuditEvent, Checkpoint
 
 
-class AppendOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    actions = None
+class AddOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """For records that are never edited or deleted: a change is a new record (policies,
+    freezes, overrides). Every app's admin builds on these two."""
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    actions = None
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -22,8 +22,27 @@ class AppendOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
+class ReadOnlyAdmin(AddOnlyAdmin):
+    """For records only the services write (events, decisions, approvals): readable, never
+    writable through the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(AppendOnlyAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "created_at", "actor", "action", "target_type", "target_id", "request_id")
     list_filter = ("action", "target_type")
     search_fields = ("actor", "target_id", "request_id")
@@ -32,7 +51,7 @@ class AuditEventAdmin(AppendOnlyAdmin):
 
 
 @admin.register(Checkpoint)
-class CheckpointAdmin(AppendOnlyAdmin):
+class CheckpointAdmin(ReadOnlyAdmin):
     list_display = ("tree_size", "created_at", "key_id")
     readonly_fields = ("tree_size", "root_hex", "signed_note", "key_id", "created_at")
     exclude = ("root_hash", "frontier", "last_txid", "last_event_id")

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from audit.admin import AddOnlyAdmin, ReadOnlyAdmin, ReadOnlyInline
 from changelogs import services
 from changelogs.models import Changelog, ChangelogRevision, Domain, Evidence, Journey, Policy, Service
 from changelogs.policy import PolicyError, PolicyRules
@@ -44,47 +45,18 @@ class JourneyAdmin(AuditedCatalogAdmin):
     search_fields = ("journey_id", "name")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class RevisionInline(admin.TabularInline):  # type: ignore[type-arg]
+class RevisionInline(ReadOnlyInline):
     model = ChangelogRevision
     fk_name = "changelog"
     fields = ("number", "status", "artifact_digest", "content_hash", "submitted_by", "submitted_at")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
-class EvidenceInline(admin.TabularInline):  # type: ignore[type-arg]
+class EvidenceInline(ReadOnlyInline):
     model = Evidence
     fk_name = "changelog"
     fields = ("kind", "format", "file_name", "sha256", "verdict", "environment", "uploaded_by", "uploaded_at")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Changelog)
@@ -119,14 +91,13 @@ class PolicyForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PolicyAdmin(AddOnlyAdmin):
     """Policies are versioned: 'add' makes the next version of a domain's (or service's)
     rules through the audited service; nothing is ever edited or deleted."""
 
     form = PolicyForm
     list_display = ("__str__", "domain", "service", "version", "created_by", "created_at", "reason")
     list_filter = ("domain",)
-    actions = None
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return ("domain", "service", "version", "rules_text", "reason", "created_by", "created_at") if obj else ()
@@ -137,12 +108,6 @@ class PolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="rules")
     def rules_text(self, obj: Policy) -> str:
         return json.dumps(obj.rules, indent=2, sort_keys=True)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def save_model(self, request: HttpRequest, obj: Policy, form: Any, change: bool) -> None:
         created = services.policy_create(

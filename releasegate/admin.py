@@ -10,11 +10,20 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html_join
 
+from audit.admin import AddOnlyAdmin, ReadOnlyAdmin
 from audit.models import PackJob, PackKind, PackStatus
 from changelogs.models import Domain
 from releasegate.errors import ApplicationError
 from releasegate.freezes import freeze_create, freeze_override_approve
-from releasegate.models import ApiToken, Deployment, FreezeOverride, FreezeWindow, GateDecision, User
+from releasegate.models import (
+    ApiToken,
+    Deployment,
+    FreezeOverride,
+    FreezeWindow,
+    GateDecision,
+    GitHubDelivery,
+    User,
+)
 from releasegate.packs import pack_request_for
 from releasegate.services import api_token_revoke
 
@@ -58,19 +67,6 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 self.message_user(request, f"{token.prefix} revoked.")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(GateDecision)
 class GateDecisionAdmin(ReadOnlyAdmin):
     list_display = ("evaluated_at", "service", "environment", "outcome", "artifact_digest", "requested_by", "policy")
@@ -86,20 +82,22 @@ class DeploymentAdmin(ReadOnlyAdmin):
     search_fields = ("artifact_digest", "idempotency_key", "pipeline_run_url")
 
 
+@admin.register(GitHubDelivery)
+class GitHubDeliveryAdmin(ReadOnlyAdmin):
+    """What GitHub asked and what Release Gate answered; failed answers first to look at."""
+
+    list_display = ("delivery_id", "repository", "environment", "sha", "state", "status", "attempts")
+    list_filter = ("status", "state", "environment")
+    search_fields = ("delivery_id", "repository", "sha")
+
+
 @admin.register(FreezeWindow)
-class FreezeWindowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class FreezeWindowAdmin(AddOnlyAdmin):
     """Freezes are added through the audited service and never edited; end one early by adding
     an override for the changes that must go out, or wait for its end."""
 
     list_display = ("__str__", "domain", "starts_at", "ends_at", "reason", "created_by")
     fields = ("domain", "starts_at", "ends_at", "reason")
-    actions = None
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def save_model(self, request: HttpRequest, obj: FreezeWindow, form: Any, change: bool) -> None:
         created = freeze_create(
@@ -109,19 +107,12 @@ class FreezeWindowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(FreezeOverride)
-class FreezeOverrideAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class FreezeOverrideAdmin(AddOnlyAdmin):
     """A signing authority of the change's domain lets one change through a freeze."""
 
     list_display = ("freeze", "changelog", "approved_by", "reason", "created_at")
     fields = ("freeze", "changelog", "reason")
     raw_id_fields = ("changelog",)
-    actions = None
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def save_model(self, request: HttpRequest, obj: FreezeOverride, form: Any, change: bool) -> None:
         try:

@@ -729,3 +729,18 @@ def pack_file(*, job_id: Any, name: str) -> tuple[bytes, dict[str, Any]]:
         raise NotFound(PackError.PACK_NOT_FOUND, f"The pack has no file {name!r}.")
     data = blob_read(meta["storage_key"], sha256=meta["sha256"])
     return data, {**meta, "sha256_b64": base64.b64encode(bytes.fromhex(meta["sha256"])).decode()}
+
+
+@shared_task(ignore_result=True)
+def packs_resume() -> int:
+    """Run by beat every minute: hands over again the pack jobs whose message was lost (the
+    broker was down when they were requested) or whose worker vanished without giving the task
+    back. A build that is really still running simply finds the job done and stops."""
+    now = timezone.now()
+    stale = PackJob.objects.filter(
+        Q(status=PackStatus.QUEUED, created_at__lt=now - timedelta(minutes=5))
+        | Q(status=PackStatus.RUNNING, started_at__lt=now - timedelta(minutes=30))
+    ).values_list("id", flat=True)[:100]
+    for job_id in stale:
+        _dispatch(job_id)
+    return len(stale)

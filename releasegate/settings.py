@@ -82,6 +82,9 @@ TEMPLATES = [
 DATABASES = {
     "default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), base_dir=BASE_DIR)
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default keeps its database under var/; a fresh clone has no var/ yet.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Every request is one transaction: bad input never leaves partial state behind.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
@@ -161,6 +164,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "audit-sequence": {"task": "audit.tasks.audit_sequence", "schedule": 1.0},
+    "retrospectives-overdue": {"task": "approvals.tasks.retrospectives_overdue", "schedule": 60.0},
+    "packs-resume": {"task": "releasegate.packs.packs_resume", "schedule": 60.0},
 }
 
 # Audit log. With eager Celery (no broker) events are sequenced right after each commit; with

@@ -286,3 +286,17 @@ class TestHotfixes:
         assert state["status"] == "approved"
         assert [a["retrospective"] for a in state["approvals"]] == [False, True]
         assert Retrospective.objects.get(changelog=hotfix).status == "completed"
+
+
+def test_the_beat_task_marks_overdue_retrospectives(cast: Cast) -> None:
+    from approvals.tasks import retrospectives_overdue
+
+    hotfix = changelog_make(
+        service=cast.payments_api, by=cast.requester, kind="hotfix", submitted=True, risk_tier="high"
+    )
+    decide(cast.session(cast.approver), hotfix)
+
+    with time_machine.travel(timezone.now() + timedelta(hours=24, minutes=1)):
+        assert retrospectives_overdue.apply().get() == 1
+
+    assert Retrospective.objects.get(changelog=hotfix).status == "overdue"

@@ -213,3 +213,23 @@ def test_anonymous_callers_get_no_answer(cast: Cast) -> None:
     from rest_framework.test import APIClient
 
     assert check(APIClient()).status_code == 401
+
+
+def test_a_changelog_already_deployed_is_closed(cast: Cast) -> None:
+    ready_changelog(cast)
+    pipeline = cast.pipeline.client()
+    check(pipeline)
+    pipeline.post(
+        "/api/v1/deployments/",
+        {
+            "idempotency_key": "run-9",
+            "service": "payments-api",
+            "environment": "production",
+            "artifact_digest": DIGEST,
+            "status": "succeeded",
+            "started_at": "2026-11-27T10:00:00Z",
+        },
+        format="json",
+    )
+
+    assert codes(check(pipeline)) == ["changelog_closed"]

@@ -259,3 +259,18 @@ def test_an_auditor_cannot_change_anything(cast: Cast, deployed: Changelog) -> N
         auditor.post("/admin/changelogs/domain/add/", {"slug": "x", "name": "x", "owning_squad": "x"}).status_code
         == 403
     )
+
+
+def test_a_pack_whose_message_was_lost_is_handed_over_again(cast: Cast, deployed: Changelog) -> None:
+    from audit.models import PackStatus
+    from releasegate.packs import pack_request, packs_resume
+
+    job, _ = pack_request(acting_user=cast.auditor, kind="changelog", params={"changelog": str(deployed.pk)})
+    PackJob.objects.filter(pk=job.pk).update(
+        status=PackStatus.QUEUED, created_at=timezone.now() - timedelta(minutes=10)
+    )
+
+    handed_over = packs_resume()
+
+    assert handed_over == 1
+    assert PackJob.objects.get(pk=job.pk).status == "done"

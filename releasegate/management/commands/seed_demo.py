@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from approvals.services import authority_grant
 from audit.services import Actor
 from changelogs.models import Domain, Journey, Service
 from changelogs.selectors import MANAGE_CHANGELOGS
@@ -56,6 +57,11 @@ DEMO_USERS = [
     ("approver2", "approver2-demo-password", "signing authority for transfers"),
     ("auditor", "auditor-demo-password", "internal audit, read-only"),
 ]
+# The authority matrix of the demo: who may sign off which domain.
+DEMO_AUTHORITIES = {
+    "approver": [("payments", "sign_off"), ("payments", "security_sign_off")],
+    "approver2": [("transfers", "sign_off"), ("payments", "data_sign_off")],
+}
 DEMO_PIPELINE = "payments-ci"
 DEMO_PIPELINE_SERVICES = ("payments-api", "payments-web")
 
@@ -115,6 +121,14 @@ class Command(BaseCommand):
                     assign_perm(MANAGE_CHANGELOGS, user, Service.objects.get(slug=slug))
             if username == "auditor":
                 user.groups.add(Group.objects.get(name=AUDITORS))
+            if username in DEMO_AUTHORITIES:
+                for domain_slug, authority in DEMO_AUTHORITIES[username]:
+                    authority_grant(
+                        acting_user=SEED_ACTOR,
+                        domain=Domain.objects.get(slug=domain_slug),
+                        authority=authority,
+                        user=user,
+                    )
 
     def _pipeline_token(self, token_file: Path) -> str:
         """The demo token is kept in var/ so that every `make run` can print it again; only its
