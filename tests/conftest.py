@@ -2,9 +2,7 @@
 same domain, an approver of another domain, an auditor, an admin, a pipeline token of the
 service, a pipeline token of another service, and anonymous."""
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -138,44 +136,18 @@ def on_postgres() -> None:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db: None, settings: Any) -> Iterator[subprocess.Popen[str]]:
+def celery_worker_process(transactional_db: None, settings: Any) -> Iterator[subprocess.Popen[bytes]]:
     """A real `celery worker` process on the configured broker, using the test database.
-    Only with a broker (CI's PostgreSQL pass); eager mode has no worker to talk to."""
+    Only with a broker and PostgreSQL (CI's PostgreSQL pass): eager mode has no worker to talk
+    to, and a worker process cannot share SQLite's test database."""
     if not settings.CELERY_BROKER_URL:
         pytest.skip("needs a real broker and worker: runs in CI's PostgreSQL pass (CELERY_BROKER_URL=redis://…)")
-    database = connection.settings_dict
-    if database["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         pytest.skip("a worker process cannot share SQLite's test database; runs in CI's PostgreSQL pass")
-    url = (
-        f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
-    )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": url,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "RELEASEGATE_VAR_DIR": str(settings.VAR_DIR),
-    }
-    celery = [sys.executable, "-m", "celery", "-A", "releasegate"]
-    subprocess.run([*celery, "purge", "-f"], env=env, check=True, capture_output=True)
-    worker = subprocess.Popen(
-        [*celery, "worker", "--pool", "solo", "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
-        env=env,
-        stdout=subprocess.DEVNULL if not os.environ.get("CELERY_WORKER_LOG") else None,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    from tests.workers import celery_worker
+
+    with celery_worker(settings.CELERY_BROKER_URL, purge=True) as worker:
         yield worker
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        if worker.stdout is not None:
-            worker.stdout.close()
 
 
 def wait_for(condition: Any, *, timeout: float = 30.0, what: str = "condition") -> None:

@@ -1,23 +1,17 @@
-"""A private Redis broker this test can stop without disturbing anything else, and a real
-Celery worker on it (the pattern of ``celery_worker_process`` in tests/conftest.py)."""
+"""A private Redis broker a test can stop without disturbing anything else (a worker on it:
+``tests.workers.celery_worker``)."""
 
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import kombu.pools
-from django.conf import settings
-from django.db import connection
 
 from releasegate.celery import app as celery_app
-
-QUIET_WORKER = ["--without-mingle", "--without-gossip", "--loglevel", "INFO"]
 
 
 def free_port() -> int:
@@ -100,41 +94,3 @@ def publishing_to(broker_url: str) -> Iterator[None]:
         else:
             os.environ["CELERY_BROKER_URL"] = saved_env
         celery_app.conf.task_always_eager = saved_eager
-
-
-@contextmanager
-def celery_worker(broker_url: str, *, log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """A ``celery worker`` process on ``broker_url`` using the test database (PostgreSQL: a
-    worker cannot share SQLite's test database); its output goes to ``log``."""
-    database = connection.settings_dict
-    assert database["ENGINE"] == "django.db.backends.postgresql"
-    credentials = quote(database["USER"]) + (f":{quote(database['PASSWORD'])}" if database["PASSWORD"] else "")
-    url = f"postgres://{credentials}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
-    overrides = {"CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL"}
-    worker_env = {key: value for key, value in os.environ.items() if key not in overrides}
-    worker_env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": url,
-            "CELERY_BROKER_URL": broker_url,
-            "CELERY_TASK_ALWAYS_EAGER": "0",
-            "RELEASEGATE_VAR_DIR": str(settings.VAR_DIR),
-            **env,
-        }
-    )
-    with log.open("wb") as output:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "releasegate", "worker", "--pool", "solo", *QUIET_WORKER],
-            env=worker_env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield worker
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()

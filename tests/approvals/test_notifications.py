@@ -30,11 +30,12 @@ from approvals.notifications import (
 from approvals.tasks import notifications_flush
 from audit import record
 from audit.models import AuditEvent
-from tests.approvals.brokers import PrivateRedis, celery_worker, publishing_to
+from tests.approvals.brokers import PrivateRedis, publishing_to
 from tests.approvals.webhooks import SECRET, Receiver, docs_verifier, running_receiver
 from tests.conftest import wait_for
 from tests.factories import FACTORY_ACTOR
 from tests.settings_import import import_settings
+from tests.workers import celery_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 APPROVERS = ["ada@bank.example", "grace@bank.example"]

@@ -12,7 +12,7 @@ from tests.conftest import wait_for
 from tests.factories import FACTORY_ACTOR
 
 
-def test_a_worker_sequences_the_log_when_beat_asks(celery_worker_process: subprocess.Popen[str]) -> None:
+def test_a_worker_sequences_the_log_when_beat_asks(celery_worker_process: subprocess.Popen[bytes]) -> None:
     assert not settings.CELERY_TASK_ALWAYS_EAGER
     for number in range(20):
         with transaction.atomic():

@@ -35,11 +35,12 @@ from releasegate.github import (
 )
 from releasegate.models import GateDecision, GitHubDelivery, User
 from releasegate.tasks import github_answers_flush
-from tests.approvals.brokers import PrivateRedis, celery_worker, publishing_to
+from tests.approvals.brokers import PrivateRedis, publishing_to
 from tests.conftest import Cast, wait_for
 from tests.releasegate.gate_support import ready_changelog
 from tests.releasegate.github_fake import FakeGitHub, JwtRejectedError, b64url_decode, jwt_verify, running_fake_github
 from tests.settings_import import import_settings
+from tests.workers import celery_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = "/api/v1/integrations/github/deployment-protection"

@@ -4,7 +4,6 @@ build is retried, and exactly one pack comes out."""
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,52 +19,19 @@ from audit.models import AuditEvent, PackJob
 from changelogs.models import Changelog, ChangelogRevision
 from tests.conftest import Cast, wait_for
 from tests.factories import changelog_content
+from tests.workers import celery_worker
 
 CHANGES = 4000
 
 
 @pytest.fixture
-def prefork_worker(transactional_db: None) -> Iterator[subprocess.Popen[str]]:
+def prefork_worker(transactional_db: None) -> Iterator[subprocess.Popen[bytes]]:
     """A worker with one pool process: when that process dies, the worker gives the task back
     to the broker (acks_late + reject_on_worker_lost) and it runs again."""
     if not settings.CELERY_BROKER_URL or connection.vendor != "postgresql":
         pytest.skip("needs a real broker and PostgreSQL: runs in CI's PostgreSQL pass")
-    database = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}",
-        "RELEASEGATE_VAR_DIR": str(settings.VAR_DIR),
-    }
-    celery = [sys.executable, "-m", "celery", "-A", "releasegate"]
-    subprocess.run([*celery, "purge", "-f"], env=env, check=True, capture_output=True)
-    worker = subprocess.Popen(
-        [
-            *celery,
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "1",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "WARNING",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with celery_worker(settings.CELERY_BROKER_URL, pool="prefork", purge=True) as worker:
         yield worker
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 def _many_changes(cast: Cast, count: int) -> None:
@@ -108,13 +74,13 @@ def _many_changes(cast: Cast, count: int) -> None:
     Changelog.objects.bulk_update(changelogs, ["current_revision"], batch_size=1000)
 
 
-def _pool_children(worker: subprocess.Popen[str]) -> list[int]:
+def _pool_children(worker: subprocess.Popen[bytes]) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True, check=False).stdout
     return [int(pid) for pid in found.split()]
 
 
 def test_a_worker_killed_mid_build_leaves_no_half_pack_and_the_retry_makes_one(
-    cast: Cast, prefork_worker: subprocess.Popen[str]
+    cast: Cast, prefork_worker: subprocess.Popen[bytes]
 ) -> None:
     _many_changes(cast, CHANGES)
     auditor = cast.session(cast.auditor)
