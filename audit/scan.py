@@ -1,55 +1,83 @@
-"""The fast path of verification on PostgreSQL: recompute a range of the log's leaves.
+"""The fast path of verification on PostgreSQL: check a range of the log's leaves against
+leaf hashes that the database server recomputes.
 
-``audit.verification`` walks the whole log leaf by leaf, joining every leaf to its event.
-That join is what costs: on a log sequenced by ``audit.sequencer`` the leaves, in leaf
-order, are exactly the events in sequencing order ``(txid, id)``, so two ordered index
-scans read side by side give every leaf its event without a join. ``scan`` reads them in
-batches, recomputes each leaf hash from the event's canonical bytes (``audit.events``, the
-time formatted by PostgreSQL) and stops at the first leaf where anything is off: a gap in
-the leaf indices, a leaf whose event is not the next one in sequencing order (deleted,
-reordered, or another event in between), an event without a transaction id, or a hash that
-does not match. From there the caller goes on with the exact walk, which says what is
-wrong; up to there the two agree by construction.
+``audit.verification`` walks the whole log leaf by leaf, joining every leaf to its event and
+building the event's canonical bytes in Python. Here PostgreSQL hashes every event itself
+(``audit.events.POSTGRES_LEAF_HASH_SQL``: the same bytes as ``canonical_event``, proven by
+tests/audit/test_event_sql.py), and nothing is joined: on a log sequenced by
+``audit.sequencer`` the leaves, in leaf order, are exactly the events in sequencing order
+``(txid, id)``. One query per chunk of ``CHUNK`` leaves (chunks start at multiples of
+``CHUNK``) reads the chunk's leaves through the primary key and as many events through the
+``(txid, id)`` index, from just after the previous chunk's last event, turns each side into
+one byte string of ``(hash, event id)`` records in order, and compares the two. Python gets
+the verdict, the proof of the leaves' order (their indices) and the chunk's leaf hashes end
+to end, which it folds into perfect subtrees: it handles no row on its own.
+
+The scan stops at the start of the first chunk where anything is off: a leaf missing, extra
+or duplicated, a stored hash that is not 32 bytes, an event whose hash cannot be computed, a
+leaf whose event is not the next one in sequencing order (deleted, reordered, another event
+in between, no transaction id), a hash that does not match. From there the caller goes on
+with the exact walk, which says what is wrong; up to there the two agree by construction.
 
 It returns the hashes of the leaves it checked folded into perfect subtrees (aligned blocks
-of ``2**level`` leaves), cut at the positions the caller asks for (checkpoint sizes), so
-that the caller can append them to its frontier and check each checkpoint on the way.
+of ``2**level`` leaves), cut at the positions the caller asks for (checkpoint sizes), so that
+the caller can append them to its frontier and check each checkpoint on the way.
 
-No Django here: ``scan_in_worker`` runs in a separate process with its own psycopg
-connection, inside the caller's exported snapshot, so that two processes share the work
-(the hashing is CPU bound and the GIL would serialise threads).
+No Django here: ``Worker`` scans a second range on its own psycopg connection, in a thread,
+inside the caller's exported snapshot, so that two server processes share the hashing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
+import struct
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring
 from typing import Any
 
-from audit.events import EVENT_TEMPLATE, POSTGRES_TIME_SQL
+from audit.events import POSTGRES_LEAF_HASH_SQL
 
-BATCH = 4096
-"""Rows per fetch of each cursor: large enough to amortise the round trips, small enough to
-stay in the CPU caches (larger batches measured slower)."""
+CHUNK = 1 << 14
+"""Leaves per query. The events' records are sorted in the query (which makes their order a
+guarantee rather than a habit of the plan): 16,384 of them sort in memory within the default
+``work_mem`` of 4 MB."""
 
-_FLUSH = 1 << 16
-"""Fold pending leaf hashes into blocks at least this often, to bound memory."""
+HASH_SIZE = 32
+_BEFORE_ALL = -(1 << 63)  # the smallest bigint: (txid, id) >= (this, this) holds for every event with a txid
 
-_LEAVES_SQL = (
-    "SELECT leaf_index, leaf_hash, event_id FROM audit_auditleaf WHERE leaf_index >= %s{stop} ORDER BY leaf_index"
-)
-_EVENTS_SQL = (
-    "SELECT id, "  # noqa: S608 - built from constants only
-    + POSTGRES_TIME_SQL.format("created_at")
-    + ", actor, actor_id, action, target_type, target_id, data, request_id, txid"
-    " FROM audit_auditevent{where} ORDER BY txid, id"
-)
+_CHUNK_SQL = """
+SELECT l.count, l.whole, l.indices, l.hashes, l.records = e.records, e.count, e.hashed,
+       pg_catalog.substring(e.records, pg_catalog.octet_length(e.records) - 7), e.last_txid
+FROM (
+    SELECT count(*) AS count, count(*) FILTER (WHERE pg_catalog.octet_length(leaf_hash) = 32) AS whole,
+           pg_catalog.string_agg(pg_catalog.int8send(leaf_index), ''::bytea) AS indices,
+           pg_catalog.string_agg(leaf_hash, ''::bytea) AS hashes,
+           pg_catalog.string_agg(leaf_hash || pg_catalog.int8send(event_id), ''::bytea) AS records
+    FROM audit_auditleaf WHERE leaf_index >= %s AND leaf_index < %s
+) l, (
+    SELECT count(*) AS count, count(hash) AS hashed,
+           pg_catalog.string_agg(hash || pg_catalog.int8send(id), ''::bytea ORDER BY txid, id) AS records,
+           max(txid) AS last_txid
+    FROM (
+        SELECT id, txid, {hash} AS hash FROM audit_auditevent
+        WHERE (txid, id) {after} (%s, %s) ORDER BY txid, id LIMIT %s
+    ) e0
+) e
+"""
+# The first chunk of a range starts at the event of its first leaf; the others after the
+# previous chunk's last event.
+_FIRST_CHUNK_SQL = _CHUNK_SQL.format(hash=POSTGRES_LEAF_HASH_SQL, after=">=")
+_NEXT_CHUNK_SQL = _CHUNK_SQL.format(hash=POSTGRES_LEAF_HASH_SQL, after=">")
 _FIRST_EVENT_SQL = (
     "SELECT e.txid, e.id FROM audit_auditleaf l JOIN audit_auditevent e ON e.id = l.event_id WHERE l.leaf_index = %s"
 )
+_TAIL_SQL = (
+    "SELECT e.txid, e.id FROM audit_auditleaf l JOIN audit_auditevent e ON e.id = l.event_id"
+    " WHERE l.leaf_index >= %s AND l.leaf_index < %s ORDER BY l.leaf_index"
+)
+_FOLLOWING_SQL = "SELECT id FROM audit_auditevent WHERE (txid, id) {after} (%s, %s) ORDER BY txid, id LIMIT 1"
 
 Block = tuple[int, bytes]
 """``(level, root)`` of a perfect subtree of ``2**level`` leaves."""
@@ -64,14 +92,15 @@ class Scan:
     # Leaves [start, end) were checked and are fine; `blocks` cover exactly them, in order.
     end: int = 0
     blocks: list[Block] = field(default_factory=list)
-    # The event of leaf `start`, and the next event in sequencing order after the last one
-    # checked (None when there is none): together they tie neighbouring ranges together.
+    # The event of leaf `start` (None when the range starts at leaf 0), and the next event in
+    # sequencing order after the last one checked (None when there is none): together they
+    # tie neighbouring ranges together.
     first_event: int | None = None
     next_event: int | None = None
     # Sequencing keys of the last two events checked (oldest first), for the exact walk to
     # carry on with its order check.
     tail: list[Key] = field(default_factory=list)
-    # True when the scan stopped early because something is off at leaf `end`.
+    # True when the scan stopped early because something is off in the chunk from `end`.
     stopped: bool = False
 
 
@@ -79,234 +108,163 @@ def scan(
     conn: Any,
     *,
     start: int,
-    stop: int | None,
+    stop: int,
     cuts: Sequence[int],
     on_blocks: Callable[[list[Block]], None] | None = None,
 ) -> Scan:
-    """Check leaves ``[start, stop)`` (to the last leaf when ``stop`` is None) on a psycopg
-    connection that is inside a transaction. ``cuts`` are positions no block may straddle.
-    Blocks go to ``on_blocks`` as they are made if given, else into the result."""
+    """Check leaves ``[start, stop)`` on a psycopg connection that is inside a transaction
+    on a UTF8 database. ``cuts`` are positions no block may straddle. Blocks go to
+    ``on_blocks`` as they are made if given, else into the result."""
+    import psycopg
+    from psycopg.types.numeric import Int8
+
     result = Scan(start=start, end=start)
-    with conn.cursor() as cursor:
+    emit = on_blocks or result.blocks.extend
+    cuts = sorted({c for c in cuts if start < c < stop})
+    # A plain psycopg cursor whatever the connection's cursor factory (Django's binds on the
+    # client side, as text).
+    with psycopg.Cursor(conn) as cursor:
         if start == 0:
-            where, params = "", []
+            key = (_BEFORE_ALL, _BEFORE_ALL)
         else:
-            first = cursor.execute(_FIRST_EVENT_SQL, [start]).fetchone()
+            first = cursor.execute(_FIRST_EVENT_SQL, [Int8(start)]).fetchone()
             if first is None or first[0] is None:
                 result.stopped = True
                 return result
-            where, params = " WHERE (txid, id) >= (%s, %s)", list(first)
-    cuts = sorted({c for c in cuts if c > start and (stop is None or c < stop)})
-    emit = on_blocks or result.blocks.extend
-    leaves_sql = _LEAVES_SQL.format(stop="" if stop is None else " AND leaf_index < %s")
-    with (
-        conn.cursor(name=f"audit_scan_leaves_{start}", binary=True) as leaves_cursor,
-        conn.cursor(name=f"audit_scan_events_{start}", binary=True) as events_cursor,
-    ):
-        leaves_cursor.execute(leaves_sql, [start] if stop is None else [start, stop])
-        events_cursor.execute(_EVENTS_SQL.format(where=where), params)
-        _scan_rows(result, leaves_cursor, events_cursor, stop=stop, cuts=cuts, emit=emit)
+            key, result.first_event = (first[0], first[1]), first[1]
+        inclusive = True
+        position = start
+        while position < stop:
+            end = min((position // CHUNK + 1) * CHUNK, stop)
+            row = cursor.execute(
+                _FIRST_CHUNK_SQL if inclusive else _NEXT_CHUNK_SQL,
+                [Int8(position), Int8(end), Int8(key[0]), Int8(key[1]), Int8(end - position)],
+                binary=True,
+            ).fetchone()
+            if row is None or not _checks_out(row, position, end):
+                result.stopped = True
+                break
+            hashes, last_id, last_txid = row[3], row[7], row[8]
+            while cuts and cuts[0] < end:  # no block straddles a cut
+                cut = cuts.pop(0)
+                emit(aligned_blocks(position, hashes[: (cut - position) * HASH_SIZE]))
+                hashes = hashes[(cut - position) * HASH_SIZE :]
+                position = cut
+            emit(aligned_blocks(position, hashes))
+            key, inclusive = (last_txid, struct.unpack(">q", last_id)[0]), False
+            position = end
+        result.end = position
+        if result.end > result.start:
+            tail = cursor.execute(_TAIL_SQL, [Int8(max(result.start, result.end - 2)), Int8(result.end)]).fetchall()
+            result.tail = [(txid, event_id) for txid, event_id in tail]
+        if not result.stopped:
+            following = cursor.execute(
+                _FOLLOWING_SQL.format(after=">=" if inclusive else ">"), [Int8(key[0]), Int8(key[1])]
+            ).fetchone()
+            result.next_event = following[0] if following else None
     return result
 
 
-def _scan_rows(
-    result: Scan, leaves_cursor: Any, events_cursor: Any, *, stop: int | None, cuts: list[int], emit: Any
-) -> None:
-    sha256 = hashlib.sha256
-    quote = encode_basestring
-    template = "\x00" + EVENT_TEMPLATE  # the leaf hash prefix (RFC 6962) rides along
-    position = result.start
-    pending: list[bytes] = []  # hashes of checked leaves [pending_start, position)
-    pending_start = position
-    cut_index = 0
-    while True:
-        want = BATCH if stop is None else min(BATCH, stop - position)
-        leaves = leaves_cursor.fetchmany(want) if want > 0 else []
-        if not leaves:
-            break
-        events = events_cursor.fetchmany(len(leaves))
-        if result.first_event is None and events:
-            result.first_event = events[0][0]
-        hashes = [
-            sha256(
-                (
-                    template
-                    % (
-                        quote(action),
-                        quote(actor),
-                        "null" if actor_id is None else actor_id,
-                        data,
-                        event_id,
-                        quote(request_id),
-                        quote(target_id),
-                        quote(target_type),
-                        quote(time),
-                    )
-                ).encode()
-            ).digest()
-            for event_id, time, actor, actor_id, action, target_type, target_id, data, request_id, _ in events
-        ]
-        good = _good_prefix(position, leaves, events, hashes)
-        if good:
-            result.tail = (result.tail + [(row[9], row[0]) for row in events[max(0, good - 2) : good]])[-2:]
-        # Fold the good hashes into blocks, cutting at the positions asked for.
-        taken = 0
-        while taken < good:
-            upto, at_cut = good, False
-            if cut_index < len(cuts) and cuts[cut_index] <= position + good:
-                upto, at_cut = cuts[cut_index] - position, True
-                cut_index += 1
-            pending.extend(hashes[taken:upto])
-            taken = upto
-            if at_cut or len(pending) >= _FLUSH:
-                emit(aligned_blocks(pending_start, pending))
-                pending_start += len(pending)
-                pending = []
-        position += good
-        if good < len(leaves):
-            result.stopped = True
-            break
-    if pending:
-        emit(aligned_blocks(pending_start, pending))
-    result.end = position
-    if not result.stopped:
-        following = events_cursor.fetchone()
-        result.next_event = following[0] if following else None
+def _checks_out(row: tuple[Any, ...], position: int, end: int) -> bool:
+    """Leaves ``[position, end)`` are all there, once each, and pair up with the events that
+    follow in sequencing order, hash for hash and id for id.
+
+    The leaf side is aggregated in no particular order, but all its aggregates take the rows
+    in the same order: that the indices come out as ``position, position + 1, …`` proves
+    that the hashes and records are in leaf order too, one per leaf. Each record is then 40
+    bytes (every stored hash is 32 bytes), as is each of the ``count(hash)`` event records,
+    so equal strings mean equal records, in order. The event side is sorted in the query."""
+    count, whole, indices, _, same, event_count, hashed, _, _ = row
+    width = end - position
+    return bool(
+        count == whole == event_count == hashed == width
+        and same is True
+        and indices == struct.pack(f">{width}q", *range(position, end))
+    )
 
 
-def _good_prefix(position: int, leaves: list[Any], events: list[Any], hashes: list[bytes]) -> int:
-    """How many leading rows pair up and check out (all of them, almost always)."""
-    count = len(leaves)
-    if (
-        len(events) == count
-        and leaves[0][0] == position
-        and leaves[-1][0] == position + count - 1  # leaf indices are unique: dense
-        and [leaf[2] for leaf in leaves] == [event[0] for event in events]
-        and [leaf[1] for leaf in leaves] == hashes
-        and all(event[9] is not None for event in events)
-    ):
-        return count
-    for offset, leaf in enumerate(leaves):
-        if offset >= len(events):
-            return offset
-        event = events[offset]
-        if leaf[0] != position + offset or leaf[2] != event[0] or event[9] is None or bytes(leaf[1]) != hashes[offset]:
-            return offset
-    return count
-
-
-def aligned_blocks(start: int, hashes: list[bytes]) -> list[Block]:
-    """The leaf hashes of positions ``[start, start + len(hashes))`` as the largest perfect
-    subtrees that start on a node boundary, left to right (what ``Frontier.append_subtree``
-    takes). The hashes are SHA-256 digests made here, so they are not checked again."""
+def aligned_blocks(start: int, hashes: bytes) -> list[Block]:
+    """The leaf hashes of positions ``[start, start + n)``, given end to end (``n`` times 32
+    bytes), as the largest perfect subtrees that start on a node boundary, left to right
+    (what ``Frontier.append_subtree`` takes)."""
     blocks: list[Block] = []
     offset = 0
-    count = len(hashes)
+    count = len(hashes) // HASH_SIZE
     while offset < count:
         position = start + offset
         width = 1 << ((count - offset).bit_length() - 1)
         if position:
             width = min(width, position & -position)
-        blocks.append((width.bit_length() - 1, perfect_root(hashes[offset : offset + width])))
+        blocks.append((width.bit_length() - 1, perfect_root(hashes[offset * HASH_SIZE : (offset + width) * HASH_SIZE])))
         offset += width
     return blocks
 
 
-def perfect_root(hashes: list[bytes]) -> bytes:
-    """Root of a perfect subtree over a power-of-two number of leaf hashes."""
-    sha256 = hashlib.sha256
+_NODE_PREFIX = hashlib.sha256(b"\x01")
+
+
+def perfect_root(hashes: bytes) -> bytes:
+    """Root of a perfect subtree over a power-of-two number of leaf hashes, given end to end.
+    (Copying a hash that has taken the node prefix is cheaper than starting a new one.)"""
     level = hashes
-    while len(level) > 1:
-        level = [sha256(b"\x01" + left + right).digest() for left, right in zip(level[::2], level[1::2], strict=True)]
-    return level[0]
+    while len(level) > HASH_SIZE:
+        nodes = []
+        for offset in range(0, len(level), 2 * HASH_SIZE):
+            node = _NODE_PREFIX.copy()
+            node.update(level[offset : offset + 2 * HASH_SIZE])
+            nodes.append(node.digest())
+        level = b"".join(nodes)
+    return level
 
 
 class Worker:
-    """``scan`` from a leaf to the last one in another process (``python -m audit.scan``),
-    with its own connection inside the caller's exported snapshot, so that it sees exactly
-    what the caller's transaction sees. A plain child process rather than multiprocessing,
-    which would re-run the caller's main module in the child."""
+    """``scan`` of leaves ``[start, stop)`` in a thread, on a connection of its own inside the
+    caller's exported snapshot, so that it sees exactly what the caller's transaction sees.
+    A thread is enough: the hashing happens in the database server, and the thread waits for
+    it with the GIL released."""
 
-    def __init__(self, *, params: dict[str, Any], snapshot: str, start: int, cuts: Sequence[int]) -> None:
-        import os
-        import subprocess
-        import sys
-        import tempfile
-        from pathlib import Path
-
+    def __init__(self, *, params: dict[str, Any], snapshot: str, start: int, stop: int, cuts: Sequence[int]) -> None:
         self.start = start
-        root = str(Path(__file__).resolve().parent.parent)  # where the audit package is
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        request = {"params": params, "snapshot": snapshot, "start": start, "cuts": [c for c in cuts if c > start]}
-        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "audit.scan"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._errors,
-            env=env,
+        self._result: Scan | None = None
+        self._error: BaseException | None = None
+        self._conn: Any = None
+        self._closing = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(params, snapshot, start, stop, list(cuts)), name="audit-scan", daemon=True
         )
-        # The child reads its request before anything else, so this does not wait for long.
-        self.process.stdin.write(json.dumps(request).encode())  # type: ignore[union-attr]
-        self.process.stdin.close()  # type: ignore[union-attr]
+        self._thread.start()
+
+    def _run(self, params: dict[str, Any], snapshot: str, start: int, stop: int, cuts: list[int]) -> None:
+        import psycopg
+        from psycopg import sql
+
+        try:
+            with psycopg.connect(**params) as conn:
+                self._conn = conn
+                if self._closing.is_set():
+                    return
+                conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                conn.read_only = True
+                with conn.transaction():
+                    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+                    self._result = scan(conn, start=start, stop=stop, cuts=cuts)
+        except BaseException as error:  # handed to whoever asks for the result
+            self._error = error
 
     def result(self) -> Scan:
-        """Wait for the child; RuntimeError if it failed."""
-        out = self.process.stdout.read()  # type: ignore[union-attr]
-        if self.process.wait():
-            self._errors.seek(0)
-            errors = self._errors.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"audit.scan worker exited with {self.process.returncode}: {errors}")
-        return _scan_from_json(json.loads(out))
+        """Wait for the scan; RuntimeError if it failed."""
+        self._thread.join()
+        if self._result is None:
+            raise RuntimeError(f"audit.scan worker failed: {self._error!r}") from self._error
+        return self._result
 
     def close(self) -> None:
-        """Stop the child if it still runs (the caller failed first) and release its pipes."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()  # type: ignore[union-attr]
-        self._errors.close()
-
-
-def _scan_to_json(result: Scan) -> dict[str, Any]:
-    return {
-        "start": result.start,
-        "end": result.end,
-        "blocks": [[level, root.hex()] for level, root in result.blocks],
-        "first_event": result.first_event,
-        "next_event": result.next_event,
-        "tail": [list(key) for key in result.tail],
-        "stopped": result.stopped,
-    }
-
-
-def _scan_from_json(data: dict[str, Any]) -> Scan:
-    return Scan(
-        start=int(data["start"]),
-        end=int(data["end"]),
-        blocks=[(int(level), bytes.fromhex(root)) for level, root in data["blocks"]],
-        first_event=data["first_event"],
-        next_event=data["next_event"],
-        tail=[(int(txid), int(event_id)) for txid, event_id in data["tail"]],
-        stopped=bool(data["stopped"]),
-    )
-
-
-def _worker_main() -> None:
-    import sys
-
-    import psycopg
-    from psycopg import sql
-
-    request = json.loads(sys.stdin.buffer.read())
-    with psycopg.connect(**request["params"]) as conn:
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        with conn.transaction():
-            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(request["snapshot"])))
-            result = scan(conn, start=request["start"], stop=None, cuts=request["cuts"])
-    sys.stdout.write(json.dumps(_scan_to_json(result)))
-
-
-if __name__ == "__main__":
-    _worker_main()
+        """Stop the scan if it still runs (the caller failed first) and wait for the thread."""
+        self._closing.set()
+        while self._thread.is_alive():
+            if self._conn is not None:
+                # Cancels the query running now (the next one on the next round); the
+                # connection may have finished or failed meanwhile.
+                with contextlib.suppress(Exception):
+                    self._conn.cancel_safe(timeout=1)
+            self._thread.join(timeout=0.1)

@@ -11,9 +11,10 @@ What it catches, and where it points:
   is wrong: the range of leaves it covers beyond the last good checkpoint.
 
 Rows are streamed in large batches and nothing is built per row beyond a tuple. On
-PostgreSQL the leaves are first checked by audit/scan.py, without a join and, for a long log,
-in two processes; from the first leaf where anything is off the leaf-by-leaf walk below takes
-over, so the report is the same as that of the walk alone (tests/audit/test_verify_paths.py).
+PostgreSQL the leaves are first checked by audit/scan.py, with leaf hashes the database server
+computes, without a join and, for a long log, on two connections; from the first chunk where
+anything is off the leaf-by-leaf walk below takes over, so the report is the same as that of
+the walk alone (tests/audit/test_verify_paths.py). What that trusts: docs/audit.md.
 """
 
 import logging
@@ -66,8 +67,8 @@ class VerificationReport:
         return min(candidates, key=lambda d: d.leaf_index) if candidates else None
 
 
-# Logs at least this long are scanned by two processes (see _fast_walk).
-PARALLEL_MIN_LEAVES = 1 << 18
+# Logs at least this long are scanned on two connections (see _fast_walk).
+PARALLEL_MIN_LEAVES = 1 << 16
 # The fast path on PostgreSQL (audit/scan.py); the exact walk alone when False.
 FAST_PATH = True
 _PROGRESS_EVERY = 100_000
@@ -94,7 +95,7 @@ class _Walk:
             self.progress(self.frontier.size)
 
     def append_blocks(self, blocks: list[tuple[int, bytes]]) -> None:
-        """Whole perfect subtrees of recomputed leaves; none straddles a checkpoint size."""
+        """Whole perfect subtrees of checked leaves; none straddles a checkpoint size."""
         for level, root in blocks:
             before = self.frontier.size
             self.frontier.append_subtree(level, root)
@@ -223,37 +224,45 @@ def _exact_walk(walk: _Walk, start: int) -> None:
 
 
 def _fast_walk(walk: _Walk, *, parallel: bool) -> tuple[int | None, tuple[int, int] | None]:
-    """PostgreSQL: check leaves with audit/scan.py (two ordered scans, no join), in two
-    processes for a long log, as far as everything is as the sequencer wrote it. Returns
-    the leaf to go on from with the exact walk (None when every leaf checked out) and the
-    sequencing key of the last leaf's event."""
+    """PostgreSQL: check leaves with audit/scan.py (the server hashes every event; two ordered
+    scans, no join), on two connections for a long log, as far as everything is as the
+    sequencer wrote it. Returns the leaf to go on from with the exact walk (None when every
+    leaf checked out) and the sequencing key of the last leaf's event."""
     from audit import scan
 
     cuts = [size for size, _, _ in walk.checkpoints]
     raw = connection.connection
     with connection.cursor() as cursor:
-        cursor.execute("SELECT max(leaf_index) FROM audit_auditleaf")
-        highest = cursor.fetchone()[0]
-    split = None
-    if parallel and highest is not None and highest + 1 >= PARALLEL_MIN_LEAVES:
-        split = (highest + 1) // 2
+        cursor.execute(
+            "SELECT min(leaf_index), max(leaf_index), pg_catalog.current_setting('server_encoding')"
+            " FROM audit_auditleaf"
+        )
+        lowest, highest, encoding = cursor.fetchone()
+    if highest is None:
+        return None, None  # no leaves
+    if lowest < 0 or encoding != "UTF8":
+        # A leaf below 0 is for the exact walk to report; the server's hashes are the UTF-8
+        # bytes only in a UTF8 database.
+        return 0, None
+    size = highest + 1
+    split = size // 2 if parallel and size >= max(PARALLEL_MIN_LEAVES, 2) else None
     if split is None:
-        first = scan.scan(raw, start=0, stop=None, cuts=cuts, on_blocks=walk.append_blocks)
+        first = scan.scan(raw, start=0, stop=size, cuts=cuts, on_blocks=walk.append_blocks)
         return _resume_point([first], walk)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_export_snapshot()")
         snapshot = cursor.fetchone()[0]
     params = {k: v for k, v in connection.get_connection_params().items() if k not in ("context", "cursor_factory")}
-    worker = scan.Worker(params=params, snapshot=snapshot, start=split, cuts=cuts)
+    worker = scan.Worker(params=params, snapshot=snapshot, start=split, stop=size, cuts=cuts)
     try:
         first = scan.scan(raw, start=0, stop=split, cuts=cuts, on_blocks=walk.append_blocks)
+        if first.stopped:
+            return _resume_point([first], walk)  # the other half is not needed (closing cancels it)
         try:
             second = worker.result()
-        except Exception:  # the second process could not run: do its half here
-            logger.warning("verification: the second process failed; checking its leaves here", exc_info=True)
-            if first.stopped or first.end != split:
-                return _resume_point([first], walk)
-            second = scan.scan(raw, start=split, stop=None, cuts=cuts)
+        except Exception:  # the second connection could not do its part: do it here
+            logger.warning("verification: the second connection failed; checking its leaves here", exc_info=True)
+            second = scan.scan(raw, start=split, stop=size, cuts=cuts)
     finally:
         worker.close()
     return _resume_point([first, second], walk)

@@ -18,7 +18,7 @@ def test_aligned_blocks_append_to_the_same_frontier_as_the_leaves(start: int, co
     by_blocks = Frontier()
     by_blocks.extend(prefix)
 
-    for level, root in aligned_blocks(start, hashes):
+    for level, root in aligned_blocks(start, b"".join(hashes)):
         assert by_blocks.size % (1 << level) == 0
         by_blocks.append_subtree(level, root)
 
@@ -28,4 +28,4 @@ def test_aligned_blocks_append_to_the_same_frontier_as_the_leaves(start: int, co
 def test_perfect_root_is_the_tree_head_of_a_power_of_two_leaves() -> None:
     for level in range(8):
         hashes = _leaves(1 << level)
-        assert perfect_root(hashes) == root_of(hashes)
+        assert perfect_root(b"".join(hashes)) == root_of(hashes)

@@ -1,7 +1,11 @@
-"""On PostgreSQL verification first checks the log with two ordered scans (audit/scan.py),
-in two processes for a long log, and goes on leaf by leaf from the first thing that is off.
-Whatever was done to the log, the report must be exactly the one of the leaf-by-leaf walk
-alone: same leaves, checkpoints and divergences in the same order, same progress calls."""
+"""On PostgreSQL verification first checks the log with leaf hashes the database server
+computes (audit/scan.py), on two connections for a long log, and goes on leaf by leaf from
+the first chunk where anything is off. Whatever was done to the log, the report must be
+exactly the one of the leaf-by-leaf walk alone: same leaves, checkpoints and divergences in
+the same order, same progress calls. The server's hashes are those of canonical_event
+(tests/audit/test_event_sql.py); here, events with adversarial text whose leaf hash was
+rewritten by either side must get the same report from every path, and a server building
+other bytes would not."""
 
 import time
 from collections.abc import Callable
@@ -10,8 +14,10 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from audit import record, scan, verification
+from audit import events, record, scan, verification
+from audit.merkle import leaf_hash
 from audit.models import AuditEvent, AuditLeaf
+from audit.selectors import event_canonical_bytes
 from audit.sequencer import sequence_pending
 from audit.verification import VerificationReport, verify_log
 from tests.audit.support import triggers_bypassed
@@ -24,9 +30,9 @@ EVENTS = 37
 
 @pytest.fixture
 def log(settings: Any, on_postgres: None) -> list[int]:
-    """37 events sequenced 5 at a time; the scan reads 4 rows a fetch and folds at least every
-    8 leaves, so batches, checkpoints and the split between the two processes (at leaf 18)
-    fall in different places. Returns the event id at each leaf index."""
+    """37 events sequenced 5 at a time; the scan checks 4 leaves a query, so chunks,
+    checkpoints and the split between the two connections (at leaf 18) fall in different
+    places. Returns the event id at each leaf index."""
     settings.AUDIT_SEQUENCE_ON_COMMIT = False
     for number in range(EVENTS):
         with transaction.atomic():
@@ -44,8 +50,7 @@ def log(settings: Any, on_postgres: None) -> list[int]:
 
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scan, "BATCH", 4)
-    monkeypatch.setattr(scan, "_FLUSH", 8)
+    monkeypatch.setattr(scan, "CHUNK", 4)
     monkeypatch.setattr(verification, "_PROGRESS_EVERY", 3)
 
 
@@ -58,9 +63,12 @@ def _run(mode: str, monkeypatch: pytest.MonkeyPatch) -> tuple[VerificationReport
     return report, calls
 
 
+MODES = ("fast", "parallel")  # the server's hashes on one connection, on two
+
+
 def _all_paths_agree(monkeypatch: pytest.MonkeyPatch) -> VerificationReport:
     exact, exact_calls = _run("exact", monkeypatch)
-    for mode in ("fast", "parallel"):
+    for mode in MODES:
         report, calls = _run(mode, monkeypatch)
         assert (report.leaves, report.checkpoints, report.divergences) == (
             exact.leaves,
@@ -146,6 +154,69 @@ def _rewrite_checkpoint_root(size: int) -> Callable[[list[int]], None]:
     return tamper
 
 
+def _leaf_below_zero(log: list[int]) -> None:
+    with triggers_bypassed() as cursor:  # no event 10**7: the foreign key is off too
+        cursor.execute(
+            "INSERT INTO audit_auditleaf (leaf_index, event_id, leaf_hash) VALUES (-1, %s, %s)", [10**7, b"\1" * 32]
+        )
+
+
+def _short_leaf_hash(index: int) -> Callable[[list[int]], None]:
+    def tamper(log: list[int]) -> None:
+        with triggers_bypassed() as cursor:
+            cursor.execute(
+                "UPDATE audit_auditleaf SET leaf_hash = substring(leaf_hash, 1, 31) WHERE leaf_index = %s", [index]
+            )
+
+    return tamper
+
+
+def _leaf_hash_shifted(index: int) -> Callable[[list[int]], None]:
+    """The last byte of one leaf's hash moved to the front of the next one's: laid end to end,
+    the stored hashes are what they were."""
+
+    def tamper(log: list[int]) -> None:
+        with triggers_bypassed() as cursor:
+            cursor.execute(
+                "UPDATE audit_auditleaf SET leaf_hash = CASE leaf_index"
+                " WHEN %s THEN substring(leaf_hash, 1, 31)"
+                " ELSE (SELECT substring(leaf_hash, 32, 1) FROM audit_auditleaf WHERE leaf_index = %s) || leaf_hash"
+                " END WHERE leaf_index IN (%s, %s)",
+                [index, index, index, index + 1],
+            )
+
+    return tamper
+
+
+ADVERSARIAL = 'user:"ev\\il"\x01\x1f\n\t\x7f\u2028\u2029😀\u202e\u05e9\u05dc\u05d5\u05dd'
+
+
+def _adversarial_event(index: int, *, hashed_by: str) -> Callable[[list[int]], None]:
+    """An event's text rewritten with everything JSON has to escape (and things it must not),
+    and its leaf hash rewritten to match, as computed by the server or by Python: the
+    leaf then matches on either path if, and only if, both build the same bytes. (The
+    checkpoints still see the change.)"""
+
+    def tamper(log: list[int]) -> None:
+        with triggers_bypassed() as cursor:
+            cursor.execute(
+                "UPDATE audit_auditevent SET actor = %s, target_id = %s, request_id = %s WHERE id = %s",
+                [ADVERSARIAL, ADVERSARIAL[5:], "\\" * 64, log[index]],
+            )
+            if hashed_by == "postgres":
+                cursor.execute(
+                    "UPDATE audit_auditleaf SET leaf_hash = (SELECT "  # noqa: S608 - constants only
+                    + events.POSTGRES_LEAF_HASH_SQL
+                    + " FROM audit_auditevent WHERE id = %s) WHERE leaf_index = %s",
+                    [log[index], index],
+                )
+            else:
+                digest = leaf_hash(event_canonical_bytes(AuditEvent.objects.get(pk=log[index])))
+                cursor.execute("UPDATE audit_auditleaf SET leaf_hash = %s WHERE leaf_index = %s", [digest, index])
+
+    return tamper
+
+
 def _untouched(log: list[int]) -> None:
     pass
 
@@ -171,6 +242,13 @@ TAMPERINGS: dict[str, Callable[[list[int]], None]] = {
     "unsequenced event without a transaction id": _forge(36, txid_shift=None, event_id=10**6 + 1),
     "last leaves gone": _drop_last_leaves(4),
     "checkpoint root rewritten": _rewrite_checkpoint_root(20),
+    "leaf below zero": _leaf_below_zero,
+    "leaf hash cut short": _short_leaf_hash(9),
+    "leaf hash shifted into the next one": _leaf_hash_shifted(9),
+    "leaf hash shifted across the split": _leaf_hash_shifted(17),
+    "adversarial text, leaf hash by the server": _adversarial_event(7, hashed_by="postgres"),
+    "adversarial text, leaf hash by Python": _adversarial_event(7, hashed_by="python"),
+    "adversarial text after the split, leaf hash by the server": _adversarial_event(30, hashed_by="postgres"),
 }
 
 
@@ -183,11 +261,44 @@ def test_every_path_gives_the_same_report(tampering: str, log: list[int], monkey
     assert report.ok == (tampering == "untouched")
 
 
-def test_a_failed_second_process_is_made_up_for_in_process(
+def test_an_untouched_log_is_checked_by_the_server_alone(log: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_exact_walk(walk: object, start: int) -> None:
+        raise AssertionError(f"the exact walk ran from leaf {start}")
+
+    monkeypatch.setattr(verification, "_exact_walk", no_exact_walk)
+    for mode in MODES:
+        report, _ = _run(mode, monkeypatch)
+        assert report.ok, mode
+        assert report.leaves == EVENTS
+
+
+def test_a_server_that_built_other_bytes_would_be_caught(log: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the report comparison above is worth: were the server's bytes not canonical_event's
+    (here, strings left unescaped), an event whose leaf hash was rewritten by the server would
+    pass the fast path and fail the exact walk."""
+    unescaped = (
+        "pg_catalog.sha256(pg_catalog.decode('00', 'hex') || pg_catalog.convert_to("
+        + events._event_sql(escape=False)
+        + ", 'UTF8'))"
+    )
+    monkeypatch.setattr(events, "POSTGRES_LEAF_HASH_SQL", unescaped)
+    _adversarial_event(7, hashed_by="postgres")(log)
+    monkeypatch.setattr(scan, "_FIRST_CHUNK_SQL", scan._CHUNK_SQL.format(hash=unescaped, after=">="))
+    monkeypatch.setattr(scan, "_NEXT_CHUNK_SQL", scan._CHUNK_SQL.format(hash=unescaped, after=">"))
+
+    exact, _ = _run("exact", monkeypatch)
+    fast, _ = _run("fast", monkeypatch)
+
+    assert "leaf 7: event" in exact.divergences[0].reason
+    assert all(d.leaf_index != 7 or not d.exact for d in fast.divergences)
+    assert fast.divergences != exact.divergences
+
+
+def test_a_failed_second_connection_is_made_up_for_on_the_first(
     log: list[int], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(self: scan.Worker) -> scan.Scan:
-        raise RuntimeError("no second process here")
+        raise RuntimeError("no second connection here")
 
     monkeypatch.setattr(scan.Worker, "result", broken)
 
@@ -195,12 +306,31 @@ def test_a_failed_second_process_is_made_up_for_in_process(
 
     assert report.ok
     assert report.leaves == EVENTS
-    assert "the second process failed" in caplog.text
+    assert "the second connection failed" in caplog.text
 
 
-def test_inside_a_callers_transaction_it_stays_in_process(log: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_connection_that_cannot_connect_is_made_up_for(
+    log: list[int], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = scan.Worker.__init__
+
+    def unreachable(self: scan.Worker, *, params: dict[str, Any], **kwargs: Any) -> None:
+        real(self, params={**params, "port": 1}, **kwargs)
+
+    monkeypatch.setattr(scan.Worker, "__init__", unreachable)
+
+    report, _ = _run("parallel", monkeypatch)
+
+    assert report.ok
+    assert report.leaves == EVENTS
+    assert "the second connection failed" in caplog.text
+
+
+def test_inside_a_callers_transaction_it_stays_on_one_connection(
+    log: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_worker(**kwargs: Any) -> None:
-        raise AssertionError("a second process cannot see the caller's transaction")
+        raise AssertionError("a second connection cannot see the caller's transaction")
 
     monkeypatch.setattr(scan, "Worker", no_worker)
     monkeypatch.setattr(verification, "PARALLEL_MIN_LEAVES", 1)
