@@ -56,7 +56,7 @@ bench-packs: install
 	$(BIN)/python bench/packs.py $(BENCH_ARGS)
 
 # The gate under load (docs/benchmarks.md): gunicorn and PostgreSQL on 127.0.0.1, wrk with 16
-# connections, the gate beside a trivial endpoint, with a small and a large history (about 10
+# connections, the gate beside a trivial endpoint, with a small and a large history (about 5
 # minutes). Needs PostgreSQL and Debian's wrk (apt-get install -y wrk); creates and drops its
 # scratch database (BENCH_ARGS="--database-url postgres://…/name" to point elsewhere).
 bench-gate: install

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Authority(StrEnum):
@@ -78,6 +79,32 @@ class ApprovalState:
     def one_independent_approval(self) -> bool:
         """What a hotfix needs before deploying: one sign-off that counts, and no rejection."""
         return self.status != ApprovalStatus.REJECTED and self.independent_sign_offs > 0
+
+
+def approval_context(
+    *,
+    revision_number: int,
+    content_hash: str,
+    content: Mapping[str, Any],
+    requester_ids: frozenset[int],
+    evidence_uploader_ids: frozenset[int],
+    required_by_tier: Mapping[str, int],
+    now: datetime,
+) -> ApprovalContext:
+    """The context in which a revision's approvals are counted; its content says the risk tier,
+    whether security or data sign-offs are needed, and who the commit authors are."""
+    return ApprovalContext(
+        revision_number=revision_number,
+        content_hash=content_hash,
+        risk_tier=content["risk_tier"],
+        security_impact=bool(content["security_impact"]["declared"]),
+        has_data_changes=bool(content["data_changes"]),
+        requester_ids=requester_ids,
+        evidence_uploader_ids=evidence_uploader_ids,
+        commit_authors=frozenset(author.lower() for author in content.get("commit_authors", [])),
+        required_by_tier=required_by_tier,
+        now=now,
+    )
 
 
 def required_roles(context: ApprovalContext) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_group_perms, get_user_perms, get_users_with_perms
 
 from approvals.models import Approval, Retrospective, RetrospectiveStatus
-from approvals.rules import ApprovalContext, ApprovalFact, ApprovalState, Authority, approval_state
+from approvals.rules import ApprovalFact, ApprovalState, Authority, approval_context, approval_state
 from changelogs.models import Changelog, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
 from changelogs.selectors import domain_list_with_authority, policy_for, revision_current
 
@@ -63,17 +63,13 @@ def approval_state_of(
 ) -> ApprovalState:
     """The approval state of the changelog's current (or given) revision, now."""
     revision = revision or revision_current(changelog=changelog)
-    content = revision.content
     policy = policy_for(service=changelog.service)
-    context = ApprovalContext(
+    context = approval_context(
         revision_number=revision.number,
         content_hash=revision.content_hash,
-        risk_tier=content["risk_tier"],
-        security_impact=bool(content["security_impact"]["declared"]),
-        has_data_changes=bool(content["data_changes"]),
+        content=revision.content,
         requester_ids=requester_ids(changelog=changelog),
         evidence_uploader_ids=frozenset(revision.evidence.values_list("uploaded_by_id", flat=True)),
-        commit_authors=frozenset(author.lower() for author in content.get("commit_authors", [])),
         required_by_tier=policy.rules.required_approvals,
         now=now,
     )

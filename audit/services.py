@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
@@ -47,16 +47,31 @@ def canonical_data(data: Mapping[str, Any] | None) -> str:
     return canonical_json(plain).decode("utf-8")
 
 
-def event_record(
+@dataclass(frozen=True)
+class EventRow:
+    """The columns of one audit event as the application writes them, by name (the database
+    stamps ``created_at`` and ``txid``)."""
+
+    actor: str
+    actor_id: int | None
+    action: str
+    target_type: str
+    target_id: str
+    data: str  # canonical JSON
+    request_id: str
+
+
+def event_row(
     *, actor: Any, action: str, target: models.Model | tuple[str, str], data: Mapping[str, Any] | None
-) -> AuditEvent:
-    """Append an event in the caller's transaction: it commits or rolls back with the change."""
-    connection = transaction.get_connection()
-    if not connection.in_atomic_block:
+) -> EventRow:
+    """The event ``event_record`` appends, for a writer that inserts it in the same statement
+    as its own change (the gate, whose every answer is audited). That writer must insert it in
+    the transaction of the change and then call ``event_inserted``."""
+    if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit events are recorded inside the transaction of the change they record")
     who = actor_of(actor)
     target_type, target_id = target_of(target)
-    event = AuditEvent.objects.create(
+    return EventRow(
         actor=who.name,
         actor_id=who.id,
         action=str(action),
@@ -65,8 +80,21 @@ def event_record(
         data=canonical_data(data),
         request_id=current_request_id.get(),
     )
+
+
+def event_inserted() -> None:
+    """What follows any insert of an event: sequencing after commit, when configured so."""
     if settings.AUDIT_SEQUENCE_ON_COMMIT:
-        _sequence_once_after_commit(connection)
+        _sequence_once_after_commit(transaction.get_connection())
+
+
+def event_record(
+    *, actor: Any, action: str, target: models.Model | tuple[str, str], data: Mapping[str, Any] | None
+) -> AuditEvent:
+    """Append an event in the caller's transaction: it commits or rolls back with the change."""
+    row = event_row(actor=actor, action=action, target=target, data=data)
+    event = AuditEvent.objects.create(**asdict(row))
+    event_inserted()
     return event
 
 

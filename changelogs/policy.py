@@ -175,6 +175,19 @@ class EvidenceFact:
     summary: Mapping[str, Any]
 
 
+# Every key of an evidence summary that ``readiness_findings`` reads. The gate reads only these
+# from the database (a test report's summary also lists every test case); a test checks this
+# list against what readiness reads of every real sample.
+READINESS_SUMMARY_KEYS = (
+    "execution_successful",
+    "journeys",
+    "latency_ms",
+    "error_rate",
+    "findings_by_severity",
+    "findings",
+)
+
+
 @dataclass(frozen=True)
 class ReadinessFacts:
     changelog_kind: str

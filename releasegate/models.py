@@ -107,6 +107,8 @@ class FreezeWindow(models.Model):
                 condition=models.Q(ends_at__gt=models.F("starts_at")), name="freeze_ends_after_start"
             )
         ]
+        # The gate asks on every check which freezes are active: those not yet ended are few.
+        indexes = [models.Index(fields=["ends_at"], name="freeze_ends_at")]
 
     def __str__(self) -> str:
         scope = self.domain.slug if self.domain_id else "global"  # type: ignore[union-attr]

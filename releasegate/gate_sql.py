@@ -1,0 +1,314 @@
+"""The gate's read and write on PostgreSQL: one prepared statement each.
+
+The gate is on every pipeline's way to production, and what it costs is not the decision but
+getting the facts to it: through the ORM a check took 25 statements (bench/gate.py), each
+built by the ORM and parsed and planned by PostgreSQL, for a decision that takes microseconds.
+Here the same facts come back as one JSON document from one statement, and the decision and
+its audit event go in with one more:
+
+- ``read`` gathers, for one service (named by its slug) and one artifact digest: the service
+  and its domain, the permissions by which the asking user may act on the service (what
+  ``changelogs.selectors.service_list_managed`` looks at through django-guardian), the policy
+  version in force, the domain's critical journeys, the revision carrying the digest with its
+  changelog, the evidence attached to it, everyone who requested the change, the approvals of
+  the changelog with the authorities each approver holds now, the service's overdue hotfix
+  retrospectives and the freezes active at ``now`` with their overrides.
+- ``write`` inserts the gate decision and its audit event (a data-modifying CTE).
+
+Both run as prepared statements (psycopg's server-side binding with ``prepare=True``): the
+read takes PostgreSQL several times longer to plan than to run, and prepared it is planned
+once per connection. Its one text column keeps its type whatever a migration changes, so a
+prepared read never fails on a changed row type. Behind PgBouncer in transaction mode,
+prepared statements need PgBouncer 1.21 or later with ``max_prepared_statements`` set;
+``GATE_PREPARED_STATEMENTS=0`` turns them off (the statements are then planned every time).
+
+``releasegate.gate`` turns the document into the same facts as its ORM path, which stays the
+reference and the path on SQLite; on PostgreSQL the tests read every gate check both ways
+(tests/releasegate/conftest.py, test_gate_sql.py). One statement also reads at one moment in
+the strict sense: it sees one snapshot of the database, where the ORM's statements each see
+their own.
+"""
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+
+READ_SQL = """
+WITH service AS (
+    SELECT s.id, s.slug, s.name, s.repository_url, s.domain_id,
+           d.slug AS domain_slug, d.name AS domain_name, d.owning_squad AS domain_owning_squad
+    FROM changelogs_service s
+    JOIN changelogs_domain d ON d.id = s.domain_id
+    WHERE s.slug = %(service)s
+),
+content_types AS (
+    SELECT (SELECT id FROM django_content_type WHERE app_label = 'changelogs' AND model = 'service') AS service,
+           (SELECT id FROM django_content_type WHERE app_label = 'changelogs' AND model = 'domain') AS domain
+),
+-- The revision of the service carrying the digest: a submitted one if there is one, else the
+-- newest (so that a draft or superseded one can be named in the denial).
+revision AS (
+    SELECT r.id, r.number, r.status, r.content, r.content_hash, r.artifact_digest, r.changelog_id,
+           c.kind AS changelog_kind, c.status AS changelog_status, c.created_by_id AS changelog_created_by_id
+    FROM changelogs_changelogrevision r
+    JOIN changelogs_changelog c ON c.id = r.changelog_id
+    WHERE c.service_id = (SELECT id FROM service) AND r.artifact_digest = %(digest)s
+      AND (%(changelog)s::uuid IS NULL OR r.changelog_id = %(changelog)s::uuid)
+    ORDER BY r.status <> 'submitted', r.created_at DESC, r.id
+    LIMIT 1
+)
+SELECT json_build_object(
+    'service', json_build_object(
+        'id', service.id, 'slug', service.slug, 'name', service.name, 'repository_url', service.repository_url,
+        'domain_id', service.domain_id,
+        'domain', json_build_object('id', service.domain_id, 'slug', service.domain_slug, 'name', service.domain_name,
+                                    'owning_squad', service.domain_owning_squad)),
+    -- May the user act on the service? The permissions django-guardian's get_objects_for_user(
+    -- user, 'changelogs.manage_changelogs', Service, accept_global_perms=True) looks at: held
+    -- globally (directly or through a group; it counts for active users only, which
+    -- releasegate.gate decides with the user's flags) or on this service (directly or through
+    -- a group).
+    'manage_globally', EXISTS (
+        SELECT 1 FROM auth_permission p JOIN django_content_type ct ON ct.id = p.content_type_id
+        WHERE ct.app_label = 'changelogs' AND p.codename = 'manage_changelogs'
+          AND (EXISTS (SELECT 1 FROM releasegate_user_user_permissions up
+                       WHERE up.user_id = %(user)s AND up.permission_id = p.id)
+               OR EXISTS (SELECT 1 FROM auth_group_permissions gp
+                          JOIN releasegate_user_groups ug ON ug.group_id = gp.group_id
+                          WHERE ug.user_id = %(user)s AND gp.permission_id = p.id))),
+    'manage_service', EXISTS (
+        SELECT 1 FROM guardian_userobjectpermission g JOIN auth_permission p ON p.id = g.permission_id
+        WHERE g.user_id = %(user)s AND g.object_pk = service.id::text
+          AND p.codename = 'manage_changelogs' AND p.content_type_id = content_types.service
+        UNION ALL
+        SELECT 1 FROM guardian_groupobjectpermission g JOIN auth_permission p ON p.id = g.permission_id
+        JOIN releasegate_user_groups ug ON ug.group_id = g.group_id
+        WHERE ug.user_id = %(user)s AND g.object_pk = service.id::text
+          AND p.codename = 'manage_changelogs' AND p.content_type_id = content_types.service),
+    -- The policy in force: the service's latest version, else its domain's, else none (the
+    -- defaults). Its rules as text: they are parsed once per process (releasegate.gate).
+    'policy', CASE WHEN policy.id IS NOT NULL THEN json_build_object(
+        'id', policy.id, 'of_service', policy.service_id IS NOT NULL, 'version', policy.version,
+        'rules', policy.rules::text) END,
+    'critical_journeys', ARRAY(
+        SELECT j.journey_id FROM changelogs_journey j
+        WHERE j.domain_id = service.domain_id AND j.critical ORDER BY j.journey_id),
+    'overdue_retrospectives', (
+        SELECT count(*) FROM approvals_retrospective t JOIN changelogs_changelog c ON c.id = t.changelog_id
+        WHERE c.service_id = service.id AND t.status = 'overdue'),
+    'revision', CASE WHEN revision.id IS NOT NULL THEN json_build_object(
+        'id', revision.id, 'number', revision.number, 'status', revision.status, 'content', revision.content,
+        'content_hash', revision.content_hash, 'artifact_digest', revision.artifact_digest,
+        'changelog_id', revision.changelog_id, 'changelog_kind', revision.changelog_kind,
+        'changelog_status', revision.changelog_status,
+        'changelog_created_by_id', revision.changelog_created_by_id) END,
+    -- The revision's evidence, with only the summary keys readiness reads: a test report's
+    -- summary lists every test case, which readiness never looks at (and which is not even
+    -- copied: only the wanted keys are looked up).
+    'evidence', coalesce((
+        SELECT json_agg(json_build_object(
+            'id', e.id, 'kind', e.kind, 'format', e.format, 'file_name', e.file_name,
+            'environment', e.environment, 'verdict', e.verdict,
+            'summary', (SELECT coalesce(jsonb_object_agg(key, e.summary -> key), '{}')
+                        FROM unnest(%(summary_keys)s::text[]) AS key WHERE e.summary ? key),
+            'uploaded_by_id', e.uploaded_by_id) ORDER BY e.uploaded_at, e.id)
+        FROM changelogs_evidence e JOIN changelogs_evidence_revisions er ON er.evidence_id = e.id
+        WHERE er.changelogrevision_id = revision.id), '[]'),
+    -- Who created, edited into being or submitted any revision of the change (with the
+    -- changelog's creator, in 'revision'; duplicates and nulls are left to releasegate.gate).
+    'requester_ids', ARRAY(
+        SELECT r.created_by_id FROM changelogs_changelogrevision r WHERE r.changelog_id = revision.changelog_id
+        UNION ALL
+        SELECT r.submitted_by_id FROM changelogs_changelogrevision r WHERE r.changelog_id = revision.changelog_id),
+    -- Every approval of the changelog (of any revision), with the signing authorities its
+    -- approver holds on the domain now, directly or through a group; none for an inactive
+    -- user or a service account (approvals.selectors.authorities_of).
+    'approvals', coalesce((
+        SELECT json_agg(json_build_object(
+            'id', a.id, 'approver_id', a.approver_id, 'approver_username', u.username, 'approver_email', u.email,
+            'decision', a.decision, 'revision_number', ar.number, 'content_hash', a.content_hash,
+            'decided_at', a.decided_at, 'expires_at', a.expires_at,
+            'authorities_now', CASE WHEN u.is_active AND NOT u.is_service_account THEN ARRAY(
+                SELECT p.codename FROM auth_permission p
+                WHERE p.content_type_id = content_types.domain AND p.codename = ANY(%(authorities)s::text[])
+                  AND (EXISTS (SELECT 1 FROM guardian_userobjectpermission g
+                               WHERE g.user_id = u.id AND g.permission_id = p.id
+                                 AND g.object_pk = service.domain_id::text
+                                 AND g.content_type_id = content_types.domain)
+                       OR EXISTS (SELECT 1 FROM guardian_groupobjectpermission g
+                                  JOIN releasegate_user_groups ug ON ug.group_id = g.group_id
+                                  WHERE ug.user_id = u.id AND g.permission_id = p.id
+                                    AND g.object_pk = service.domain_id::text
+                                    AND g.content_type_id = content_types.domain)))
+            ELSE '{}' END) ORDER BY a.decided_at, a.id)
+        FROM approvals_approval a
+        JOIN releasegate_user u ON u.id = a.approver_id
+        JOIN changelogs_changelogrevision ar ON ar.id = a.revision_id
+        WHERE a.changelog_id = revision.changelog_id), '[]'),
+    -- Freezes active now, of the service's domain or global, and whether an approved override
+    -- covers this changelog.
+    'freezes', coalesce((
+        SELECT json_agg(json_build_object(
+            'id', f.id, 'scope', coalesce(fd.slug, 'global'), 'reason', f.reason,
+            'overridden', EXISTS (SELECT 1 FROM releasegate_freezeoverride o
+                                  WHERE o.freeze_id = f.id AND o.changelog_id = revision.changelog_id))
+            ORDER BY f.starts_at DESC, f.id)
+        FROM releasegate_freezewindow f LEFT JOIN changelogs_domain fd ON fd.id = f.domain_id
+        WHERE f.ends_at > %(now)s AND f.starts_at <= %(now)s
+          AND (f.domain_id IS NULL OR f.domain_id = service.domain_id)), '[]')
+)::text
+FROM service
+CROSS JOIN content_types
+LEFT JOIN LATERAL (
+    SELECT p.id, p.service_id, p.version, p.rules FROM changelogs_policy p
+    WHERE p.service_id = service.id OR (p.domain_id = service.domain_id AND p.service_id IS NULL)
+    ORDER BY p.service_id IS NULL, p.version DESC
+    LIMIT 1
+) AS policy ON true
+LEFT JOIN revision ON true
+"""
+
+# The decision and its audit event, in one statement: PostgreSQL runs a data-modifying WITH
+# to completion whether or not the main statement reads it, so the event is written whenever
+# the decision is, in the same transaction (an answer of the gate is never unaudited).
+WRITE_SQL = """
+WITH decision AS (
+    INSERT INTO releasegate_gatedecision (
+        id, service_id, environment, artifact_digest, changelog_id, revision_id, outcome, reasons, policy,
+        requested_by_id, token_prefix, evaluated_at, valid_until, duration_ms)
+    VALUES (%(id)s, %(service_id)s, %(environment)s, %(artifact_digest)s, %(changelog_id)s, %(revision_id)s,
+            %(outcome)s, %(reasons)s::jsonb, %(policy)s, %(requested_by_id)s, %(token_prefix)s, %(evaluated_at)s,
+            %(valid_until)s, %(duration_ms)s)
+)
+INSERT INTO audit_auditevent (actor, actor_id, action, target_type, target_id, data, request_id)
+VALUES (%(actor)s, %(actor_id)s, %(action)s, %(target_type)s, %(target_id)s, %(data)s, %(request_id)s)
+"""
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """What ``read`` found, as plain values (see READ_SQL for each). ``revision`` is None when
+    no revision of the service carries the digest; the changelog's lists are empty then."""
+
+    service: dict[str, Any]  # with its "domain"
+    manage_globally: bool  # holds changelogs.manage_changelogs globally (directly or through a group)
+    manage_service: bool  # holds it on this service (directly or through a group)
+    policy: dict[str, Any] | None  # id, of_service, version, rules (JSON text); None: the defaults
+    critical_journeys: tuple[str, ...]
+    overdue_retrospectives: int
+    revision: dict[str, Any] | None  # with its changelog's id, kind, status and created_by_id
+    evidence: list[dict[str, Any]]
+    requester_ids: frozenset[int]  # everyone who requested the change
+    approvals: list[dict[str, Any]]
+    freezes: list[dict[str, Any]]
+
+
+def read(
+    *,
+    user_id: int,
+    service_slug: str,
+    digest: str,
+    changelog_id: UUID | str | None,
+    now: datetime,
+    summary_keys: Sequence[str],
+    authorities: Sequence[str],
+) -> GateRow | None:
+    """The facts for one gate question, in one statement; None when there is no such service.
+    One JSON document comes back: one value to load, rather than a column at a time."""
+    params = {
+        "user": user_id,
+        "service": service_slug,
+        "digest": digest,
+        "changelog": str(changelog_id) if changelog_id else None,
+        "now": now,
+        "summary_keys": list(summary_keys),
+        "authorities": list(authorities),
+    }
+    with _cursor() as cursor:
+        cursor.execute(READ_SQL, params)
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    document = json.loads(found[0])
+    revision = document["revision"]
+    if revision is not None:
+        revision["id"] = UUID(revision["id"])
+        revision["changelog_id"] = UUID(revision["changelog_id"])
+    approvals = document["approvals"]
+    for approval in approvals:
+        # json_build_object renders timestamptz in the session's time zone: Django's UTC.
+        approval["decided_at"] = datetime.fromisoformat(approval["decided_at"])
+        approval["expires_at"] = datetime.fromisoformat(approval["expires_at"])
+        approval["authorities_now"] = frozenset(approval["authorities_now"])
+    return GateRow(
+        service=document["service"],
+        manage_globally=document["manage_globally"],
+        manage_service=document["manage_service"],
+        policy=document["policy"],
+        critical_journeys=tuple(document["critical_journeys"]),
+        overdue_retrospectives=document["overdue_retrospectives"],
+        revision=revision,
+        evidence=document["evidence"],
+        requester_ids=(
+            frozenset({revision["changelog_created_by_id"], *document["requester_ids"]} - {None})
+            if revision is not None
+            else frozenset()
+        ),
+        approvals=approvals,
+        freezes=document["freezes"],
+    )
+
+
+def write(*, decision: dict[str, Any], event: dict[str, Any]) -> None:
+    """Insert the decision (its columns by name, ``reasons`` as JSON text) and its audit
+    event (``audit.services.EventRow``'s columns by name) in one statement."""
+    with _cursor() as cursor:
+        cursor.execute(WRITE_SQL, {**decision, **event})
+
+
+_NEVER = 2**31 - 1
+
+
+class _PreparingCursor(psycopg.Cursor[Any]):
+    """psycopg's cursor with server-side binding, preparing every statement it runs (or none,
+    with ``GATE_PREPARED_STATEMENTS`` off). Django's own cursors bind on the client and cannot
+    prepare."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ) -> Any:
+        return super().execute(query, params, prepare=settings.GATE_PREPARED_STATEMENTS, binary=binary)
+
+
+@contextmanager
+def _cursor() -> Iterator[Any]:
+    """A preparing cursor on Django's connection: in the caller's transaction, with Django's
+    error translation, execute wrappers and (with DEBUG) query log."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    database = connection.connection
+    restore = database.prepare_threshold is None
+    if restore:
+        # Django turns psycopg's preparing off (None) so that connection poolers keep working,
+        # which also ignores prepare=True. A threshold never reached lets explicit preparing
+        # through for our statements; it is put back after them.
+        database.prepare_threshold = _NEVER
+    with connection.wrap_database_errors:
+        raw = _PreparingCursor(database)
+    # (django-stubs types these as taking Django's wrapper; they take the database's cursor.)
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    cursor = wrap(raw)  # type: ignore[arg-type]
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+        if restore:
+            database.prepare_threshold = None
