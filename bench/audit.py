@@ -1,0 +1,797 @@
+"""Benchmark of the audit trail on PostgreSQL (a benchmark, not a test).
+
+    .venv/bin/python bench/audit.py [--database-url postgres://postgres@127.0.0.1:5432/releasegate_bench]
+
+In one run, against a scratch database it creates, migrates and drops again:
+
+1. Audited writes: one transaction that reads one row of a small service-like table, changes
+   its status and records the change's history, by 1 and 4 writer processes, for a plain
+   row change (no history), django-pghistory (trigger), django-auditlog (signals) and Release
+   Gate (``audit.record`` in the same transaction; the sequencer not running, and once more
+   with a sequencer process running beside the writers).
+2. Sequencing lag at a steady 500 events/s: writer processes paced at 500 events/s in all
+   (``audit.record``, each event in its own transaction) for 20 s while a sequencer process
+   loops as ``manage.py audit_sequence --loop`` does; the lag of an event is the time
+   (database clock) from its insert to the first checkpoint that covers it.
+3. One million events, generated in SQL with realistic sizes, sequenced (throughput), then
+   verified with ``audit.verification.verify_log`` as it runs (the server hashes every event,
+   on two connections), on one connection, and by the leaf-by-leaf walk alone.
+
+Machines here are noisy, so every figure is the median of repeated runs and is quoted next to
+ratios against baselines measured in the same run. The results replace this benchmark's
+section of docs/benchmarks.md (``--no-docs`` to leave it alone).
+
+``--only verify`` runs part 3 alone and prints it (the docs section needs every part); with
+``--keep`` once and ``--reuse`` afterwards it verifies the same log again without rebuilding it.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if __name__ == "__main__":
+    # Run as a script, Python puts bench/ first on the path, where this very file would
+    # shadow the audit package. Put the project root there instead.
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/releasegate_bench"
+DOCS = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench/audit.py: begin -->", "<!-- bench/audit.py: end -->"
+ROWS_PER_WRITER = 50
+WRITER_COUNTS = (1, 4)
+VARIANTS = ("plain", "pghistory", "auditlog", "releasegate", "releasegate+sequencer")
+TARGETS = {"writes": "at 4 writers, at least django-pghistory's throughput", "verify": 500_000, "lag_p99": 1.0}
+
+
+# --- Database -------------------------------------------------------------------------
+
+
+def _admin_url(url: str) -> tuple[str, str]:
+    """The server's maintenance database, and the scratch database's name."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name or parts.scheme not in {"postgres", "postgresql"}:
+        raise SystemExit(f"--database-url must be postgres://…/name, not {url!r}")
+    return urlunsplit(parts._replace(scheme="postgresql", path="/postgres")), name
+
+
+def database_create(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    admin, name = _admin_url(url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def database_drop(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    admin, name = _admin_url(url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def django_setup(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    import django
+
+    django.setup()
+
+
+def scalar(sql: str, params: list[Any] | None = None) -> Any:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+def close_connections() -> None:
+    """Before forking: children must open their own connections."""
+    from django.db import connections
+
+    connections.close_all()
+
+
+# --- Audited writes ---------------------------------------------------------------------
+
+
+def _models() -> dict[str, Any]:
+    from bench.models import AuditlogRow, PghistoryRow, PlainRow, ReleaseGateRow
+
+    return {"plain": PlainRow, "pghistory": PghistoryRow, "auditlog": AuditlogRow, "releasegate": ReleaseGateRow}
+
+
+def rows_seed() -> None:
+    for variant, model in _models().items():
+        model.objects.bulk_create(
+            model(slug=f"{variant}-{writer}-{n}", name=f"Service {writer}-{n}", status="green", owner="team-payments")
+            for writer in range(max(WRITER_COUNTS))
+            for n in range(ROWS_PER_WRITER)
+        )
+
+
+def _writer_rows(key: str, writer: int) -> list[int]:
+    model = _models()[key]
+    return list(model.objects.filter(slug__startswith=f"{key}-{writer}-").values_list("pk", flat=True))
+
+
+STATUSES = ("green", "amber", "red", "maintenance")
+
+
+def write_function(variant: str, writer: int) -> Callable[[int], None]:
+    """One audited write: read one of this writer's rows, change its status, record it."""
+    from django.db import transaction
+
+    from audit import record
+    from audit.services import Actor
+
+    key = "releasegate" if variant.startswith("releasegate") else variant
+    model = _models()[key]
+    pks = _writer_rows(key, writer)
+    actor = Actor(f"user:bench-writer-{writer}", id=writer + 1)
+    audited = variant.startswith("releasegate")
+
+    def write(n: int) -> None:
+        with transaction.atomic():
+            row = model.objects.get(pk=pks[n % len(pks)])
+            old, new = row.status, STATUSES[(STATUSES.index(row.status) + 1) % len(STATUSES)]
+            row.status = new
+            row.save(update_fields=["status"])
+            if audited:
+                record(actor=actor, action="bench:changed", target=row, data={"old": old, "new": new})
+
+    return write
+
+
+def _writer_process(variant: str, writer: int, seconds: float, barrier: Any, results: Any) -> None:
+    from django.db import connections
+
+    write = write_function(variant, writer)
+    for n in range(30):  # warm up: connection, caches, prepared plans
+        write(n)
+    barrier.wait()
+    count, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        write(count)
+        count += 1
+    results.put(count)
+    connections.close_all()
+
+
+def _sequencer_process(stop: Any, interval: float = 0.2) -> None:
+    """What `manage.py audit_sequence --loop` does, until told to stop."""
+    from django.db import connections
+
+    from audit.sequencer import sequence_pending
+
+    while not stop.is_set():
+        if not sequence_pending():
+            stop.wait(interval)
+    connections.close_all()
+
+
+def writes_measure(variant: str, writers: int, seconds: float) -> float:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    close_connections()
+    barrier, results = context.Barrier(writers), context.Queue()
+    stop = context.Event()
+    sequencer = None
+    if variant == "releasegate+sequencer":
+        sequencer = context.Process(target=_sequencer_process, args=(stop,))
+        sequencer.start()
+    processes = [
+        context.Process(target=_writer_process, args=(variant, writer, seconds, barrier, results))
+        for writer in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    counts = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join()
+    if sequencer is not None:
+        stop.set()
+        sequencer.join()
+    if any(p.exitcode for p in processes) or (sequencer is not None and sequencer.exitcode):
+        raise SystemExit(f"a {variant} process failed")
+    return sum(counts) / seconds
+
+
+def writes_benchmark(runs: int, seconds: float, log: Callable[[str], None]) -> dict[str, dict[int, list[float]]]:
+    results: dict[str, dict[int, list[float]]] = {v: {w: [] for w in WRITER_COUNTS} for v in VARIANTS}
+    for run in range(runs):
+        order = VARIANTS[run % len(VARIANTS) :] + VARIANTS[: run % len(VARIANTS)]  # rotate: drift hits all
+        for writers in WRITER_COUNTS:
+            for variant in order:
+                rate = writes_measure(variant, writers, seconds)
+                results[variant][writers].append(rate)
+                log(f"writes run {run + 1}/{runs}: {variant:<22} {writers} writer(s) {rate:8.0f}/s")
+    return results
+
+
+# --- Sequencing lag ---------------------------------------------------------------------
+
+
+def record_function(writer: int) -> Callable[[int], None]:
+    """One audited event in its own transaction (what the lag benchmark inserts)."""
+    from django.db import transaction
+
+    from audit import record
+    from audit.services import Actor
+
+    actor = Actor(f"user:bench-writer-{writer}", id=writer + 1)
+    pks = _writer_rows("releasegate", writer)
+
+    def write(n: int) -> None:
+        with transaction.atomic():
+            old, new = STATUSES[n % len(STATUSES)], STATUSES[(n + 1) % len(STATUSES)]
+            record(
+                actor=actor,
+                action="bench:changed",
+                target=("bench.releasegaterow", str(pks[n % len(pks)])),
+                data={"old": old, "new": new},
+            )
+
+    return write
+
+
+def _paced_writer(writer: int, rate: float, start_at: float, seconds: float) -> None:
+    from django.db import connections
+
+    write = record_function(writer)
+    n, end = 0, start_at + seconds
+    while True:
+        due = start_at + n / rate
+        if due >= end or time.monotonic() >= end:  # behind schedule: stop on time all the same
+            break
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        write(n)
+        n += 1
+    connections.close_all()
+
+
+def lag_benchmark(rate: float, seconds: float, writers: int, log: Callable[[str], None]) -> dict[str, float]:
+    import multiprocessing
+
+    from audit.models import AuditEvent, AuditLeaf
+    from audit.sequencer import sequence_pending
+
+    sequence_pending()  # the writes benchmark's backlog is not part of this
+    first_id = scalar("SELECT coalesce(max(id), 0) FROM audit_auditevent")
+    first_size = scalar("SELECT coalesce(max(tree_size), 0) FROM audit_checkpoint")
+    context = multiprocessing.get_context("fork")
+    close_connections()
+    stop = context.Event()
+    sequencer = context.Process(target=_sequencer_process, args=(stop,))
+    sequencer.start()
+    start_at = time.monotonic() + 1.0
+    processes = [
+        context.Process(target=_paced_writer, args=(writer, rate / writers, start_at, seconds))
+        for writer in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    deadline = time.monotonic() + 60
+    while AuditLeaf.objects.count() < AuditEvent.objects.count() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    sequencer.join()
+    close_connections()
+    if any(p.exitcode for p in processes) or sequencer.exitcode:
+        raise SystemExit("a lag benchmark process failed")
+    row = _lag_stats(first_id, first_size)
+    log(f"lag: {row}")
+    return row
+
+
+def _lag_stats(first_id: int, first_size: int) -> dict[str, float]:
+    from django.db import connection
+
+    sql = """
+        WITH lags AS (
+            SELECT e.created_at AS at,
+                   extract(epoch FROM (
+                       SELECT c.created_at FROM audit_checkpoint c
+                       WHERE c.tree_size > l.leaf_index ORDER BY c.tree_size LIMIT 1
+                   ) - e.created_at) AS lag
+            FROM audit_auditevent e JOIN audit_auditleaf l ON l.event_id = e.id
+            WHERE e.id > %s
+        )
+        SELECT count(*), count(lag),
+               extract(epoch FROM max(at) - min(at)),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),
+               percentile_cont(0.99) WITHIN GROUP (ORDER BY lag),
+               max(lag)
+        FROM lags
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [first_id])
+        events, covered, span, p50, p99, worst = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM audit_checkpoint WHERE tree_size > %s", [first_size])
+        checkpoints = cursor.fetchone()[0]
+    pending = scalar(
+        "SELECT count(*) FROM audit_auditevent e WHERE e.id > %s AND NOT EXISTS "
+        "(SELECT 1 FROM audit_auditleaf l WHERE l.event_id = e.id)",
+        [first_id],
+    )
+    return {
+        "events": events,
+        "unsequenced": pending + (events - covered),
+        "rate": events / float(span) if span else 0.0,
+        "p50": float(p50),
+        "p99": float(p99),
+        "max": float(worst),
+        "checkpoints": checkpoints,
+    }
+
+
+# --- One million events -----------------------------------------------------------------
+
+# Realistic sizes: actors like "user:engineer-0042" or "service_account:payments-ci", a
+# handful of actions, changelog targets, a 32-character request id and ~150 bytes of
+# canonical JSON data. The trigger stamps txid and the database clock as for any insert.
+GENERATE_SQL = """
+INSERT INTO audit_auditevent (actor, actor_id, action, target_type, target_id, data, request_id)
+SELECT CASE WHEN mod(g, 7) = 0 THEN 'service_account:payments-ci-' || mod(g, 13)
+            ELSE 'user:engineer-' || lpad(mod(g, 500)::text, 4, '0') END,
+       mod(g, 500) + 1,
+       (ARRAY['changelog:submitted', 'changelog:approved', 'evidence:attached', 'gate:decided'])[mod(g, 4) + 1],
+       'changelogs.changelog',
+       (g / 4)::text,
+       '{"approvals":' || mod(g, 5) || ',"changelog":"CL-2026-' || lpad((g / 4)::text, 7, '0')
+           || '","checks":{"sast":"passed","tests":"passed"},"new":"approved","old":"submitted",'
+           || '"service":"payments-api-' || mod(g, 50) || '"}',
+       md5(g::text)
+FROM generate_series(%s, %s) AS g
+"""
+
+
+def events_generate(count: int, log: Callable[[str], None]) -> dict[str, float]:
+    import json
+
+    from django.db import connection
+
+    from audit.canonical import canonical_json
+
+    chunk = 10_000  # one transaction each, as many transaction ids as a busy day has batches
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for first in range(0, count, chunk):
+            cursor.execute(GENERATE_SQL, [first, min(first + chunk, count) - 1])
+        cursor.execute("ANALYZE")  # autovacuum may be off; the sequencer's plans want statistics
+        cursor.execute("SELECT data FROM audit_auditevent ORDER BY id DESC LIMIT 100")
+        for (data,) in cursor.fetchall():
+            if canonical_json(json.loads(data)).decode() != data:
+                raise SystemExit(f"generated data is not canonical JSON: {data}")
+        cursor.execute("SELECT avg(length(data)) FROM audit_auditevent")
+        data_bytes = float(cursor.fetchone()[0])
+    elapsed = time.perf_counter() - started
+    log(f"generated {count} events in {elapsed:.1f} s")
+    return {"generate_seconds": elapsed, "data_bytes": data_bytes}
+
+
+def event_bytes_average() -> float:
+    from django.db import connection
+
+    from audit.sequencer import EVENT_COLUMNS, event_bytes
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM audit_auditevent ORDER BY id DESC LIMIT 1000")  # noqa: S608
+        rows = cursor.fetchall()
+    return statistics.fmean(len(event_bytes(row)) for row in rows)
+
+
+def sequencing_benchmark(log: Callable[[str], None]) -> dict[str, float]:
+    from audit.sequencer import sequence_pending
+
+    pending = scalar(
+        "SELECT count(*) FROM audit_auditevent e"
+        " WHERE NOT EXISTS (SELECT 1 FROM audit_auditleaf l WHERE l.event_id = e.id)"
+    )
+    started = time.perf_counter()
+    added = sequence_pending()
+    elapsed = time.perf_counter() - started
+    log(f"sequenced {added} of {pending} pending events in {elapsed:.1f} s: {added / elapsed:.0f}/s")
+    return {"sequenced": added, "sequence_seconds": elapsed, "sequence_rate": added / elapsed}
+
+
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds a process on this machine has used (None when it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def verification_benchmark(runs: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """``verify_log()`` as it runs (two connections for a log this long), interleaved with the
+    same on one connection; then once the leaf-by-leaf walk alone. On one connection it also
+    notes the CPU time of the server process and of this one (when the server is local):
+    the work is the same on two connections, only shared out, so these bound what 2 cores
+    can do."""
+    import resource
+
+    from audit import verification
+
+    def timed(label: str) -> float:
+        started = time.perf_counter()
+        report = verification.verify_log()
+        elapsed = time.perf_counter() - started
+        if not report.ok:
+            raise SystemExit(f"verification failed: {report.divergences[:3]}")
+        log(f"verify ({label}): {report.leaves} leaves, {report.checkpoints} checkpoints in {elapsed:.2f} s")
+        return report.leaves / elapsed
+
+    def own_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    rates: list[float] = []
+    single: list[float] = []
+    cpu: list[tuple[float, float]] = []
+    saved = verification.PARALLEL_MIN_LEAVES, verification.FAST_PATH
+    backend = scalar("SELECT pg_backend_pid()")
+    try:
+        for _ in range(runs):
+            rates.append(timed("two connections"))
+            verification.PARALLEL_MIN_LEAVES = 1 << 62
+            server_before, python_before = _process_cpu(backend), own_cpu()
+            single.append(timed("one connection"))
+            server_after, python_after = _process_cpu(backend), own_cpu()
+            if server_before is not None and server_after is not None:
+                cpu.append((server_after - server_before, python_after - python_before))
+            verification.PARALLEL_MIN_LEAVES = saved[0]
+        verification.FAST_PATH = False
+        exact = timed("leaf-by-leaf walk only")
+    finally:
+        verification.PARALLEL_MIN_LEAVES, verification.FAST_PATH = saved
+    leaves = scalar("SELECT count(*) FROM audit_auditleaf")
+    return {
+        "rates": rates,
+        "leaves": leaves,
+        "checkpoints": scalar("SELECT count(*) FROM audit_checkpoint"),
+        "single": single,
+        "exact": exact,
+        # CPU seconds per million leaves on one connection: (server, this process), medians.
+        "cpu": (
+            (_median([c[0] for c in cpu]) * 1e6 / leaves, _median([c[1] for c in cpu]) * 1e6 / leaves) if cpu else None
+        ),
+    }
+
+
+# --- Report -----------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": str(os.cpu_count()),
+        "postgres": scalar("SHOW server_version"),
+        "python": platform.python_version(),
+        "commit": git("rev-parse", "--short", "HEAD")
+        + (" (with local changes)" if git("status", "--porcelain") else ""),
+        "load": f"{os.getloadavg()[0]:.1f}",
+        "autovacuum": scalar("SHOW autovacuum"),
+        "synchronous_commit": scalar("SHOW synchronous_commit"),
+    }
+
+
+def _fmt(rate: float) -> str:
+    return f"{rate:,.0f}"
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def report_markdown(results: dict[str, Any], command: str) -> str:
+    env, writes, lag, big = results["machine"], results["writes"], results["lag"], results["million"]
+    med = {v: {w: _median(writes[v][w]) for w in WRITER_COUNTS} for v in VARIANTS}
+    labels = {
+        "plain": "plain row change, no history",
+        "pghistory": "django-pghistory 3.9.2 (trigger)",
+        "auditlog": "django-auditlog 3.4.1 (signals)",
+        "releasegate": "Release Gate: row change + `audit.record` (sequencer not running)",
+        "releasegate+sequencer": "Release Gate, a sequencer process looping beside the writers",
+    }
+    runs = len(writes["plain"][1])
+    lines = [
+        BEGIN,
+        "## Audit trail (`bench/audit.py`)",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"{env['date']}, commit {env['commit']}; {env['cpus']} CPUs, PostgreSQL {env['postgres']} on the same "
+        f"machine (autovacuum {env['autovacuum']}, synchronous_commit {env['synchronous_commit']}), "
+        f"Python {env['python']}. Load average (1 min) {env['load']} at the start and "
+        f"{results['load_end']:.1f} at the end: other work shared the 2 cores. Each figure is the median of "
+        f"{runs} runs; the runs of the variants are interleaved so that drift hits all of them.",
+        "",
+        "### Audited writes",
+        "",
+        "One transaction: read one row of a small service-like table, change its status, and keep its "
+        "history the variant's way. Each writer is a process with its own connection and its own rows; "
+        f"{results['seconds']:g} s per run after a warm-up.",
+        "",
+        "| variant | 1 writer | 4 writers | runs at 4 writers |",
+        "|---|---:|---:|---|",
+    ]
+    for variant in VARIANTS:
+        spread = ", ".join(_fmt(r) for r in writes[variant][4])
+        lines.append(f"| {labels[variant]} | {_fmt(med[variant][1])}/s | {_fmt(med[variant][4])}/s | {spread} |")
+    ours, pgh, plain, alog = (med[v] for v in ("releasegate", "pghistory", "plain", "auditlog"))
+    lines += [
+        "",
+        "| ratio (same run) | 1 writer | 4 writers |",
+        "|---|---:|---:|",
+        f"| Release Gate / django-pghistory | {ours[1] / pgh[1]:.2f} | {ours[4] / pgh[4]:.2f} |",
+        f"| Release Gate / plain | {ours[1] / plain[1]:.2f} | {ours[4] / plain[4]:.2f} |",
+        f"| django-pghistory / django-auditlog | {pgh[1] / alog[1]:.2f} | {pgh[4] / alog[4]:.2f} |",
+        f"| django-pghistory / plain | {pgh[1] / plain[1]:.2f} | {pgh[4] / plain[4]:.2f} |",
+        f"| Release Gate with sequencer / without | {med['releasegate+sequencer'][1] / ours[1]:.2f} "
+        f"| {med['releasegate+sequencer'][4] / ours[4]:.2f} |",
+        "",
+        f"Target: at 4 writers at least django-pghistory's throughput: **{'met' if ours[4] >= pgh[4] else 'not met'}** "
+        f"(ratio {ours[4] / pgh[4]:.2f}).",
+        "",
+        "### Sequencing lag at a steady 500 events/s",
+        "",
+        f"{results['lag_writers']} writer processes paced at {results['rate']:g} events/s in all "
+        "(`audit.record`, each event in its own transaction, as a request would) for "
+        f"{results['lag_seconds']:g} s, while one sequencer process loops as `manage.py audit_sequence --loop` "
+        "does (sequence, and sleep 0.2 s when there was nothing). Lag of an event: `created_at` of the first "
+        "checkpoint whose tree size exceeds its leaf index minus the event's `created_at`, both from the "
+        "database clock.",
+        "",
+        "| events | achieved rate | checkpoints signed | p50 | p99 | max | not sequenced |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {lag['events']:,} | {lag['rate']:.0f}/s | {lag['checkpoints']:,} | {lag['p50'] * 1000:.0f} ms "
+        f"| {lag['p99'] * 1000:.0f} ms | {lag['max'] * 1000:.0f} ms | {lag['unsequenced']} |",
+        "",
+        f"Target: p99 under 1 s: **{'met' if lag['p99'] < TARGETS['lag_p99'] else 'not met'}**"
+        + (
+            f" (but the writers reached only {lag['rate']:.0f} of the {results['rate']:g} events/s asked for: "
+            "the machine was too busy to keep the pace)."
+            if lag["rate"] < 0.9 * results["rate"]
+            else "."
+        ),
+        "",
+        million_markdown(big),
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def million_markdown(big: dict[str, Any]) -> str:
+    """The one-million-event subsection (also what ``--only verify`` prints)."""
+    verify, single, exact = _median(big["rates"]), _median(big["single"]), big["exact"]
+    if big["generated"]:
+        origin = (
+            f"{big['generated']:,} events generated in SQL ({big['generate_seconds']:.0f} s; data "
+            f"{big['data_bytes']:.0f} bytes of canonical JSON on average, canonical events "
+            f"{big['event_bytes']:.0f} bytes), on top of those the benchmarks above wrote, so that the log has "
+            f"{big['leaves']:,} leaves; then `ANALYZE`."
+        )
+    else:
+        origin = (
+            f"The log of {big['leaves']:,} leaves an earlier run left (data {big['data_bytes']:.0f} bytes of "
+            f"canonical JSON on average, canonical events {big['event_bytes']:.0f} bytes)."
+        )
+    lines = [
+        "### One million events: sequencing and full verification",
+        "",
+        origin,
+        "",
+        "| step | figure |",
+        "|---|---:|",
+    ]
+    if big.get("sequenced"):
+        lines.append(
+            f"| `sequence_pending()` over the {big['sequenced']:,} new events (batches of "
+            f"{big['batch']:,}, one signed checkpoint each) | {_fmt(big['sequence_rate'])} events/s "
+            f"({big['sequence_seconds']:.1f} s) |"
+        )
+    lines += [
+        f"| `verify_log()` over {big['leaves']:,} leaves and {big['checkpoints']:,} checkpoints (the server "
+        f"hashes every event, two connections), median of {len(big['rates'])} "
+        f"({', '.join(_fmt(r) for r in big['rates'])}) | **{_fmt(verify)} events/s** |",
+        f"| the same on one connection (logs under {_fmt(big['parallel_min'])} leaves, or inside a caller's "
+        f"transaction), median of {len(big['single'])} ({', '.join(_fmt(r) for r in big['single'])}) "
+        f"| {_fmt(single)} events/s |",
+        f"| the same, leaf-by-leaf walk only (what verification does from the first chunk where anything is "
+        f"off, and everywhere on SQLite) | {_fmt(exact)} events/s |",
+        "",
+        f"Two connections / one: {verify / single:.2f}; two connections / leaf-by-leaf walk: {verify / exact:.2f} "
+        "(ratios of the same run).",
+    ]
+    if big.get("cpu"):
+        server, python = big["cpu"]
+        lines += [
+            "",
+            f"CPU time per million leaves on one connection: {server:.2f} s in the PostgreSQL server process, "
+            f"{python:.2f} s in Python (medians). Two connections share the same work out over the 2 cores, so "
+            f"they cannot take less than {(server + python) / 2:.2f} s per million leaves, "
+            f"{_fmt(2e6 / (server + python))} events/s, even on an otherwise idle machine.",
+        ]
+    lines += [
+        "",
+        f"Target: verification at least 500,000 events/s: **{'met' if verify >= TARGETS['verify'] else 'not met'}**.",
+    ]
+    return "\n".join(lines)
+
+
+DOCS_INTRO = """# Benchmarks
+
+Figures measured on the machines this project is built on: 2 cores, shared and noisy.
+Absolute numbers drift from run to run by 10 to 30 %, so every figure here is the median of
+repeated runs, and the comparisons are ratios against baselines measured in the same run,
+which hold much better than the absolute numbers. Each benchmark is a script under `bench/`
+(a benchmark, not a test) that writes its own section below; rerun it to update the section.
+Bench-only dependencies are the `bench` extra (`pip install -e '.[dev,bench]'`).
+
+"""
+
+
+def docs_write(section: str) -> None:
+    text = DOCS.read_text() if DOCS.exists() else DOCS_INTRO
+    if BEGIN in text and END in text:
+        before, rest = text.split(BEGIN, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        text = before + section + ("\n" + after if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(text)
+
+
+# --- Main -------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="scratch database (created and dropped)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (median)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="seconds per write measurement")
+    parser.add_argument("--rate", type=float, default=500.0, help="audited writes/s for the lag benchmark")
+    parser.add_argument("--lag-seconds", type=float, default=20.0)
+    parser.add_argument("--lag-writers", type=int, default=3)
+    parser.add_argument("--events", type=int, default=1_000_000, help="size of the log to verify")
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--only",
+        choices=["verify"],
+        help="verify: only the one-million-event part (generate, sequence, verify); prints its\n"
+        "table and leaves docs/benchmarks.md alone, whose section needs every part",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use (and keep) the scratch database a run with --keep left, as it is: skips\n"
+        "generating and sequencing when it already holds --events leaves",
+    )
+    args = parser.parse_args()
+    if args.reuse and not args.only:
+        parser.error("--reuse goes with --only verify: the full run needs a fresh database")
+
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
+
+    if not args.reuse:
+        database_create(args.database_url)
+    try:
+        django_setup(args.database_url)
+        from django.conf import settings
+        from django.core.management import call_command
+
+        from audit import verification
+
+        if args.only:
+            if not args.reuse:
+                call_command("migrate", verbosity=0)
+            million_only(args, log)
+            return
+        call_command("migrate", verbosity=0)
+        log(f"scratch database {_admin_url(args.database_url)[1]} created and migrated")
+        rows_seed()
+        results: dict[str, Any] = {
+            "machine": machine(),
+            "seconds": args.seconds,
+            "rate": args.rate,
+            "lag_seconds": args.lag_seconds,
+            "lag_writers": args.lag_writers,
+        }
+        results["writes"] = writes_benchmark(args.runs, args.seconds, log)
+        results["lag"] = lag_benchmark(args.rate, args.lag_seconds, args.lag_writers, log)
+        existing = scalar("SELECT count(*) FROM audit_auditevent")
+        generated = max(0, args.events - existing)
+        million = events_generate(generated, log)
+        million["generated"] = generated
+        million["event_bytes"] = event_bytes_average()
+        million["batch"] = settings.AUDIT_SEQUENCE_BATCH
+        million.update(sequencing_benchmark(log))
+        million.update(verification_benchmark(args.runs, log))
+        million["parallel_min"] = verification.PARALLEL_MIN_LEAVES
+        results["million"] = million
+        results["load_end"] = os.getloadavg()[0]
+        command = "make bench-audit   # installs the bench extra, then: .venv/bin/python bench/audit.py"
+        if sys.argv[1:]:
+            command = " ".join([".venv/bin/python bench/audit.py", *sys.argv[1:]])
+        section = report_markdown(results, command)
+        print(section)
+        if not args.no_docs:
+            docs_write(section)
+            log(f"wrote {DOCS.relative_to(ROOT)}")
+    finally:
+        close_connections()
+        if not (args.keep or args.reuse):
+            database_drop(args.database_url)
+        log("done")
+
+
+def million_only(args: argparse.Namespace, log: Callable[[str], None]) -> None:
+    """``--only verify``: the one-million-event part alone, printed, docs left alone."""
+    from django.conf import settings
+
+    from audit import verification
+
+    million: dict[str, Any] = {"generated": 0, "generate_seconds": 0.0, "data_bytes": 0.0, "sequenced": 0}
+    leaves = scalar("SELECT count(*) FROM audit_auditleaf")
+    if leaves < args.events:
+        existing = scalar("SELECT count(*) FROM audit_auditevent")
+        generated = max(0, args.events - existing)
+        million.update(events_generate(generated, log))
+        million["generated"] = generated
+        million.update(sequencing_benchmark(log))
+    else:
+        log(f"reusing the log of {leaves:,} leaves")
+        million["data_bytes"] = float(scalar("SELECT avg(length(data)) FROM audit_auditevent"))
+    million["event_bytes"] = event_bytes_average()
+    million["batch"] = settings.AUDIT_SEQUENCE_BATCH
+    million.update(verification_benchmark(args.runs, log))
+    million["parallel_min"] = verification.PARALLEL_MIN_LEAVES
+    env = machine()
+    print(
+        f"{env['date']}, commit {env['commit']}; {env['cpus']} CPUs, PostgreSQL {env['postgres']}, "
+        f"Python {env['python']}; load average (1 min) {env['load']} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end.\n"
+    )
+    print(million_markdown(million))
+
+
+if __name__ == "__main__":
+    main()
