@@ -72,7 +72,8 @@ class AuditEvent(AppendOnlyModel):
         indexes = [
             models.Index(fields=["target_type", "target_id"], name="audit_event_target"),
             models.Index(fields=["actor"], name="audit_event_actor"),
-            models.Index(fields=["action"], name="audit_event_action"),
+            # No index on action: every audited write would maintain it, and an action tag
+            # selects a large share of the log anyway (auditors narrow it by time or target).
             models.Index(fields=["created_at"], name="audit_event_created_at"),
             models.Index(fields=["txid", "id"], name="audit_event_txid_id"),
         ]

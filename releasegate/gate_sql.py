@@ -15,12 +15,10 @@ its audit event go in with one more:
   retrospectives and the freezes active at ``now`` with their overrides.
 - ``write`` inserts the gate decision and its audit event (a data-modifying CTE).
 
-Both run as prepared statements (psycopg's server-side binding with ``prepare=True``): the
-read takes PostgreSQL several times longer to plan than to run, and prepared it is planned
-once per connection. Its one text column keeps its type whatever a migration changes, so a
-prepared read never fails on a changed row type. Behind PgBouncer in transaction mode,
-prepared statements need PgBouncer 1.21 or later with ``max_prepared_statements`` set;
-``GATE_PREPARED_STATEMENTS=0`` turns them off (the statements are then planned every time).
+Both run as prepared statements (``audit.database.prepared_cursor``): the read takes
+PostgreSQL several times longer to plan than to run, and prepared it is planned once per
+connection. Its one text column keeps its type whatever a migration changes, so a prepared
+read never fails on a changed row type.
 
 ``releasegate.gate`` turns the document into the same facts as its ORM path, which stays the
 reference and the path on SQLite; on PostgreSQL the tests read every gate check both ways
@@ -30,16 +28,13 @@ their own.
 """
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import psycopg
-from django.conf import settings
-from django.db import connection
+from audit.database import prepared_cursor
 
 READ_SQL = """
 WITH service AS (
@@ -232,7 +227,7 @@ def read(
         "summary_keys": list(summary_keys),
         "authorities": list(authorities),
     }
-    with _cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(READ_SQL, params)
         found = cursor.fetchone()
     if found is None:
@@ -270,45 +265,5 @@ def read(
 def write(*, decision: dict[str, Any], event: dict[str, Any]) -> None:
     """Insert the decision (its columns by name, ``reasons`` as JSON text) and its audit
     event (``audit.services.EventRow``'s columns by name) in one statement."""
-    with _cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(WRITE_SQL, {**decision, **event})
-
-
-_NEVER = 2**31 - 1
-
-
-class _PreparingCursor(psycopg.Cursor[Any]):
-    """psycopg's cursor with server-side binding, preparing every statement it runs (or none,
-    with ``GATE_PREPARED_STATEMENTS`` off). Django's own cursors bind on the client and cannot
-    prepare."""
-
-    def execute(
-        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
-    ) -> Any:
-        return super().execute(query, params, prepare=settings.GATE_PREPARED_STATEMENTS, binary=binary)
-
-
-@contextmanager
-def _cursor() -> Iterator[Any]:
-    """A preparing cursor on Django's connection: in the caller's transaction, with Django's
-    error translation, execute wrappers and (with DEBUG) query log."""
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    database = connection.connection
-    restore = database.prepare_threshold is None
-    if restore:
-        # Django turns psycopg's preparing off (None) so that connection poolers keep working,
-        # which also ignores prepare=True. A threshold never reached lets explicit preparing
-        # through for our statements; it is put back after them.
-        database.prepare_threshold = _NEVER
-    with connection.wrap_database_errors:
-        raw = _PreparingCursor(database)
-    # (django-stubs types these as taking Django's wrapper; they take the database's cursor.)
-    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-    cursor = wrap(raw)  # type: ignore[arg-type]
-    try:
-        yield cursor
-    finally:
-        cursor.close()
-        if restore:
-            database.prepare_threshold = None

@@ -88,6 +88,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Every request is one transaction: bad input never leaves partial state behind.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+# On PostgreSQL the audit insert and the gate's read and write run as prepared statements
+# (audit/database.py). Off only behind a transaction-pooling PgBouncer older than 1.21.
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 
 AUTH_USER_MODEL = "releasegate.User"
 AUTHENTICATION_BACKENDS = [
@@ -257,9 +260,6 @@ SPECTACULAR_SETTINGS = {
 # The gate. Only these environments are gated; an allow decision covers a deployment this long.
 GATE_ENVIRONMENTS = env_list("GATE_ENVIRONMENTS", ["production"])
 GATE_DECISION_VALIDITY_MINUTES = env_int("GATE_DECISION_VALIDITY_MINUTES", 60, minimum=1)
-# On PostgreSQL the gate reads its facts with one prepared statement (releasegate/gate_sql.py).
-# Off only behind a transaction-pooling PgBouncer older than 1.21, which cannot keep them.
-GATE_PREPARED_STATEMENTS = env_bool("GATE_PREPARED_STATEMENTS", True)
 
 # --- GitHub deployment protection rule (releasegate/github.py, docs/github.md) -------------
 # On when GITHUB_APP_ID is set; the webhook secret and the App's private key come with it.

@@ -5,9 +5,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from audit import record
+from audit import services as audit_services
 from audit.models import AuditEvent
 from changelogs import services as changelog_services
 from changelogs.content import content_validate
@@ -162,10 +163,13 @@ def test_when_the_event_cannot_be_written_the_change_is_not_made(
     run = prepare(cast)
     state, events = _state(), AuditEvent.objects.count()
 
-    def refuse(**kwargs: Any) -> None:
-        raise DatabaseError("audit table unavailable")
-
-    monkeypatch.setattr(AuditEvent.objects, "create", refuse)
+    # A real refusal by the database: the event's insert names a table that is not there.
+    insert_sql = audit_services._event_insert_sql
+    monkeypatch.setattr(
+        audit_services,
+        "_event_insert_sql",
+        lambda alias: insert_sql(alias).replace('"audit_auditevent"', '"audit_unavailable"'),
+    )
     with pytest.raises(DatabaseError), transaction.atomic():
         run()
 
@@ -209,3 +213,46 @@ def test_event_data_is_canonical_json(cast: Cast) -> None:
         record(actor=FACTORY_ACTOR, action="test:data", target=("x", "1"), data={"b": "é", "a": [1, 2]})
 
     assert AuditEvent.objects.get(action="test:data").data == '{"a":[1,2],"b":"é"}'
+
+
+def test_record_returns_the_event_as_stored(cast: Cast) -> None:
+    with transaction.atomic():
+        event = record(actor=cast.requester, action="test:returned", target=("x", "7"), data={"n": 1})
+
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (event.actor, event.actor_id, event.action, event.target_type, event.target_id, event.data) == (
+        stored.actor,
+        stored.actor_id,
+        stored.action,
+        stored.target_type,
+        stored.target_id,
+        stored.data,
+    )
+    assert event.created_at == stored.created_at  # stamped by the database, loaded when read
+    assert event.txid == stored.txid
+
+
+def test_on_postgres_the_event_insert_is_prepared_unless_turned_off(
+    transactional_db: None, on_postgres: None, settings: Any
+) -> None:
+    def prepared_inserts() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                ['INSERT INTO "audit_auditevent"%'],
+            )
+            return int(cursor.fetchone()[0])
+
+    connection.close()  # a new session: nothing prepared yet
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    with transaction.atomic():
+        record(actor=FACTORY_ACTOR, action="test:unprepared", target=("x", "1"), data={})
+    assert prepared_inserts() == 0
+
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    with transaction.atomic():
+        record(actor=FACTORY_ACTOR, action="test:prepared", target=("x", "1"), data={})
+    assert prepared_inserts() == 1
+    assert AuditEvent.objects.filter(action__in=["test:unprepared", "test:prepared"]).count() == 2
+    # Django's own setting is left as it was: its cursors never prepare.
+    assert connection.connection.prepare_threshold is None

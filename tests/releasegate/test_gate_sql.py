@@ -290,10 +290,10 @@ def test_both_writers_store_the_same_decision_and_event(
 
 
 def test_without_prepared_statements(cast: Cast, on_postgres: None, settings: Any) -> None:
-    settings.GATE_PREPARED_STATEMENTS = False
+    settings.DATABASE_PREPARED_STATEMENTS = False
     ready_changelog(cast)
     assert facts(cast).approval_status == "approved"
-    settings.GATE_PREPARED_STATEMENTS = True
+    settings.DATABASE_PREPARED_STATEMENTS = True
     assert facts(cast).approval_status == "approved"
     # Django's own setting is left as it was: its cursors never prepare.
     assert connection.connection.prepare_threshold is None
