@@ -534,7 +534,7 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         f"{env['date']}, commit {env['commit']}; {env['cpus']} CPUs, PostgreSQL {env['postgres']} on the same "
         f"machine (autovacuum {env['autovacuum']}, synchronous_commit {env['synchronous_commit']}), "
         f"Python {env['python']}. Load average (1 min) {env['load']} at the start and "
-        f"{results['load_end']:.1f} at the end: other work shared the 2 cores. Each figure is the median of "
+        f"{results['load_end']:.1f} at the end (its own processes included). Each figure is the median of "
         f"{runs} runs; the runs of the variants are interleaved so that drift hits all of them.",
         "",
         "### Audited writes",

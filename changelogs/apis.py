@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import DataAndFiles, MultiPartParser
@@ -293,17 +293,24 @@ class EvidenceMultiPartParser(MultiPartParser):
 class EvidenceListAddApi(APIView):
     parser_classes = [EvidenceMultiPartParser]
 
+    class FilterSerializer(serializers.Serializer[Any]):
+        revision = serializers.IntegerField(
+            required=False, min_value=1, max_value=2**31 - 1, help_text="A revision number; the current one by default."
+        )
+
     @extend_schema(
         operation_id="changelogs_evidence_list",
-        parameters=[OpenApiParameter("revision", int, description="A revision number; the current one by default.")],
-        responses={200: EvidenceOutput(many=True), **error_responses(401, 404)},
+        parameters=[FilterSerializer],
+        responses={200: EvidenceOutput(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request: Request, changelog_id: str) -> Response:
         changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
-        number = request.query_params.get("revision")
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        number = filters.validated_data.get("revision")
         revision = (
-            selectors.revision_get(changelog=changelog, number=int(number))
-            if number and number.isdigit()
+            selectors.revision_get(changelog=changelog, number=number)
+            if number is not None
             else selectors.revision_current(changelog=changelog)
         )
         return Response(EvidenceOutput(selectors.evidence_list(revision=revision), many=True).data)
@@ -415,10 +422,15 @@ class PolicyOutput(serializers.Serializer[Any]):
 
 
 class PolicyListApi(APIView):
+    class FilterSerializer(serializers.Serializer[Any]):
+        domain = serializers.SlugField(required=False, help_text="A domain slug.")
+
     @extend_schema(
         operation_id="policies_list",
-        parameters=[OpenApiParameter("domain", str, description="A domain slug.")],
-        responses={200: PolicyOutput(many=True), **error_responses(401)},
+        parameters=[FilterSerializer],
+        responses={200: PolicyOutput(many=True), **error_responses(400, 401)},
     )
     def get(self, request: Request) -> Response:
-        return Response(PolicyOutput(selectors.policy_list(domain=request.query_params.get("domain")), many=True).data)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        return Response(PolicyOutput(selectors.policy_list(**filters.validated_data), many=True).data)

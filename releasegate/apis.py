@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -232,16 +232,22 @@ class DeploymentListReportApi(APIView):
             DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
+    class FilterSerializer(serializers.Serializer[Any]):
+        service = serializers.SlugField(required=False, help_text="A service slug.")
+        unauthorised = serializers.BooleanField(required=False, help_text="Only deployments flagged unauthorised.")
+
     @extend_schema(
         operation_id="deployments_list",
-        parameters=[OpenApiParameter("service", str), OpenApiParameter("unauthorised", bool)],
-        responses={200: cursor_page("DeploymentPage", DeploymentOutput(many=True)), **error_responses(401)},
+        parameters=[FilterSerializer],
+        responses={200: cursor_page("DeploymentPage", DeploymentOutput(many=True)), **error_responses(400, 401)},
     )
     def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         deployments = _visible_deployments(request.user)
-        if service := request.query_params.get("service"):
+        if service := filters.validated_data.get("service"):
             deployments = deployments.filter(service__slug=service)
-        if request.query_params.get("unauthorised") in {"true", "1"}:
+        if filters.validated_data.get("unauthorised"):
             deployments = deployments.filter(unauthorised=True)
         paginator = DeploymentPagination()
         page = paginator.paginate_queryset(deployments, request, view=self)
