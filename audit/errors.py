@@ -9,3 +9,4 @@ class AuditError(StrEnum):
     TREE_SIZE_UNKNOWN = "tree_size_unknown"
     TREE_SIZE_TOO_SMALL = "tree_size_too_small"
     INVALID_SIZES = "invalid_sizes"
+    LOG_INCONSISTENT = "log_inconsistent"

@@ -1,17 +1,33 @@
 """Reads of the audit trail: events, checkpoints and proofs."""
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from audit.errors import AuditError
-from audit.merkle import Coord, consistency_proof, inclusion_proof, inclusion_proof_nodes
+from audit.merkle import (
+    Coord,
+    ProofError,
+    consistency_proof,
+    inclusion_proof,
+    inclusion_proof_nodes,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
+from audit.note import Checkpoint as CheckpointNote
+from audit.note import NoteError
 from audit.sequencer import EVENT_COLUMNS, event_bytes
-from releasegate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from audit.signing import checkpoint_signer
+from releasegate.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, PermissionDenied
+
+logger = logging.getLogger(__name__)
 
 VIEW_AUDIT = "audit.view_auditevent"
 
@@ -91,13 +107,46 @@ def _fetch_nodes(coords: Sequence[Coord]) -> dict[Coord, bytes]:
     return found
 
 
-def inclusion_proofs(*, leaf_indexes: Sequence[int], tree_size: int) -> dict[int, list[bytes]]:
-    """Inclusion proofs of many leaves against one tree size, with one fetch for all."""
+def _inconsistent(what: str) -> IntegrityFailure:
+    logger.error("audit log inconsistent: %s; run manage.py audit_verify", what)
+    return IntegrityFailure(
+        AuditError.LOG_INCONSISTENT,
+        f"The stored audit log does not match its signed checkpoint ({what}); nothing is served. "
+        "An operator should run audit_verify.",
+    )
+
+
+def signed_root(checkpoint: Checkpoint) -> bytes:
+    """The root hash as the checkpoint's signature vouches for it, not as a column says."""
+    try:
+        body = CheckpointNote.parse(checkpoint_signer().verifier().open(checkpoint.signed_note))
+    except NoteError as error:
+        raise _inconsistent(f"the checkpoint at size {checkpoint.tree_size} does not verify: {error}") from error
+    if body.size != checkpoint.tree_size or body.origin != settings.AUDIT_LOG_ORIGIN:
+        raise _inconsistent(f"the checkpoint at size {checkpoint.tree_size} signs another size or origin")
+    return body.root_hash
+
+
+def inclusion_proofs(*, leaf_hashes: Mapping[int, bytes], checkpoint: Checkpoint) -> dict[int, list[bytes]]:
+    """Inclusion proofs of many leaves (leaf index → the hash of the event as it will be
+    shown) against one signed checkpoint, with one fetch for all. Each is checked against the
+    signed root before it is handed out: a proof that would not verify is never served."""
+    tree_size, root = checkpoint.tree_size, signed_root(checkpoint)
     wanted = {
-        coord for index in leaf_indexes for element in inclusion_proof_nodes(index, tree_size) for coord in element
+        coord for index in leaf_hashes for element in inclusion_proof_nodes(index, tree_size) for coord in element
     }
     found = _fetch_nodes(sorted(wanted))
-    return {index: inclusion_proof(index, tree_size, lambda _coords: found) for index in leaf_indexes}
+    proofs = {index: inclusion_proof(index, tree_size, lambda _coords: found) for index in leaf_hashes}
+    for index, proof in proofs.items():
+        _inclusion_checked(leaf_hashes[index], index, tree_size, proof, root)
+    return proofs
+
+
+def _inclusion_checked(hashed: bytes, index: int, tree_size: int, proof: list[bytes], root: bytes) -> None:
+    try:
+        verify_inclusion(hashed, index, tree_size, proof, root)
+    except ProofError as error:
+        raise _inconsistent(f"leaf {index} does not prove into the tree of size {tree_size}: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -125,11 +174,15 @@ def inclusion_proof_get(*, event_id: int, tree_size: int | None = None) -> Inclu
             f"The event is leaf {leaf.leaf_index}; the tree of size {checkpoint.tree_size} does not contain it.",
         )
     proof = inclusion_proof(leaf.leaf_index, checkpoint.tree_size, _fetch_nodes)
+    hashed = leaf_hash(event_canonical_bytes(event))
+    if hashed != bytes(leaf.leaf_hash):
+        raise _inconsistent(f"event {event.pk} no longer matches leaf {leaf.leaf_index}")
+    _inclusion_checked(hashed, leaf.leaf_index, checkpoint.tree_size, proof, signed_root(checkpoint))
     return InclusionProof(
         event=event,
         leaf_index=leaf.leaf_index,
         tree_size=checkpoint.tree_size,
-        leaf_hash=bytes(leaf.leaf_hash),
+        leaf_hash=hashed,
         proof=proof,
         checkpoint=checkpoint,
     )
@@ -140,6 +193,13 @@ def consistency_proof_get(*, first_size: int, second_size: int) -> list[bytes]:
     be signed checkpoints."""
     if not 0 < first_size <= second_size:
         raise InvalidInput(AuditError.INVALID_SIZES, "Sizes must satisfy 0 < first <= second.")
-    checkpoint_at(tree_size=first_size)
-    checkpoint_at(tree_size=second_size)
-    return consistency_proof(first_size, second_size, _fetch_nodes)
+    first = signed_root(checkpoint_at(tree_size=first_size))
+    second = signed_root(checkpoint_at(tree_size=second_size))
+    proof = consistency_proof(first_size, second_size, _fetch_nodes)
+    try:
+        verify_consistency(first_size, second_size, proof, first, second)
+    except ProofError as error:
+        raise _inconsistent(
+            f"the tree of size {second_size} does not extend that of size {first_size}: {error}"
+        ) from error
+    return proof

@@ -31,6 +31,7 @@ import audit
 from approvals.models import Approval, Retrospective, RetrospectiveStatus
 from approvals.selectors import approval_state_of
 from audit.events import format_time
+from audit.merkle import leaf_hash
 from audit.models import AuditEvent, Checkpoint, PackJob, PackKind, PackStatus
 from audit.packs.archive import build_changelog_zip, standalone_verifier_sources, write_population_csv
 from audit.packs.data import (
@@ -154,8 +155,14 @@ def _audit_items(changelog: Changelog, checkpoint: Checkpoint) -> list[AuditItem
         .select_related("leaf")
         .order_by("leaf__leaf_index")
     )
-    found = list(events)
-    proofs = inclusion_proofs(leaf_indexes=[event.leaf.leaf_index for event in found], tree_size=checkpoint.tree_size)
+    found = [
+        (event, canonical, leaf_hash(canonical)) for event in events for canonical in [event_canonical_bytes(event)]
+    ]
+    # The proofs are checked against the signed checkpoint for exactly the bytes the pack
+    # ships: a pack never carries an event or a proof that the verifier would refuse.
+    proofs = inclusion_proofs(
+        leaf_hashes={event.leaf.leaf_index: hashed for event, _, hashed in found}, checkpoint=checkpoint
+    )
     return [
         AuditItem(
             leaf_index=event.leaf.leaf_index,
@@ -163,11 +170,11 @@ def _audit_items(changelog: Changelog, checkpoint: Checkpoint) -> list[AuditItem
             time=_time(event.created_at),
             actor=event.actor,
             action=event.action,
-            event=event_canonical_bytes(event).decode("utf-8"),
-            leaf_hash=bytes(event.leaf.leaf_hash).hex(),
+            event=canonical.decode("utf-8"),
+            leaf_hash=hashed.hex(),
             proof=[node.hex() for node in proofs[event.leaf.leaf_index]],
         )
-        for event in found
+        for event, canonical, hashed in found
     ]
 
 

@@ -10,12 +10,22 @@ from django.core.management.base import CommandError
 from django.db import transaction
 
 from audit import record
-from audit.merkle import Frontier, ProofError, leaf_hash, verify_consistency, verify_inclusion
+from audit.merkle import (
+    Frontier,
+    ProofError,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.note import Checkpoint as CheckpointNote
-from audit.selectors import consistency_proof_get, event_canonical_bytes, inclusion_proof_get
+from audit.selectors import _fetch_nodes as stored_hashes
+from audit.selectors import event_canonical_bytes, inclusion_proof_get
 from audit.sequencer import sequence_pending
 from audit.signing import checkpoint_signer
+from releasegate.errors import IntegrityFailure
 from tests.audit.support import triggers_bypassed
 from tests.factories import FACTORY_ACTOR
 
@@ -159,12 +169,18 @@ def test_a_checkpoint_kept_outside_no_longer_matches_after_a_thorough_rewrite(lo
     error = verify()
     assert error.startswith("first divergent leaf: 0 ")
     assert "checkpoint at size 4 does not match the recomputed tree" in error
-    proof = consistency_proof_get(first_size=4, second_size=10)
+    # The service itself no longer proves the rewritten event: the proof does not lead to
+    # the root signed at size 4.
+    with pytest.raises(IntegrityFailure):
+        inclusion_proof_get(event_id=log[1], tree_size=4)
+    # Proofs built from the rewritten database, as its owner would present them, fail against
+    # the checkpoint kept outside.
+    proof = consistency_proof(4, 10, stored_hashes)
     with pytest.raises(ProofError):
         verify_consistency(4, 10, proof, kept_outside.root_hash, presented_root)
-    inclusion = inclusion_proof_get(event_id=log[1], tree_size=4)
+    inclusion = inclusion_proof(1, 4, stored_hashes)
     with pytest.raises(ProofError):
-        verify_inclusion(inclusion.leaf_hash, 1, 4, inclusion.proof, kept_outside.root_hash)
+        verify_inclusion(_leaf_hash_of(log[1]), 1, 4, inclusion, kept_outside.root_hash)
 
 
 def _signed_checkpoint(size: int) -> CheckpointNote:
