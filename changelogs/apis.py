@@ -2,6 +2,7 @@
 
 import base64
 import html
+import re
 from typing import Any
 
 from django.conf import settings
@@ -150,10 +151,16 @@ class ChangelogListCreateApi(APIView):
         return Response(ChangelogOutput(changelog).data, status=status.HTTP_201_CREATED)
 
 
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+
+
 def _managed_service(user: Any, slug: Any) -> Service:
     """The service if the caller may act on it. An unknown service and one the caller may not
     act on give the same answer, so a token cannot probe which services exist."""
-    service = selectors.service_list_managed(user=user).filter(slug=slug).first() if isinstance(slug, str) else None
+    # Only a slug can name a service; anything else (a NUL character, say, which PostgreSQL
+    # text cannot even hold) is unknown without asking the database.
+    is_slug = isinstance(slug, str) and _SLUG.fullmatch(slug) is not None
+    service = selectors.service_list_managed(user=user).filter(slug=slug).first() if is_slug else None
     if service is None:
         message = "No such service, or the caller may not act on it."
         raise InvalidInput(

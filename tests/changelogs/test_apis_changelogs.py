@@ -194,6 +194,8 @@ INVALID = [
     ("hotfix details on a train", {"hotfix": hotfix_details()}, "hotfix", "hotfix_details_not_allowed"),
     ("unknown service", {"service": "no-such-service"}, "service", "unknown_service"),
     ("another team's service", {"service": "transfers-api"}, "service", "unknown_service"),
+    # PostgreSQL text cannot hold NUL: this was a 500 until the slug was checked first.
+    ("a service name no slug can be", {"service": "payments\x00-api"}, "service", "unknown_service"),
     ("unknown kind", {"kind": "yolo"}, "kind", "invalid_kind"),
     (
         "window ends before it starts",
