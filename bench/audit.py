@@ -36,7 +36,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if __name__ == "__main__":
@@ -45,8 +44,9 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
     sys.path.insert(0, str(ROOT))
 
+from bench.support import DOCS, admin_url, database_create, database_drop, docs_write  # noqa: E402 (after the path is set)
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/releasegate_bench"
-DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench/audit.py: begin -->", "<!-- bench/audit.py: end -->"
 ROWS_PER_WRITER = 50
 WRITER_COUNTS = (1, 4)
@@ -55,34 +55,6 @@ TARGETS = {"writes": "at 4 writers, at least django-pghistory's throughput", "ve
 
 
 # --- Database -------------------------------------------------------------------------
-
-
-def _admin_url(url: str) -> tuple[str, str]:
-    """The server's maintenance database, and the scratch database's name."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name or parts.scheme not in {"postgres", "postgresql"}:
-        raise SystemExit(f"--database-url must be postgres://…/name, not {url!r}")
-    return urlunsplit(parts._replace(scheme="postgresql", path="/postgres")), name
-
-
-def database_create(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    admin, name = _admin_url(url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def database_drop(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    admin, name = _admin_url(url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def django_setup(url: str) -> None:
@@ -650,30 +622,6 @@ def million_markdown(big: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-DOCS_INTRO = """# Benchmarks
-
-Figures measured on the machines this project is built on: 2 cores, shared and noisy.
-Absolute numbers drift from run to run by 10 to 30 %, so every figure here is the median of
-repeated runs, and the comparisons are ratios against baselines measured in the same run,
-which hold much better than the absolute numbers. Each benchmark is a script under `bench/`
-(a benchmark, not a test) that writes its own section below; rerun it to update the section.
-Bench-only dependencies are the `bench` extra (`pip install -e '.[dev,bench]'`).
-
-"""
-
-
-def docs_write(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else DOCS_INTRO
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text)
-
-
 # --- Main -------------------------------------------------------------------------------
 
 
@@ -726,7 +674,7 @@ def main() -> None:
             million_only(args, log)
             return
         call_command("migrate", verbosity=0)
-        log(f"scratch database {_admin_url(args.database_url)[1]} created and migrated")
+        log(f"scratch database {admin_url(args.database_url)[1]} created and migrated")
         rows_seed()
         results: dict[str, Any] = {
             "machine": machine(),
@@ -754,7 +702,7 @@ def main() -> None:
         section = report_markdown(results, command)
         print(section)
         if not args.no_docs:
-            docs_write(section)
+            docs_write(section, begin=BEGIN, end=END)
             log(f"wrote {DOCS.relative_to(ROOT)}")
     finally:
         close_connections()

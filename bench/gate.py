@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if __name__ == "__main__":
@@ -55,8 +55,9 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
     sys.path.insert(0, str(ROOT))
 
+from bench.support import DOCS, database_create, database_drop, docs_write  # noqa: E402 (after the path is set)
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/releasegate_bench_gate"
-DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench/gate.py:start -->", "<!-- bench/gate.py:end -->"
 TARGETS = {"ratio": 0.8, "large_slowdown": 0.10, "p99_ms": 30.0}
 CONNECTIONS = 16
@@ -68,34 +69,6 @@ AUDIT_KEY = "PRIVATE+KEY+releasegate.test/audit-log+5399b913+AbBgSv4N+kJgcfZQDmI
 
 
 # --- Database and Django -----------------------------------------------------------------
-
-
-def _admin_url(url: str) -> tuple[str, str]:
-    """The server's maintenance database, and the scratch database's name."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name or parts.scheme not in {"postgres", "postgresql"}:
-        raise SystemExit(f"--database-url must be postgres://…/name, not {url!r}")
-    return urlunsplit(parts._replace(scheme="postgresql", path="/postgres")), name
-
-
-def database_create(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    admin, name = _admin_url(url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def database_drop(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    admin, name = _admin_url(url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def server_environment(url: str, var: Path) -> dict[str, str]:
@@ -1002,30 +975,6 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-DOCS_INTRO = """# Benchmarks
-
-Figures measured on the machines this project is built on: shared and noisy. Absolute numbers
-drift from run to run, so every figure here is the median of repeated runs, and comparisons
-are ratios against baselines measured in the same run. Each benchmark is a script under
-`bench/` (a benchmark, not a test) that writes its own section below; rerun it to update the
-section.
-
-"""
-
-
-def docs_write(section: str) -> None:
-    """Replace this benchmark's section (between its markers), or append it; leave the rest."""
-    text = DOCS.read_text() if DOCS.exists() else DOCS_INTRO
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text)
-
-
 # --- Main ---------------------------------------------------------------------------------------
 
 
@@ -1102,7 +1051,7 @@ def main() -> None:
     section = report_markdown(results, command)
     print(section)
     if not args.no_docs:
-        docs_write(section)
+        docs_write(section, begin=BEGIN, end=END)
         log(f"wrote {DOCS.relative_to(ROOT)}")
 
 

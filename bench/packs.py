@@ -48,7 +48,8 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
     sys.path.insert(0, str(ROOT))
 
-DOCS = ROOT / "docs" / "benchmarks.md"
+from bench.support import DOCS, docs_write  # noqa: E402 (after the path is set)
+
 BEGIN, END = "<!-- bench/packs.py:start -->", "<!-- bench/packs.py:end -->"
 TARGETS = {"changelog_seconds": 0.3, "population_seconds": 10.0, "population_mb": 200.0}
 MB = 1024 * 1024
@@ -376,30 +377,6 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-DOCS_INTRO = """# Benchmarks
-
-Figures measured on the machines this project is built on: shared and noisy. Absolute numbers
-drift from run to run, so every figure here is the median of repeated runs, and comparisons
-are ratios against baselines measured in the same run. Each benchmark is a script under
-`bench/` (a benchmark, not a test) that writes its own section below; rerun it to update the
-section.
-
-"""
-
-
-def docs_write(section: str) -> None:
-    """Replace this benchmark's section (between its markers), or append it; leave the rest."""
-    text = DOCS.read_text() if DOCS.exists() else DOCS_INTRO
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text)
-
-
 # --- Main ---------------------------------------------------------------------------------------
 
 
@@ -477,7 +454,7 @@ def main() -> None:
     section = report_markdown(results, command)
     print(section)
     if not args.no_docs:
-        docs_write(section)
+        docs_write(section, begin=BEGIN, end=END)
         log(f"wrote {DOCS.relative_to(ROOT)}")
 
 
