@@ -46,6 +46,10 @@ class Retrospective(models.Model):
     deadline. Overdue ones are exceptions and block the service's next deployments."""
 
     changelog = models.OneToOneField("changelogs.Changelog", on_delete=models.PROTECT, related_name="retrospective")
+    # The changelog's service (which never changes), so that the gate finds a service's overdue
+    # retrospectives through an index instead of joining every overdue one in the bank to its
+    # changelog on every check.
+    service = models.ForeignKey("changelogs.Service", on_delete=models.PROTECT, related_name="+")
     opened_at = models.DateTimeField()
     due_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=RetrospectiveStatus.choices, default=RetrospectiveStatus.OPEN)
@@ -54,7 +58,10 @@ class Retrospective(models.Model):
 
     class Meta:
         ordering = ["due_at"]
-        indexes = [models.Index(fields=["status", "due_at"], name="retrospective_status_due")]
+        indexes = [
+            models.Index(fields=["status", "due_at"], name="retrospective_status_due"),
+            models.Index(fields=["service", "status"], name="retrospective_service_status"),
+        ]
 
     def __str__(self) -> str:
         return f"retrospective of {self.changelog_id} ({self.status})"

@@ -202,7 +202,7 @@ def _retrospective_follow_up(
         return
     if retrospective is None and state.one_independent_approval and state.status != ApprovalStatus.APPROVED:
         retrospective = Retrospective.objects.create(
-            changelog=changelog, opened_at=now, due_at=now + timedelta(hours=hours)
+            changelog=changelog, service_id=changelog.service_id, opened_at=now, due_at=now + timedelta(hours=hours)
         )
         audit.record(
             actor=actor,

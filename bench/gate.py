@@ -325,12 +325,12 @@ CROSS JOIN generate_series(1, 2) AS k
 # Hotfixes' retrospectives: completed, but one in forty of other services than the benchmarked
 # one is overdue (an overdue one of payments-api would deny its every check).
 RETROSPECTIVES_SQL = """
-INSERT INTO approvals_retrospective (opened_at, due_at, status, completed_at, overdue_at, changelog_id)
+INSERT INTO approvals_retrospective (opened_at, due_at, status, completed_at, overdue_at, changelog_id, service_id)
 SELECT c.created_at, c.created_at + interval '24 hours',
        CASE WHEN overdue THEN 'overdue' ELSE 'completed' END,
        CASE WHEN overdue THEN NULL ELSE c.created_at + interval '20 hours' END,
        CASE WHEN overdue THEN c.created_at + interval '24 hours' END,
-       c.id
+       c.id, c.service_id
 FROM generate_series(%(lo)s, %(hi)s - 1) AS g
 JOIN changelogs_changelog c ON c.id = md5('changelog-' || g)::uuid
 JOIN changelogs_service s ON s.id = c.service_id

@@ -137,7 +137,7 @@ def _active_freezes(service: Service, changelog_id: Any, now: datetime) -> list[
 def gate_facts(*, service: Service, digest: str, changelog_id: Any = None, now: datetime) -> Snapshot:
     from approvals.models import Retrospective
 
-    overdue = Retrospective.objects.filter(changelog__service=service, status=RetrospectiveStatus.OVERDUE).count()
+    overdue = Retrospective.objects.filter(service=service, status=RetrospectiveStatus.OVERDUE).count()
     revision = _revision_for(service, digest, changelog_id)
     if revision is None:
         facts = GateFacts(

@@ -97,8 +97,7 @@ SELECT json_build_object(
         SELECT j.journey_id FROM changelogs_journey j
         WHERE j.domain_id = service.domain_id AND j.critical ORDER BY j.journey_id),
     'overdue_retrospectives', (
-        SELECT count(*) FROM approvals_retrospective t JOIN changelogs_changelog c ON c.id = t.changelog_id
-        WHERE c.service_id = service.id AND t.status = 'overdue'),
+        SELECT count(*) FROM approvals_retrospective t WHERE t.service_id = service.id AND t.status = 'overdue'),
     'revision', CASE WHEN revision.id IS NOT NULL THEN json_build_object(
         'id', revision.id, 'number', revision.number, 'status', revision.status, 'content', revision.content,
         'content_hash', revision.content_hash, 'artifact_digest', revision.artifact_digest,

@@ -253,6 +253,7 @@ class TestHotfixes:
         retrospective = Retrospective.objects.get(changelog=hotfix)
         assert retrospective.status == "open"
         assert retrospective.due_at - retrospective.opened_at == timedelta(hours=24)
+        assert retrospective.service_id == hotfix.service_id  # what the gate counts it by
 
     def test_with_time_past_the_deadline_the_retrospective_is_overdue_listed_and_notified_once(
         self,

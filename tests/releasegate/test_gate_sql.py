@@ -210,7 +210,13 @@ def test_overdue_retrospectives_of_the_service_only(cast: Cast, on_postgres: Non
     now = timezone.now()
     for changelog in (other, mine, mine.__class__.objects.get(pk=other.pk)):
         Retrospective.objects.get_or_create(
-            changelog=changelog, defaults={"opened_at": now, "due_at": now, "status": RetrospectiveStatus.OVERDUE}
+            changelog=changelog,
+            defaults={
+                "service_id": changelog.service_id,
+                "opened_at": now,
+                "due_at": now,
+                "status": RetrospectiveStatus.OVERDUE,
+            },
         )
     assert facts(cast).overdue_retrospectives == 1
 
