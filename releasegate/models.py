@@ -10,6 +10,8 @@ import uuid
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from releasegate.ids import uuid7
+
 
 class User(AbstractUser):
     is_service_account = models.BooleanField(
@@ -55,7 +57,7 @@ class GateOutcome(models.TextChoices):
 class GateDecision(models.Model):
     """One answer of the gate, with who asked and why. Never edited."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     service = models.ForeignKey("changelogs.Service", on_delete=models.PROTECT, related_name="+")
     environment = models.CharField(max_length=50)
     artifact_digest = models.CharField(max_length=71)
