@@ -963,6 +963,15 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "endpoint's throughput with the small history and 0.08 with the large one, p99 over 800 ms (this "
         "benchmark, 2026-11-27, under similar other load).",
         "",
+        "With the large history the gate used to cost clearly more (2026-11-27 11:32 UTC, commit 93ee68a: gate CPU "
+        "per request +18.3%, gate throughput -12.5%). Two things grew with the history: the read counted the "
+        "service's overdue retrospectives by joining every overdue retrospective in the bank to its changelog "
+        "(0.56 of the read's 1.57 ms in `EXPLAIN ANALYZE`), where retrospectives now carry their service and the "
+        "count is one index-only scan (migration approvals 0002); and every decision had a random (version 4) "
+        "UUID, so that its row and its audit event went to a random page of the decisions' key index and of the "
+        "audit trail's index of targets, where decision ids are now time-ordered (version 7, "
+        "`releasegate/ids.py`) and go to the right-hand end.",
+        "",
         "What is left to take is structural: the round trips. A check makes six (the connection's health check "
         "`SELECT 1`, `BEGIN`, the token lookup, the read, the write, `COMMIT`), the trivial endpoint five. Two "
         "ways to fewer, both beyond this change: read the API token with the facts (the gate's one read would "
