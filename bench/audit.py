@@ -29,7 +29,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -44,7 +43,7 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
     sys.path.insert(0, str(ROOT))
 
-from bench.support import DOCS, admin_url, database_create, database_drop, docs_write  # noqa: E402 (after the path is set)
+from bench.support import DOCS, admin_url, commit_described, database_create, database_drop, docs_write  # noqa: E402 (after the path is set)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/releasegate_bench"
 BEGIN, END = "<!-- bench/audit.py: begin -->", "<!-- bench/audit.py: end -->"
@@ -457,19 +456,12 @@ def verification_benchmark(runs: int, log: Callable[[str], None]) -> dict[str, A
 
 
 def machine() -> dict[str, str]:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "?"
-
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": str(os.cpu_count()),
         "postgres": scalar("SHOW server_version"),
         "python": platform.python_version(),
-        "commit": git("rev-parse", "--short", "HEAD")
-        + (" (with local changes)" if git("status", "--porcelain") else ""),
+        "commit": commit_described(),
         "load": f"{os.getloadavg()[0]:.1f}",
         "autovacuum": scalar("SHOW autovacuum"),
         "synchronous_commit": scalar("SHOW synchronous_commit"),

@@ -55,7 +55,7 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
     sys.path.insert(0, str(ROOT))
 
-from bench.support import DOCS, database_create, database_drop, docs_write  # noqa: E402 (after the path is set)
+from bench.support import DOCS, commit_described, cpus_described, database_create, database_drop, docs_write  # noqa: E402 (after the path is set)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/releasegate_bench_gate"
 BEGIN, END = "<!-- bench/gate.py:start -->", "<!-- bench/gate.py:end -->"
@@ -768,28 +768,15 @@ def explain_gate_request(setup: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def machine() -> dict[str, str]:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "?"
-
-    cpu = "?"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        cpu = next(
-            (line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line), "?"
-        )
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpus": f"{os.cpu_count()} CPUs, {cpu}",
+        "cpus": cpus_described(),
         "postgres": scalar("SHOW server_version"),
         "synchronous_commit": scalar("SHOW synchronous_commit"),
         "python": platform.python_version(),
         "wrk": (wrk.stdout or wrk.stderr).split(" Copyright")[0].strip(),
-        "commit": git("rev-parse", "--short", "HEAD")
-        + (" (with local changes)" if git("status", "--porcelain") else ""),
+        "commit": commit_described(),
         "load": f"{os.getloadavg()[0]:.1f}",
     }
 

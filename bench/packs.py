@@ -48,7 +48,7 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
     sys.path.insert(0, str(ROOT))
 
-from bench.support import DOCS, docs_write  # noqa: E402 (after the path is set)
+from bench.support import DOCS, commit_described, cpus_described, docs_write  # noqa: E402 (after the path is set)
 
 BEGIN, END = "<!-- bench/packs.py:start -->", "<!-- bench/packs.py:end -->"
 TARGETS = {"changelog_seconds": 0.3, "population_seconds": 10.0, "population_mb": 200.0}
@@ -267,26 +267,13 @@ def _measure(what: str, *args: str) -> dict[str, Any]:
 def machine() -> dict[str, str]:
     import reportlab
 
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "?"
-
-    cpu = "?"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        cpu = next(
-            (line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line), "?"
-        )
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpus": f"{os.cpu_count()} CPUs, {cpu}",
+        "cpus": cpus_described(),
         "python": platform.python_version(),
         "reportlab": reportlab.Version,
         "pyhanko": importlib.metadata.version("pyHanko"),
-        "commit": git("rev-parse", "--short", "HEAD")
-        + (" (with local changes)" if git("status", "--porcelain") else ""),
+        "commit": commit_described(),
     }
 
 

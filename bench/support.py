@@ -1,10 +1,13 @@
-"""What the benchmarks share: their scratch PostgreSQL database, and their sections of
-docs/benchmarks.md."""
+"""What the benchmarks share: their scratch PostgreSQL database, their sections of
+docs/benchmarks.md, and how they describe the code and machine they measured."""
 
+import os
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
 
 DOCS_INTRO = """# Benchmarks
 
@@ -58,3 +61,23 @@ def docs_write(section: str, *, begin: str, end: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     DOCS.write_text(text)
+
+
+def commit_described() -> str:
+    """The commit measured, e.g. "c2069bc (with local changes)"; "?" outside a git checkout."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+
+    return git("rev-parse", "--short", "HEAD") + (" (with local changes)" if git("status", "--porcelain") else "")
+
+
+def cpus_described() -> str:
+    """e.g. "2 CPUs, AMD EPYC": this machine kind's CPU model changes between sessions."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    model = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "?")
+    return f"{os.cpu_count()} CPUs, {model}"
