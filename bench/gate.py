@@ -127,30 +127,15 @@ def history_build() -> dict[str, Any]:
     from changelogs.content import content_validate
     from changelogs.models import Domain, Journey, Service
     from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
-    from changelogs.services import catalog_save, changelog_create, evidence_add, policy_create
-    from releasegate.management.commands.seed_demo import CATALOG
+    from changelogs.services import changelog_create, evidence_add, policy_create
+    from releasegate.management.commands.seed_demo import catalog_seed
     from releasegate.models import User
     from releasegate.services import api_token_issue, service_account_create
     from tests.changelogs.evidence_files import junit_with_journeys, k6_passing, sarif_clean
     from tests.factories import changelog_content
 
     actor = Actor("system:bench")
-    for (slug, name, squad), entries in CATALOG.items():
-        domain = Domain(slug=slug, name=name, owning_squad=squad)
-        catalog_save(acting_user=actor, instance=domain)
-        for service_slug, service_name in entries["services"]:
-            service = Service(
-                slug=service_slug,
-                name=service_name,
-                domain=domain,
-                repository_url=f"https://git.bank.example/{slug}/{service_slug}",
-            )
-            catalog_save(acting_user=actor, instance=service)
-        for journey_id, journey_name, critical in entries["journeys"]:
-            catalog_save(
-                acting_user=actor,
-                instance=Journey(journey_id=journey_id, name=journey_name, domain=domain, critical=critical),
-            )
+    catalog_seed(acting_user=actor)
     payments = Domain.objects.get(slug="payments")
     service = Service.objects.get(slug=SERVICE)
 

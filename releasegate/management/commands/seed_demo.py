@@ -66,6 +66,29 @@ DEMO_PIPELINE = "payments-ci"
 DEMO_PIPELINE_SERVICES = ("payments-api", "payments-web")
 
 
+def catalog_seed(*, acting_user: Any) -> None:
+    """The demo catalog's domains, services and journeys, those not there yet (bench/gate.py
+    builds its catalog with it too)."""
+    for (slug, name, squad), entries in CATALOG.items():
+        domain = Domain.objects.filter(slug=slug).first()
+        if domain is None:
+            domain = Domain(slug=slug, name=name, owning_squad=squad)
+            catalog_save(acting_user=acting_user, instance=domain)
+        for service_slug, service_name in entries["services"]:
+            if not Service.objects.filter(slug=service_slug).exists():
+                service = Service(
+                    slug=service_slug,
+                    name=service_name,
+                    domain=domain,
+                    repository_url=f"https://git.bank.example/{slug}/{service_slug}",
+                )
+                catalog_save(acting_user=acting_user, instance=service)
+        for journey_id, journey_name, critical in entries["journeys"]:
+            if not Journey.objects.filter(journey_id=journey_id).exists():
+                journey = Journey(journey_id=journey_id, name=journey_name, domain=domain, critical=critical)
+                catalog_save(acting_user=acting_user, instance=journey)
+
+
 class Command(BaseCommand):
     help = "Load demo domains, services, journeys, users and a pipeline token (DEBUG only)."
 
@@ -77,7 +100,7 @@ class Command(BaseCommand):
             raise CommandError("seed_demo creates accounts with well-known passwords; it runs only with DEBUG on")
         pack_signing_material()  # the development certificate that signs evidence packs
         with transaction.atomic():
-            self._catalog()
+            catalog_seed(acting_user=SEED_ACTOR)
             self._users()
             token = self._pipeline_token(Path(settings.VAR_DIR) / "demo-pipeline-token")
         if quiet:
@@ -87,26 +110,6 @@ class Command(BaseCommand):
             self.stdout.write(f"  {username:<10} {password:<26} {description}")
         self.stdout.write(f"Demo pipeline token ({DEMO_PIPELINE}, for {', '.join(DEMO_PIPELINE_SERVICES)}):")
         self.stdout.write(f"  {token}")
-
-    def _catalog(self) -> None:
-        for (slug, name, squad), entries in CATALOG.items():
-            domain = Domain.objects.filter(slug=slug).first()
-            if domain is None:
-                domain = Domain(slug=slug, name=name, owning_squad=squad)
-                catalog_save(acting_user=SEED_ACTOR, instance=domain)
-            for service_slug, service_name in entries["services"]:
-                if not Service.objects.filter(slug=service_slug).exists():
-                    service = Service(
-                        slug=service_slug,
-                        name=service_name,
-                        domain=domain,
-                        repository_url=f"https://git.bank.example/{slug}/{service_slug}",
-                    )
-                    catalog_save(acting_user=SEED_ACTOR, instance=service)
-            for journey_id, journey_name, critical in entries["journeys"]:
-                if not Journey.objects.filter(journey_id=journey_id).exists():
-                    journey = Journey(journey_id=journey_id, name=journey_name, domain=domain, critical=critical)
-                    catalog_save(acting_user=SEED_ACTOR, instance=journey)
 
     def _users(self) -> None:
         for username, password, _ in DEMO_USERS:
