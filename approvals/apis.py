@@ -15,7 +15,7 @@ from approvals.models import Decision, RetrospectiveStatus
 from approvals.rules import ApprovalState
 from changelogs import selectors as changelog_selectors
 from changelogs.apis import ChangelogOutput
-from releasegate.api import error_responses
+from releasegate.api import StrictInput, error_responses
 from releasegate.errors import PermissionDenied, field_error
 
 
@@ -70,7 +70,7 @@ class ApprovalStateOutput(serializers.Serializer[Any]):
     approvals = serializers.ListField(child=ApprovalOutput())
 
 
-class DecideInput(serializers.Serializer[Any]):
+class DecideInput(StrictInput):
     decision = serializers.ChoiceField(choices=Decision.choices)
     reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     password = serializers.CharField(

@@ -23,7 +23,13 @@ from changelogs.content import ChangelogContentSerializer, content_validate
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_problem
 from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Service, Verdict
-from releasegate.api import NewestFirstCursorPagination, cursor_page, error_responses, reject_unknown_fields
+from releasegate.api import (
+    NewestFirstCursorPagination,
+    StrictInput,
+    cursor_page,
+    error_responses,
+    reject_unknown_fields,
+)
 from releasegate.errors import InvalidInput, PayloadTooLarge, field_error
 
 CONTENT_FIELDS = tuple(ChangelogContentSerializer().fields)
@@ -234,7 +240,7 @@ class EvidenceOutput(serializers.Serializer[Any]):
     uploaded_at = serializers.DateTimeField()
 
 
-class EvidenceUploadInput(serializers.Serializer[Any]):
+class EvidenceUploadInput(StrictInput):
     kind = serializers.ChoiceField(choices=EvidenceKind.choices)
     format = serializers.ChoiceField(
         choices=sorted(parsers.FORMATS), required=False, help_text="Detected from the content when left out."

@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from audit.canonical import canonical_json, sha256_hex
 from changelogs.models import DIGEST_PATTERN, ChangelogKind, RiskTier
+from releasegate.api import StrictInput
 
 CONTENT_FORMAT = "releasegate/changelog/v1"
 
@@ -41,12 +42,12 @@ source_revision_validator = RegexValidator(
 )
 
 
-class LinkSerializer(serializers.Serializer[dict[str, Any]]):
+class LinkSerializer(StrictInput):
     title = serializers.CharField(max_length=100, help_text="What the link is, e.g. 'ticket' or 'pull request'.")
     url = serializers.URLField(max_length=500)
 
 
-class ArtifactSerializer(serializers.Serializer[dict[str, Any]]):
+class ArtifactSerializer(StrictInput):
     name = serializers.CharField(max_length=200)
     version = serializers.CharField(max_length=100)
     digest = serializers.CharField(
@@ -58,19 +59,19 @@ class ArtifactSerializer(serializers.Serializer[dict[str, Any]]):
     links = LinkSerializer(many=True, required=False, default=list, max_length=20)  # type: ignore[call-arg]  # DRF >= 3.14 takes max_length with many=True; the stubs do not know
 
 
-class DeployStepSerializer(serializers.Serializer[dict[str, Any]]):
+class DeployStepSerializer(StrictInput):
     description = serializers.CharField(max_length=2000)
     command = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-class DataChangeSerializer(serializers.Serializer[dict[str, Any]]):
+class DataChangeSerializer(StrictInput):
     description = serializers.CharField(max_length=2000)
     version = serializers.CharField(max_length=200, help_text="Migration or script version, e.g. V42__add_index.")
     digest = serializers.CharField(max_length=71, validators=[digest_validator])
     rollback = serializers.CharField(max_length=2000, help_text="How this data change is undone.")
 
 
-class PlannedWindowSerializer(serializers.Serializer[dict[str, Any]]):
+class PlannedWindowSerializer(StrictInput):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
 
@@ -82,7 +83,7 @@ class PlannedWindowSerializer(serializers.Serializer[dict[str, Any]]):
         return attrs
 
 
-class SecurityImpactSerializer(serializers.Serializer[dict[str, Any]]):
+class SecurityImpactSerializer(StrictInput):
     declared = serializers.BooleanField(help_text="Whether the change affects security (needs a security sign-off).")
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
 
@@ -94,14 +95,14 @@ class SecurityImpactSerializer(serializers.Serializer[dict[str, Any]]):
         return attrs
 
 
-class HotfixSerializer(serializers.Serializer[dict[str, Any]]):
+class HotfixSerializer(StrictInput):
     incident_reference = serializers.CharField(
         max_length=100, help_text="The incident this hotfix answers, e.g. INC-1234."
     )
     emergency_reason = serializers.CharField(max_length=5000)
 
 
-class ChangelogContentSerializer(serializers.Serializer[dict[str, Any]]):
+class ChangelogContentSerializer(StrictInput):
     """The full content of a changelog revision (PRODUCT.md section 2)."""
 
     artifact = ArtifactSerializer()

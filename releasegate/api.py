@@ -3,8 +3,10 @@
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.pagination import CursorPagination
 
 from releasegate.errors import CommonError, InvalidInput, field_error
@@ -48,8 +50,38 @@ def reject_unknown_fields(data: Any, allowed: Iterable[str]) -> None:
         raise InvalidInput(
             CommonError.INVALID_INPUT,
             f"Unknown field(s): {', '.join(unknown)}.",
-            fields={name: [field_error("unknown_field", "This field is not known.")] for name in unknown},
+            fields={name: [field_error(UNKNOWN_FIELD, "This field is not known.")] for name in unknown},
         )
+
+
+UNKNOWN_FIELD = "unknown_field"
+
+
+class StrictInput(serializers.Serializer[Any]):
+    """An input that refuses fields it does not know, at every level where it is used.
+
+    A pipeline that sends ``content_hash`` to an endpoint that would ignore it believes it was
+    checked; a typo in a field name must fail loudly instead. The OpenAPI schema says so too
+    (``additionalProperties: false``, see ``StrictAutoSchema``)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(name) for name in set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [ErrorDetail("This field is not known.", code=UNKNOWN_FIELD)] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class StrictAutoSchema(AutoSchema):
+    """drf-spectacular's schema, stating that strict inputs take no other properties."""
+
+    def _map_serializer(self, serializer: Any, direction: str, bypass_extensions: bool = False) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_serializer(serializer, direction, bypass_extensions)  # type: ignore[no-untyped-call]  # drf-spectacular is untyped
+        if direction == "request" and isinstance(serializer, StrictInput) and schema.get("type") == "object":
+            schema["additionalProperties"] = False
+        return schema
 
 
 def cursor_page(name: str, item: serializers.BaseSerializer[Any]) -> serializers.Serializer[Any]:

@@ -15,7 +15,7 @@ from changelogs import selectors as changelog_selectors
 from changelogs.content import digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.models import DIGEST_PATTERN, Service
-from releasegate.api import NewestFirstCursorPagination, cursor_page, error_responses
+from releasegate.api import NewestFirstCursorPagination, StrictInput, cursor_page, error_responses
 from releasegate.authentication import token_of
 from releasegate.deployments import deployment_report
 from releasegate.errors import InvalidInput, field_error
@@ -49,7 +49,7 @@ class GatedEnvironmentField(serializers.CharField):
         return value
 
 
-class GateCheckInput(serializers.Serializer[Any]):
+class GateCheckInput(StrictInput):
     service = serializers.SlugField()
     environment = GatedEnvironmentField(max_length=50, required=False, default="production")
     artifact_digest = serializers.CharField(max_length=71, validators=[digest_validator])
@@ -57,6 +57,7 @@ class GateCheckInput(serializers.Serializer[Any]):
 
 
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")  # DRF's SlugField
+_GATE_QUESTION_FIELDS = frozenset(GateCheckInput().fields)
 _DIGEST = re.compile(DIGEST_PATTERN)
 
 
@@ -66,7 +67,7 @@ def gate_question(data: Any) -> dict[str, Any] | None:
     judges and explains. DRF's field machinery costs a gate check about as much as its reading
     (bench/gate.py); a test checks that this never accepts what the serializer would not, nor
     differently."""
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not set(data) <= _GATE_QUESTION_FIELDS:
         return None
     service, digest = data.get("service"), data.get("artifact_digest")
     environment = data.get("environment", "production")
@@ -164,7 +165,7 @@ class GateCheckApi(APIView):
         return Response(gate_decision_output(decision))
 
 
-class DeploymentReportInput(serializers.Serializer[Any]):
+class DeploymentReportInput(StrictInput):
     idempotency_key = serializers.CharField(
         max_length=200, help_text="Chosen by the client: the same key and report again changes nothing."
     )

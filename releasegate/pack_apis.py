@@ -14,10 +14,10 @@ from rest_framework.views import APIView
 from audit.models import PackKind, PackStatus
 from audit.selectors import auditor_require
 from releasegate import packs
-from releasegate.api import error_responses
+from releasegate.api import StrictInput, error_responses
 
 
-class PackRequestInput(serializers.Serializer[Any]):
+class PackRequestInput(StrictInput):
     kind = serializers.ChoiceField(choices=PackKind.choices)
     changelog = serializers.UUIDField(required=False, help_text="For a changelog pack.")
     start = serializers.DateTimeField(required=False, help_text="For a population pack: from (inclusive).")

@@ -3,6 +3,7 @@ same domain, an approver of another domain, an auditor, an admin, a pipeline tok
 service, a pipeline token of another service, and anonymous."""
 
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,23 @@ from releasegate.models import User
 from releasegate.roles import AUDITORS
 from releasegate.services import api_token_issue, service_account_create
 from tests.factories import FACTORY_ACTOR, DomainFactory, ServiceFactory, UserFactory
+from tests.outside_reads import OutsideReads, allowed_roots
+
+OUTSIDE_READS = OutsideReads(allowed_roots())
+sys.addaudithook(OUTSIDE_READS.hook)
+
+
+@pytest.fixture(autouse=True)
+def _no_reads_outside_the_repository() -> Iterator[None]:
+    """Fails the test if it read a file outside the repository (tests/outside_reads.py)."""
+    OUTSIDE_READS.seen.clear()
+    OUTSIDE_READS.armed = True
+    try:
+        yield
+    finally:
+        OUTSIDE_READS.armed = False
+    if OUTSIDE_READS.seen:
+        pytest.fail(f"the test read files outside the repository: {sorted(set(OUTSIDE_READS.seen))[:5]}")
 
 
 def _flush_with_audit_triggers_suspended(original: Any) -> Any:

@@ -1,0 +1,48 @@
+"""The suite carries its own data: a fresh clone with nothing beside it runs `make test`."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.outside_reads import REPOSITORY, OutsideReads, allowed_roots, is_outside
+
+
+def test_the_repository_and_the_interpreter_are_inside_the_allowed_roots() -> None:
+    roots = allowed_roots()
+    assert not is_outside(str(REPOSITORY / "tests" / "data" / "samples" / "README.md"), roots)
+    assert not is_outside(sys.executable, roots)
+
+
+def test_a_folder_beside_the_repository_is_outside() -> None:
+    assert is_outside(str(REPOSITORY.parent / "shared" / "samples" / "README.md"), allowed_roots())
+
+
+def test_the_guard_records_a_read_outside_and_ignores_one_inside(tmp_path: Path) -> None:
+    guard = OutsideReads(roots=(str(REPOSITORY),))
+    guard.armed = True
+    guard.hook("open", (str(tmp_path / "data.json"), "r", 0))
+    guard.hook("open", (str(REPOSITORY / "README.md"), "r", 0))
+    guard.hook("open", (str(tmp_path / "written.json"), "w", 0))
+    assert guard.seen == [str(tmp_path / "data.json")]
+
+
+def test_a_test_that_reads_outside_the_repository_fails(tmp_path: Path) -> None:
+    """Shown with a throwaway test run by pytest in a child process, under this conftest."""
+    outside = REPOSITORY.parent / f".outside-{tmp_path.name}.txt"
+    outside.write_text("data that a fresh clone does not have\n")
+    probe = REPOSITORY / "tests" / f"test_probe_{tmp_path.name}.py"
+    probe.write_text(f"def test_reads_beside_the_repository():\n    open({str(outside)!r}).read()\n")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", str(probe)],
+            cwd=REPOSITORY,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        probe.unlink()
+        outside.unlink()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the test read files outside the repository" in result.stdout
