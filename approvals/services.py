@@ -147,12 +147,13 @@ def approval_decide(
         expires_at=now + timedelta(days=policy.rules.approval_validity_days),
     )
     state = approval_state_of(changelog=changelog, now=now, revision=revision)
-    changelog.status = _status_after(changelog, state)
-    changelog.updated_at = now
-    changelog.save(update_fields=["status", "updated_at"])
+    action = ApprovalAction.APPROVAL_APPROVED if decision == Decision.APPROVED else ApprovalAction.APPROVAL_REJECTED
+    changelog_services.changelog_status_change(
+        acting_user=acting_user, changelog=changelog, status=_status_after(changelog, state), cause=action, now=now
+    )
     audit.record(
         actor=acting_user,
-        action=ApprovalAction.APPROVAL_APPROVED if decision == Decision.APPROVED else ApprovalAction.APPROVAL_REJECTED,
+        action=action,
         target=changelog,
         data={
             "approval": str(approval.id),

@@ -8,6 +8,7 @@ class ChangelogAction(StrEnum):
     CHANGELOG_EDITED = "changelog:edited"
     CHANGELOG_REVISED = "changelog:revised"
     CHANGELOG_SUBMITTED = "changelog:submitted"
+    CHANGELOG_STATUS_CHANGED = "changelog:status_changed"
     EVIDENCE_ADDED = "evidence:added"
     EVIDENCE_DETACHED = "evidence:detached"
     POLICY_CREATED = "policy:created"

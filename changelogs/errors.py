@@ -7,6 +7,7 @@ class ChangelogError(StrEnum):
     CHANGELOG_READ_ONLY = "changelog_read_only"
     CHANGELOG_NOT_DRAFT = "changelog_not_draft"
     CHANGELOG_CLOSED = "changelog_closed"
+    STATUS_CHANGE_NOT_ALLOWED = "status_change_not_allowed"
     UNKNOWN_SERVICE = "unknown_service"
     INVALID_KIND = "invalid_kind"
     EVIDENCE_NOT_FOUND = "evidence_not_found"

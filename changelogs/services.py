@@ -15,6 +15,7 @@ from changelogs.audit_actions import ChangelogAction
 from changelogs.content import content_hash
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_clean, file_name_problem
+from changelogs.lifecycle import CLOSED, may_change
 from changelogs.models import (
     Changelog,
     ChangelogRevision,
@@ -31,9 +32,6 @@ from changelogs.policy import PolicyError, PolicyRules
 from changelogs.selectors import readiness_of, revision_current
 from changelogs.storage import EvidenceCorrupted, blob_put, blob_read
 from releasegate.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
-
-# Once deployed or rolled back a changelog is history; a new deployment needs a new changelog.
-_CLOSED = {ChangelogStatus.DEPLOYED, ChangelogStatus.ROLLED_BACK}
 
 
 def _revision_fields(content: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +88,7 @@ def changelog_edit(
     gets a new draft revision and its earlier revision is superseded, so approvals of the
     earlier content no longer count. ``changelog`` must be locked by the caller's selector."""
     now = now or timezone.now()
-    if changelog.status in _CLOSED:
+    if changelog.status in CLOSED:
         raise Conflict(
             ChangelogError.CHANGELOG_CLOSED,
             f"The changelog is {changelog.status}; a new deployment needs a new changelog.",
@@ -118,15 +116,17 @@ def changelog_edit(
         )
         revision.evidence.set(Evidence.objects.filter(revisions__id=previous.pk))
         changelog.current_revision = revision
-        changelog.status = ChangelogStatus.DRAFT
         action = ChangelogAction.CHANGELOG_REVISED
     changelog.updated_at = now
-    changelog.save(update_fields=["current_revision", "status", "updated_at"])
+    changelog.save(update_fields=["current_revision", "updated_at"])
     audit.record(
         actor=acting_user,
         action=action,
         target=changelog,
         data={"revision": revision.number, "changes": changes},
+    )
+    changelog_status_change(
+        acting_user=acting_user, changelog=changelog, status=ChangelogStatus.DRAFT, cause=action, now=now
     )
     return revision
 
@@ -154,9 +154,6 @@ def changelog_submit(*, acting_user: Any, changelog: Changelog, now: datetime | 
     revision.submitted_by = acting_user
     revision.submitted_at = now
     revision.save(update_fields=["content_hash", "readiness_at_submit", "status", "submitted_by", "submitted_at"])
-    changelog.status = ChangelogStatus.SUBMITTED
-    changelog.updated_at = now
-    changelog.save(update_fields=["status", "updated_at"])
     audit.record(
         actor=acting_user,
         action=ChangelogAction.CHANGELOG_SUBMITTED,
@@ -169,7 +166,44 @@ def changelog_submit(*, acting_user: Any, changelog: Changelog, now: datetime | 
             "findings": [finding["code"] for finding in readiness.to_json()["findings"]],
         },
     )
+    changelog_status_change(
+        acting_user=acting_user,
+        changelog=changelog,
+        status=ChangelogStatus.SUBMITTED,
+        cause=ChangelogAction.CHANGELOG_SUBMITTED,
+        now=now,
+    )
     return revision
+
+
+@transaction.atomic
+def changelog_status_change(
+    *, acting_user: Any, changelog: Changelog, status: str, cause: str, now: datetime | None = None
+) -> bool:
+    """The one place a changelog's status changes (changelogs/lifecycle.py says which change may
+    follow which). Locks the row, re-reads the status under the lock, and records the old and
+    new status with what caused the change. Returns whether the status changed; the same
+    status again changes nothing and records nothing."""
+    now = now or timezone.now()
+    old = Changelog.objects.select_for_update(no_key=True).values_list("status", flat=True).get(pk=changelog.pk)
+    changelog.status = old
+    if old == status:
+        return False
+    if not may_change(old, status):
+        raise Conflict(
+            ChangelogError.STATUS_CHANGE_NOT_ALLOWED,
+            f"A {old} changelog cannot become {status}.",
+        )
+    changelog.status = status
+    changelog.updated_at = now
+    Changelog.objects.filter(pk=changelog.pk).update(status=status, updated_at=now)
+    audit.record(
+        actor=acting_user,
+        action=ChangelogAction.CHANGELOG_STATUS_CHANGED,
+        target=changelog,
+        data={"from": old, "to": status, "cause": str(cause)},
+    )
+    return True
 
 
 _CATALOG_ACTIONS: dict[type[models.Model], tuple[ChangelogAction, ChangelogAction]] = {

@@ -18,6 +18,7 @@ from approvals.notifications import notification_enqueue
 from approvals.selectors import authority_holders
 from audit.canonical import canonical_json, sha256_hex
 from changelogs.models import ChangelogStatus, Service
+from changelogs.services import changelog_status_change
 from releasegate.audit_actions import GateAction
 from releasegate.errors import Conflict
 from releasegate.models import Deployment, DeploymentStatus, GateDecision, GateOutcome
@@ -124,11 +125,13 @@ def deployment_report(
         request_fingerprint=fingerprint,
     )
     if changelog is not None and status in (DeploymentStatus.SUCCEEDED, DeploymentStatus.ROLLED_BACK):
-        changelog.status = (
-            ChangelogStatus.DEPLOYED if status == DeploymentStatus.SUCCEEDED else ChangelogStatus.ROLLED_BACK
+        changelog_status_change(
+            acting_user=acting_user,
+            changelog=changelog,
+            status=ChangelogStatus.DEPLOYED if status == DeploymentStatus.SUCCEEDED else ChangelogStatus.ROLLED_BACK,
+            cause=GateAction.DEPLOYMENT_REPORTED,
+            now=now,
         )
-        changelog.updated_at = now
-        changelog.save(update_fields=["status", "updated_at"])
     data = {
         "deployment": str(deployment.id),
         "service": service.slug,

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from changelogs.lifecycle import CLOSED
+
 
 class ReasonCode(StrEnum):
     NO_CHANGELOG = "no_changelog"
@@ -95,7 +97,7 @@ def evaluate(facts: GateFacts) -> GateDecision:
                 f"The changelog revision with this digest is {facts.revision_status or 'not submitted'}.",
             )
         )
-    if facts.changelog_status in {"deployed", "rolled_back"}:
+    if facts.changelog_status in CLOSED:
         reasons.append(
             Reason(ReasonCode.CHANGELOG_CLOSED, f"The changelog is {facts.changelog_status}; a new one is needed.")
         )

@@ -101,11 +101,14 @@ def _token_revoke(cast: Cast) -> Any:
     return lambda: identity_services.api_token_revoke(acting_user=cast.admin, token=token)
 
 
-SERVICES: list[tuple[str, Callable[[Cast], Any], str]] = [
+STATUS_CHANGED = "changelog:status_changed"
+SERVICES: list[tuple[str, Callable[[Cast], Any], str | tuple[str, ...]]] = [
     ("changelog_create", lambda cast: lambda: _create(cast), "changelog:created"),
     ("changelog_edit (draft)", _edit_draft, "changelog:edited"),
-    ("changelog_edit (revision)", _revise, "changelog:revised"),
-    ("changelog_submit", _submit, "changelog:submitted"),
+    # A new revision puts the changelog back to draft, and the submission moves it on: the
+    # lifecycle service records each status change as an event of its own.
+    ("changelog_edit (revision)", _revise, ("changelog:revised", STATUS_CHANGED)),
+    ("changelog_submit", _submit, ("changelog:submitted", STATUS_CHANGED)),
     ("catalog_save (new domain)", _domain_save, "domain:saved"),
     ("catalog_save (changed service)", _service_change, "service:saved"),
     ("catalog_save (new journey)", _journey_save, "journey:saved"),
@@ -120,8 +123,8 @@ IDS = [name for name, _, _ in SERVICES]
 
 
 @pytest.mark.parametrize(("name", "prepare", "action"), SERVICES, ids=IDS)
-def test_a_successful_change_leaves_exactly_one_matching_event(
-    cast: Cast, name: str, prepare: Callable[[Cast], Any], action: str
+def test_a_successful_change_leaves_exactly_its_matching_events(
+    cast: Cast, name: str, prepare: Callable[[Cast], Any], action: str | tuple[str, ...]
 ) -> None:
     run = prepare(cast)
     before = AuditEvent.objects.count()
@@ -129,8 +132,8 @@ def test_a_successful_change_leaves_exactly_one_matching_event(
     run()
 
     events = list(AuditEvent.objects.filter(id__gt=0).order_by("id"))[before:]
-    assert [event.action for event in events] == [action]
-    assert events[0].actor in {"user:admin", "user:requester"}
+    assert [event.action for event in events] == ([action] if isinstance(action, str) else list(action))
+    assert {event.actor for event in events} <= {"user:admin", "user:requester"}
 
 
 class Boom(Exception):
@@ -139,7 +142,7 @@ class Boom(Exception):
 
 @pytest.mark.parametrize(("name", "prepare", "action"), SERVICES, ids=IDS)
 def test_a_failure_inside_the_transaction_leaves_neither_change_nor_event(
-    cast: Cast, name: str, prepare: Callable[[Cast], Any], action: str
+    cast: Cast, name: str, prepare: Callable[[Cast], Any], action: str | tuple[str, ...]
 ) -> None:
     run = prepare(cast)
     state, events = _state(), AuditEvent.objects.count()
@@ -158,7 +161,11 @@ def test_a_failure_inside_the_transaction_leaves_neither_change_nor_event(
 
 @pytest.mark.parametrize(("name", "prepare", "action"), SERVICES, ids=IDS)
 def test_when_the_event_cannot_be_written_the_change_is_not_made(
-    cast: Cast, name: str, prepare: Callable[[Cast], Any], action: str, monkeypatch: pytest.MonkeyPatch
+    cast: Cast,
+    name: str,
+    prepare: Callable[[Cast], Any],
+    action: str | tuple[str, ...],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run = prepare(cast)
     state, events = _state(), AuditEvent.objects.count()

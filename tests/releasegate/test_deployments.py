@@ -1,6 +1,7 @@
 """Deployment reports: covered ones move the changelog on; anything no allow decision covered
 is an unauthorised change, flagged and listed at once; replays change nothing."""
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -45,6 +46,12 @@ def test_a_covered_deployment_marks_the_changelog_deployed(cast: Cast) -> None:
     changelog.refresh_from_db()
     assert changelog.status == "deployed"
     assert not cast.session(cast.auditor).get("/api/v1/exceptions/unauthorised-deployments").json()
+    # The change of status is on the changelog's own audit trail, with who reported it.
+    moves = AuditEvent.objects.filter(action="changelog:status_changed", target_id=str(changelog.pk)).order_by("id")
+    assert [(event.actor, json.loads(event.data)["to"]) for event in moves][-1] == (
+        "service_account:svc-payments-ci",
+        "deployed",
+    )
 
 
 def test_a_digest_no_allow_decision_covered_is_flagged_unauthorised_and_listed(
