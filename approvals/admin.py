@@ -2,6 +2,7 @@
 password asked again, and the authority matrix. Views stay thin: selectors and services do
 the work, and a refused action is a 403, never a silent no-op."""
 
+import functools
 from typing import Any
 from uuid import UUID
 
@@ -17,12 +18,14 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from approvals import selectors, services
+from approvals.errors import ApprovalError
 from approvals.models import Approval, Decision, Notification, Retrospective
 from approvals.rules import Authority
+from approvals.step_up import step_up_verify
 from audit.admin import ReadOnlyAdmin
 from changelogs import selectors as changelog_selectors
 from changelogs.models import Changelog, Domain, RevisionStatus
-from releasegate.errors import ApplicationError
+from releasegate.errors import ApplicationError, PermissionDenied
 
 
 def _visible_changelog(request: HttpRequest, changelog_id: UUID) -> Changelog:
@@ -32,27 +35,66 @@ def _visible_changelog(request: HttpRequest, changelog_id: UUID) -> Changelog:
     return changelog
 
 
-def _may_decide(user: Any, changelog: Changelog) -> bool:
+def _may_decide_as_person(user: Any, changelog: Changelog) -> bool:
+    """Who the user is allows them to decide on this change: authority for the domain, and
+    not their own change (the service checks all of it again, under lock)."""
     revision = changelog.current_revision
-    if revision is None or revision.status != RevisionStatus.SUBMITTED:
-        return False
-    if not selectors.authorities_of(user=user, domain=changelog.service.domain):
+    if revision is None or not selectors.authorities_of(user=user, domain=changelog.service.domain):
         return False
     if user.pk in selectors.requester_ids(changelog=changelog):
         return False
     if revision.evidence.filter(uploaded_by=user).exists():
         return False
     authors = {author.lower() for author in revision.content.get("commit_authors", [])}
-    if {user.username.lower(), (user.email or "").lower()} & authors:
+    return not {user.username.lower(), (user.email or "").lower()} & authors
+
+
+def _may_decide(user: Any, changelog: Changelog) -> bool:
+    revision = changelog.current_revision
+    if revision is None or revision.status != RevisionStatus.SUBMITTED:
+        return False
+    if not _may_decide_as_person(user, changelog):
         return False
     return not Approval.objects.filter(revision=revision, approver=user).exists()
 
 
 class DecisionForm(forms.Form):
+    # What the approver was shown: the decision signs exactly this revision and content hash.
+    revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    content_hash = forms.RegexField(r"^[0-9a-f]{64}$", widget=forms.HiddenInput)
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 80}), required=False, max_length=5000)
     password = forms.CharField(
         widget=forms.PasswordInput, help_text="Your password again: this decision is a signature."
     )
+
+
+def non_atomic(view: Any) -> Any:
+    """An admin view outside the request's transaction: a refused decision must leave its
+    record and its failed-password count behind (approvals/step_up.py); the view runs each
+    write in a transaction of its own."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response: HttpResponse = view(request, *args, **kwargs)
+        return response
+
+    return transaction.non_atomic_requests(wrapped)
+
+
+def change_context(changelog: Changelog, revision: Any) -> dict[str, Any]:
+    """Everything an approver reads before signing one revision."""
+    previous = changelog_selectors.revision_previous_submitted(revision=revision)
+    return {
+        "changelog": changelog,
+        "revision": revision,
+        "content": revision.content,
+        "evidence": changelog_selectors.evidence_briefs(changelog=changelog, revision=revision),
+        "readiness": changelog_selectors.readiness_of(changelog=changelog, revision=revision),
+        "previous": previous,
+        "changes_since_previous": (
+            changelog_selectors.revision_changes_between(before=previous, after=revision) if previous else None
+        ),
+    }
 
 
 class AuthorityForm(forms.Form):
@@ -77,7 +119,11 @@ class ApprovalAdmin(ReadOnlyAdmin):
         return [
             path("queue/", wrap(self.queue_view), name="approvals_queue"),
             path("queue/<uuid:changelog_id>/", wrap(self.detail_view), name="approvals_detail"),
-            path("queue/<uuid:changelog_id>/<str:decision>/", wrap(self.decide_view), name="approvals_decide"),
+            path(
+                "queue/<uuid:changelog_id>/<str:decision>/",
+                wrap(non_atomic(self.decide_view)),
+                name="approvals_decide",
+            ),
             path("authorities/", wrap(self.authorities_view), name="approvals_authorities"),
             *super().get_urls(),
         ]
@@ -93,12 +139,8 @@ class ApprovalAdmin(ReadOnlyAdmin):
         state = selectors.approval_state_of(changelog=changelog, now=timezone.now())
         context = {
             **self.admin_site.each_context(request),
+            **change_context(changelog, revision),
             "title": f"{changelog.service.slug} {revision.content['artifact']['version']} ({changelog.kind})",
-            "changelog": changelog,
-            "revision": revision,
-            "content": revision.content,
-            "evidence": changelog_selectors.evidence_list(revision=revision),
-            "readiness": changelog_selectors.readiness_of(changelog=changelog),
             "state": state,
             "approvals": selectors.approval_list(changelog=changelog),
             "may_decide": _may_decide(request.user, changelog),
@@ -106,41 +148,75 @@ class ApprovalAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "approvals/detail.html", context)
 
     def decide_view(self, request: HttpRequest, changelog_id: UUID, decision: str) -> HttpResponse:
+        """The confirm page: the whole content once more, the reason, the password. The form
+        carries the revision and content hash shown; when the change was revised meanwhile,
+        nothing is recorded and the page shows what changed, field by field."""
         if decision not in Decision.values:
             raise Http404("No such decision.")
-        changelog = changelog_selectors.changelog_list_visible(user=request.user).filter(pk=changelog_id).first()
-        if changelog is None or not _may_decide(request.user, changelog):
+        changelog = _visible_changelog(request, changelog_id)
+        if request.method == "POST" and not _may_decide_as_person(request.user, changelog):
+            # A forged post: the page offers no buttons to this person. Refused and recorded.
+            refused = PermissionDenied(ApprovalError.NO_SIGNING_AUTHORITY, "You may not decide on this change.")
+            services.approval_refusal_record(
+                acting_user=request.user, changelog=changelog, decision=decision, seen=None, error=refused
+            )
+            raise DjangoPermissionDenied(refused.message)
+        if request.method != "POST" and not _may_decide(request.user, changelog):
             raise DjangoPermissionDenied("You may not decide on this change.")
         form = DecisionForm(request.POST or None)
+        changes = None
         if request.method == "POST" and form.is_valid():
-            if not request.user.check_password(form.cleaned_data["password"]):
-                form.add_error("password", "That is not your password; nothing was recorded.")
-            else:
-                try:
-                    with transaction.atomic():
-                        locked = changelog_selectors.changelog_lock(changelog=changelog)
-                        services.approval_decide(
-                            acting_user=request.user,
-                            changelog=locked,
-                            decision=decision,
-                            reason=form.cleaned_data["reason"],
-                        )
-                except ApplicationError as error:
-                    form.add_error(None, error.message)
-                else:
-                    self.message_user(
-                        request, f"Your decision ({decision}) is recorded and signed into the audit trail."
+            seen = services.Seen(revision=form.cleaned_data["revision"], content_hash=form.cleaned_data["content_hash"])
+            try:
+                step_up_verify(request=request, user=request.user, password=form.cleaned_data["password"])
+                with transaction.atomic():
+                    services.approval_decide(
+                        acting_user=request.user,
+                        changelog=changelog,
+                        decision=decision,
+                        reason=form.cleaned_data["reason"],
+                        seen=seen,
                     )
-                    return HttpResponseRedirect(reverse("admin:approvals_detail", args=[changelog.pk]))
+            except ApplicationError as error:
+                services.approval_refusal_record(
+                    acting_user=request.user, changelog=changelog, decision=decision, seen=seen, error=error
+                )
+                if error.code == ApprovalError.CONTENT_CHANGED:
+                    # A fresh form for the current revision: the approver reads what changed
+                    # and the content now shown, and decides again (password again).
+                    changes = self._changes_since(changelog, seen)
+                    form = DecisionForm(initial={"reason": form.cleaned_data["reason"]})
+                else:
+                    form.add_error(None, error.message)
+            else:
+                self.message_user(request, f"Your decision ({decision}) is recorded and signed into the audit trail.")
+                return HttpResponseRedirect(reverse("admin:approvals_detail", args=[changelog.pk]))
+        changelog.refresh_from_db()
+        revision = changelog_selectors.revision_current(changelog=changelog)
+        if not form.is_bound or changes is not None:
+            form.initial.update({"revision": revision.number, "content_hash": revision.content_hash})
         context = {
             **self.admin_site.each_context(request),
+            **change_context(changelog, revision),
             "title": f"{'Approve' if decision == Decision.APPROVED else 'Reject'} {changelog.service.slug}",
-            "changelog": changelog,
-            "revision": changelog.current_revision,
             "decision": decision,
             "form": form,
+            "changes_since_seen": changes,
         }
         return TemplateResponse(request, "approvals/decide.html", context)
+
+    @staticmethod
+    def _changes_since(changelog: Changelog, seen: Any) -> Any:
+        revisions = {revision.number: revision for revision in changelog.revisions.all()}
+        current = changelog_selectors.revision_current(changelog=changelog)
+        before = revisions.get(seen.revision)
+        if before is None:
+            return None
+        return {
+            "from": before,
+            "to": current,
+            "changes": changelog_selectors.revision_changes_between(before=before, after=current),
+        }
 
     def authorities_view(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("changelogs.change_domain"):

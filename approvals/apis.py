@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -13,10 +14,11 @@ from approvals import selectors, services
 from approvals.errors import ApprovalError
 from approvals.models import Decision, RetrospectiveStatus
 from approvals.rules import ApprovalState
+from approvals.step_up import step_up_verify
 from changelogs import selectors as changelog_selectors
 from changelogs.apis import ChangelogOutput
 from releasegate.api import StrictInput, error_responses
-from releasegate.errors import PermissionDenied, field_error
+from releasegate.errors import ApplicationError, PermissionDenied
 
 
 class SubmitApi(APIView):
@@ -73,12 +75,30 @@ class ApprovalStateOutput(serializers.Serializer[Any]):
 class DecideInput(StrictInput):
     decision = serializers.ChoiceField(choices=Decision.choices)
     reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    revision = serializers.IntegerField(
+        min_value=1, help_text="The revision number you decided on, as shown to you (`revision.number`)."
+    )
+    content_hash = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        help_text=(
+            "The content hash you decided on, as shown to you (`revision.content_hash`). When the change was "
+            "revised since, nothing is recorded and the answer is 409 `content_changed`."
+        ),
+    )
     password = serializers.CharField(
         write_only=True, style={"input_type": "password"}, help_text="Your password again: a decision is a signature."
     )
 
 
 class ApprovalListDecideApi(APIView):
+    atomic_request = False  # see as_view
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Outside the request's transaction: a refused decision (a wrong password, content that
+        # changed) must leave its record and its failure count behind (approvals/step_up.py).
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
     def _state(self, changelog: Any) -> dict[str, Any]:
         state = selectors.approval_state_of(changelog=changelog, now=timezone.now())
         approvals = selectors.approval_list(changelog=changelog)
@@ -100,31 +120,37 @@ class ApprovalListDecideApi(APIView):
     @extend_schema(
         operation_id="changelogs_approvals_decide",
         request=DecideInput,
-        responses={201: ApprovalStateOutput, **error_responses(400, 401, 403, 404, 409)},
+        responses={201: ApprovalStateOutput, **error_responses(400, 401, 403, 404, 409, 429)},
         description=(
-            "Approve or reject the current submitted revision, as a person holding signing authority for the "
-            "domain (session login, password again). Pipelines cannot approve."
+            "Approve or reject exactly the submitted revision you were shown (its `revision` and `content_hash`), "
+            "as a person holding signing authority for the domain (session login, password again). Pipelines "
+            "cannot approve. Every refusal is recorded in the audit trail; repeated wrong passwords lock the "
+            "account and the address out (429 `throttled` with `Retry-After`)."
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id)
-        changelog = changelog_selectors.changelog_lock(changelog=changelog)
         decide = DecideInput(data=request.data)
         decide.is_valid(raise_exception=True)
-        if getattr(request.user, "is_service_account", False):
-            raise PermissionDenied(ApprovalError.APPROVER_NOT_A_PERSON, "Pipelines cannot approve changes.")
-        if not request.user.check_password(decide.validated_data["password"]):
-            raise PermissionDenied(
-                ApprovalError.STEP_UP_FAILED,
-                "The password is not right; the decision was not recorded.",
-                fields={"password": [field_error(ApprovalError.STEP_UP_FAILED, "Not your password.")]},
+        values = decide.validated_data
+        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        seen = services.Seen(revision=values["revision"], content_hash=values["content_hash"])
+        try:
+            if getattr(request.user, "is_service_account", False):
+                raise PermissionDenied(ApprovalError.APPROVER_NOT_A_PERSON, "Pipelines cannot approve changes.")
+            step_up_verify(request=request._request, user=request.user, password=values["password"])
+            with transaction.atomic():
+                services.approval_decide(
+                    acting_user=request.user,
+                    changelog=changelog,
+                    decision=values["decision"],
+                    reason=values["reason"],
+                    seen=seen,
+                )
+        except ApplicationError as error:
+            services.approval_refusal_record(
+                acting_user=request.user, changelog=changelog, decision=values["decision"], seen=seen, error=error
             )
-        services.approval_decide(
-            acting_user=request.user,
-            changelog=changelog,
-            decision=decide.validated_data["decision"],
-            reason=decide.validated_data["reason"],
-        )
+            raise
         return Response(self._state(changelog), status=status.HTTP_201_CREATED)
 
 

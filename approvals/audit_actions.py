@@ -6,6 +6,7 @@ class ApprovalAction(StrEnum):
 
     APPROVAL_APPROVED = "approval:approved"
     APPROVAL_REJECTED = "approval:rejected"
+    APPROVAL_REFUSED = "approval:refused"
     AUTHORITY_GRANTED = "authority:granted"
     AUTHORITY_REVOKED = "authority:revoked"
     RETROSPECTIVE_OPENED = "retrospective:opened"

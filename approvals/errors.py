@@ -9,5 +9,6 @@ class ApprovalError(StrEnum):
     ALREADY_DECIDED = "already_decided"
     REASON_REQUIRED = "reason_required"
     STEP_UP_FAILED = "step_up_failed"
+    CONTENT_CHANGED = "content_changed"
     UNKNOWN_AUTHORITY = "unknown_authority"
     GRANTEE_REQUIRED = "grantee_required"

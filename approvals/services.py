@@ -1,6 +1,7 @@
 """Writes for approvals: the authority matrix, submitting for approval, deciding, and hotfix
 retrospectives. Each runs in one transaction with its audit event."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,8 +20,8 @@ from approvals.selectors import approval_state_of, authorities_of, authority_hol
 from audit.services import SYSTEM
 from changelogs import services as changelog_services
 from changelogs.models import Changelog, ChangelogKind, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
-from changelogs.selectors import policy_for, revision_current
-from releasegate.errors import Conflict, InvalidInput, PermissionDenied, field_error
+from changelogs.selectors import changelog_lock, policy_for, revision_current
+from releasegate.errors import ApplicationError, Conflict, InvalidInput, PermissionDenied, field_error
 
 
 def _authority(value: str) -> Authority:
@@ -106,16 +107,38 @@ def changelog_submit_for_approval(
     return revision
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What the approver saw and is deciding on: the revision's number and content hash."""
+
+    revision: int
+    content_hash: str
+
+
 @transaction.atomic
 def approval_decide(
-    *, acting_user: Any, changelog: Changelog, decision: str, reason: str, now: datetime | None = None
+    *,
+    acting_user: Any,
+    changelog: Changelog,
+    decision: str,
+    reason: str,
+    seen: Seen,
+    now: datetime | None = None,
 ) -> Approval:
-    """Record a signing authority's decision on the current submitted revision, then move the
-    changelog to what its approvals now add up to. ``changelog`` must be locked."""
+    """Record a signing authority's decision on exactly the content they saw, then move the
+    changelog to what its approvals now add up to.
+
+    The decision names the revision and content hash shown to the approver; when the change
+    was revised since (a new revision, other content), nothing is recorded and the answer is
+    ``content_changed``: an approval signs those bytes or nothing. Locks the changelog, so a
+    decision and an edit never interleave."""
     now = now or timezone.now()
+    changelog = changelog_lock(changelog=changelog)
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.SUBMITTED:
         raise Conflict(ApprovalError.CHANGELOG_NOT_SUBMITTED, "Only a submitted revision can be approved or rejected.")
+    if (revision.number, revision.content_hash) != (seen.revision, seen.content_hash):
+        raise content_changed(seen=seen, current=revision)
     if acting_user.is_service_account:
         raise PermissionDenied(ApprovalError.APPROVER_NOT_A_PERSON, "Pipelines cannot approve changes.")
     authorities = authorities_of(user=acting_user, domain=changelog.service.domain)
@@ -171,6 +194,44 @@ def approval_decide(
         changelog, state, retrospective, hours=policy.rules.hotfix_retrospective_hours, actor=acting_user, now=now
     )
     return approval
+
+
+def content_changed(*, seen: Seen, current: ChangelogRevision) -> Conflict:
+    message = (
+        f"The change was revised after you opened it: you decided on revision {seen.revision} "
+        f"(content hash {seen.content_hash[:12]}…), it is now revision {current.number} "
+        f"(content hash {current.content_hash[:12]}…). Nothing was recorded; review what changed and decide again."
+    )
+    return Conflict(
+        ApprovalError.CONTENT_CHANGED,
+        message,
+        fields={
+            "revision": [field_error(ApprovalError.CONTENT_CHANGED, f"The current revision is {current.number}.")],
+            "content_hash": [
+                field_error(ApprovalError.CONTENT_CHANGED, f"The current content hash is {current.content_hash}.")
+            ],
+        },
+    )
+
+
+@transaction.atomic
+def approval_refusal_record(
+    *, acting_user: Any, changelog: Changelog, decision: str, seen: Seen | None, error: ApplicationError
+) -> None:
+    """Record a refused decision (THREATS.md: every refusal about authority is recorded). Runs
+    in a transaction of its own, after the refused one rolled back."""
+    audit.record(
+        actor=acting_user,
+        action=ApprovalAction.APPROVAL_REFUSED,
+        target=changelog,
+        data={
+            "decision": decision,
+            "revision": seen.revision if seen else None,
+            "content_hash": seen.content_hash if seen else None,
+            "code": error.code,
+            "message": error.message,
+        },
+    )
 
 
 def _refuse_own_change(user: Any, changelog: Changelog, revision: ChangelogRevision) -> None:

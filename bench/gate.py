@@ -122,7 +122,7 @@ def history_build() -> dict[str, Any]:
     from django.db import connection, transaction
     from guardian.shortcuts import assign_perm
 
-    from approvals.services import approval_decide, authority_grant, changelog_submit_for_approval
+    from approvals.services import Seen, approval_decide, authority_grant, changelog_submit_for_approval
     from audit.services import Actor
     from changelogs.content import content_validate
     from changelogs.models import Domain, Journey, Service
@@ -188,13 +188,13 @@ def history_build() -> dict[str, Any]:
             )
     with transaction.atomic():
         changelog_submit_for_approval(acting_user=pipeline, changelog=changelog_lock(changelog=changelog))
+    changelog.refresh_from_db()
+    revision = changelog.current_revision
+    seen = Seen(revision=revision.number, content_hash=revision.content_hash)
     for approver in (lead, deputy):
         with transaction.atomic():
             approval_decide(
-                acting_user=approver,
-                changelog=changelog_lock(changelog=changelog),
-                decision="approved",
-                reason="Evidence checked.",
+                acting_user=approver, changelog=changelog, decision="approved", reason="Evidence checked.", seen=seen
             )
     changelog.refresh_from_db()
     if changelog.status != "approved":

@@ -316,3 +316,46 @@ def _security_findings(rules: PolicyRules, security: list[EvidenceFact]) -> list
                     )
                 )
     return findings
+
+
+def evidence_brief(rules: PolicyRules, item: EvidenceFact) -> tuple[str, ...]:
+    """What an approver reads of one evidence file before signing: the tests and the journeys
+    they cover, latency and error rate against the policy's limits, findings by severity
+    against the limits. Sentences, from the parsed summary."""
+    summary = item.summary
+    if item.kind == "sanity":
+        outcomes = ", ".join(
+            f"{summary.get(key, 0)} {key}" for key in ("passed", "failed", "errors", "skipped", "flaky")
+        )
+        journeys = summary.get("journeys") or {}
+        covered = ", ".join(f"{journey} {outcome}" for journey, outcome in sorted(journeys.items()))
+        return (
+            f"{summary.get('tests', 0)} tests: {outcomes}.",
+            f"Journeys: {covered}." if covered else "Journeys: none tagged.",
+        )
+    if item.kind == "performance":
+        latency = summary.get("latency_ms") or {}
+        p95, p99, error_rate = latency.get("p95"), latency.get("p99"), summary.get("error_rate")
+        limit_p95 = f" (limit {rules.max_p95_ms:g} ms)" if rules.max_p95_ms is not None else ""
+        limit_errors = f" (limit {rules.max_error_rate:.2%})" if rules.max_error_rate is not None else ""
+        return (
+            f"p95 {_ms(p95)}{limit_p95}, p99 {_ms(p99)}.",
+            f"Error rate {'not measured' if error_rate is None else f'{error_rate:.2%}'}{limit_errors} "
+            f"over {summary.get('requests', 'an unknown number of')} requests.",
+        )
+    if item.kind == "security":
+        counts = summary.get("findings_by_severity") or summary.get("findings") or {}
+        parts = []
+        for severity in SEVERITIES:
+            limit = rules.max_security_findings.get(severity)
+            parts.append(f"{counts.get(severity, 0) or 0} {severity}" + ("" if limit is None else f" (limit {limit})"))
+        lines = [f"Findings: {', '.join(parts)}."]
+        if summary.get("execution_successful") is False:
+            lines.append("The scanner reports that it did not complete.")
+        return tuple(lines)
+    notes = summary.get("notes") or []
+    return tuple(str(note) for note in notes[:5]) or ("A document: read it before signing.",)
+
+
+def _ms(value: Any) -> str:
+    return "not measured" if value is None else f"{value:g} ms"

@@ -8,9 +8,17 @@ from uuid import UUID
 from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
+from changelogs.diff import EvidenceItem, RevisionChanges, revision_changes
 from changelogs.errors import ChangelogError
 from changelogs.models import Changelog, ChangelogRevision, Domain, Evidence, Journey, Policy, Service
-from changelogs.policy import EvidenceFact, Finding, PolicyRules, ReadinessFacts, readiness_findings
+from changelogs.policy import (
+    EvidenceFact,
+    Finding,
+    PolicyRules,
+    ReadinessFacts,
+    evidence_brief,
+    readiness_findings,
+)
 from releasegate.errors import NotFound, PermissionDenied
 
 MANAGE_CHANGELOGS = "changelogs.manage_changelogs"
@@ -166,6 +174,48 @@ def evidence_list(*, revision: ChangelogRevision) -> QuerySet[Evidence]:
     return revision.evidence.select_related("uploaded_by").order_by("uploaded_at", "id")
 
 
+def _fact(item: Evidence) -> EvidenceFact:
+    return EvidenceFact(
+        id=str(item.id),
+        kind=item.kind,
+        format=item.format,
+        file_name=item.file_name,
+        environment=item.environment,
+        verdict=item.verdict,
+        summary=item.summary,
+    )
+
+
+def evidence_briefs(*, changelog: Changelog, revision: ChangelogRevision) -> list[tuple[Evidence, tuple[str, ...]]]:
+    """Each evidence file of the revision with what an approver reads of it (tests and
+    journeys, latency and error rate against the limits, findings by severity)."""
+    rules = policy_for(service=changelog.service).rules
+    return [(item, evidence_brief(rules, _fact(item))) for item in evidence_list(revision=revision)]
+
+
+def revision_previous_submitted(*, revision: ChangelogRevision) -> ChangelogRevision | None:
+    """The submitted revision before this one, which approvers may already have seen."""
+    previous: ChangelogRevision | None = (
+        ChangelogRevision.objects.filter(changelog_id=revision.changelog_id, number__lt=revision.number)
+        .exclude(content_hash="")
+        .order_by("-number")
+        .first()
+    )
+    return previous
+
+
+def revision_changes_between(*, before: ChangelogRevision, after: ChangelogRevision) -> RevisionChanges:
+    def items(revision: ChangelogRevision) -> list[EvidenceItem]:
+        return [
+            EvidenceItem(sha256=sha256, kind=kind, file_name=name)
+            for sha256, kind, name in revision.evidence.values_list("sha256", "kind", "file_name")
+        ]
+
+    return revision_changes(
+        before=before.content, after=after.content, evidence_before=items(before), evidence_after=items(after)
+    )
+
+
 def evidence_get(*, changelog: Changelog, evidence_id: UUID | str) -> Evidence:
     """Evidence of a changelog the caller may already see (any of its revisions)."""
     evidence = Evidence.objects.select_related("uploaded_by").filter(changelog=changelog, pk=evidence_id).first()
@@ -205,18 +255,7 @@ def readiness_of(*, changelog: Changelog, revision: ChangelogRevision | None = N
     facts = ReadinessFacts(
         changelog_kind=changelog.kind,
         domain_critical_journeys=critical,
-        evidence=[
-            EvidenceFact(
-                id=str(item.id),
-                kind=item.kind,
-                format=item.format,
-                file_name=item.file_name,
-                environment=item.environment,
-                verdict=item.verdict,
-                summary=item.summary,
-            )
-            for item in revision.evidence.all()
-        ],
+        evidence=[_fact(item) for item in revision.evidence.all()],
     )
     return Readiness(revision=revision.number, policy=policy, findings=readiness_findings(policy.rules, facts))
 

@@ -37,6 +37,7 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         404: "Does not exist, or not visible to the caller.",
         409: "The object's state does not allow this.",
         413: "Too large.",
+        429: "Too many failed attempts; `Retry-After` says when to try again.",
     }
     return {status: OpenApiResponse(ErrorSerializer, description=descriptions[status]) for status in statuses}
 

@@ -8,7 +8,10 @@ class ReleaseGateConfig(AppConfig):
 
     def ready(self) -> None:
         # Bind shared tasks to our Celery app in every Django process (web, worker, commands).
-        from releasegate import celery, schema  # noqa: F401  (schema: OpenAPI extensions register on import)
+        from axes.signals import user_locked_out
+
+        from releasegate import celery, schema, signals  # noqa: F401  (schema: OpenAPI extensions register on import)
         from releasegate.roles import roles_ensure
 
         post_migrate.connect(roles_ensure, sender=self)
+        user_locked_out.connect(signals.locked_out, dispatch_uid="releasegate-audit-locked-out")

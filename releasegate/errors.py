@@ -6,6 +6,7 @@ module imports nothing from the apps, so every app may raise these.
 """
 
 from collections.abc import Mapping
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -68,6 +69,16 @@ class Conflict(ApplicationError):
     status_code = status.HTTP_409_CONFLICT
 
 
+class TooManyAttempts(ApplicationError):
+    """Too many failed attempts: come back after ``retry_after``."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+
+    def __init__(self, message: str, *, retry_after: timedelta) -> None:
+        super().__init__(CommonError.THROTTLED, message)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(ApplicationError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
@@ -123,19 +134,29 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], CommonError] = {
 }
 
 
+def _keep() -> None:
+    pass
+
+
 def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     """The REST framework exception handler: every error leaves as ``{"code", "message",
     "fields"}`` and rolls back the request's transaction."""
+    # A view outside the request's transaction (``atomic_request = False``) has already rolled
+    # back its own; marking a transaction around it for rollback (a test's) would be wrong.
+    rollback = set_rollback if getattr(context.get("view"), "atomic_request", True) else _keep
     if isinstance(exc, ApplicationError):
-        set_rollback()
-        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+        rollback()
+        headers = {}
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(max(1, int(exc.retry_after.total_seconds())))
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code, headers=headers)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
     if not isinstance(exc, drf_exceptions.APIException):
         return None
-    set_rollback()
+    rollback()
     headers = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "axes",
     "audit",
     "changelogs",
     "approvals",
@@ -59,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a lockout flagged during the request into django-axes' 429 page (admin login).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "releasegate.urls"
@@ -94,6 +97,8 @@ DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 
 AUTH_USER_MODEL = "releasegate.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses any password check (login or step-up) of a locked-out account or address.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -103,6 +108,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins and step-up re-entries (django-axes): after this many failures an account, and
+# separately an address, is locked out for the period below; every failure and lockout is an
+# audit event (releasegate/signals.py). The lock ends by itself; `manage.py axes_reset` ends it early.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_LOCKOUT_TEMPLATE = "releasegate/locked_out.html"
+# The client's address (django-ipware): behind the one reverse proxy that SECURE_PROXY_SSL
+# implies, the address that proxy saw; otherwise the connection's.
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if env_bool("SECURE_PROXY_SSL", False) else ("REMOTE_ADDR",)
+)
+AXES_IPWARE_PROXY_ORDER = "right-most"
+AXES_IPWARE_PROXY_COUNT = 1 if env_bool("SECURE_PROXY_SSL", False) else None
+
 # Guardian's anonymous user would be a real row that can hold permissions; we never want that.
 ANONYMOUS_USER_NAME = None
 GUARDIAN_RAISE_403 = False
@@ -337,4 +360,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes logs every login at INFO; failures and lockouts are audit events already.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -49,6 +49,13 @@ def changelog_content(**overrides: Any) -> dict[str, Any]:
     return content
 
 
+def seen_of(changelog: Changelog) -> dict[str, Any]:
+    """The revision and content hash an approver is shown now: what a decision must name."""
+    revision = Changelog.objects.select_related("current_revision").get(pk=changelog.pk).current_revision
+    assert revision is not None
+    return {"revision": revision.number, "content_hash": revision.content_hash}
+
+
 def hotfix_details() -> dict[str, str]:
     return {"incident_reference": "INC-4711", "emergency_reason": "Card payments fail for Maestro cards."}
 

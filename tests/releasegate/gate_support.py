@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from changelogs.models import Changelog
 from tests.changelogs.evidence_files import junit_with_journeys, k6_passing, sarif_clean
 from tests.conftest import Cast
-from tests.factories import DIGEST, JourneyFactory, changelog_make
+from tests.factories import DIGEST, JourneyFactory, changelog_make, seen_of
 
 PASSWORD = "a-test-password-1234"
 
@@ -31,7 +31,7 @@ def approve(cast: Cast, changelog: Changelog, who: Any = None) -> None:
     approver = cast.session(who or cast.approver)
     response = approver.post(
         f"/api/v1/changelogs/{changelog.id}/approvals/",
-        {"decision": "approved", "reason": "Checked", "password": PASSWORD},
+        {"decision": "approved", "reason": "Checked", "password": PASSWORD, **seen_of(changelog)},
         format="json",
     )
     assert response.status_code == 201, response.json()

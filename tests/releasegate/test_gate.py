@@ -14,7 +14,7 @@ from audit.models import AuditEvent
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import GateDecision
 from tests.conftest import Cast
-from tests.factories import DIGEST, OTHER_DIGEST, changelog_make
+from tests.factories import DIGEST, OTHER_DIGEST, changelog_make, seen_of
 from tests.releasegate.gate_support import PASSWORD, approve, check, complete_evidence, ready_changelog
 
 
@@ -89,7 +89,7 @@ def test_a_rejected_change_is_denied(cast: Cast) -> None:
     changelog = ready_changelog(cast, approved=False)
     cast.session(cast.approver).post(
         f"/api/v1/changelogs/{changelog.id}/approvals/",
-        {"decision": "rejected", "reason": "No", "password": PASSWORD},
+        {"decision": "rejected", "reason": "No", "password": PASSWORD, **seen_of(changelog)},
         format="json",
     )
 

@@ -21,7 +21,7 @@ from approvals.services import retrospectives_mark_overdue
 from audit.models import AuditEvent, PackJob
 from changelogs.models import Changelog, Evidence
 from tests.conftest import Cast
-from tests.factories import OTHER_DIGEST
+from tests.factories import OTHER_DIGEST, seen_of
 from tests.releasegate.gate_support import check, ready_changelog
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
@@ -243,7 +243,7 @@ def test_an_auditor_cannot_change_anything(cast: Cast, deployed: Changelog) -> N
     assert (
         auditor.post(
             f"{url}approvals/",
-            {"decision": "approved", "reason": "x", "password": "a-test-password-1234"},
+            {"decision": "approved", "reason": "x", "password": "a-test-password-1234", **seen_of(deployed)},
             format="json",
         ).status_code
         == 403
