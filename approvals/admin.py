@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from approvals import selectors, services
 from approvals.errors import ApprovalError
-from approvals.models import Approval, Decision, Notification, Retrospective
+from approvals.models import Approval, AuthorityGrant, Decision, GrantStatus, Notification, Retrospective
 from approvals.rules import Authority
 from approvals.step_up import step_up_verify
 from audit.admin import ReadOnlyAdmin
@@ -97,14 +97,34 @@ def change_context(changelog: Changelog, revision: Any) -> dict[str, Any]:
     }
 
 
-class AuthorityForm(forms.Form):
+class GrantRequestForm(forms.Form):
+    form = forms.CharField(widget=forms.HiddenInput, initial="request")
     domain = forms.ModelChoiceField(queryset=Domain.objects.all())
     authority = forms.ChoiceField(choices=[(a.value, a.value) for a in Authority])
     user = forms.ModelChoiceField(
         queryset=get_user_model().objects.filter(is_service_account=False, is_active=True), required=False
     )
     group = forms.ModelChoiceField(queryset=Group.objects.all(), required=False)
-    action = forms.ChoiceField(choices=[("grant", "Grant"), ("revoke", "Revoke")])
+    reason = forms.CharField(max_length=500)
+    password = forms.CharField(widget=forms.PasswordInput, help_text="Your password again.")
+
+
+class MembershipRequestForm(forms.Form):
+    form = forms.CharField(widget=forms.HiddenInput, initial="membership")
+    group = forms.ModelChoiceField(queryset=Group.objects.all(), help_text="A group that holds signing authority.")
+    user = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_service_account=False, is_active=True))
+    reason = forms.CharField(max_length=500)
+    password = forms.CharField(widget=forms.PasswordInput, help_text="Your password again.")
+
+
+class GrantDecisionForm(forms.Form):
+    form = forms.CharField(widget=forms.HiddenInput, initial="decide")
+    grant = forms.UUIDField(widget=forms.HiddenInput)
+    decision = forms.ChoiceField(choices=[("confirm", "Confirm"), ("refuse", "Refuse"), ("revoke", "Revoke")])
+    password = forms.CharField(widget=forms.PasswordInput)
+
+
+GRANT_DECISIONS = {"confirm": services.grant_confirm, "refuse": services.grant_refuse, "revoke": services.grant_revoke}
 
 
 @admin.register(Approval)
@@ -124,7 +144,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
                 wrap(non_atomic(self.decide_view)),
                 name="approvals_decide",
             ),
-            path("authorities/", wrap(self.authorities_view), name="approvals_authorities"),
+            path("authorities/", wrap(non_atomic(self.authorities_view)), name="approvals_authorities"),
             *super().get_urls(),
         ]
 
@@ -219,33 +239,82 @@ class ApprovalAdmin(ReadOnlyAdmin):
         }
 
     def authorities_view(self, request: HttpRequest) -> HttpResponse:
-        if not request.user.has_perm("changelogs.change_domain"):
+        """The authority matrix, the grants waiting for a second administrator, and the forms
+        to ask for, confirm, refuse and revoke grants; each asks for the password again."""
+        if not request.user.has_perm("approvals.change_authoritygrant"):
             raise DjangoPermissionDenied("Only administrators manage signing authorities.")
-        form = AuthorityForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            operation = services.authority_grant if data["action"] == "grant" else services.authority_revoke
-            try:
-                operation(
-                    acting_user=request.user,
-                    domain=data["domain"],
-                    authority=data["authority"],
-                    user=data["user"],
-                    group=data["group"],
-                )
-            except ApplicationError as error:
-                form.add_error(None, error.message)
-            else:
-                self.message_user(request, "Done; the change is in the audit trail.", messages.SUCCESS)
+        posted = request.POST.get("form") if request.method == "POST" else None
+        forms_by_name: dict[str, forms.Form] = {
+            "request": GrantRequestForm(request.POST if posted == "request" else None),
+            "membership": MembershipRequestForm(request.POST if posted == "membership" else None),
+            "decide": GrantDecisionForm(request.POST if posted == "decide" else None),
+        }
+        form = forms_by_name.get(posted or "")
+        if form is not None and form.is_valid():
+            done = self._grant_act(request, posted or "", form)
+            if done is not None:
+                self.message_user(request, done, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:approvals_authorities"))
         matrix = [(domain, selectors.authority_grants(domain=domain)) for domain in Domain.objects.all()]
         context = {
             **self.admin_site.each_context(request),
             "title": "Signing authorities",
             "matrix": matrix,
-            "form": form,
+            "pending": selectors.grant_list(status=GrantStatus.PENDING),
+            "active": selectors.grant_list(status=GrantStatus.ACTIVE),
+            "request_form": forms_by_name["request"],
+            "membership_form": forms_by_name["membership"],
+            "decide_errors": forms_by_name["decide"].non_field_errors() if posted == "decide" else [],
         }
         return TemplateResponse(request, "approvals/authorities.html", context)
+
+    @staticmethod
+    def _grant_act(request: HttpRequest, posted: str, form: forms.Form) -> str | None:
+        """Step-up, then the service in a transaction of its own; a refusal is recorded and
+        shown on the form. Returns the message for success, None after a refusal."""
+        data = form.cleaned_data
+        grant = AuthorityGrant.objects.filter(pk=data["grant"]).first() if posted == "decide" else None
+        try:
+            step_up_verify(request=request, user=request.user, password=data["password"])
+            with transaction.atomic():
+                if posted == "request":
+                    grant = services.authority_grant_request(
+                        acting_user=request.user,
+                        domain=data["domain"],
+                        authority=data["authority"],
+                        user=data["user"],
+                        group=data["group"],
+                        reason=data["reason"],
+                    )
+                    return f"Asked for: {grant.describe()}. A second administrator must confirm it."
+                if posted == "membership":
+                    grant = services.membership_grant_request(
+                        acting_user=request.user, group=data["group"], user=data["user"], reason=data["reason"]
+                    )
+                    return f"Asked for: {grant.describe()}. A second administrator must confirm it."
+                if grant is None:
+                    raise Http404("No such grant.")
+                GRANT_DECISIONS[data["decision"]](acting_user=request.user, grant=grant)
+                return f"{data['decision'].capitalize()}: {grant.describe()}. The audit trail has it."
+        except ApplicationError as error:
+            services.authority_refusal_record(
+                acting_user=request.user,
+                attempted=posted if posted != "decide" else data["decision"],
+                grant=grant,
+                error=error,
+            )
+            form.add_error(None, error.message)
+            return None
+
+
+@admin.register(AuthorityGrant)
+class AuthorityGrantAdmin(ReadOnlyAdmin):
+    """Every grant ever asked for, with who asked, who confirmed and who revoked; managed on the
+    signing authorities page."""
+
+    list_display = ("__str__", "kind", "status", "requested_by", "requested_at", "decided_by", "revoked_by")
+    list_filter = ("status", "kind", "domain")
+    search_fields = ("user__username", "group__name", "reason")
 
 
 @admin.register(Retrospective)

@@ -35,6 +35,115 @@ class Approval(models.Model):
         return f"{self.decision} by {self.approver_id} of {self.changelog_id}"
 
 
+class GrantKind(models.TextChoices):
+    AUTHORITY = "authority", "A signing authority on a domain"
+    MEMBERSHIP = "membership", "Membership of a group that holds signing authority"
+
+
+class GrantStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a second administrator"
+    ACTIVE = "active", "In force"
+    REFUSED = "refused", "Refused or withdrawn before it took effect"
+    REVOKED = "revoked", "Revoked"
+
+
+GRANT_OPEN = (GrantStatus.PENDING, GrantStatus.ACTIVE)
+
+
+class AuthorityGrant(models.Model):
+    """Who may sign for a domain, and who said so. A grant takes effect only when a second
+    administrator confirms it; an approval counts only on an authority that neither its
+    approver's own request nor their own confirmation put in force (approvals/rules.py).
+
+    Two kinds: an authority (sign_off, security_sign_off, data_sign_off) on a domain for a
+    person or a group; and a person's membership of a group that holds authority (joining
+    such a group is being made a signing authority). Never edited but to move on in its
+    life (pending → active → revoked, or pending → refused); each step is an audit event.
+    Active grants are mirrored into django-guardian's object permissions, which decide what
+    a signing authority may see and who is notified; what counts is decided from grants."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=GrantKind.choices)
+    domain = models.ForeignKey("changelogs.Domain", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    authority = models.CharField(max_length=32, blank=True, help_text="For an authority grant.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="authority_grants"
+    )
+    group = models.ForeignKey("auth.Group", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    subject = models.CharField(
+        max_length=200, help_text='What is granted, as one key: "authority:<domain>:<authority>:user:<id>", …'
+    )
+    status = models.CharField(max_length=16, choices=GrantStatus.choices, default=GrantStatus.PENDING)
+    reason = models.CharField(max_length=500)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty for authorities held before grants needed a second administrator.",
+    )
+    requested_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who confirmed (or refused) it: never the one who asked.",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.CheckConstraint(
+                name="grant_authority_targets_one",
+                condition=~models.Q(kind="authority")
+                | (
+                    models.Q(domain__isnull=False)
+                    & ~models.Q(authority="")
+                    & (
+                        models.Q(user__isnull=False, group__isnull=True)
+                        | models.Q(user__isnull=True, group__isnull=False)
+                    )
+                ),
+            ),
+            models.CheckConstraint(
+                name="grant_membership_targets_both",
+                condition=~models.Q(kind="membership")
+                | models.Q(domain__isnull=True, authority="", user__isnull=False, group__isnull=False),
+            ),
+            # One grant in force or waiting for each thing granted.
+            models.UniqueConstraint(
+                fields=["subject"], condition=models.Q(status__in=["pending", "active"]), name="grant_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "kind"], name="grant_status_kind")]
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    @staticmethod
+    def subject_of(
+        *, kind: str, domain_id: int | None = None, authority: str = "", user_id: int | None, group_id: int | None
+    ) -> str:
+        if kind == GrantKind.MEMBERSHIP:
+            return f"membership:group:{group_id}:user:{user_id}"
+        grantee = f"group:{group_id}" if group_id else f"user:{user_id}"
+        return f"authority:{domain_id}:{authority}:{grantee}"
+
+    def describe(self) -> str:
+        if self.kind == GrantKind.MEMBERSHIP:
+            return f"{self.user} joins group {self.group}"
+        grantee = f"group {self.group}" if self.group_id else str(self.user)
+        return f"{self.authority} on {self.domain} for {grantee}"
+
+
 class RetrospectiveStatus(models.TextChoices):
     OPEN = "open", "Open"
     COMPLETED = "completed", "Completed"

@@ -1,7 +1,8 @@
 """Which approvals count, and whether they are enough. Pure: no Django.
 
 An approval counts only when it is of the current submitted revision (same content hash), not
-expired, by someone who holds the authority now, who is not the requester, did not upload any
+expired, by someone who holds the authority now through grants they neither asked for nor
+confirmed themselves, who is not the requester, did not upload any
 of the revision's evidence, is not a declared commit author, and is not already counted. The
 tier's number of sign-offs is needed, plus a security sign-off when the change declares
 security impact and a data sign-off when it changes data: each by a different person, so four
@@ -26,6 +27,7 @@ class NotCounted(StrEnum):
     EVIDENCE_UPLOADER = "evidence_uploader"
     COMMIT_AUTHOR = "commit_author"
     NO_AUTHORITY = "no_authority"
+    SELF_GRANTED_AUTHORITY = "self_granted_authority"
     DUPLICATE_APPROVER = "duplicate_approver"
     EXPIRED = "expired"
     STALE_REVISION = "stale_revision"
@@ -49,6 +51,8 @@ class ApprovalFact:
     decided_at: datetime
     expires_at: datetime
     authorities_now: frozenset[str]
+    # Held only through a grant the approver asked for or confirmed: never counts.
+    authorities_self_granted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ def why_not_counted(context: ApprovalContext, approval: ApprovalFact) -> NotCoun
     if approval.expires_at <= context.now:
         return NotCounted.EXPIRED
     if not approval.authorities_now & {a.value for a in Authority}:
+        if approval.authorities_self_granted & {a.value for a in Authority}:
+            return NotCounted.SELF_GRANTED_AUTHORITY
         return NotCounted.NO_AUTHORITY
     return None
 

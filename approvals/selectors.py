@@ -1,13 +1,14 @@
 """Reads for approvals: who holds authority, the state of a changelog's approvals, the queue."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
-from guardian.shortcuts import get_group_perms, get_user_perms, get_users_with_perms
 
-from approvals.models import Approval, Retrospective, RetrospectiveStatus
+from approvals.models import Approval, AuthorityGrant, GrantKind, GrantStatus, Retrospective, RetrospectiveStatus
 from approvals.rules import ApprovalFact, ApprovalState, Authority, approval_context, approval_state
 from changelogs.models import Changelog, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
 from changelogs.selectors import domain_list_with_authority, policy_for, revision_current
@@ -15,33 +16,92 @@ from changelogs.selectors import domain_list_with_authority, policy_for, revisio
 AUTHORITY_PERMISSIONS = tuple(authority.value for authority in Authority)
 
 
+@dataclass(frozen=True)
+class AuthorityPath:
+    """One way a person holds an authority on a domain: a grant to them, or a grant to a group
+    and their membership of it; ``involved`` are the administrators who asked for or confirmed
+    any grant on the way (None for grants held before grants needed a second administrator)."""
+
+    user_id: int
+    authority: str
+    involved: frozenset[int | None]
+
+
+def _paths(*, domain: Domain, user: Any = None) -> list[AuthorityPath]:
+    active = AuthorityGrant.objects.filter(status=GrantStatus.ACTIVE)
+    grants = active.filter(kind=GrantKind.AUTHORITY, domain=domain).values_list(
+        "authority", "user_id", "group_id", "requested_by_id", "decided_by_id"
+    )
+    memberships = active.filter(kind=GrantKind.MEMBERSHIP).values_list(
+        "group_id", "user_id", "requested_by_id", "decided_by_id"
+    )
+    if user is not None:
+        memberships = memberships.filter(user=user)
+    members: dict[int, list[tuple[int, frozenset[int | None]]]] = {}
+    for group_id, user_id, requested_by, decided_by in memberships:
+        members.setdefault(group_id, []).append((user_id, frozenset({requested_by, decided_by})))
+    paths = []
+    for authority, user_id, group_id, requested_by, decided_by in grants:
+        involved = frozenset({requested_by, decided_by})
+        if user_id is not None:
+            paths.append(AuthorityPath(user_id, authority, involved))
+        for member_id, via in members.get(group_id, []) if group_id is not None else []:
+            paths.append(AuthorityPath(member_id, authority, involved | via))
+    return [path for path in paths if user is None or path.user_id == user.pk]
+
+
+def _may_hold(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.is_active and not user.is_service_account)
+
+
 def authorities_of(*, user: Any, domain: Domain) -> frozenset[str]:
-    """The authorities the user holds for the domain, directly or through a group. Granted
-    explicitly only: being a superuser is not a signing authority."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active or user.is_service_account:
+    """The authorities that count for the user on the domain: held through grants in force,
+    directly or through a group, none of which the user asked for or confirmed themselves.
+    Being a superuser is not a signing authority."""
+    if not _may_hold(user):
         return frozenset()
-    held = {str(p) for p in get_user_perms(user, domain)} | {str(p) for p in get_group_perms(user, domain)}
-    return frozenset(held & set(AUTHORITY_PERMISSIONS))
+    return frozenset(path.authority for path in _paths(domain=domain, user=user) if user.pk not in path.involved)
+
+
+def authorities_self_granted(*, user: Any, domain: Domain) -> frozenset[str]:
+    """Authorities the user holds only through a grant they asked for or confirmed: they never
+    count (an approval relying on one is ``self_granted_authority``)."""
+    if not _may_hold(user):
+        return frozenset()
+    held = frozenset(path.authority for path in _paths(domain=domain, user=user))
+    return held - authorities_of(user=user, domain=domain)
 
 
 def authority_holders(*, domain: Domain, authority: str = Authority.SIGN_OFF) -> list[Any]:
-    """Active people holding the authority on the domain (for notifications)."""
-    users: Any = get_users_with_perms(
-        domain, only_with_perms_in=[authority], with_group_users=True, with_superusers=False
-    )
-    return [user for user in users if user.is_active and not user.is_service_account]
+    """Active people for whom the authority counts on the domain (for notifications)."""
+    ids = {
+        path.user_id
+        for path in _paths(domain=domain)
+        if path.authority == authority and path.user_id not in path.involved
+    }
+    users = get_user_model().objects.filter(pk__in=ids, is_active=True, is_service_account=False).order_by("username")
+    return list(users)
 
 
 def authority_grants(*, domain: Domain) -> dict[str, dict[str, list[str]]]:
-    """Who holds what on the domain: {"users": {username: [authorities]}, "groups": {...}}."""
-    from guardian.shortcuts import get_groups_with_perms
+    """Who holds what on the domain, in force: {"users": {username: [authorities]}, "groups": {...}}."""
+    matrix: dict[str, dict[str, set[str]]] = {"users": {}, "groups": {}}
+    for grant in AuthorityGrant.objects.filter(
+        status=GrantStatus.ACTIVE, kind=GrantKind.AUTHORITY, domain=domain
+    ).select_related("user", "group"):
+        if grant.user is not None:
+            matrix["users"].setdefault(grant.user.username, set()).add(grant.authority)
+        elif grant.group is not None:
+            matrix["groups"].setdefault(grant.group.name, set()).add(grant.authority)
+    return {kind: {name: sorted(held) for name, held in sorted(names.items())} for kind, names in matrix.items()}
 
-    users: Any = get_users_with_perms(domain, attach_perms=True, with_group_users=False, with_superusers=False)
-    groups: Any = get_groups_with_perms(domain, attach_perms=True)
-    return {
-        "users": {u.username: sorted(set(p) & set(AUTHORITY_PERMISSIONS)) for u, p in users.items()},
-        "groups": {g.name: sorted(set(p) & set(AUTHORITY_PERMISSIONS)) for g, p in groups.items()},
-    }
+
+def grant_list(*, status: str) -> QuerySet[AuthorityGrant]:
+    return (
+        AuthorityGrant.objects.filter(status=status)
+        .select_related("domain", "user", "group", "requested_by", "decided_by")
+        .order_by("requested_at")
+    )
 
 
 def approval_list(*, changelog: Changelog) -> QuerySet[Approval]:
@@ -75,10 +135,12 @@ def approval_state_of(
     )
     domain = changelog.service.domain
     held: dict[int, frozenset[str]] = {}
+    self_granted: dict[int, frozenset[str]] = {}
     facts = []
     for approval in approval_list(changelog=changelog):
         if approval.approver_id not in held:
             held[approval.approver_id] = authorities_of(user=approval.approver, domain=domain)
+            self_granted[approval.approver_id] = authorities_self_granted(user=approval.approver, domain=domain)
         facts.append(
             ApprovalFact(
                 id=str(approval.id),
@@ -91,6 +153,7 @@ def approval_state_of(
                 decided_at=approval.decided_at,
                 expires_at=approval.expires_at,
                 authorities_now=held[approval.approver_id],
+                authorities_self_granted=self_granted[approval.approver_id],
             )
         )
     return approval_state(context, facts)

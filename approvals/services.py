@@ -13,7 +13,16 @@ from guardian.shortcuts import assign_perm, remove_perm
 import audit
 from approvals.audit_actions import ApprovalAction
 from approvals.errors import ApprovalError
-from approvals.models import Approval, Decision, Retrospective, RetrospectiveStatus
+from approvals.models import (
+    GRANT_OPEN,
+    Approval,
+    AuthorityGrant,
+    Decision,
+    GrantKind,
+    GrantStatus,
+    Retrospective,
+    RetrospectiveStatus,
+)
 from approvals.notifications import notification_enqueue
 from approvals.rules import ApprovalStatus, Authority
 from approvals.selectors import approval_state_of, authorities_of, authority_holders, requester_ids
@@ -33,47 +42,252 @@ def _authority(value: str) -> Authority:
         ) from None
 
 
+# --- Signing authorities: asked for by one administrator, put in force by a second -----------
+
+
+def _require_administrator(user: Any) -> None:
+    if not (getattr(user, "is_active", False) and user.has_perm("approvals.change_authoritygrant")):
+        raise PermissionDenied(ApprovalError.NOT_AN_ADMINISTRATOR, "Only administrators manage signing authorities.")
+
+
+def _refuse_self(acting_user: Any, *, user: Any, group: Group | None) -> None:
+    """Nobody asks for, or confirms, power for themselves: not for their own account, not for
+    a group they belong to."""
+    if user is not None and user.pk == acting_user.pk:
+        raise PermissionDenied(ApprovalError.GRANT_TO_SELF, "You may not grant signing authority to yourself.")
+    if group is not None and group.user_set.filter(pk=acting_user.pk).exists():
+        raise PermissionDenied(
+            ApprovalError.GRANT_TO_SELF, f"You are a member of {group.name}: you may not grant it signing authority."
+        )
+
+
+def _grant_data(grant: AuthorityGrant, old_status: str | None) -> dict[str, Any]:
+    return {
+        "grant": str(grant.id),
+        "kind": grant.kind,
+        "grant_of": grant.describe(),
+        "domain": grant.domain.slug if grant.domain else None,
+        "authority": grant.authority or None,
+        "user": grant.user.username if grant.user else None,
+        "group": grant.group.name if grant.group else None,
+        "reason": grant.reason,
+        "status": {"from": old_status, "to": grant.status},
+        "requested_by": grant.requested_by.username if grant.requested_by else None,
+        "decided_by": grant.decided_by.username if grant.decided_by else None,
+    }
+
+
+def _grant_target(grant: AuthorityGrant) -> Any:
+    return grant.domain if grant.kind == GrantKind.AUTHORITY else ("auth.group", str(grant.group_id))
+
+
+def _grant_request(
+    *, acting_user: Any, kind: str, domain: Domain | None, authority: str, user: Any, group: Group | None, reason: str
+) -> AuthorityGrant:
+    _require_administrator(acting_user)
+    if not reason.strip():
+        raise InvalidInput(
+            ApprovalError.REASON_REQUIRED,
+            "Say why the authority is granted.",
+            fields={"reason": [field_error(ApprovalError.REASON_REQUIRED, "Say why.")]},
+        )
+    if user is not None and user.is_service_account:
+        raise InvalidInput(ApprovalError.APPROVER_NOT_A_PERSON, "Pipelines cannot hold signing authority.")
+    _refuse_self(acting_user, user=user, group=group)
+    subject = AuthorityGrant.subject_of(
+        kind=kind,
+        domain_id=domain.pk if domain else None,
+        authority=authority,
+        user_id=user.pk if user else None,
+        group_id=group.pk if group else None,
+    )
+    if AuthorityGrant.objects.select_for_update().filter(subject=subject, status__in=GRANT_OPEN).exists():
+        raise Conflict(ApprovalError.GRANT_EXISTS, "This is already granted, or waiting for a second administrator.")
+    grant = AuthorityGrant.objects.create(
+        kind=kind,
+        domain=domain,
+        authority=authority,
+        user=user,
+        group=group,
+        subject=subject,
+        reason=reason.strip(),
+        requested_by=acting_user,
+        requested_at=timezone.now(),
+    )
+    audit.record(
+        actor=acting_user,
+        action=ApprovalAction.AUTHORITY_REQUESTED,
+        target=_grant_target(grant),
+        data=_grant_data(grant, None),
+    )
+    return grant
+
+
 @transaction.atomic
-def authority_grant(
-    *, acting_user: Any, domain: Domain, authority: str, user: Any = None, group: Group | None = None
-) -> None:
-    """Grant a signing authority on a domain to a person or a group (django-guardian)."""
-    grantee = _grantee(user, group)
-    permission = _authority(authority)
-    assign_perm(f"changelogs.{permission.value}", grantee, domain)
+def authority_grant_request(
+    *, acting_user: Any, domain: Domain, authority: str, reason: str, user: Any = None, group: Group | None = None
+) -> AuthorityGrant:
+    """Ask for a signing authority on a domain for a person or a group. It takes effect when a
+    second administrator confirms it (``grant_confirm``)."""
+    if (user is None) == (group is None):
+        raise InvalidInput(ApprovalError.GRANTEE_REQUIRED, "Grant to exactly one person or one group.")
+    return _grant_request(
+        acting_user=acting_user,
+        kind=GrantKind.AUTHORITY,
+        domain=domain,
+        authority=_authority(authority).value,
+        user=user,
+        group=group,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def membership_grant_request(*, acting_user: Any, group: Group, user: Any, reason: str) -> AuthorityGrant:
+    """Ask for a person to join a group that holds signing authority: being made a signing
+    authority through the group, so a second administrator confirms it too."""
+    if not AuthorityGrant.objects.filter(kind=GrantKind.AUTHORITY, group=group, status__in=GRANT_OPEN).exists():
+        raise InvalidInput(
+            ApprovalError.GROUP_WITHOUT_AUTHORITY,
+            f"{group.name} holds no signing authority: change its members on the user's page.",
+        )
+    return _grant_request(
+        acting_user=acting_user,
+        kind=GrantKind.MEMBERSHIP,
+        domain=None,
+        authority="",
+        user=user,
+        group=group,
+        reason=reason,
+    )
+
+
+def _grant_locked(grant: AuthorityGrant) -> AuthorityGrant:
+    locked: AuthorityGrant = (
+        AuthorityGrant.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("domain", "user", "group", "requested_by", "decided_by")
+        .get(pk=grant.pk)
+    )
+    return locked
+
+
+@transaction.atomic
+def grant_confirm(*, acting_user: Any, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+    """A second administrator puts a requested grant in force. Refused to the one who asked
+    for it and to anyone it would empower."""
+    _require_administrator(acting_user)
+    grant = _grant_locked(grant)
+    if grant.status != GrantStatus.PENDING:
+        raise Conflict(ApprovalError.GRANT_NOT_PENDING, f"This grant is {grant.status}, not waiting for confirmation.")
+    if grant.requested_by_id == acting_user.pk:
+        raise PermissionDenied(
+            ApprovalError.GRANT_OWN_REQUEST, "You asked for this grant: a second administrator must confirm it."
+        )
+    _refuse_self(acting_user, user=grant.user, group=grant.group if grant.kind == GrantKind.AUTHORITY else None)
+    now = now or timezone.now()
+    grant.status, grant.decided_by, grant.decided_at = GrantStatus.ACTIVE, acting_user, now
+    grant.save(update_fields=["status", "decided_by", "decided_at"])
+    _grant_apply(grant, acting_user=acting_user, now=now)
     audit.record(
         actor=acting_user,
         action=ApprovalAction.AUTHORITY_GRANTED,
-        target=domain,
-        data={"authority": permission.value, **_grantee_data(user, group)},
+        target=_grant_target(grant),
+        data=_grant_data(grant, GrantStatus.PENDING),
     )
+    return grant
+
+
+def _member(grant: AuthorityGrant) -> Any:
+    if grant.user is None or grant.group is None:
+        raise RuntimeError(f"membership grant {grant.pk} without its person or group")  # the constraint forbids it
+    return grant.user
+
+
+def _grant_apply(grant: AuthorityGrant, *, acting_user: Any, now: datetime) -> None:
+    """Mirror a grant now in force into what decides visibility and notifications."""
+    if grant.kind == GrantKind.MEMBERSHIP:
+        _member(grant).groups.add(grant.group)
+        return
+    assign_perm(f"changelogs.{grant.authority}", grant.user or grant.group, grant.domain)
+    if grant.group is None:
+        return
+    # The group's members at confirmation were on the confirming administrator's screen: their
+    # membership is confirmed with the grant (later joiners need a membership grant of their own).
+    for member in grant.group.user_set.filter(is_service_account=False):
+        subject = AuthorityGrant.subject_of(kind=GrantKind.MEMBERSHIP, user_id=member.pk, group_id=grant.group_id)
+        if not AuthorityGrant.objects.filter(subject=subject, status__in=GRANT_OPEN).exists():
+            AuthorityGrant.objects.create(
+                kind=GrantKind.MEMBERSHIP,
+                user=member,
+                group=grant.group,
+                subject=subject,
+                status=GrantStatus.ACTIVE,
+                reason=f"A member when {grant.describe()} was confirmed.",
+                requested_by=grant.requested_by,
+                requested_at=now,
+                decided_by=acting_user,
+                decided_at=now,
+            )
 
 
 @transaction.atomic
-def authority_revoke(
-    *, acting_user: Any, domain: Domain, authority: str, user: Any = None, group: Group | None = None
-) -> None:
-    grantee = _grantee(user, group)
-    permission = _authority(authority)
-    remove_perm(f"changelogs.{permission.value}", grantee, domain)
+def grant_refuse(*, acting_user: Any, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+    """Turn down a requested grant (another administrator), or withdraw it (its requester)."""
+    _require_administrator(acting_user)
+    grant = _grant_locked(grant)
+    if grant.status != GrantStatus.PENDING:
+        raise Conflict(ApprovalError.GRANT_NOT_PENDING, f"This grant is {grant.status}, not waiting for confirmation.")
+    grant.status, grant.decided_by, grant.decided_at = GrantStatus.REFUSED, acting_user, now or timezone.now()
+    grant.save(update_fields=["status", "decided_by", "decided_at"])
+    audit.record(
+        actor=acting_user,
+        action=ApprovalAction.AUTHORITY_REFUSED,
+        target=_grant_target(grant),
+        data=_grant_data(grant, GrantStatus.PENDING),
+    )
+    return grant
+
+
+@transaction.atomic
+def grant_revoke(*, acting_user: Any, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+    """End a grant in force. One administrator may take power away."""
+    _require_administrator(acting_user)
+    grant = _grant_locked(grant)
+    if grant.status != GrantStatus.ACTIVE:
+        raise Conflict(ApprovalError.GRANT_NOT_ACTIVE, f"This grant is {grant.status}, not in force.")
+    grant.status, grant.revoked_by, grant.revoked_at = GrantStatus.REVOKED, acting_user, now or timezone.now()
+    grant.save(update_fields=["status", "revoked_by", "revoked_at"])
+    if grant.kind == GrantKind.MEMBERSHIP:
+        _member(grant).groups.remove(grant.group)
+    else:
+        remove_perm(f"changelogs.{grant.authority}", grant.user or grant.group, grant.domain)
     audit.record(
         actor=acting_user,
         action=ApprovalAction.AUTHORITY_REVOKED,
-        target=domain,
-        data={"authority": permission.value, **_grantee_data(user, group)},
+        target=_grant_target(grant),
+        data=_grant_data(grant, GrantStatus.ACTIVE),
     )
+    return grant
 
 
-def _grantee(user: Any, group: Group | None) -> Any:
-    if (user is None) == (group is None):
-        raise InvalidInput(ApprovalError.GRANTEE_REQUIRED, "Grant to exactly one person or one group.")
-    if user is not None and user.is_service_account:
-        raise InvalidInput(ApprovalError.APPROVER_NOT_A_PERSON, "Pipelines cannot hold signing authority.")
-    return user if user is not None else group
-
-
-def _grantee_data(user: Any, group: Group | None) -> dict[str, str]:
-    return {"user": user.username} if user is not None else {"group": group.name if group else ""}
+@transaction.atomic
+def authority_refusal_record(
+    *, acting_user: Any, attempted: str, grant: AuthorityGrant | None, error: ApplicationError
+) -> None:
+    """Record a refused attempt to change who may sign (asking for, confirming, refusing or
+    revoking a grant), in a transaction of its own after the refused one rolled back."""
+    audit.record(
+        actor=acting_user,
+        action=ApprovalAction.AUTHORITY_ATTEMPT_REFUSED,
+        target=_grant_target(grant) if grant else ("approvals.authoritygrant", ""),
+        data={
+            "attempted": attempted,
+            "grant": str(grant.id) if grant else None,
+            "grant_of": grant.describe() if grant else None,
+            "code": error.code,
+            "message": error.message,
+        },
+    )
 
 
 @transaction.atomic

@@ -122,7 +122,13 @@ def history_build() -> dict[str, Any]:
     from django.db import connection, transaction
     from guardian.shortcuts import assign_perm
 
-    from approvals.services import Seen, approval_decide, authority_grant, changelog_submit_for_approval
+    from approvals.services import (
+        Seen,
+        approval_decide,
+        authority_grant_request,
+        changelog_submit_for_approval,
+        grant_confirm,
+    )
     from audit.services import Actor
     from changelogs.content import content_validate
     from changelogs.models import Domain, Journey, Service
@@ -148,14 +154,19 @@ def history_build() -> dict[str, Any]:
     requester = person("requester")
     assign_perm(MANAGE_CHANGELOGS, requester, service)
     lead, deputy = person("payments-lead"), person("payments-deputy")
-    authority_grant(acting_user=actor, domain=payments, authority="sign_off", user=lead)
-    authority_grant(acting_user=actor, domain=payments, authority="security_sign_off", user=lead)
+    admin, admin2 = person("admin"), person("admin2")
+    for superuser in (admin, admin2):
+        superuser.is_superuser = True
+        superuser.save(update_fields=["is_superuser"])
+
+    def grant(**grantee: Any) -> None:  # asked for by one administrator, confirmed by the other
+        grant_confirm(acting_user=admin2, grant=authority_grant_request(acting_user=admin, reason="bench", **grantee))
+
+    grant(domain=payments, authority="sign_off", user=lead)
+    grant(domain=payments, authority="security_sign_off", user=lead)
     signers = Group.objects.create(name="payments-signers")  # the deputy's authority comes through a group
     deputy.groups.add(signers)
-    authority_grant(acting_user=actor, domain=payments, authority="sign_off", group=signers)
-    admin = person("admin")
-    admin.is_superuser = True
-    admin.save(update_fields=["is_superuser"])
+    grant(domain=payments, authority="sign_off", group=signers)
     policy_create(
         acting_user=admin,
         domain=payments,
@@ -374,8 +385,10 @@ def _chunks(count: int, size: int) -> Iterator[tuple[int, int]]:
 
 def large_history_load(changelogs: int, events: int, pipeline: int, log: Callable[[str], None]) -> dict[str, Any]:
     from django.db import connection, transaction
+    from django.utils import timezone
     from guardian.shortcuts import assign_perm
 
+    from approvals.models import AuthorityGrant
     from changelogs.models import ChangelogRevision, Domain, Evidence
     from releasegate.models import User
 
@@ -388,8 +401,25 @@ def large_history_load(changelogs: int, events: int, pipeline: int, log: Callabl
         User(username=f"approver-{n:02d}", email=f"approver-{n:02d}@bank.example", is_staff=True) for n in range(24)
     )
     domains = list(Domain.objects.order_by("id"))
+    admin, admin2 = User.objects.get(username="admin"), User.objects.get(username="admin2")
     for n, approver in enumerate(approvers):
-        assign_perm("changelogs.sign_off", approver, domains[n % len(domains)])
+        domain = domains[n % len(domains)]
+        grant = AuthorityGrant.objects.create(
+            kind="authority",
+            domain=domain,
+            authority="sign_off",
+            user=approver,
+            subject=AuthorityGrant.subject_of(
+                kind="authority", domain_id=domain.pk, authority="sign_off", user_id=approver.pk, group_id=None
+            ),
+            status="active",
+            reason="bench history",
+            requested_by=admin,
+            requested_at=timezone.now(),
+            decided_by=admin2,
+            decided_at=timezone.now(),
+        )
+        assign_perm(f"changelogs.{grant.authority}", approver, domain)
     bench = ChangelogRevision.objects.select_related("changelog").get(changelog__service__slug=SERVICE)
     evidence = [
         {

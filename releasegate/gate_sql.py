@@ -11,7 +11,8 @@ its audit event go in with one more:
   ``changelogs.selectors.service_list_managed`` looks at through django-guardian), the policy
   version in force, the domain's critical journeys, the revision carrying the digest with its
   changelog, the evidence attached to it, everyone who requested the change, the approvals of
-  the changelog with the authorities each approver holds now, the service's overdue hotfix
+  the changelog with the authorities that count for each approver now (and those held only
+  through a grant the approver asked for or confirmed), the service's overdue hotfix
   retrospectives and the freezes active at ``now`` with their overrides.
 - ``write`` inserts the gate decision and its audit event (a data-modifying CTE).
 
@@ -45,8 +46,23 @@ WITH service AS (
     WHERE s.slug = %(service)s
 ),
 content_types AS (
-    SELECT (SELECT id FROM django_content_type WHERE app_label = 'changelogs' AND model = 'service') AS service,
-           (SELECT id FROM django_content_type WHERE app_label = 'changelogs' AND model = 'domain') AS domain
+    SELECT (SELECT id FROM django_content_type WHERE app_label = 'changelogs' AND model = 'service') AS service
+),
+-- Signing authorities in force on the service's domain (approvals.AuthorityGrant), per person,
+-- with the administrators who asked for or confirmed any grant on the way (NULL for grants held
+-- before the two-person rule): a grant to the person, or a grant to a group and the person's
+-- membership grant of that group (approvals.selectors._paths).
+held AS (
+    SELECT g.user_id, g.authority, ARRAY[g.requested_by_id, g.decided_by_id] AS involved
+    FROM approvals_authoritygrant g
+    WHERE g.status = 'active' AND g.kind = 'authority' AND g.user_id IS NOT NULL
+      AND g.domain_id = (SELECT domain_id FROM service) AND g.authority = ANY(%(authorities)s::text[])
+    UNION ALL
+    SELECT m.user_id, g.authority, ARRAY[g.requested_by_id, g.decided_by_id, m.requested_by_id, m.decided_by_id]
+    FROM approvals_authoritygrant g
+    JOIN approvals_authoritygrant m ON m.group_id = g.group_id AND m.kind = 'membership' AND m.status = 'active'
+    WHERE g.status = 'active' AND g.kind = 'authority' AND g.group_id IS NOT NULL
+      AND g.domain_id = (SELECT domain_id FROM service) AND g.authority = ANY(%(authorities)s::text[])
 ),
 -- The revision of the service carrying the digest: a submitted one if there is one, else the
 -- newest (so that a draft or superseded one can be named in the denial).
@@ -122,26 +138,25 @@ SELECT json_build_object(
         SELECT r.created_by_id FROM changelogs_changelogrevision r WHERE r.changelog_id = revision.changelog_id
         UNION ALL
         SELECT r.submitted_by_id FROM changelogs_changelogrevision r WHERE r.changelog_id = revision.changelog_id),
-    -- Every approval of the changelog (of any revision), with the signing authorities its
-    -- approver holds on the domain now, directly or through a group; none for an inactive
-    -- user or a service account (approvals.selectors.authorities_of).
+    -- Every approval of the changelog (of any revision), with the signing authorities that
+    -- count for its approver on the domain now: held through grants in force (approvals.
+    -- AuthorityGrant: a grant to the person, or to a group with a membership grant), none of
+    -- which the approver asked for or confirmed; and those held only through such a grant.
+    -- None for an inactive user or a service account (approvals.selectors.authorities_of).
     'approvals', coalesce((
         SELECT json_agg(json_build_object(
             'id', a.id, 'approver_id', a.approver_id, 'approver_username', u.username, 'approver_email', u.email,
             'decision', a.decision, 'revision_number', ar.number, 'content_hash', a.content_hash,
             'decided_at', a.decided_at, 'expires_at', a.expires_at,
             'authorities_now', CASE WHEN u.is_active AND NOT u.is_service_account THEN ARRAY(
-                SELECT p.codename FROM auth_permission p
-                WHERE p.content_type_id = content_types.domain AND p.codename = ANY(%(authorities)s::text[])
-                  AND (EXISTS (SELECT 1 FROM guardian_userobjectpermission g
-                               WHERE g.user_id = u.id AND g.permission_id = p.id
-                                 AND g.object_pk = service.domain_id::text
-                                 AND g.content_type_id = content_types.domain)
-                       OR EXISTS (SELECT 1 FROM guardian_groupobjectpermission g
-                                  JOIN releasegate_user_groups ug ON ug.group_id = g.group_id
-                                  WHERE ug.user_id = u.id AND g.permission_id = p.id
-                                    AND g.object_pk = service.domain_id::text
-                                    AND g.content_type_id = content_types.domain)))
+                SELECT DISTINCT h.authority FROM held h
+                WHERE h.user_id = u.id AND array_position(h.involved, u.id) IS NULL ORDER BY 1)
+            ELSE '{}' END,
+            'authorities_self_granted', CASE WHEN u.is_active AND NOT u.is_service_account THEN ARRAY(
+                SELECT h.authority FROM held h WHERE h.user_id = u.id
+                EXCEPT
+                SELECT h.authority FROM held h WHERE h.user_id = u.id AND array_position(h.involved, u.id) IS NULL
+                ORDER BY 1)
             ELSE '{}' END) ORDER BY a.decided_at, a.id)
         FROM approvals_approval a
         JOIN releasegate_user u ON u.id = a.approver_id
@@ -242,6 +257,7 @@ def read(
         approval["decided_at"] = datetime.fromisoformat(approval["decided_at"])
         approval["expires_at"] = datetime.fromisoformat(approval["expires_at"])
         approval["authorities_now"] = frozenset(approval["authorities_now"])
+        approval["authorities_self_granted"] = frozenset(approval["authorities_self_granted"])
     return GateRow(
         service=document["service"],
         manage_globally=document["manage_globally"],

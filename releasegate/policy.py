@@ -21,6 +21,7 @@ class ReasonCode(StrEnum):
     APPROVAL_EXPIRED = "approval_expired"
     APPROVAL_SELF_GIVEN = "approval_self_given"
     APPROVAL_WITHOUT_AUTHORITY = "approval_without_authority"
+    APPROVAL_AUTHORITY_SELF_GRANTED = "approval_authority_self_granted"
     RETROSPECTIVE_OVERDUE = "retrospective_overdue"
     FREEZE_ACTIVE = "freeze_active"
     ALLOWED = "allowed"
@@ -37,6 +38,10 @@ _NOT_COUNTED_REASONS = {
     ),
     "commit_author": (ReasonCode.APPROVAL_SELF_GIVEN, "An approval was given by a declared commit author."),
     "no_authority": (ReasonCode.APPROVAL_WITHOUT_AUTHORITY, "An approver no longer holds authority for the domain."),
+    "self_granted_authority": (
+        ReasonCode.APPROVAL_AUTHORITY_SELF_GRANTED,
+        "An approver relies on an authority they asked for or confirmed themselves; it does not count.",
+    ),
 }
 
 

@@ -22,7 +22,7 @@ from changelogs.selectors import MANAGE_CHANGELOGS
 from releasegate.models import User
 from releasegate.roles import AUDITORS
 from releasegate.services import api_token_issue, service_account_create
-from tests.factories import FACTORY_ACTOR, DomainFactory, ServiceFactory, UserFactory
+from tests.factories import FACTORY_ACTOR, DomainFactory, ServiceFactory, UserFactory, authority_give
 from tests.outside_reads import OutsideReads, allowed_roots
 
 OUTSIDE_READS = OutsideReads(allowed_roots())
@@ -124,9 +124,9 @@ def cast(db: None) -> Cast:
     auditor = UserFactory(username="auditor")
     auditor.groups.add(Group.objects.get(name=AUDITORS))
     approver = UserFactory(username="approver")
-    assign_perm("changelogs.sign_off", approver, payments)
+    authority_give(domain=payments, user=approver)
     other_approver = UserFactory(username="other-approver")
-    assign_perm("changelogs.sign_off", other_approver, transfers)
+    authority_give(domain=transfers, user=other_approver)
     return Cast(
         payments=payments,
         transfers=transfers,

@@ -7,7 +7,10 @@ from typing import Any
 
 import factory
 from factory.django import DjangoModelFactory
+from guardian.shortcuts import assign_perm
 
+from approvals.models import AuthorityGrant
+from approvals.services import authority_grant_request, grant_confirm, membership_grant_request
 from audit.services import Actor
 from changelogs import services as changelog_services
 from changelogs.content import content_validate
@@ -54,6 +57,45 @@ def seen_of(changelog: Changelog) -> dict[str, Any]:
     revision = Changelog.objects.select_related("current_revision").get(pk=changelog.pk).current_revision
     assert revision is not None
     return {"revision": revision.number, "content_hash": revision.content_hash}
+
+
+def authority_give(
+    *, domain: Domain, authority: str = "sign_off", user: Any = None, group: Any = None
+) -> AuthorityGrant:
+    """A signing authority in force, put there as the two-person rule wants: asked for by one
+    administrator, confirmed by another (neither of them the grantee)."""
+    asker = UserFactory(username="grants-admin-a", is_superuser=True)
+    confirmer = UserFactory(username="grants-admin-b", is_superuser=True)
+    grant = authority_grant_request(
+        acting_user=asker, domain=domain, authority=authority, user=user, group=group, reason="tests"
+    )
+    return grant_confirm(acting_user=confirmer, grant=grant)
+
+
+def membership_give(*, group: Any, user: Any) -> AuthorityGrant:
+    """A person joins a group holding signing authority, confirmed by a second administrator."""
+    asker = UserFactory(username="grants-admin-a", is_superuser=True)
+    confirmer = UserFactory(username="grants-admin-b", is_superuser=True)
+    grant = membership_grant_request(acting_user=asker, group=group, user=user, reason="tests")
+    return grant_confirm(acting_user=confirmer, grant=grant)
+
+
+def authority_forced(*, domain: Domain, authority: str = "sign_off", user: Any) -> None:
+    """An authority written straight into the tables, past every service (as a database
+    administrator could): for tests that show the rules still refuse what it is used for."""
+    AuthorityGrant.objects.create(
+        kind="authority",
+        domain=domain,
+        authority=authority,
+        user=user,
+        subject=AuthorityGrant.subject_of(
+            kind="authority", domain_id=domain.pk, authority=authority, user_id=user.pk, group_id=None
+        ),
+        status="active",
+        reason="forced",
+        requested_at=datetime.now(tz=UTC),
+    )
+    assign_perm(f"changelogs.{authority}", user, domain)
 
 
 def hotfix_details() -> dict[str, str]:

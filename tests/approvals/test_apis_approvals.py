@@ -7,15 +7,14 @@ from typing import Any
 import pytest
 import time_machine
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
-from approvals.models import Approval, Retrospective
-from approvals.services import authority_grant, authority_revoke, retrospectives_mark_overdue
+from approvals.models import Approval, AuthorityGrant, Retrospective
+from approvals.services import grant_revoke, retrospectives_mark_overdue
 from audit.models import AuditEvent
 from changelogs.models import Changelog
 from tests.conftest import Cast
-from tests.factories import UserFactory, changelog_make, seen_of
+from tests.factories import UserFactory, authority_give, changelog_make, seen_of
 
 PASSWORD = "a-test-password-1234"
 
@@ -102,7 +101,7 @@ def test_only_a_signing_authority_of_the_domain_may_decide(
 def test_a_requester_who_also_holds_authority_may_not_approve_their_own_change(
     cast: Cast, submitted: Changelog
 ) -> None:
-    assign_perm("changelogs.sign_off", cast.requester, cast.payments)
+    authority_give(domain=cast.payments, user=cast.requester)
 
     response = decide(cast.session(cast.requester), submitted)
 
@@ -112,7 +111,7 @@ def test_a_requester_who_also_holds_authority_may_not_approve_their_own_change(
 
 def test_a_declared_commit_author_may_not_approve(cast: Cast) -> None:
     author = UserFactory(username="dev", email="dev@bank.example")
-    assign_perm("changelogs.sign_off", author, cast.payments)
+    authority_give(domain=cast.payments, user=author)
     changelog = changelog_make(service=cast.payments_api, submitted=True)  # commit_authors: dev@bank.example
 
     response = decide(cast.session(author), changelog)
@@ -166,7 +165,7 @@ def test_an_approval_no_longer_counts_once_the_content_changes(cast: Cast, submi
 def test_a_high_risk_change_needs_two_people(cast: Cast) -> None:
     changelog = changelog_make(service=cast.payments_api, by=cast.requester, submitted=True, risk_tier="high")
     second = UserFactory(username="approver-2")
-    assign_perm("changelogs.sign_off", second, cast.payments)
+    authority_give(domain=cast.payments, user=second)
 
     first = decide(cast.session(cast.approver), changelog)
     both = decide(cast.session(second), changelog)
@@ -189,7 +188,8 @@ def test_an_approval_expires_with_the_policy(cast: Cast, submitted: Changelog) -
 def test_losing_the_authority_voids_the_approval(cast: Cast, submitted: Changelog) -> None:
     decide(cast.session(cast.approver), submitted)
 
-    authority_revoke(acting_user=cast.admin, domain=cast.payments, authority="sign_off", user=cast.approver)
+    [grant] = AuthorityGrant.objects.filter(user=cast.approver, status="active")
+    grant_revoke(acting_user=cast.admin, grant=grant)
 
     state = cast.session(cast.admin).get(approvals_url(submitted)).json()
     assert state["status"] == "pending"
@@ -203,13 +203,21 @@ def test_authority_through_a_group_counts_and_grants_are_audited(cast: Cast, sub
     board = Group.objects.create(name="payments-change-board")
     member = UserFactory(username="board-member")
     member.groups.add(board)
-    authority_grant(acting_user=cast.admin, domain=cast.payments, authority="sign_off", group=board)
+    authority_give(domain=cast.payments, group=board)
 
     response = decide(cast.session(member), submitted)
 
     assert response.json()["status"] == "approved"
-    event = AuditEvent.objects.get(action="authority:granted")
-    assert event.data == '{"authority":"sign_off","group":"payments-change-board"}'
+    events = AuditEvent.objects.filter(
+        action__in=["authority:requested", "authority:granted"], target_id=str(cast.payments.pk)
+    )
+    granted = [json.loads(event.data) for event in events.order_by("id")][-2:]
+    assert [(data["group"], data["authority"], data["status"]["to"]) for data in granted] == [
+        ("payments-change-board", "sign_off", "pending"),
+        ("payments-change-board", "sign_off", "active"),
+    ]
+    assert granted[1]["requested_by"] == "grants-admin-a"
+    assert granted[1]["decided_by"] == "grants-admin-b"
 
 
 def test_the_queue_shows_a_signing_authority_what_waits_oldest_first(cast: Cast) -> None:
@@ -287,7 +295,7 @@ class TestHotfixes:
 
     def test_the_full_approvals_complete_the_retrospective(self, cast: Cast, hotfix: Changelog) -> None:
         second = UserFactory(username="approver-2")
-        assign_perm("changelogs.sign_off", second, cast.payments)
+        authority_give(domain=cast.payments, user=second)
         decide(cast.session(cast.approver), hotfix)
 
         state = decide(cast.session(second), hotfix).json()

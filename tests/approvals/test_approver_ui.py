@@ -174,3 +174,48 @@ def test_content_swapped_between_the_confirm_page_and_the_confirmation_is_not_si
     [approval] = change.approvals.all()
     assert approval.revision.number == 2
     assert approval.content_hash != shown_hash
+
+
+def test_one_administrator_asks_a_second_confirms_and_then_the_grantee_can_approve(
+    browser: Any, live_server: Any, cast: Cast, change: Changelog
+) -> None:
+    from approvals.models import AuthorityGrant
+    from tests.factories import UserFactory
+
+    UserFactory(username="admin-2", is_superuser=True)
+    deputy = UserFactory(username="deputy")
+
+    first = logged_in(browser, live_server, "admin")
+    first.goto(f"{live_server.url}/admin/approvals/approval/authorities/")
+    first.select_option("#id_domain", label="Payments")
+    first.select_option("#id_authority", "sign_off")
+    first.select_option("#id_user", label="deputy")
+    first.fill("#grant-request #id_reason", "Deputy for the payments change board")
+    first.fill("#grant-request #id_password", PASSWORD)
+    first.click("#grant-request input[type=submit]")
+    pending = first.locator("tr.pending-grant")
+    assert pending.count() == 1
+    assert "sign_off on Payments for deputy" in pending.inner_text()
+
+    # The administrator who asked cannot put it in force.
+    pending.locator("input[type=password]").fill(PASSWORD)
+    pending.locator("button.confirm-grant").click()
+    assert "a second administrator must confirm it" in first.locator("#decide-errors").inner_text()
+    assert AuthorityGrant.objects.get(user=deputy).status == "pending"
+
+    second = logged_in(browser, live_server, "admin-2")
+    second.goto(f"{live_server.url}/admin/approvals/approval/authorities/")
+    row = second.locator("tr.pending-grant")
+    row.locator("input[type=password]").fill(PASSWORD)
+    row.locator("button.confirm-grant").click()
+    assert second.locator("tr.pending-grant").count() == 0
+    assert "sign_off on Payments for deputy" in second.locator("#active-grants").inner_text()
+
+    grantee = logged_in(browser, live_server, "deputy")
+    grantee.goto(f"{live_server.url}/admin/approvals/approval/queue/{change.pk}/")
+    grantee.click("#approve")
+    grantee.fill("#id_reason", "Checked.")
+    grantee.fill("#id_password", PASSWORD)
+    grantee.click("#confirm")
+    grantee.wait_for_selector("#changelog-status")
+    assert grantee.locator("#changelog-status").inner_text() == "Approved"

@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 import time_machine
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
 
-from approvals.services import authority_revoke, retrospectives_mark_overdue
+from approvals.models import AuthorityGrant
+from approvals.services import grant_revoke, retrospectives_mark_overdue
 from audit.models import AuditEvent
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import GateDecision
 from tests.conftest import Cast
-from tests.factories import DIGEST, OTHER_DIGEST, changelog_make, seen_of
+from tests.factories import DIGEST, OTHER_DIGEST, authority_forced, authority_give, changelog_make, seen_of
 from tests.releasegate.gate_support import PASSWORD, approve, check, complete_evidence, ready_changelog
 
 
@@ -114,7 +114,8 @@ def test_an_expired_approval_is_denied(cast: Cast) -> None:
 
 def test_an_approval_by_someone_who_lost_the_authority_is_denied(cast: Cast) -> None:
     ready_changelog(cast)
-    authority_revoke(acting_user=cast.admin, domain=cast.payments, authority="sign_off", user=cast.approver)
+    [grant] = AuthorityGrant.objects.filter(user=cast.approver, status="active")
+    grant_revoke(acting_user=cast.admin, grant=grant)
 
     assert codes(check(cast.pipeline.client())) == ["approvals_missing", "approval_without_authority"]
 
@@ -125,7 +126,7 @@ def test_a_self_given_approval_is_denied_even_if_it_got_into_the_database(cast: 
     from approvals.models import Approval
 
     changelog = ready_changelog(cast, approved=False)
-    assign_perm("changelogs.sign_off", cast.requester, cast.payments)
+    authority_give(domain=cast.payments, user=cast.requester)
     revision = changelog.current_revision
     Approval.objects.create(
         changelog=changelog,
@@ -137,7 +138,7 @@ def test_a_self_given_approval_is_denied_even_if_it_got_into_the_database(cast: 
         decided_at=timezone.now(),
         expires_at=timezone.now() + timedelta(days=7),
     )
-    assign_perm("changelogs.sign_off", cast.pipeline.account, cast.payments)
+    authority_forced(domain=cast.payments, user=cast.pipeline.account)
 
     assert codes(check(cast.pipeline.client())) == ["approvals_missing", "approval_self_given"]
 

@@ -17,7 +17,6 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from approvals.models import Approval, Retrospective, RetrospectiveStatus
-from approvals.services import authority_grant
 from audit.models import AuditEvent
 from changelogs import parsers
 from changelogs.models import Changelog, Evidence, RevisionStatus
@@ -35,6 +34,8 @@ from tests.factories import (
     DomainFactory,
     ServiceFactory,
     UserFactory,
+    authority_forced,
+    authority_give,
     changelog_content,
     changelog_make,
 )
@@ -77,16 +78,16 @@ def test_authorities_through_groups_lost_by_deactivation_and_never_held_by_pipel
     signers = Group.objects.create(name="payments-signers")
     deputy = UserFactory(username="deputy")
     deputy.groups.add(signers)
-    authority_grant(acting_user=cast.admin, domain=cast.payments, authority="sign_off", group=signers)
-    authority_grant(acting_user=cast.admin, domain=cast.payments, authority="security_sign_off", user=cast.approver)
+    authority_give(domain=cast.payments, authority="sign_off", group=signers)
+    authority_give(domain=cast.payments, authority="security_sign_off", user=cast.approver)
     approve(cast, changelog)
     approve(cast, changelog, deputy)
     assert facts(cast).approvals_missing == ("security_sign_off",)  # one person, one role
 
-    assign_perm("changelogs.sign_off", cast.other_pipeline.account, cast.payments)
+    authority_forced(domain=cast.payments, user=cast.other_pipeline.account)
     approval_by(changelog, cast.other_pipeline.account)
     security = UserFactory(username="security")
-    assign_perm("changelogs.security_sign_off", security, cast.payments)
+    authority_give(domain=cast.payments, authority="security_sign_off", user=security)
     approval_by(changelog, security)
     assert facts(cast).approval_status == "approved"
 
@@ -103,7 +104,7 @@ def test_approvals_that_do_not_count_for_the_subtler_reasons(cast: Cast, on_post
     author = UserFactory(username="SOMEONE", email="")
     dev = UserFactory(username="dev", email="dev@bank.example")
     for user in (uploader, author, dev, cast.requester):
-        assign_perm("changelogs.sign_off", user, cast.payments)
+        authority_give(domain=cast.payments, user=user)
     evidence = Evidence.objects.filter(changelog=changelog).first()
     assert evidence is not None
     Evidence.objects.filter(pk=evidence.pk).update(uploaded_by=uploader)

@@ -19,7 +19,7 @@ def test_the_demo_data_loads_idempotently_and_its_token_works(db: None, settings
     counts = (Domain.objects.count(), Service.objects.count(), Journey.objects.count(), User.objects.count())
     call_command("seed_demo", stdout=second)
 
-    assert counts == (4, 8, 9, 6)
+    assert counts == (4, 8, 9, 7)  # six people (two of them administrators) and the pipeline
     assert (Domain.objects.count(), Service.objects.count(), Journey.objects.count(), User.objects.count()) == counts
     assert ApiToken.objects.count() == 1
     token = first.getvalue().strip().splitlines()[-1].strip()

@@ -12,7 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from approvals.services import authority_grant
+from approvals.selectors import authorities_of
+from approvals.services import authority_grant_request, grant_confirm
 from audit.services import Actor
 from changelogs.models import Domain, Journey, Service
 from changelogs.selectors import MANAGE_CHANGELOGS
@@ -52,6 +53,7 @@ CATALOG: dict[tuple[str, str, str], CatalogEntries] = {
 # (username, password, description); passwords are public: this is demo data.
 DEMO_USERS = [
     ("admin", "admin-demo-password", "administrator (all rights)"),
+    ("admin2", "admin2-demo-password", "second administrator: confirms what the first asks for"),
     ("requester", "requester-demo-password", "payments engineer, drafts payments changelogs"),
     ("approver", "approver-demo-password", "signing authority for payments"),
     ("approver2", "approver2-demo-password", "signing authority for transfers"),
@@ -116,7 +118,7 @@ class Command(BaseCommand):
             if User.objects.filter(username=username).exists():
                 continue
             user = User(username=username, email=f"{username}@bank.example", is_staff=True)
-            user.is_superuser = username == "admin"
+            user.is_superuser = username in {"admin", "admin2"}
             user.set_password(password)
             user.save()
             if username == "requester":
@@ -124,14 +126,18 @@ class Command(BaseCommand):
                     assign_perm(MANAGE_CHANGELOGS, user, Service.objects.get(slug=slug))
             if username == "auditor":
                 user.groups.add(Group.objects.get(name=AUDITORS))
-            if username in DEMO_AUTHORITIES:
-                for domain_slug, authority in DEMO_AUTHORITIES[username]:
-                    authority_grant(
-                        acting_user=SEED_ACTOR,
-                        domain=Domain.objects.get(slug=domain_slug),
-                        authority=authority,
-                        user=user,
-                    )
+        # Signing authorities follow the two-person rule even in the demo: admin asks, admin2 confirms.
+        admin, admin2 = User.objects.get(username="admin"), User.objects.get(username="admin2")
+        for username, authorities in DEMO_AUTHORITIES.items():
+            user = User.objects.get(username=username)
+            for domain_slug, authority in authorities:
+                domain = Domain.objects.get(slug=domain_slug)
+                if authority in authorities_of(user=user, domain=domain):
+                    continue
+                grant = authority_grant_request(
+                    acting_user=admin, domain=domain, authority=authority, user=user, reason="Demo authority matrix"
+                )
+                grant_confirm(acting_user=admin2, grant=grant)
 
     def _pipeline_token(self, token_file: Path) -> str:
         """The demo token is kept in var/ so that every `make run` can print it again; only its
