@@ -448,6 +448,13 @@ def approval_refusal_record(
     )
 
 
+def independence_require(*, user: Any, changelog: Changelog) -> None:
+    """Refuse anyone who is not independent of the change (its requester, an uploader of its
+    evidence, a commit author): for approvals and for what follows the same rules, such as
+    letting the change through a freeze."""
+    _refuse_own_change(user, changelog, revision_current(changelog=changelog))
+
+
 def _refuse_own_change(user: Any, changelog: Changelog, revision: ChangelogRevision) -> None:
     """Separation of duties, refused at the door (the counting rules check it again)."""
     if user.pk in requester_ids(changelog=changelog):

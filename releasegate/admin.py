@@ -2,7 +2,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -10,9 +12,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html_join
 
+from approvals.step_up import step_up_verify
 from audit.admin import AddOnlyAdmin, ReadOnlyAdmin
 from audit.models import PackJob, PackKind, PackStatus
 from changelogs.models import Domain
+from changelogs.selectors import domain_list_with_authority
 from releasegate.errors import ApplicationError
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import (
@@ -25,17 +29,109 @@ from releasegate.models import (
     User,
 )
 from releasegate.packs import pack_request_for
-from releasegate.services import api_token_revoke
+from releasegate.services import (
+    api_token_revoke,
+    group_save,
+    signing_groups,
+    user_access_save,
+    user_access_snapshot,
+)
 
 admin.site.site_header = "Release Gate"
 admin.site.site_title = "Release Gate"
 
 
+class StepUpAdminMixin:
+    """A change to who may do what is confirmed with the administrator's own password
+    (approvals/step_up.py: counted, locked out, audited). The form gets a "your password"
+    field; a wrong one keeps the form open and changes nothing."""
+
+    step_up_fieldset = ("Confirm", {"fields": ("your_password",), "description": "Your own password."})
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        # The model's fields, without the form's own password field.
+        fields = kwargs.get("fields") or flatten_fieldsets(self.get_fieldsets(request, obj))
+        kwargs["fields"] = [name for name in fields if name != "your_password"]
+        base = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
+
+        class StepUpForm(base):  # type: ignore[misc, valid-type]
+            your_password = forms.CharField(
+                widget=forms.PasswordInput, label="Your password", help_text="Changes to rights are a signature."
+            )
+
+            def clean(self) -> Any:
+                cleaned = super().clean()
+                try:
+                    step_up_verify(request=request, user=request.user, password=cleaned.get("your_password", ""))
+                except ApplicationError as error:
+                    raise forms.ValidationError(error.message, code=error.code) from error
+                return cleaned
+
+        return StepUpForm
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_fieldsets(request, obj), self.step_up_fieldset)  # type: ignore[misc]
+
+
 @admin.register(User)
-class ReleaseGateUserAdmin(UserAdmin):  # type: ignore[type-arg]
+class ReleaseGateUserAdmin(StepUpAdminMixin, UserAdmin):  # type: ignore[type-arg]
+    """People and their rights. Every save goes through releasegate.services.user_access_save,
+    which records each change of flags, groups and permissions with old and new values.
+    Groups that hold signing authority are not offered: joining one is being made a signing
+    authority, which a second administrator confirms on the signing authorities page."""
+
     list_display = ("username", "email", "is_service_account", "is_staff", "is_active")
     list_filter = ("is_service_account", "is_staff", "is_superuser", "is_active", "groups")
     fieldsets = (*UserAdmin.fieldsets, ("Pipeline", {"fields": ("is_service_account",)}))  # type: ignore[misc]
+    actions = None  # bulk delete would bypass the audited service
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "groups":
+            kwargs["queryset"] = Group.objects.exclude(pk__in=signing_groups())
+            kwargs["help_text"] = "Groups that hold signing authority are joined on the signing authorities page."
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        request.access_before = user_access_snapshot(obj) if change else {}  # type: ignore[attr-defined]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        user_access_save(
+            acting_user=request.user,
+            user=form.instance,
+            before=request.access_before,  # type: ignore[attr-defined]
+            groups=form.cleaned_data.get("groups", form.instance.groups.all() if form.instance.pk else []),
+            user_permissions=form.cleaned_data.get(
+                "user_permissions", form.instance.user_permissions.all() if form.instance.pk else []
+            ),
+        )
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deactivate instead: an account is named by the audit trail forever
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class ReleaseGateGroupAdmin(StepUpAdminMixin, GroupAdmin):
+    """Groups and the permissions they give, saved through releasegate.services.group_save
+    (old and new permissions recorded)."""
+
+    actions = None
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ((None, {"fields": ("name", "permissions")}), self.step_up_fieldset)
+
+    def save_model(self, request: HttpRequest, obj: Group, form: Any, change: bool) -> None:
+        pass  # saved with its permissions in save_related, by the audited service
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        group_save(acting_user=request.user, group=form.instance, permissions=form.cleaned_data["permissions"])
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ApiToken)
@@ -107,11 +203,29 @@ class FreezeWindowAdmin(AddOnlyAdmin):
 
 
 @admin.register(FreezeOverride)
-class FreezeOverrideAdmin(AddOnlyAdmin):
-    """A signing authority of the change's domain lets one change through a freeze."""
+class FreezeOverrideAdmin(StepUpAdminMixin, AddOnlyAdmin):
+    """A signing authority of the change's domain lets one change through a freeze, with a
+    reason and their password, under the independence rules of an approval."""
 
     list_display = ("freeze", "changelog", "approved_by", "reason", "created_at")
     fields = ("freeze", "changelog", "reason")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ((None, {"fields": self.fields}), self.step_up_fieldset)
+
+    def _signs_somewhere(self, request: HttpRequest) -> bool:
+        # Signing authorities override freezes; the service checks the change's own domain.
+        return domain_list_with_authority(user=request.user).exists()
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or self._signs_somewhere(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or self._signs_somewhere(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) or self._signs_somewhere(request)
+
     raw_id_fields = ("changelog",)
 
     def save_model(self, request: HttpRequest, obj: FreezeOverride, form: Any, change: bool) -> None:

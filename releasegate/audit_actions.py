@@ -9,6 +9,8 @@ class IdentityAction(StrEnum):
     SERVICE_ACCOUNT_SCOPE_REVOKED = "service_account:scope_revoked"
     API_TOKEN_ISSUED = "api_token:issued"  # noqa: S105 - an audit tag, not a secret
     API_TOKEN_REVOKED = "api_token:revoked"  # noqa: S105 - an audit tag, not a secret
+    USER_SAVED = "user:saved"
+    GROUP_SAVED = "group:saved"
     LOGIN_SUCCEEDED = "authentication:logged_in"
     LOGIN_FAILED = "authentication:failed"
     STEP_UP_FAILED = "authentication:step_up_failed"

@@ -8,8 +8,10 @@ from django.db import transaction
 from django.utils import timezone
 
 import audit
-from approvals.selectors import authorities_of, requester_ids
+from approvals.selectors import authorities_of
+from approvals.services import independence_require
 from changelogs.models import Changelog, Domain
+from changelogs.selectors import changelog_lock
 from releasegate.audit_actions import GateAction
 from releasegate.errors import InvalidInput, PermissionDenied
 from releasegate.models import FreezeOverride, FreezeWindow
@@ -19,6 +21,7 @@ class FreezeError(StrEnum):
     FREEZE_ENDS_BEFORE_START = "freeze_ends_before_start"
     OVERRIDE_NOT_ALLOWED = "override_not_allowed"
     FREEZE_NOT_FOR_CHANGE = "freeze_not_for_change"
+    OVERRIDE_REASON_REQUIRED = "override_reason_required"
 
 
 @transaction.atomic
@@ -48,18 +51,26 @@ def freeze_create(
 def freeze_override_approve(
     *, acting_user: Any, freeze: FreezeWindow, changelog: Changelog, reason: str
 ) -> FreezeOverride:
-    """A signing authority of the change's domain lets this one change through the freeze."""
+    """A signing authority of the change's domain lets this one change through the freeze,
+    under the same independence rules as an approval: not the requester, not an uploader of
+    its evidence, not a commit author, and on an authority they did not grant themselves.
+    The caller has asked for step-up (the admin's override form asks for the password)."""
+    changelog = changelog_lock(changelog=changelog)
     domain = changelog.service.domain
     if freeze.domain_id not in (None, domain.pk):
         raise InvalidInput(FreezeError.FREEZE_NOT_FOR_CHANGE, "This freeze does not cover the change's domain.")
+    if not reason.strip():
+        raise InvalidInput(FreezeError.OVERRIDE_REASON_REQUIRED, "An override needs a reason.")
     if "sign_off" not in authorities_of(user=acting_user, domain=domain):
         raise PermissionDenied(
             FreezeError.OVERRIDE_NOT_ALLOWED, f"Only a signing authority of {domain.name} may override a freeze."
         )
-    if acting_user.pk in requester_ids(changelog=changelog):
-        raise PermissionDenied(FreezeError.OVERRIDE_NOT_ALLOWED, "You may not override a freeze for your own change.")
-    if not reason.strip():
-        raise InvalidInput(FreezeError.OVERRIDE_NOT_ALLOWED, "An override needs a reason.")
+    try:
+        independence_require(user=acting_user, changelog=changelog)
+    except PermissionDenied as error:
+        raise PermissionDenied(
+            FreezeError.OVERRIDE_NOT_ALLOWED, f"You may not override a freeze for this change: {error.message}"
+        ) from error
     override = FreezeOverride.objects.create(
         freeze=freeze, changelog=changelog, approved_by=acting_user, reason=reason.strip(), created_at=timezone.now()
     )

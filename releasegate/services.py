@@ -6,17 +6,108 @@ from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 import audit
+from approvals.models import GRANT_OPEN, AuthorityGrant, GrantKind
 from changelogs.models import Service
 from changelogs.selectors import MANAGE_CHANGELOGS
 from releasegate.audit_actions import IdentityAction
 from releasegate.errors import Conflict, InvalidInput, field_error
 from releasegate.models import ApiToken, User
 from releasegate.tokens import token_generate, token_hash
+
+# What an account may do, and so what every change to it records with its old and new value.
+AUDITED_USER_FIELDS = ("username", "email", "is_active", "is_staff", "is_superuser", "is_service_account")
+
+
+def user_access_snapshot(user: User) -> dict[str, Any]:
+    """An account's rights as plain values (empty for an account not saved yet)."""
+    if user._state.adding:
+        return {}
+    stored = User.objects.get(pk=user.pk)
+    return {
+        **{field: getattr(stored, field) for field in AUDITED_USER_FIELDS},
+        "groups": sorted(stored.groups.values_list("name", flat=True)),
+        "user_permissions": sorted(
+            f"{app}.{codename}"
+            for app, codename in stored.user_permissions.values_list("content_type__app_label", "codename")
+        ),
+    }
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        key: {"old": before.get(key), "new": after.get(key)}
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    }
+
+
+def signing_groups() -> QuerySet[Group]:
+    """Groups that hold, or are about to hold, a signing authority: their members change only
+    through membership grants a second administrator confirms (approvals.services)."""
+    held = AuthorityGrant.objects.filter(kind=GrantKind.AUTHORITY, group__isnull=False, status__in=GRANT_OPEN)
+    return Group.objects.filter(pk__in=held.values("group_id"))
+
+
+@transaction.atomic
+def user_access_save(
+    *,
+    acting_user: Any,
+    user: User,
+    before: dict[str, Any],
+    groups: Iterable[Group],
+    user_permissions: Iterable[Permission],
+) -> User:
+    """Save a person's account as an administrator edited it (the admin's user page), with
+    what they may do: flags, groups, permissions. Records every change with its old and new
+    value. Membership of a group that signs is left as it is: it changes only through a
+    confirmed membership grant."""
+    signing = set(signing_groups())
+    wanted = {group for group in groups if group not in signing}
+    kept = set(user.groups.filter(pk__in=[group.pk for group in signing])) if user.pk else set()
+    user.save()
+    user.groups.set(wanted | kept)
+    user.user_permissions.set(list(user_permissions))
+    audit.record(
+        actor=acting_user,
+        action=IdentityAction.USER_SAVED,
+        target=user,
+        data={"created": not before, "changes": _changes(before, user_access_snapshot(user))},
+    )
+    return user
+
+
+@transaction.atomic
+def group_save(*, acting_user: Any, group: Group, permissions: Iterable[Permission]) -> Group:
+    """Save a group and the model permissions it gives its members, recording old and new."""
+    before = (
+        sorted(f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(pk=group.pk).permissions.all())
+        if group.pk
+        else None
+    )
+    old_name = Group.objects.filter(pk=group.pk).values_list("name", flat=True).first() if group.pk else None
+    group.save()
+    group.permissions.set(list(permissions))
+    after = sorted(f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all())
+    audit.record(
+        actor=acting_user,
+        action=IdentityAction.GROUP_SAVED,
+        target=("auth.group", str(group.pk)),
+        data={
+            "created": before is None,
+            "changes": _changes(
+                {"name": old_name, "permissions": before} if before is not None else {},
+                {"name": group.name, "permissions": after},
+            ),
+        },
+    )
+    return group
 
 
 class IdentityError(StrEnum):

@@ -1,0 +1,116 @@
+"""A freeze override lets one change through a freeze: asked with a reason and the password,
+under the independence rules of an approval. Played by those who must not do it alone."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from changelogs.models import Changelog, Evidence
+from releasegate.errors import InvalidInput, PermissionDenied
+from releasegate.freezes import freeze_create, freeze_override_approve
+from releasegate.models import FreezeOverride, FreezeWindow
+from tests.conftest import Cast
+from tests.factories import UserFactory, authority_give
+from tests.releasegate.gate_support import check, ready_changelog
+
+PASSWORD = "a-test-password-1234"
+
+
+@pytest.fixture
+def frozen(cast: Cast) -> tuple[Changelog, FreezeWindow]:
+    changelog = ready_changelog(cast, commit_authors=["author@bank.example"])
+    now = timezone.now()
+    freeze = freeze_create(
+        acting_user=cast.admin,
+        domain=None,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=1),
+        reason="Year-end freeze",
+    )
+    return changelog, freeze
+
+
+def _codes(cast: Cast) -> list[str]:
+    return [reason["code"] for reason in check(cast.pipeline.client()).json()["reasons"]]
+
+
+def _override_form(freeze: FreezeWindow, changelog: Changelog, **fields: Any) -> dict[str, Any]:
+    return {"freeze": freeze.pk, "changelog": changelog.pk, "reason": "Fixes a fee bug", **fields}
+
+
+def test_an_override_in_the_admin_without_the_password_is_refused(
+    cast: Cast, frozen: tuple[Changelog, FreezeWindow]
+) -> None:
+    changelog, freeze = frozen
+    approver = cast.session(cast.approver)
+
+    without = approver.post("/admin/releasegate/freezeoverride/add/", _override_form(freeze, changelog))
+    wrong = approver.post(
+        "/admin/releasegate/freezeoverride/add/", _override_form(freeze, changelog, your_password="guess")
+    )
+
+    assert without.status_code == wrong.status_code == 200  # the form again
+    assert not FreezeOverride.objects.exists()
+    assert _codes(cast) == ["freeze_active"]
+
+
+def test_an_override_in_the_admin_with_reason_and_password_lets_the_change_through(
+    cast: Cast, frozen: tuple[Changelog, FreezeWindow]
+) -> None:
+    changelog, freeze = frozen
+
+    response = cast.session(cast.approver).post(
+        "/admin/releasegate/freezeoverride/add/", _override_form(freeze, changelog, your_password=PASSWORD)
+    )
+
+    assert response.status_code == 302
+    assert _codes(cast) == ["allowed"]
+    assert AuditEvent.objects.filter(action="freeze:overridden", actor="user:approver").count() == 1
+
+
+@pytest.mark.parametrize("who", ["requester", "uploader", "author", "self_granted"])
+def test_someone_not_independent_of_the_change_cannot_override_the_freeze(
+    cast: Cast, frozen: tuple[Changelog, FreezeWindow], who: str
+) -> None:
+    changelog, freeze = frozen
+    if who == "requester":
+        person = cast.requester
+        Changelog.objects.filter(pk=changelog.pk).update(created_by=person)
+        authority_give(domain=cast.payments, user=person)
+    elif who == "uploader":
+        person = UserFactory(username="uploader")
+        Evidence.objects.filter(changelog=changelog).update(uploaded_by=person)
+        authority_give(domain=cast.payments, user=person)
+    elif who == "author":
+        person = UserFactory(username="author", email="author@bank.example")
+        authority_give(domain=cast.payments, user=person)
+    else:
+        from approvals.services import authority_grant_request, grant_confirm
+
+        person = UserFactory(username="admin-a", is_superuser=True)
+        other = UserFactory(username="admin-b", is_superuser=True)
+        board = Group.objects.create(name="board")
+        grant_confirm(
+            acting_user=other,
+            grant=authority_grant_request(
+                acting_user=person, domain=cast.payments, authority="sign_off", group=board, reason="x"
+            ),
+        )
+        person.groups.add(board)  # a membership nobody confirmed
+
+    with pytest.raises(PermissionDenied):
+        freeze_override_approve(acting_user=person, freeze=freeze, changelog=changelog, reason="Urgent")
+
+    assert not FreezeOverride.objects.exists()
+    assert _codes(cast) == ["freeze_active"]
+
+
+def test_an_override_needs_a_reason(cast: Cast, frozen: tuple[Changelog, FreezeWindow]) -> None:
+    changelog, freeze = frozen
+    with pytest.raises(InvalidInput) as refused:
+        freeze_override_approve(acting_user=cast.approver, freeze=freeze, changelog=changelog, reason="  ")
+    assert refused.value.code == "override_reason_required"
