@@ -1,5 +1,6 @@
 """The documentation stays true: every error code the code can return is in docs/api-errors.md."""
 
+import re
 from enum import StrEnum
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from releasegate.github import GitHubError, GitHubReason
 from releasegate.policy import ReasonCode
 from releasegate.services import IdentityError
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "api-errors.md"
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "api-errors.md"
 ENUMS: list[type[StrEnum]] = [
     CommonError,
     ChangelogError,
@@ -43,3 +45,20 @@ def test_every_error_code_is_documented(enum: type[StrEnum]) -> None:
     missing = [code.value for code in enum if f"`{code.value}`" not in text]
 
     assert missing == [], f"add these codes to docs/api-errors.md: {missing}"
+
+
+TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)`")
+
+
+@pytest.mark.parametrize("doc", ["docs/approvals.md", "docs/gate.md"])
+def test_every_test_the_who_can_do_what_alone_table_names_exists(doc: str) -> None:
+    text = (REPO / doc).read_text()
+    references = TEST_REFERENCE.findall(text)
+    if doc == "docs/approvals.md":
+        assert len(references) >= 10
+    missing = [
+        f"{path}::{name}"
+        for path, name in references
+        if not re.search(rf"^\s*def {name}\(", (REPO / path).read_text(), re.MULTILINE)
+    ]
+    assert missing == []
