@@ -1,8 +1,11 @@
-"""OpenAPI extensions: how drf-spectacular should describe our authentication."""
+"""OpenAPI extensions: how drf-spectacular should describe our authentication, and every error
+code an answer can carry."""
 
+from enum import StrEnum
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.hooks import postprocess_schema_enums
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
@@ -15,3 +18,43 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped
             "scheme": "bearer",
             "description": "A service-account API token (rgp_…), shown once when it is issued.",
         }
+
+
+def error_code_enums() -> list[type[StrEnum]]:
+    """Every enumeration of error codes the API answers with (docs/api-errors.md lists each)."""
+    from approvals.errors import ApprovalError
+    from audit.errors import AuditError
+    from changelogs.content import ContentError
+    from changelogs.errors import ChangelogError
+    from changelogs.parsers import ParseErrorCode
+    from releasegate.deployments import DeploymentError
+    from releasegate.errors import CommonError
+    from releasegate.freezes import FreezeError
+    from releasegate.github import GitHubError
+    from releasegate.services import IdentityError
+
+    return [
+        CommonError,
+        ChangelogError,
+        ContentError,
+        ParseErrorCode,
+        IdentityError,
+        AuditError,
+        ApprovalError,
+        DeploymentError,
+        FreezeError,
+        GitHubError,
+    ]
+
+
+def error_codes_postprocess(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """The error body's ``code`` (and each field problem's) takes one of the documented codes:
+    clients can generate their branches from the schema."""
+    result = postprocess_schema_enums(result, generator, request=request, public=public)
+    codes = sorted({str(code) for enum in error_code_enums() for code in enum} | {"required", "unknown_field"})
+    schemas = result.get("components", {}).get("schemas", {})
+    if "Error" in schemas:
+        schemas["Error"]["properties"]["code"]["description"] = (
+            "Stable error code; see docs/api-errors.md. One of: " + ", ".join(f"`{code}`" for code in codes) + "."
+        )
+    return result

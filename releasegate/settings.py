@@ -267,6 +267,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["releasegate.schema.error_codes_postprocess"],
     "ENUM_NAME_OVERRIDES": {
         "ChangelogKindEnum": "changelogs.models.ChangelogKind",
         "EvidenceKindEnum": "changelogs.models.EvidenceKind",
