@@ -50,7 +50,7 @@ def error_code_enums() -> list[type[StrEnum]]:
 def error_codes_postprocess(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """The error body's ``code`` (and each field problem's) takes one of the documented codes:
     clients can generate their branches from the schema."""
-    result = postprocess_schema_enums(result, generator, request=request, public=public)
+    result = postprocess_schema_enums(result, generator, request=request, public=public)  # type: ignore[no-untyped-call]
     codes = sorted({str(code) for enum in error_code_enums() for code in enum} | {"required", "unknown_field"})
     schemas = result.get("components", {}).get("schemas", {})
     if "Error" in schemas:
