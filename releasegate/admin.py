@@ -215,7 +215,8 @@ class FreezeOverrideAdmin(StepUpAdminMixin, AddOnlyAdmin):
 
     def _signs_somewhere(self, request: HttpRequest) -> bool:
         # Signing authorities override freezes; the service checks the change's own domain.
-        return domain_list_with_authority(user=request.user).exists()
+        user = request.user
+        return bool(user.is_authenticated and domain_list_with_authority(user=user).exists())
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return super().has_module_permission(request) or self._signs_somewhere(request)

@@ -14,7 +14,7 @@ from releasegate.errors import Conflict
 from tests.conftest import Cast
 from tests.factories import changelog_make
 
-ALLOWED = [(old, new) for old, news in TRANSITIONS.items() for new in news]
+ALLOWED = [(old, new) for old, news in TRANSITIONS.items() for new in sorted(news)]
 REFUSED = [(old, new) for old in Status for new in Status if new != old and new not in TRANSITIONS[old]]
 
 
