@@ -40,6 +40,11 @@ _test_signing_certificate()
 
 from releasegate.settings import *  # noqa: E402,F403
 
+# pytest-xdist runs the suite in several processes; each has its own test database (pytest-
+# django) and, on a real broker, its own queue, so that one worker's Celery worker never takes
+# another's task. The Celery workers the tests start inherit the variable and the queue.
+CELERY_TASK_DEFAULT_QUEUE = f"celery-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; test users only
 # The test client speaks plain HTTP.
 SESSION_COOKIE_SECURE = False

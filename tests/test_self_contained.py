@@ -34,7 +34,7 @@ def test_a_test_that_reads_outside_the_repository_fails(tmp_path: Path) -> None:
     probe.write_text(f"def test_reads_beside_the_repository():\n    open({str(outside)!r}).read()\n")
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", str(probe)],
+            [sys.executable, "-m", "pytest", "-q", "-n", "0", str(probe)],
             cwd=REPOSITORY,
             capture_output=True,
             text=True,
