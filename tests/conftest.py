@@ -23,23 +23,30 @@ from releasegate.models import User
 from releasegate.roles import AUDITORS
 from releasegate.services import api_token_issue, service_account_create
 from tests.factories import FACTORY_ACTOR, DomainFactory, ServiceFactory, UserFactory, authority_give
+from tests.network_guard import OutsideConnections
 from tests.outside_reads import OutsideReads, allowed_roots
 
 OUTSIDE_READS = OutsideReads(allowed_roots())
+OUTSIDE_CONNECTIONS = OutsideConnections()
 sys.addaudithook(OUTSIDE_READS.hook)
+sys.addaudithook(OUTSIDE_CONNECTIONS.hook)
 
 
 @pytest.fixture(autouse=True)
-def _no_reads_outside_the_repository() -> Iterator[None]:
-    """Fails the test if it read a file outside the repository (tests/outside_reads.py)."""
-    OUTSIDE_READS.seen.clear()
-    OUTSIDE_READS.armed = True
+def _nothing_from_outside() -> Iterator[None]:
+    """Fails the test if it read a file outside the repository (tests/outside_reads.py) or
+    connected beyond the loopback (tests/network_guard.py)."""
+    for guard in (OUTSIDE_READS, OUTSIDE_CONNECTIONS):
+        guard.seen.clear()
+        guard.armed = True
     try:
         yield
     finally:
-        OUTSIDE_READS.armed = False
+        OUTSIDE_READS.armed = OUTSIDE_CONNECTIONS.armed = False
     if OUTSIDE_READS.seen:
         pytest.fail(f"the test read files outside the repository: {sorted(set(OUTSIDE_READS.seen))[:5]}")
+    if OUTSIDE_CONNECTIONS.seen:
+        pytest.fail(f"the test reached beyond this machine: {sorted(set(OUTSIDE_CONNECTIONS.seen))[:5]}")
 
 
 def _flush_with_audit_triggers_suspended(original: Any) -> Any:

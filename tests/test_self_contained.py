@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.network_guard import OutsideConnections
 from tests.outside_reads import REPOSITORY, OutsideReads, allowed_roots, is_outside
 
 
@@ -46,3 +47,36 @@ def test_a_test_that_reads_outside_the_repository_fails(tmp_path: Path) -> None:
         outside.unlink()
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the test read files outside the repository" in result.stdout
+
+
+def test_a_test_that_connects_beyond_the_loopback_fails(tmp_path: Path) -> None:
+    """Shown with a throwaway test, run by pytest in a child process under this conftest: it
+    asks for an address on the internet (the lookup alone is refused; nothing is sent)."""
+    probe = REPOSITORY / "tests" / f"test_probe_net_{tmp_path.name}.py"
+    probe.write_text(
+        "import socket\n\n\ndef test_reaches_out():\n"
+        "    try:\n        socket.create_connection(('example.com', 443), timeout=1)\n"
+        "    except OSError:\n        pass\n"
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-n", "0", str(probe)],
+            cwd=REPOSITORY,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        probe.unlink()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the test reached beyond this machine: [\"lookup 'example.com'\"]" in result.stdout
+
+
+def test_the_network_guard_lets_the_loopback_through() -> None:
+    guard = OutsideConnections()
+    guard.armed = True
+    guard.hook("socket.getaddrinfo", ("localhost", 5432, 0, 0, 0, 0))
+    guard.hook("socket.getaddrinfo", ("127.0.0.1", 6379, 0, 0, 0, 0))
+    guard.hook("socket.getaddrinfo", ("10.0.0.8", 443, 0, 0, 0, 0))
+    assert guard.seen == ["lookup '10.0.0.8'"]
