@@ -20,7 +20,7 @@ from releasegate.authentication import token_of
 from releasegate.deployments import deployment_report
 from releasegate.errors import InvalidInput, field_error
 from releasegate.gate import gate_check_as_caller
-from releasegate.models import Deployment, DeploymentStatus, GateDecision, GateOutcome
+from releasegate.models import Deployment, DeploymentStatus, GateDecision, GateOutcome, NotCovered
 
 
 def _unknown_service() -> InvalidInput:
@@ -193,6 +193,12 @@ class DeploymentOutput(serializers.Serializer[Any]):
     decision = serializers.UUIDField(source="decision_id", allow_null=True, help_text="The allow decision covering it.")
     changelog = serializers.UUIDField(source="changelog_id", allow_null=True)
     unauthorised = serializers.BooleanField(help_text="No allow decision covered it.")
+    not_covered_because = serializers.ChoiceField(
+        choices=NotCovered.choices,
+        allow_null=True,
+        source="not_covered_reason",
+        help_text="Why no allow decision covers it (docs/gate.md); null when covered.",
+    )
     reported_by = serializers.CharField(source="reported_by.username")
     reported_at = serializers.DateTimeField()
 
@@ -211,7 +217,15 @@ class DeploymentListReportApi(APIView):
         responses={201: DeploymentOutput, 200: DeploymentOutput, **error_responses(400, 401, 409)},
         description=(
             "Report a deployment (started, succeeded, failed, rolled_back) with the digest actually deployed. "
-            "201 for a new report, 200 when the same key and report were sent before (nothing changes)."
+            "201 for a new report, 200 when the same key and report were sent before (nothing changes). "
+            "A deployment is identified by service, environment, digest and `started_at` (never by the run URL); "
+            "its first report is covered by an allow decision for the same service, environment and digest that "
+            "was valid at `started_at` and whose changelog is still approved, if it arrives within "
+            "DEPLOYMENT_REPORT_WINDOW_MINUTES of the start; anything else is flagged `unauthorised` with "
+            "`not_covered_because` (docs/gate.md). Every report is attached to the changelog carrying its digest. "
+            "400 `deployment_starts_in_future` / `deployment_finishes_in_future`: a time ahead of the server's "
+            "clock by more than DEPLOYMENT_CLOCK_SKEW_SECONDS; 400 `deployment_finishes_before_start`; "
+            "409 `idempotency_key_reused`."
         ),
     )
     def post(self, request: Request) -> Response:

@@ -834,6 +834,8 @@ def cmd_deploy_report(args: argparse.Namespace, gate: Gate, out: Output) -> Resu
             "  UNAUTHORISED: no allow decision of the gate covers this deployment. It is flagged to the "
             "domain's signing authorities and auditors.",
         ]
+        if deployment.get("not_covered_because"):
+            lines.append(f"  why: {deployment['not_covered_because']} (docs/gate.md)")
         return Result(EXIT_NO, "unauthorised", lines, deployment, quiet=deployment["id"], extra=extra)
     lines = [head, f"  covered by gate decision {deployment.get('decision')}, changelog {deployment.get('changelog')}"]
     return Result(EXIT_OK, "recorded", lines, deployment, quiet=deployment["id"], extra=extra)

@@ -87,9 +87,10 @@ def _facts(
 # --- The facts through the ORM: any database, and the reference ----------------------------------
 
 
-def _revision_for(service: Service, digest: str, changelog_id: Any) -> ChangelogRevision | None:
+def revision_for_digest(service: Service, digest: str, changelog_id: Any) -> ChangelogRevision | None:
     """The revision of the service carrying the digest: a submitted one if there is one, else
-    the newest (so that a draft or superseded one can be named in the denial)."""
+    the newest (so that a draft or superseded one can be named in the denial). Deployment
+    reports are attached to its changelog by the same rule (releasegate/deployments.py)."""
     revisions = ChangelogRevision.objects.filter(changelog__service=service, artifact_digest=digest)
     if changelog_id:
         revisions = revisions.filter(changelog_id=changelog_id)
@@ -138,7 +139,7 @@ def gate_facts(*, service: Service, digest: str, changelog_id: Any = None, now: 
     from approvals.models import Retrospective
 
     overdue = Retrospective.objects.filter(service=service, status=RetrospectiveStatus.OVERDUE).count()
-    revision = _revision_for(service, digest, changelog_id)
+    revision = revision_for_digest(service, digest, changelog_id)
     if revision is None:
         facts = GateFacts(
             changelog_found=False,

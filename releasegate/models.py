@@ -140,9 +140,22 @@ class DeploymentStatus(models.TextChoices):
     ROLLED_BACK = "rolled_back", "Rolled back"
 
 
+class NotCovered(models.TextChoices):
+    """Why no allow decision covers a deployment report (releasegate/deployments.py, docs/gate.md)."""
+
+    NO_ALLOW_DECISION = "no_allow_decision", "No allow decision for this service, environment and digest"
+    NOT_VALID_AT_START = "not_valid_at_start", "No allow decision was valid when the deployment started"
+    REPORTED_LATE = "reported_late", "Reported too long after the deployment started"
+    CHANGELOG_NOT_APPROVED = "changelog_not_approved", "The changelog is no longer approved (rejected, deployed…)"
+    REVISION_SUPERSEDED = "revision_superseded", "The approved revision was superseded"
+    UNCOVERED_DEPLOYMENT = "uncovered_deployment", "A later report of a deployment nothing covered"
+    OUT_OF_ORDER = "out_of_order", "Does not follow the deployment's previous report"
+
+
 class Deployment(models.Model):
-    """A pipeline's report of what it deployed. ``unauthorised`` when no allow decision for the
-    same service, environment and digest covered it."""
+    """A pipeline's report of what it deployed, attached to the changelog whose digest it
+    carries whatever the decision. ``unauthorised`` when no allow decision covers it
+    (releasegate/deployments.py says which do, ``not_covered_because`` why not)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     idempotency_key = models.CharField(max_length=200)
@@ -161,6 +174,9 @@ class Deployment(models.Model):
         "changelogs.Changelog", on_delete=models.PROTECT, null=True, blank=True, related_name="deployments"
     )
     unauthorised = models.BooleanField(default=False)
+    not_covered_because = models.CharField(
+        max_length=32, choices=NotCovered.choices, blank=True, help_text="Empty when an allow decision covers it."
+    )
     reported_at = models.DateTimeField()
     request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the report, to spot a reused key.")
 
@@ -176,6 +192,10 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id} {self.environment} {self.status} {self.artifact_digest[:19]}"
+
+    @property
+    def not_covered_reason(self) -> str | None:
+        return self.not_covered_because or None
 
 
 class GitHubAnswer(models.TextChoices):

@@ -284,6 +284,11 @@ SPECTACULAR_SETTINGS = {
 # The gate. Only these environments are gated; an allow decision covers a deployment this long.
 GATE_ENVIRONMENTS = env_list("GATE_ENVIRONMENTS", ["production"])
 GATE_DECISION_VALIDITY_MINUTES = env_int("GATE_DECISION_VALIDITY_MINUTES", 60, minimum=1)
+# Deployment reports (releasegate/deployments.py, docs/gate.md): a deployment's reports count
+# as covered only when they arrive this soon after its start (a rollback: any time later), and
+# a start or finish further ahead of the server's clock than the skew is refused.
+DEPLOYMENT_REPORT_WINDOW_MINUTES = env_int("DEPLOYMENT_REPORT_WINDOW_MINUTES", 60, minimum=1)
+DEPLOYMENT_CLOCK_SKEW_SECONDS = env_int("DEPLOYMENT_CLOCK_SKEW_SECONDS", 60, minimum=0)
 
 # --- GitHub deployment protection rule (releasegate/github.py, docs/github.md) -------------
 # On when GITHUB_APP_ID is set; the webhook secret and the App's private key come with it.

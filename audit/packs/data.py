@@ -136,7 +136,7 @@ class DeploymentRow:
     environment: str
     status: str
     artifact_digest: str
-    changelog_id: str  # "" when unauthorised
+    changelog_id: str  # "" when no changelog of the service carries its digest
     unauthorised: bool
 
 

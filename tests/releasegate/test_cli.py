@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -556,16 +556,19 @@ def test_the_ci_flow_create_evidence_submit_check_deploy_exits_0_and_the_changel
         "--run-url",
         "https://ci.bank.example/run/7",
     ]
-    started = run([*report, "--status", "started", "--started-at", "2026-12-01T09:00:00Z"], gate_env)
+    # The deployment's start, sent with each of its reports (by the server's clock: the report
+    # is covered only by a decision valid then).
+    start = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    started = run([*report, "--status", "started", "--started-at", start], gate_env)
     succeeded = run(
         [
             *report,
             "--status",
             "succeeded",
             "--started-at",
-            "2026-12-01T09:00:00Z",
+            start,
             "--finished-at",
-            "2026-12-01T09:05:00Z",
+            start,
         ],
         gate_env,
     )
@@ -706,11 +709,13 @@ def test_an_unauthorised_deployment_exits_1(gate_env: dict[str, str], cast: Cast
     assert document["outcome"] == "unauthorised"
     assert document["unauthorised"] is True
     assert Deployment.objects.get().unauthorised
+    assert document["result"]["not_covered_because"] == "no_allow_decision"
 
 
 def test_a_retried_deploy_report_is_recognised_by_its_derived_key(gate_env: dict[str, str], cast: Cast) -> None:
     ready_changelog(cast)
     assert run(check_args(), gate_env).returncode == 0
+    start = datetime.now(UTC).replace(microsecond=0)
     report = [
         "deploy",
         "report",
@@ -721,11 +726,12 @@ def test_a_retried_deploy_report_is_recognised_by_its_derived_key(gate_env: dict
         "--status",
         "started",
         "--started-at",
-        "2026-12-01T10:00:00+01:00",
+        start.astimezone(timezone(timedelta(hours=1))).isoformat(),
     ]
 
     first = run(report, gate_env)
-    again = run([*report[:-1], "2026-12-01T09:00:00Z"], gate_env)  # the same time, written differently
+    # The same time, written differently.
+    again = run([*report[:-1], start.isoformat().replace("+00:00", "Z")], gate_env)
 
     assert first.returncode == 0, first.stderr
     assert again.returncode == 0, again.stderr

@@ -228,7 +228,7 @@ def test_a_changelog_already_deployed_is_closed(cast: Cast) -> None:
             "environment": "production",
             "artifact_digest": DIGEST,
             "status": "succeeded",
-            "started_at": "2026-11-27T10:00:00Z",
+            "started_at": timezone.now().isoformat(),
         },
         format="json",
     )

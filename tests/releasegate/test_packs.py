@@ -47,7 +47,7 @@ def deployed(cast: Cast) -> Changelog:
             "environment": "production",
             "artifact_digest": changelog.current_revision.artifact_digest,
             "status": "succeeded",  # type: ignore[union-attr]
-            "started_at": "2026-11-27T10:00:00Z",
+            "started_at": timezone.now().isoformat(),
         },
         format="json",
     )
@@ -209,6 +209,50 @@ def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptio
     assert str(hotfix.pk) in text
     assert "4242" in text  # the seed is printed
     assert "retrospective" in text.lower()
+
+
+def test_a_deployment_after_a_deny_is_an_unauthorised_deployment_of_that_change_in_both_packs(
+    cast: Cast, tmp_path: Path
+) -> None:
+    pdftotext = needs("pdftotext")
+    changelog = ready_changelog(cast, approved=False)
+    pipeline = cast.pipeline.client()
+    assert check(pipeline).json()["decision"] == "deny"
+    deployment = pipeline.post(
+        "/api/v1/deployments/",
+        {
+            "idempotency_key": "run-denied",
+            "service": "payments-api",
+            "environment": "production",
+            "artifact_digest": changelog.current_revision.artifact_digest,  # type: ignore[union-attr]
+            "status": "succeeded",
+            "started_at": timezone.now().isoformat(),
+        },
+        format="json",
+    ).json()
+
+    change_job = request_pack(cast, {"kind": "changelog", "changelog": str(changelog.pk)})
+    change_pdf = tmp_path / "change.pdf"
+    change_pdf.write_bytes(download(cast, change_job, "pack.pdf"))
+    change_text = subprocess.run(
+        [pdftotext, "-layout", str(change_pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    start = (timezone.now() - timedelta(days=1)).isoformat()
+    end = (timezone.now() + timedelta(days=1)).isoformat()
+    population_job = request_pack(cast, {"kind": "population", "start": start, "end": end, "sample_size": 1, "seed": 7})
+    rows = list(csv.DictReader(io.StringIO(download(cast, population_job, "population.csv").decode())))
+
+    assert "No deployments." not in change_text
+    assert deployment["id"] in change_text
+    assert "UNAUTHORISED" in change_text
+    [change] = [row for row in rows if row["record"] == "change"]
+    assert change["changelog_id"] == str(changelog.pk)
+    assert change["deployments"] == "1"
+    assert change["first_deployed_at"] != ""
+    assert change["approval_before_deploy"] == "false"
+    [reported] = [row for row in rows if row["record"] == "deployment"]
+    assert reported["changelog_id"] == str(changelog.pk)
+    assert reported["unauthorised"] == "true"
 
 
 def test_asking_twice_for_the_same_pack_returns_the_same_job(cast: Cast, deployed: Changelog) -> None:
