@@ -11,7 +11,10 @@ GitHub Actions pauses a job that targets an environment with our rule enabled an
    changelog revision with that ``source_revision``; ``releasegate.gate.gate_check`` decides
    for the ``svc-github-app`` service account. The delivery (``X-GitHub-Delivery``, unique) is
    stored with the answer and audited, in one transaction; the same delivery again changes
-   nothing. Anything that cannot be mapped is rejected with a comment that says why.
+   nothing. The same signed body under another delivery id is a replay, and a deployment
+   GitHub created longer ago than ``GITHUB_DELIVERY_MAX_AGE_SECONDS`` is too old: both are
+   refused and audited, not evaluated or answered (``github_delivery_receive``). Anything that
+   cannot be mapped is rejected with a comment that says why.
 3. After commit a Celery task (``releasegate.tasks``) answers GitHub: it authenticates as the
    GitHub App (an RS256 JWT signed with the App's private key), exchanges that for an
    installation access token and POSTs ``{environment_name, state, comment}`` to the payload's
@@ -49,10 +52,11 @@ from django.utils import timezone
 
 import audit
 from approvals.notifications import retry_delay
+from audit.canonical import canonical_json, sha256_hex
 from audit.services import SYSTEM
 from changelogs.models import ChangelogRevision, RevisionStatus, Service
 from releasegate.audit_actions import GateAction
-from releasegate.errors import ApplicationError, InvalidInput, NotFound, field_error
+from releasegate.errors import ApplicationError, Conflict, InvalidInput, NotFound, field_error
 from releasegate.gate import gate_check
 from releasegate.models import (
     GateDecision,
@@ -87,6 +91,9 @@ class GitHubError(StrEnum):
     NOT_CONFIGURED = "github_not_configured"
     DELIVERY_ID_INVALID = "github_delivery_id_invalid"
     CALLBACK_URL_INVALID = "github_callback_url_invalid"
+    DELIVERY_REPLAYED = "github_delivery_replayed"
+    DELIVERY_TOO_OLD = "github_delivery_too_old"
+    DELIVERY_DATED_IN_FUTURE = "github_delivery_dated_in_future"
 
 
 class GitHubReason(StrEnum):
@@ -98,6 +105,11 @@ class GitHubReason(StrEnum):
     NO_CHANGELOG = "no_changelog"
     AMBIGUOUS_CHANGELOG = "ambiguous_changelog"
     DECISION_EXPIRED = "decision_expired"
+
+
+# GitHub's clock and ours are both NTP-synced: a deployment created further ahead of our clock
+# than this is not GitHub's doing.
+DELIVERY_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class SignatureInvalid(ApplicationError):
@@ -280,60 +292,154 @@ def _answer(
     return Answer(state, _gate_comment(decision, revision), "", revision.changelog.service, decision)
 
 
+def github_replay_key(*, installation_id: int, deployment_id: int, body_sha256: str) -> str:
+    """What a delivery is, by what GitHub's signature covers: the installation and deployment
+    it is about and the signed body's SHA-256. ``X-GitHub-Delivery`` is not signed, so it is no
+    key to anything: a captured body sent again under a new delivery id has the same key."""
+    return sha256_hex(
+        canonical_json({"installation": installation_id, "deployment": deployment_id, "body": body_sha256})
+    )
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of a signed ``deployment_protection_rule`` delivery: ``evaluated`` (new: asked
+    and answered after commit), ``duplicate`` (GitHub's redelivery of one seen before: nothing done
+    again) or ``refused`` (a replay, or too old: nothing evaluated or answered, the refusal
+    audited); ``delivery`` is the stored one, for a refusal the one it replays, if any."""
+
+    outcome: str
+    delivery: GitHubDelivery | None
+    refusal: ApplicationError | None = None
+
+
+def _seen(delivery_id: str, replay_key: str) -> tuple[GitHubDelivery | None, bool]:
+    """A stored delivery with this key or this delivery id, and whether it is the same
+    delivery again (GitHub's redelivery: same id, same signed body)."""
+    stored = GitHubDelivery.objects.filter(replay_key=replay_key).first()
+    if stored is not None:
+        return stored, stored.delivery_id == delivery_id
+    stored = GitHubDelivery.objects.filter(delivery_id=delivery_id).first()
+    if stored is not None:
+        # A row kept before replay keys were: its redelivery is recognised by the id alone.
+        return stored, stored.replay_key is None
+    return None, False
+
+
+def _refuse(
+    *, error: ApplicationError, reason: str, delivery_id: str, replayed: GitHubDelivery | None, data: dict[str, Any]
+) -> Received:
+    """Every refusal about authority is recorded (THREATS.md): the audit event is written in the
+    request's transaction, which the API commits with the refusal."""
+    target: GitHubDelivery | tuple[str, str] = replayed if replayed else ("github.delivery", delivery_id)
+    audit.record(
+        actor=github_app_account(),
+        action=GateAction.GITHUB_DELIVERY_REFUSED,
+        target=target,
+        data={**data, "delivery": delivery_id, "refused": reason, "code": error.code},
+    )
+    logger.warning("GitHub delivery %s refused (%s): %s", delivery_id, reason, error.message)
+    return Received("refused", replayed, error)
+
+
 @transaction.atomic
-def github_protection_rule_request(
+def github_delivery_receive(
     *,
     delivery_id: str,
+    body_sha256: str,
+    deployment_created_at: datetime,
     environment: str,
     event: str,
     repository: str,
     repository_url: str,
     repository_id: int | None,
     sha: str,
-    deployment_id: int | None,
+    deployment_id: int,
     installation_id: int,
     callback_url: str,
     now: datetime | None = None,
-) -> tuple[GitHubDelivery, bool]:
-    """Record GitHub's question and the answer to it; returns the delivery and whether it is
-    new. The answer is sent after commit. A delivery id seen before returns the stored
-    delivery: nothing is evaluated or sent again."""
+) -> Received:
+    """Take a signed delivery: refuse a replay or a stale one (audited), recognise GitHub's
+    redelivery, else record the question and the answer to it (sent after commit)."""
     now = now or timezone.now()
-    existing = GitHubDelivery.objects.filter(delivery_id=delivery_id).first()
-    if existing is not None:
-        return existing, False
-    _require_callback_under_api(callback_url)
-    actor = github_app_account()
-    delivery = GitHubDelivery(
-        delivery_id=delivery_id,
-        event=event,
-        repository=repository,
-        repository_url=repository_url,
-        repository_id=repository_id,
-        sha=sha,
-        environment=environment,
-        deployment_id=deployment_id,
-        installation_id=installation_id,
-        callback_url=callback_url,
-        state=GitHubAnswer.REJECTED,
-        status=GitHubAnswerStatus.PENDING,
-        next_attempt_at=now,
-        received_at=now,
+    key = github_replay_key(installation_id=installation_id, deployment_id=deployment_id, body_sha256=body_sha256)
+    facts = {
+        "replay_key": key,
+        "body_sha256": body_sha256,
+        "installation_id": installation_id,
+        "deployment_id": deployment_id,
+        "deployment_created_at": deployment_created_at,
+        "repository": repository,
+        "sha": sha,
+        "environment": environment,
+    }
+    stored, same = _seen(delivery_id, key)
+    if stored is None:
+        age = now - deployment_created_at
+        if age > timedelta(seconds=settings.GITHUB_DELIVERY_MAX_AGE_SECONDS):
+            error = InvalidInput(
+                GitHubError.DELIVERY_TOO_OLD,
+                f"GitHub created this deployment at {deployment_created_at:%Y-%m-%d %H:%M:%S} UTC, more than "
+                f"{settings.GITHUB_DELIVERY_MAX_AGE_SECONDS} s ago; re-run the job to ask again.",
+            )
+            return _refuse(error=error, reason="too_old", delivery_id=delivery_id, replayed=None, data=facts)
+        if -age > DELIVERY_CLOCK_SKEW:
+            error = InvalidInput(
+                GitHubError.DELIVERY_DATED_IN_FUTURE,
+                f"The deployment is dated {deployment_created_at:%Y-%m-%d %H:%M:%S} UTC, ahead of this server's clock.",
+            )
+            return _refuse(error=error, reason="dated_in_future", delivery_id=delivery_id, replayed=None, data=facts)
+        _require_callback_under_api(callback_url)
+        actor = github_app_account()
+        delivery = GitHubDelivery(
+            delivery_id=delivery_id,
+            replay_key=key,
+            body_sha256=body_sha256,
+            deployment_created_at=deployment_created_at,
+            event=event,
+            repository=repository,
+            repository_url=repository_url,
+            repository_id=repository_id,
+            sha=sha,
+            environment=environment,
+            deployment_id=deployment_id,
+            installation_id=installation_id,
+            callback_url=callback_url,
+            state=GitHubAnswer.REJECTED,
+            status=GitHubAnswerStatus.PENDING,
+            next_attempt_at=now,
+            received_at=now,
+        )
+        try:
+            # Claim the delivery id and the replay key first: a concurrent copy of the same
+            # delivery waits here for our commit and then finds the row instead of evaluating
+            # a second time.
+            with transaction.atomic():
+                delivery.save(force_insert=True)
+        except IntegrityError:
+            stored, same = _seen(delivery_id, key)
+        else:
+            _evaluate(delivery, actor=actor, installation_id=installation_id, event=event)
+            return Received("evaluated", delivery)
+    if stored is not None and same:
+        return Received("duplicate", stored)
+    replayed = Conflict(
+        GitHubError.DELIVERY_REPLAYED,
+        f"This signed delivery was received before as {stored.delivery_id if stored else 'another delivery'}; "
+        "it is not evaluated or answered again.",
     )
-    try:
-        # Claim the delivery id first: a concurrent copy of the same delivery waits here for
-        # our commit and then finds the row instead of evaluating a second time.
-        with transaction.atomic():
-            delivery.save(force_insert=True)
-    except IntegrityError:
-        return GitHubDelivery.objects.get(delivery_id=delivery_id), False
+    facts["first_delivery"] = stored.delivery_id if stored else None
+    return _refuse(error=replayed, reason="replayed", delivery_id=delivery_id, replayed=stored, data=facts)
 
+
+def _evaluate(delivery: GitHubDelivery, *, actor: User, installation_id: int, event: str) -> None:
+    """Ask the gate (or reject without it), record the answer, send it after commit."""
     answer = _answer(
         actor=actor,
-        services=service_list_for_repository(repository_url=repository_url),
-        environment=environment,
-        repository=repository_url or repository,
-        sha=sha,
+        services=service_list_for_repository(repository_url=delivery.repository_url),
+        environment=delivery.environment,
+        repository=delivery.repository_url or delivery.repository,
+        sha=delivery.sha,
     )
     delivery.state = answer.state
     delivery.comment = _truncate(answer.comment, COMMENT_MAX)
@@ -345,11 +451,17 @@ def github_protection_rule_request(
         actor=actor,
         action=GateAction.GITHUB_RULE_REQUESTED,
         target=delivery,
-        data={**_audit_data(delivery), "installation_id": installation_id, "event": event},
+        data={
+            **_audit_data(delivery),
+            "installation_id": installation_id,
+            "event": event,
+            "replay_key": delivery.replay_key,
+            "body_sha256": delivery.body_sha256,
+            "deployment_created_at": delivery.deployment_created_at,
+        },
     )
     # robust: the answer is committed either way; a failed hand-over leaves it to the flush.
     transaction.on_commit(partial(_hand_over, [delivery.pk]), robust=True)
-    return delivery, True
 
 
 def _audit_data(delivery: GitHubDelivery) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 docs/github.md). GitHub is not a user of ours: the request carries no token or session, and the
 signature over the raw body (``X-Hub-Signature-256``) is its authentication."""
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -15,11 +16,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from releasegate.api import error_responses
-from releasegate.errors import CommonError, InvalidInput, PayloadTooLarge
+from releasegate.errors import CommonError, InvalidInput, PayloadTooLarge, error_body
 from releasegate.github import (
     PROTECTION_RULE_EVENT,
     GitHubError,
-    github_protection_rule_request,
+    github_delivery_receive,
     github_signature_verify,
 )
 from releasegate.models import GitHubAnswer, GitHubAnswerStatus, GitHubDelivery
@@ -34,9 +35,12 @@ class ProtectionRuleRepositoryInput(serializers.Serializer[Any]):
 
 
 class ProtectionRuleDeploymentInput(serializers.Serializer[Any]):
-    id = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    id = serializers.IntegerField(min_value=1, help_text="With the installation and the body, what a delivery is.")
     sha = serializers.RegexField(
         r"^[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?$", help_text="The full commit id (SHA-1, or SHA-256 repositories)."
+    )
+    created_at = serializers.DateTimeField(
+        help_text="When GitHub created the deployment: older than GITHUB_DELIVERY_MAX_AGE_SECONDS is refused."
     )
 
 
@@ -137,13 +141,18 @@ class GitHubDeploymentProtectionApi(APIView):
         responses={
             202: OpenApiResponse(GitHubDeliveryOutput, description="Evaluated; GitHub gets the answer after commit."),
             200: OpenApiResponse(GitHubDeliveryOutput, description="Seen before (nothing done again), or ignored."),
-            **error_responses(400, 401, 404, 413),
+            **error_responses(400, 401, 404, 409, 413),
         },
         description=(
             "GitHub's `deployment_protection_rule` webhook (a GitHub App's). Verified with X-Hub-Signature-256 "
             "before anything else (401 `github_signature_invalid`); 404 `github_not_configured` without "
             "GITHUB_WEBHOOK_SECRET. Maps the repository and deployment.sha to a submitted changelog, asks the "
-            "gate and answers GitHub's callback (approved/rejected with a comment) from a worker. See docs/github.md."
+            "gate and answers GitHub's callback (approved/rejected with a comment) from a worker. De-duplicated on "
+            "what the signature covers (installation, deployment, SHA-256 of the body), not on X-GitHub-Delivery: "
+            "the same signed body under another delivery id is refused, 409 `github_delivery_replayed`; a "
+            "deployment created more than GITHUB_DELIVERY_MAX_AGE_SECONDS ago is refused, 400 "
+            "`github_delivery_too_old` (400 `github_delivery_dated_in_future` when ahead of the server's clock). "
+            "Refusals are audited (`github:delivery_refused`), nothing is evaluated or answered. See docs/github.md."
         ),
     )
     def post(self, request: Request) -> Response:
@@ -161,8 +170,10 @@ class GitHubDeploymentProtectionApi(APIView):
         rule = DeploymentProtectionRuleInput(data=payload)
         rule.is_valid(raise_exception=True)
         values = rule.validated_data
-        delivery, created = github_protection_rule_request(
+        received = github_delivery_receive(
             delivery_id=delivery_id,
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            deployment_created_at=values["deployment"]["created_at"],
             environment=values["environment"],
             event=values["event"],
             repository=values["repository"]["full_name"],
@@ -173,6 +184,11 @@ class GitHubDeploymentProtectionApi(APIView):
             installation_id=values["installation"]["id"],
             callback_url=values["deployment_callback_url"],
         )
-        if created:
-            return Response(_delivery_output(delivery, "evaluated"), status=status.HTTP_202_ACCEPTED)
-        return Response(_delivery_output(delivery, "duplicate"), status=status.HTTP_200_OK)
+        if received.refusal is not None:
+            # Answered without raising: the refusal's audit event commits with the request.
+            refusal = received.refusal
+            return Response(error_body(refusal.code, refusal.message), status=refusal.status_code)
+        assert received.delivery is not None  # noqa: S101 - evaluated and duplicate carry their delivery
+        if received.outcome == "evaluated":
+            return Response(_delivery_output(received.delivery, "evaluated"), status=status.HTTP_202_ACCEPTED)
+        return Response(_delivery_output(received.delivery, "duplicate"), status=status.HTTP_200_OK)

@@ -213,10 +213,24 @@ class GitHubDelivery(models.Model):
     """One ``deployment_protection_rule`` question from GitHub and the answer to it
     (releasegate/github.py). Written with the gate's decision; the answer is then sent to
     ``callback_url`` by Celery until GitHub accepts it (``answered``) or the attempts run out
-    (``failed``). The delivery id is GitHub's: a redelivery finds this row and changes nothing."""
+    (``failed``). A redelivery (GitHub's same delivery id and body) finds this row and changes
+    nothing; the same signed body under another delivery id is a replay, refused and audited:
+    ``replay_key`` is over what the signature covers, not the delivery id header."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     delivery_id = models.CharField(max_length=100, unique=True, help_text="GitHub's X-GitHub-Delivery.")
+    replay_key = models.CharField(
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="SHA-256 over the installation, the deployment and the body's SHA-256 (all signed); "
+        "empty for deliveries received before it was kept.",
+    )
+    body_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the signed body, hex.")
+    deployment_created_at = models.DateTimeField(
+        null=True, blank=True, help_text="When GitHub created the deployment (the payload's own time)."
+    )
     event = models.CharField(
         max_length=64, blank=True, help_text="What started the deployment (push, workflow_dispatch…), from the payload."
     )

@@ -323,6 +323,10 @@ for _entry in env_list("GITHUB_GATED_ENVIRONMENTS", ["production"]):
 GITHUB_CALLBACK_MAX_ATTEMPTS = env_int("GITHUB_CALLBACK_MAX_ATTEMPTS", 10, minimum=1)
 GITHUB_CALLBACK_RETRY_BASE_SECONDS = env_int("GITHUB_CALLBACK_RETRY_BASE_SECONDS", 2, minimum=0)
 CELERY_BEAT_SCHEDULE["github-answers-flush"] = {"task": "releasegate.tasks.github_answers_flush", "schedule": 30.0}
+# A deployment_protection_rule delivery whose deployment GitHub created longer ago than this
+# (the payload's own deployment.created_at) is refused and audited, not evaluated: together with
+# the replay key over the signed body, a captured delivery cannot be played again later.
+GITHUB_DELIVERY_MAX_AGE_SECONDS = env_int("GITHUB_DELIVERY_MAX_AGE_SECONDS", 3600, minimum=60)
 # --- end of GitHub -------------------------------------------------------------------------
 
 # Evidence packs: who signs them, and for how long asking again returns the same build.

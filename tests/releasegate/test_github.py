@@ -4,6 +4,7 @@ issues installation tokens and records the callbacks. Real database and Celery (
 
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import shutil
@@ -97,6 +98,9 @@ def payments_repo(cast: Cast) -> Service:
     return cast.payments_api
 
 
+_DEPLOYMENT_IDS = itertools.count(1111)
+
+
 def rule(
     github: FakeGitHub,
     *,
@@ -104,15 +108,26 @@ def rule(
     environment: str = "production",
     repository_url: str = REPOSITORY_URL,
     action: str = "requested",
+    created_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """A deployment_protection_rule payload as GitHub sends it (abridged)."""
+    """A deployment_protection_rule payload as GitHub sends it (abridged): each one for a new
+    deployment (a new job, or a re-run), created now unless said otherwise."""
     full_name = repository_url.removeprefix("https://github.com/")
+    created = (created_at or timezone.now()).astimezone(UTC).replace(microsecond=0)
     return {
         "action": action,
         "environment": environment,
         "event": "push",
         "deployment_callback_url": github.callback_url(*full_name.split("/")),
-        "deployment": {"id": 1111, "sha": sha, "ref": "main", "environment": environment, "task": "deploy"},
+        "deployment": {
+            "id": next(_DEPLOYMENT_IDS),
+            "sha": sha,
+            "ref": "main",
+            "environment": environment,
+            "task": "deploy",
+            "created_at": created.isoformat().replace("+00:00", "Z"),
+            "updated_at": created.isoformat().replace("+00:00", "Z"),
+        },
         "repository": {"id": REPOSITORY_ID, "full_name": full_name, "html_url": repository_url, "private": True},
         "installation": {"id": INSTALLATION_ID, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="},
         "sender": {"login": "octocat", "id": 1},
@@ -434,6 +449,85 @@ def test_the_same_delivery_twice_is_evaluated_and_answered_once(cast: Cast, gith
 
 
 @pytest.mark.usefixtures("transactional_db", "eager_celery", "payments_repo")
+def test_a_signed_body_replayed_under_a_new_delivery_id_is_refused_recorded_and_not_answered(
+    cast: Cast, github: FakeGitHub
+) -> None:
+    ready_changelog(cast)
+    body = json.dumps(rule(github)).encode()
+    first = deliver(body, delivery="d-0001")
+    audit_before = AuditEvent.objects.count()
+
+    replayed = deliver(body, delivery="d-0002")  # captured on the way, sent again under a new id
+
+    assert first.status_code == 202
+    assert replayed.status_code == 409
+    assert replayed.json()["code"] == "github_delivery_replayed"
+    assert GateDecision.objects.count() == 1
+    assert list(GitHubDelivery.objects.values_list("delivery_id", flat=True)) == ["d-0001"]
+    assert len(github.callbacks) == 1
+    [refused] = events("github:delivery_refused")
+    data = json.loads(refused.data)
+    assert (data["delivery"], data["first_delivery"], data["refused"]) == ("d-0002", "d-0001", "replayed")
+    assert data["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert (refused.target_type, refused.target_id) == (
+        "releasegate.githubdelivery",
+        str(GitHubDelivery.objects.get().pk),
+    )
+    assert refused.actor == "service_account:svc-github-app"
+    assert AuditEvent.objects.count() == audit_before + 1
+
+
+@pytest.mark.usefixtures("transactional_db", "eager_celery", "payments_repo")
+def test_a_delivery_id_seen_before_with_another_signed_body_is_refused(cast: Cast, github: FakeGitHub) -> None:
+    ready_changelog(cast)
+    deliver(rule(github), delivery="d-0001")
+
+    other = deliver(rule(github), delivery="d-0001")
+
+    assert other.status_code == 409
+    assert other.json()["code"] == "github_delivery_replayed"
+    assert GateDecision.objects.count() == 1
+    assert len(github.callbacks) == 1
+    assert len(events("github:delivery_refused")) == 1
+
+
+@pytest.mark.parametrize(
+    ("created", "code"),
+    [
+        pytest.param(timedelta(hours=-2), "github_delivery_too_old", id="too-old"),
+        pytest.param(timedelta(minutes=10), "github_delivery_dated_in_future", id="in-the-future"),
+    ],
+)
+@pytest.mark.usefixtures("transactional_db", "eager_celery", "payments_repo")
+def test_a_delivery_outside_the_age_limit_is_refused_recorded_and_not_evaluated(
+    cast: Cast, github: FakeGitHub, settings: Any, created: timedelta, code: str
+) -> None:
+    settings.GITHUB_DELIVERY_MAX_AGE_SECONDS = 3600
+    ready_changelog(cast)
+
+    response = deliver(rule(github, created_at=timezone.now() + created), delivery="d-0003")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    assert not GitHubDelivery.objects.exists()
+    assert not GateDecision.objects.exists()
+    assert github.callbacks == []
+    [refused] = events("github:delivery_refused")
+    assert (refused.target_type, refused.target_id) == ("github.delivery", "d-0003")
+    assert json.loads(refused.data)["code"] == code
+
+
+@pytest.mark.usefixtures("transactional_db", "eager_celery", "payments_repo")
+def test_a_delivery_within_the_age_limit_is_evaluated(cast: Cast, github: FakeGitHub) -> None:
+    ready_changelog(cast)
+
+    response = deliver(rule(github, created_at=timezone.now() - timedelta(minutes=50)))
+
+    assert response.status_code == 202
+    assert response.json()["state"] == "approved"
+
+
+@pytest.mark.usefixtures("transactional_db", "eager_celery", "payments_repo")
 def test_a_callback_that_fails_twice_is_retried_until_github_accepts_it(cast: Cast, github: FakeGitHub) -> None:
     ready_changelog(cast)
     github.fail_callbacks = 2
@@ -460,8 +554,9 @@ def test_a_callback_that_keeps_failing_ends_failed_logged_and_audited(
     github.fail_callbacks = 100
     github.failure_status = 502
 
+    payload = rule(github)
     with caplog.at_level(logging.ERROR, logger="releasegate.github"):
-        response = deliver(rule(github))
+        response = deliver(payload)
 
     assert response.status_code == 202  # GitHub's question was taken; only the answer failed
     assert [callback.status for callback in github.callbacks] == [502, 502, 502]
@@ -473,7 +568,8 @@ def test_a_callback_that_keeps_failing_ends_failed_logged_and_audited(
     assert json.loads(failed.data)["last_error"] == "callback: HTTP 502 Bad Gateway: Server Error"
 
     github_answers_flush.delay()  # a failed answer is never sent again
-    deliver(rule(github), delivery=delivery.delivery_id)  # nor on redelivery
+    redelivered = deliver(payload, delivery=delivery.delivery_id)  # nor on GitHub's redelivery
+    assert redelivered.json()["received"] == "duplicate"
     assert len(github.callbacks) == 3
 
 
