@@ -45,8 +45,9 @@ def _may_decide_as_person(user: Any, changelog: Changelog) -> bool:
         return False
     if revision.evidence.filter(uploaded_by=user).exists():
         return False
-    authors = {author.lower() for author in revision.content.get("commit_authors", [])}
-    return not {user.username.lower(), (user.email or "").lower()} & authors
+    return not changelog_selectors.commit_authors_of(revision=revision).excludes(
+        username=user.username, email=user.email or ""
+    )
 
 
 def _may_decide(user: Any, changelog: Changelog) -> bool:

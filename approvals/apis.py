@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -52,6 +52,11 @@ class ApprovalOutput(serializers.Serializer[Any]):
     not_counted_because = serializers.SerializerMethodField(
         help_text="Why it does not count (stale_revision, self_approval, expired, no_authority…), or null."
     )
+    commit_authors_from = serializers.SerializerMethodField(
+        help_text="Whom its revision's commit authors (who may not approve) are known from: `github` when they "
+        "were read from GitHub (every commit the change deploys), `declaration` when only the pipeline's "
+        "declaration is known so far (docs/approvals.md)."
+    )
 
     def get_counts(self, approval: Any) -> bool:
         state: ApprovalState = self.context["state"]
@@ -60,6 +65,10 @@ class ApprovalOutput(serializers.Serializer[Any]):
     def get_not_counted_because(self, approval: Any) -> str | None:
         state: ApprovalState = self.context["state"]
         return state.not_counted.get(str(approval.id))
+
+    @extend_schema_field(serializers.ChoiceField(choices=["github", "declaration"]))
+    def get_commit_authors_from(self, approval: Any) -> str:
+        return "github" if changelog_selectors.commit_authors_of(revision=approval.revision).verified else "declaration"
 
 
 class ApprovalStateOutput(serializers.Serializer[Any]):

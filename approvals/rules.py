@@ -2,8 +2,9 @@
 
 An approval counts only when it is of the current submitted revision (same content hash), not
 expired, by someone who holds the authority now through grants they neither asked for nor
-confirmed themselves, who is not the requester, did not upload any
-of the revision's evidence, is not a declared commit author, and is not already counted. The
+confirmed themselves, who is not the requester, did not upload any of the revision's evidence,
+is not a commit author (declared by the pipeline or read from the source host:
+changelogs/authors.py), and is not already counted. The
 tier's number of sign-offs is needed, plus a security sign-off when the change declares
 security impact and a data sign-off when it changes data: each by a different person, so four
 eyes stay four eyes. Any rejection of the current revision blocks it.
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from changelogs.authors import declared_identities, identities
 
 
 class Authority(StrEnum):
@@ -94,9 +97,12 @@ def approval_context(
     evidence_uploader_ids: frozenset[int],
     required_by_tier: Mapping[str, int],
     now: datetime,
+    verified_authors: frozenset[str] = frozenset(),
 ) -> ApprovalContext:
     """The context in which a revision's approvals are counted; its content says the risk tier,
-    whether security or data sign-offs are needed, and who the commit authors are."""
+    whether security or data sign-offs are needed, and who the pipeline declares as commit
+    authors; ``verified_authors`` are those read from the source host (lower-case logins and
+    e-mail addresses). Both are commit authors."""
     return ApprovalContext(
         revision_number=revision_number,
         content_hash=content_hash,
@@ -105,7 +111,7 @@ def approval_context(
         has_data_changes=bool(content["data_changes"]),
         requester_ids=requester_ids,
         evidence_uploader_ids=evidence_uploader_ids,
-        commit_authors=frozenset(author.lower() for author in content.get("commit_authors", [])),
+        commit_authors=declared_identities(content) | verified_authors,
         required_by_tier=required_by_tier,
         now=now,
     )
@@ -127,8 +133,7 @@ def why_not_counted(context: ApprovalContext, approval: ApprovalFact) -> NotCoun
         return NotCounted.SELF_APPROVAL
     if approval.approver_id in context.evidence_uploader_ids:
         return NotCounted.EVIDENCE_UPLOADER
-    identities = {approval.approver_username.lower(), approval.approver_email.lower()} - {""}
-    if identities & context.commit_authors:
+    if identities(name_or_login=approval.approver_username, email=approval.approver_email) & context.commit_authors:
         return NotCounted.COMMIT_AUTHOR
     if approval.expires_at <= context.now:
         return NotCounted.EXPIRED

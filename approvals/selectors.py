@@ -11,7 +11,7 @@ from django.db.models import Q, QuerySet
 from approvals.models import Approval, AuthorityGrant, GrantKind, GrantStatus, Retrospective, RetrospectiveStatus
 from approvals.rules import ApprovalFact, ApprovalState, Authority, approval_context, approval_state
 from changelogs.models import Changelog, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
-from changelogs.selectors import domain_list_with_authority, policy_for, revision_current
+from changelogs.selectors import commit_authors_of, domain_list_with_authority, policy_for, revision_current
 
 AUTHORITY_PERMISSIONS = tuple(authority.value for authority in Authority)
 
@@ -132,6 +132,7 @@ def approval_state_of(
         evidence_uploader_ids=frozenset(revision.evidence.values_list("uploaded_by_id", flat=True)),
         required_by_tier=policy.rules.required_approvals,
         now=now,
+        verified_authors=commit_authors_of(revision=revision).verified_identities,
     )
     domain = changelog.service.domain
     held: dict[int, frozenset[str]] = {}

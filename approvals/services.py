@@ -28,8 +28,9 @@ from approvals.rules import ApprovalStatus, Authority
 from approvals.selectors import approval_state_of, authorities_of, authority_holders, requester_ids
 from audit.services import SYSTEM
 from changelogs import services as changelog_services
+from changelogs.authors import identities
 from changelogs.models import Changelog, ChangelogKind, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
-from changelogs.selectors import changelog_lock, policy_for, revision_current
+from changelogs.selectors import changelog_lock, commit_authors_of, policy_for, revision_current
 from releasegate.errors import ApplicationError, Conflict, InvalidInput, PermissionDenied, field_error
 
 
@@ -463,9 +464,11 @@ def _refuse_own_change(user: Any, changelog: Changelog, revision: ChangelogRevis
         raise PermissionDenied(
             ApprovalError.OWN_CHANGE, "You uploaded evidence of this change; someone else must approve it."
         )
-    authors = {author.lower() for author in revision.content.get("commit_authors", [])}
-    if {user.username.lower(), (user.email or "").lower()} & authors:
-        raise PermissionDenied(ApprovalError.OWN_CHANGE, "You are a declared commit author of this change.")
+    authors = commit_authors_of(revision=revision)
+    if authors.excludes(username=user.username, email=user.email or ""):
+        read = identities(name_or_login=user.username, email=user.email or "") & authors.verified_identities
+        where = "read from GitHub" if read else "declared by the pipeline"
+        raise PermissionDenied(ApprovalError.OWN_CHANGE, f"You are a commit author of this change ({where}).")
 
 
 def _status_after(changelog: Changelog, state: Any) -> str:

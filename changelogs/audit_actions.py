@@ -9,6 +9,7 @@ class ChangelogAction(StrEnum):
     CHANGELOG_REVISED = "changelog:revised"
     CHANGELOG_SUBMITTED = "changelog:submitted"
     CHANGELOG_STATUS_CHANGED = "changelog:status_changed"
+    COMMIT_AUTHORS_READ = "changelog:commit_authors_read"
     EVIDENCE_ADDED = "evidence:added"
     EVIDENCE_DETACHED = "evidence:detached"
     POLICY_CREATED = "policy:created"

@@ -163,10 +163,56 @@ class ChangelogRevision(models.Model):
         indexes = [
             models.Index(fields=["artifact_digest", "status"], name="revision_digest_status"),
             models.Index(fields=["source_revision"], name="revision_source_revision"),
+            # Recent submissions whose commit authors are still to be read (releasegate/github_commits.py).
+            models.Index(fields=["submitted_at"], name="revision_submitted_at"),
         ]
 
     def __str__(self) -> str:
         return f"{self.changelog_id} r{self.number}"
+
+
+class CommitAuthorsStatus(models.TextChoices):
+    READ = "read", "Read from the source host"
+    INCOMPLETE = "incomplete", "Read in part (more commits than can be listed)"
+    RETRY = "retry", "Not read yet: an attempt failed and will be retried"
+    FAILED = "failed", "Could not be read"
+
+
+class CommitAuthorsSource(models.TextChoices):
+    COMPARE = "compare", "The commits since the service's previous deployed revision"
+    PULL_REQUEST = "pull_request", "The commits of the pull request linked in the changelog"
+    COMMIT = "commit", "The head commit (source_revision)"
+
+
+class CommitAuthors(models.Model):
+    """The authors and co-authors of the commits a submitted revision deploys, as the source
+    host (GitHub) says, read in the background after submission (releasegate/github_commits.py).
+    Beside the pipeline's own declaration (``content["commit_authors"]``), which it may omit:
+    both are excluded from approving (changelogs.selectors.commit_authors_of)."""
+
+    revision = models.OneToOneField(ChangelogRevision, on_delete=models.PROTECT, related_name="commit_authors_read")
+    status = models.CharField(max_length=16, choices=CommitAuthorsStatus.choices)
+    source = models.CharField(max_length=16, choices=CommitAuthorsSource.choices, blank=True)
+    repository = models.CharField(max_length=300, blank=True, help_text="owner/name on the source host.")
+    base = models.CharField(max_length=64, blank=True, help_text="The previous deployed revision, for compare.")
+    head = models.CharField(max_length=64, blank=True, help_text="The revision's source_revision.")
+    pull_request = models.PositiveIntegerField(null=True, blank=True)
+    commits = models.JSONField(default=list, blank=True, help_text="The commit ids read.")
+    authors = models.JSONField(
+        default=list, blank=True, help_text='[{"name", "email", "login", "role": "author" | "co_author"}]'
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "commit authors"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="commit_authors_due")]
+
+    def __str__(self) -> str:
+        return f"commit authors of {self.revision_id} ({self.status})"
 
 
 class EvidenceKind(models.TextChoices):

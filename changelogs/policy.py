@@ -62,6 +62,12 @@ class PolicyRules:
     )
     approval_validity_days: int = 7
     hotfix_retrospective_hours: int = 24
+    # Risk tiers whose changes the gate allows only once their commit authors have been read from
+    # the source host (GitHub): until then it denies commit_authors_unverified.
+    require_verified_commit_authors: tuple[str, ...] = ()
+
+    def requires_verified_authors(self, risk_tier: str) -> bool:
+        return risk_tier in self.require_verified_commit_authors
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +81,7 @@ class PolicyRules:
             "required_approvals": dict(self.required_approvals),
             "approval_validity_days": self.approval_validity_days,
             "hotfix_retrospective_hours": self.hotfix_retrospective_hours,
+            "require_verified_commit_authors": list(self.require_verified_commit_authors),
         }
 
     @classmethod
@@ -103,6 +110,7 @@ class PolicyRules:
             hotfix_retrospective_hours=_whole(
                 data, "hotfix_retrospective_hours", defaults.hotfix_retrospective_hours, minimum=1
             ),
+            require_verified_commit_authors=_tiers(data, "require_verified_commit_authors"),
         )
 
 
@@ -127,6 +135,13 @@ def _whole(data: Mapping[str, Any], key: str, default: int, *, minimum: int) -> 
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise PolicyError(f"{key} must be a whole number >= {minimum}")
     return int(value)
+
+
+def _tiers(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    tiers = _strings(data, key, ())
+    if not set(tiers) <= set(RISK_TIERS):
+        raise PolicyError(f"{key} may only list risk tiers among {', '.join(RISK_TIERS)}")
+    return tuple(tier for tier in RISK_TIERS if tier in tiers)
 
 
 def _required_evidence(value: Any) -> dict[str, tuple[str, ...]]:

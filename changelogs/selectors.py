@@ -8,9 +8,19 @@ from uuid import UUID
 from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
+from changelogs.authors import RevisionAuthors, revision_authors
 from changelogs.diff import EvidenceItem, RevisionChanges, revision_changes
 from changelogs.errors import ChangelogError
-from changelogs.models import Changelog, ChangelogRevision, Domain, Evidence, Journey, Policy, Service
+from changelogs.models import (
+    Changelog,
+    ChangelogRevision,
+    CommitAuthors,
+    Domain,
+    Evidence,
+    Journey,
+    Policy,
+    Service,
+)
 from changelogs.policy import (
     EvidenceFact,
     Finding,
@@ -103,6 +113,17 @@ def revision_current(*, changelog: Changelog) -> ChangelogRevision:
     if changelog.current_revision is None:
         raise RuntimeError(f"changelog {changelog.pk} has no revision")
     return changelog.current_revision
+
+
+def commit_authors_of(*, revision: ChangelogRevision) -> RevisionAuthors:
+    """The commit authors of a revision: declared by the pipeline, read from the source host
+    (and which commits were read), and whether they are verified (changelogs/authors.py)."""
+    read = CommitAuthors.objects.filter(revision=revision).values("status", "source", "authors").first()
+    if read is None:
+        return revision_authors(content=revision.content)
+    return revision_authors(
+        content=revision.content, status=read["status"], source=read["source"], read=read["authors"]
+    )
 
 
 def revision_content(*, changelog: Changelog) -> dict[str, Any]:

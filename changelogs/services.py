@@ -10,6 +10,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 import audit
+from audit.services import SYSTEM
 from changelogs import parsers
 from changelogs.audit_actions import ChangelogAction
 from changelogs.content import content_hash
@@ -20,6 +21,8 @@ from changelogs.models import (
     Changelog,
     ChangelogRevision,
     ChangelogStatus,
+    CommitAuthors,
+    CommitAuthorsStatus,
     Domain,
     Evidence,
     EvidenceKind,
@@ -465,3 +468,77 @@ def evidence_bytes(*, evidence: Evidence) -> bytes:
             ChangelogError.EVIDENCE_CORRUPTED,
             "The stored file no longer matches its SHA-256; it has been altered outside Release Gate.",
         ) from error
+
+
+# --- Commit authors read from the source host (releasegate/github_commits.py reads them) ------
+
+
+def commit_authors_claim(*, revision: ChangelogRevision, now: datetime, until: datetime) -> CommitAuthors:
+    """Mark the revision's authors as being read until ``until`` (a lease: a read lost with its
+    worker is picked up again after it). Bookkeeping of the reader, not audited."""
+    read, _ = CommitAuthors.objects.get_or_create(
+        revision=revision, defaults={"status": CommitAuthorsStatus.RETRY, "created_at": now}
+    )
+    read.next_attempt_at = until
+    read.save(update_fields=["next_attempt_at"])
+    return read
+
+
+@transaction.atomic
+def commit_authors_record(
+    *,
+    revision: ChangelogRevision,
+    status: str,
+    source: str = "",
+    repository: str = "",
+    base: str = "",
+    head: str = "",
+    pull_request: int | None = None,
+    commits: list[str] | None = None,
+    authors: list[dict[str, str]] | None = None,
+    error: str = "",
+    next_attempt_at: datetime | None = None,
+    now: datetime | None = None,
+) -> CommitAuthors:
+    """Record one attempt to read a revision's commit authors. A final outcome (read, read in
+    part, failed) is audited on the changelog, with the authors found and where they came from;
+    once final, the read is never changed again."""
+    now = now or timezone.now()
+    read, _ = CommitAuthors.objects.select_for_update().get_or_create(
+        revision=revision, defaults={"status": CommitAuthorsStatus.RETRY, "created_at": now}
+    )
+    if read.status != CommitAuthorsStatus.RETRY:
+        return read  # another attempt got there first
+    read.status = status
+    read.source = source
+    read.repository = repository
+    read.base = base
+    read.head = head
+    read.pull_request = pull_request
+    read.commits = list(commits or [])
+    read.authors = list(authors or [])
+    read.attempts += 1
+    read.last_error = error[:1000]
+    read.next_attempt_at = next_attempt_at
+    read.read_at = now if status in (CommitAuthorsStatus.READ, CommitAuthorsStatus.INCOMPLETE) else None
+    read.save()
+    if status != CommitAuthorsStatus.RETRY:
+        audit.record(
+            actor=SYSTEM,
+            action=ChangelogAction.COMMIT_AUTHORS_READ,
+            target=revision.changelog,
+            data={
+                "revision": revision.number,
+                "status": status,
+                "source": source,
+                "repository": repository,
+                "base": base,
+                "head": head,
+                "pull_request": pull_request,
+                "commits": len(read.commits),
+                "authors": read.authors,
+                "attempts": read.attempts,
+                "error": read.last_error,
+            },
+        )
+    return read

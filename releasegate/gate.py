@@ -34,6 +34,7 @@ from approvals.rules import ApprovalFact, ApprovalState, Authority, approval_con
 from approvals.selectors import approval_state_of
 from audit.services import event_inserted, event_row
 from changelogs import selectors as changelog_selectors
+from changelogs.authors import RevisionAuthors, revision_authors
 from changelogs.models import Changelog, ChangelogRevision, Domain, RevisionStatus, Service
 from changelogs.policy import (
     READINESS_SUMMARY_KEYS,
@@ -67,9 +68,13 @@ def _facts(
     state: ApprovalState | None,
     overdue: int,
     freezes: tuple[FreezeFact, ...],
+    rules: PolicyRules,
+    authors: RevisionAuthors,
 ) -> GateFacts:
     """The facts of a found revision, however they were read."""
     return GateFacts(
+        commit_authors_unverified=rules.requires_verified_authors(revision.content["risk_tier"])
+        and not authors.verified,
         changelog_found=True,
         changelog_status=changelog.status,
         changelog_kind=changelog.kind,
@@ -158,6 +163,8 @@ def gate_facts(*, service: Service, digest: str, changelog_id: Any = None, now: 
         state=state,
         overdue=overdue,
         freezes=tuple(_active_freezes(service, changelog.pk, now)),
+        rules=readiness.policy.rules,
+        authors=changelog_selectors.commit_authors_of(revision=revision),
     )
     return Snapshot(facts=facts, revision=revision, policy=readiness.policy.label)
 
@@ -251,6 +258,13 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
             for item in row.evidence
         ],
     )
+    read = row.commit_authors or {}
+    authors = revision_authors(
+        content=revision.content,
+        status=read.get("status", ""),
+        source=read.get("source", ""),
+        read=read.get("authors", ()),
+    )
     state = None
     if revision.status == RevisionStatus.SUBMITTED:
         context = approval_context(
@@ -261,6 +275,7 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
             evidence_uploader_ids=frozenset(item["uploaded_by_id"] for item in row.evidence),
             required_by_tier=policy.rules.required_approvals,
             now=now,
+            verified_authors=authors.verified_identities,
         )
         state = approval_state(context, [ApprovalFact(**approval) for approval in row.approvals])
     facts = _facts(
@@ -270,6 +285,8 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
         state=state,
         overdue=row.overdue_retrospectives,
         freezes=freezes,
+        rules=policy.rules,
+        authors=authors,
     )
     return Snapshot(facts=facts, revision=revision, policy=policy.label)
 

@@ -10,10 +10,11 @@ its audit event go in with one more:
   and its domain, the permissions by which the asking user may act on the service (what
   ``changelogs.selectors.service_list_managed`` looks at through django-guardian), the policy
   version in force, the domain's critical journeys, the revision carrying the digest with its
-  changelog, the evidence attached to it, everyone who requested the change, the approvals of
-  the changelog with the authorities that count for each approver now (and those held only
-  through a grant the approver asked for or confirmed), the service's overdue hotfix
-  retrospectives and the freezes active at ``now`` with their overrides.
+  changelog, the evidence attached to it, everyone who requested the change, the commit
+  authors read from the source host for the revision, the approvals of the changelog with the
+  authorities that count for each approver now (and those held only through a grant the
+  approver asked for or confirmed), the service's overdue hotfix retrospectives and the
+  freezes active at ``now`` with their overrides.
 - ``write`` inserts the gate decision and its audit event (a data-modifying CTE).
 
 Both run as prepared statements (``audit.database.prepared_cursor``): the read takes
@@ -138,6 +139,11 @@ SELECT json_build_object(
         SELECT r.created_by_id FROM changelogs_changelogrevision r WHERE r.changelog_id = revision.changelog_id
         UNION ALL
         SELECT r.submitted_by_id FROM changelogs_changelogrevision r WHERE r.changelog_id = revision.changelog_id),
+    -- The revision's commit authors as read from the source host (changelogs.selectors.
+    -- commit_authors_of; which of them count is decided in Python, changelogs/authors.py).
+    'commit_authors', (
+        SELECT json_build_object('status', ca.status, 'source', ca.source, 'authors', ca.authors)
+        FROM changelogs_commitauthors ca WHERE ca.revision_id = revision.id),
     -- Every approval of the changelog (of any revision), with the signing authorities that
     -- count for its approver on the domain now: held through grants in force (approvals.
     -- AuthorityGrant: a grant to the person, or to a group with a membership grant), none of
@@ -216,6 +222,7 @@ class GateRow:
     revision: dict[str, Any] | None  # with its changelog's id, kind, status and created_by_id
     evidence: list[dict[str, Any]]
     requester_ids: frozenset[int]  # everyone who requested the change
+    commit_authors: dict[str, Any] | None  # status, source, authors as read; None: not read
     approvals: list[dict[str, Any]]
     freezes: list[dict[str, Any]]
 
@@ -272,6 +279,7 @@ def read(
             if revision is not None
             else frozenset()
         ),
+        commit_authors=document["commit_authors"],
         approvals=approvals,
         freezes=document["freezes"],
     )

@@ -24,6 +24,7 @@ class ReasonCode(StrEnum):
     APPROVAL_AUTHORITY_SELF_GRANTED = "approval_authority_self_granted"
     RETROSPECTIVE_OVERDUE = "retrospective_overdue"
     FREEZE_ACTIVE = "freeze_active"
+    COMMIT_AUTHORS_UNVERIFIED = "commit_authors_unverified"
     ALLOWED = "allowed"
 
 
@@ -36,7 +37,7 @@ _NOT_COUNTED_REASONS = {
         ReasonCode.APPROVAL_SELF_GIVEN,
         "An approval was given by someone who uploaded its evidence.",
     ),
-    "commit_author": (ReasonCode.APPROVAL_SELF_GIVEN, "An approval was given by a declared commit author."),
+    "commit_author": (ReasonCode.APPROVAL_SELF_GIVEN, "An approval was given by a commit author of the change."),
     "no_authority": (ReasonCode.APPROVAL_WITHOUT_AUTHORITY, "An approver no longer holds authority for the domain."),
     "self_granted_authority": (
         ReasonCode.APPROVAL_AUTHORITY_SELF_GRANTED,
@@ -77,6 +78,9 @@ class GateFacts:
     not_counted: Sequence[str] = ()  # NotCounted codes of approvals that do not count
     overdue_retrospectives: int = 0  # of the same service
     active_freezes: Sequence[FreezeFact] = field(default_factory=tuple)
+    # The policy wants the commit authors read from the source host for this risk tier, and
+    # they have not been (completely) read yet.
+    commit_authors_unverified: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,13 @@ def evaluate(facts: GateFacts) -> GateDecision:
         )
     reasons += [Reason(code, message) for code, message in facts.findings]
     reasons += _approval_reasons(facts)
+    if facts.commit_authors_unverified:
+        reasons.append(
+            Reason(
+                ReasonCode.COMMIT_AUTHORS_UNVERIFIED,
+                "The policy requires the commit authors read from GitHub for this risk tier; they have not been yet.",
+            )
+        )
     if facts.overdue_retrospectives:
         reasons.append(
             Reason(

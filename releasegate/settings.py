@@ -327,6 +327,8 @@ CELERY_BEAT_SCHEDULE["github-answers-flush"] = {"task": "releasegate.tasks.githu
 # (the payload's own deployment.created_at) is refused and audited, not evaluated: together with
 # the replay key over the signed body, a captured delivery cannot be played again later.
 GITHUB_DELIVERY_MAX_AGE_SECONDS = env_int("GITHUB_DELIVERY_MAX_AGE_SECONDS", 3600, minimum=60)
+# The commit authors of submitted changes, read from GitHub by a worker (releasegate/github_commits.py).
+CELERY_BEAT_SCHEDULE["commit-authors-sweep"] = {"task": "releasegate.tasks.commit_authors_sweep", "schedule": 15.0}
 # --- end of GitHub -------------------------------------------------------------------------
 
 # Evidence packs: who signs them, and for how long asking again returns the same build.

@@ -1,10 +1,12 @@
-"""Answering GitHub's deployment protection rule (releasegate/github.py, docs/github.md)."""
+"""Answering GitHub's deployment protection rule (releasegate/github.py, docs/github.md), and reading
+commit authors from GitHub (releasegate/github_commits.py)."""
 
 from typing import Any
 
 from celery import Task, shared_task
 
 from releasegate.github import AttemptOutcome, github_answer_attempt, github_answers_dispatch_due
+from releasegate.github_commits import commit_authors_attempt, commit_authors_due
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=None)
@@ -32,3 +34,23 @@ def github_answers_flush() -> int:
     """Run by beat every 30 s: hands every pending answer that is due to ``github_answer_deliver``
     (a broker that was down at commit time, a retry lost with a worker)."""
     return github_answers_dispatch_due()
+
+
+# Commit authors read from GitHub after submission (releasegate/github_commits.py).
+
+
+@shared_task(ignore_result=True)
+def commit_authors_read(revision_id: str) -> str:
+    """One attempt to read a revision's commit authors; a failed one is tried again by the sweep
+    when its back-off is over."""
+    return commit_authors_attempt(revision_id=revision_id)
+
+
+@shared_task(ignore_result=True)
+def commit_authors_sweep() -> int:
+    """Run by beat every 15 s: hands every revision whose commit authors are due to be read to
+    ``commit_authors_read`` (none when the GitHub App is not configured)."""
+    due = commit_authors_due()
+    for revision_id in due:
+        commit_authors_read.delay(revision_id)
+    return len(due)

@@ -1,7 +1,13 @@
 """A small fake of GitHub's API on 127.0.0.1, strict where GitHub is: it verifies the App's
 RS256 JWT with the App's public key and checks its claims before it issues an installation
 token, and takes a deployment protection rule answer only with a token it issued. Callbacks can
-be made to fail (the first N, or all)."""
+be made to fail (the first N, or all).
+
+It also serves a repository's commits as GitHub's REST API does (written from GitHub's REST
+docs: "Get a repository installation for the authenticated app", "Compare two commits", "Get a
+pull request", "List commits on a pull request", "Get a commit"), to installation tokens it
+issued for reading: ``add_commit`` builds a history, ``pulls`` holds pull requests. Reads can be
+made to fail too (the first N)."""
 
 import base64
 import json
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -22,6 +29,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 _TOKEN_PATH = re.compile(r"^/app/installations/(\d+)/access_tokens$")
 _CALLBACK_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/deployment_protection_rule$")
+_INSTALLATION_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/installation$")
+_COMPARE_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/compare/([0-9a-f]+)\.\.\.([0-9a-f]+)$")
+_PULL_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/pulls/(\d+)$")
+_PULL_COMMITS_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/pulls/(\d+)/commits$")
+_COMMIT_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/commits/([0-9a-f]+)$")
 
 
 def b64url_decode(segment: str) -> bytes:
@@ -90,6 +102,47 @@ class FakeGitHub:
     callbacks: list[Callback] = field(default_factory=list)
     issued: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Reading a repository: where the App is installed ("owner/repo" -> installation id), its
+    # commits by sha (GitHub's commit objects), its pull requests by number, and what was read.
+    installations: dict[str, int] = field(default_factory=dict)
+    commits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    reads: list[str] = field(default_factory=list)
+    fail_reads: int = 0  # answer this many reads with 502 first
+
+    def add_commit(
+        self,
+        sha: str,
+        *,
+        name: str,
+        email: str,
+        login: str | None = None,
+        message: str = "A change",
+        parent: str | None = None,
+    ) -> str:
+        """A commit as GitHub's REST API shows it: git's author, the GitHub account it is linked
+        to (None when the address belongs to no account), the message and its parent."""
+        self.commits[sha] = {
+            "sha": sha,
+            "commit": {
+                "author": {"name": name, "email": email, "date": "2026-12-01T09:00:00Z"},
+                "committer": {"name": "GitHub", "email": "noreply@github.com", "date": "2026-12-01T09:00:00Z"},
+                "message": message,
+            },
+            "author": {"login": login, "id": 1000 + len(self.commits), "type": "User"} if login else None,
+            "committer": {"login": "web-flow", "id": 19864447, "type": "User"},
+            "parents": [{"sha": parent}] if parent else [],
+        }
+        return sha
+
+    def _ancestry(self, head: str) -> list[str]:
+        """The first-parent history from head back to the root, newest first."""
+        found = []
+        while head in self.commits:
+            found.append(head)
+            parents = self.commits[head]["parents"]
+            head = parents[0]["sha"] if parents else ""
+        return found
 
     def callback_url(self, owner: str = "bank", repo: str = "payments-api", run_id: int = 4242) -> str:
         return f"{self.url}/repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule"
@@ -107,6 +160,68 @@ class FakeGitHub:
         if _CALLBACK_PATH.match(path):
             return self._callback(path, authorization, scheme, credentials, headers, body)
         return 404, {"message": "Not Found"}
+
+    def read(self, path: str, query: dict[str, list[str]], headers: Any) -> tuple[int, Any]:
+        """A GET: the installation with the App's JWT, anything else with a token it issued."""
+        authorization = str(headers.get("Authorization", ""))
+        scheme, _, credentials = authorization.partition(" ")
+        with self.lock:
+            self.reads.append(path)
+            if self.fail_reads > 0:
+                self.fail_reads -= 1
+                return 502, {"message": "Server Error"}
+        if headers.get("Accept") != "application/vnd.github+json" or not headers.get("User-Agent"):
+            return 400, {"message": "Accept and User-Agent are required"}
+        if match := _INSTALLATION_PATH.match(path):
+            try:
+                jwt_verify(credentials, self.public_key, app_id=self.app_id, now=time.time())
+            except (JwtRejectedError, ValueError):
+                return 401, {"message": "A JSON web token could not be decoded"}
+            installation = self.installations.get(f"{match[1]}/{match[2]}".lower())
+            return (200, {"id": installation, "app_id": 1}) if installation else (404, {"message": "Not Found"})
+        if scheme != "Bearer" or credentials not in self.issued:
+            return 401, {"message": "Bad credentials"}
+        per_page = min(int(query.get("per_page", ["30"])[0]), 100)
+        page = int(query.get("page", ["1"])[0])
+        return self._repository(path, lambda items: items[(page - 1) * per_page : page * per_page])
+
+    def _repository(self, path: str, paged: Any) -> tuple[int, Any]:
+        if match := _COMPARE_PATH.match(path):
+            base, head = match[3], match[4]
+            history = self._ancestry(head)
+            if head not in self.commits or base not in self.commits:
+                return 404, {"message": "Not Found"}
+            ahead = list(reversed(history[: history.index(base)])) if base in history else list(reversed(history))
+            status = "identical" if base == head else "ahead" if base in history else "diverged"
+            commits = [self.commits[sha] for sha in ahead]
+            return 200, {
+                "status": status,
+                "ahead_by": len(commits),
+                "total_commits": len(commits),
+                "commits": paged(commits),
+            }
+        pulls = _PULL_COMMITS_PATH.match(path) or _PULL_PATH.match(path)
+        if pulls:
+            pull = self.pulls.get(int(pulls[3]))
+            if pull is None:
+                return 404, {"message": "Not Found"}
+            if path.endswith("/commits"):
+                return 200, paged([self.commits[sha] for sha in pull["commit_shas"]][:250])
+            return 200, {key: value for key, value in pull.items() if key != "commit_shas"}
+        if match := _COMMIT_PATH.match(path):
+            commit = self.commits.get(match[3])
+            return (200, commit) if commit else (422, {"message": "No commit found for SHA"})
+        return 404, {"message": "Not Found"}
+
+    def pull(self, number: int, commit_shas: list[str], *, merge_commit_sha: str | None = None) -> None:
+        """A pull request whose commits are these, oldest first."""
+        self.pulls[number] = {
+            "number": number,
+            "head": {"sha": commit_shas[-1], "ref": f"feature-{number}"},
+            "merge_commit_sha": merge_commit_sha,
+            "commits": len(commit_shas),
+            "commit_shas": commit_shas,
+        }
 
     def _token(self, installation_id: int, scheme: str, jwt: str, body: bytes) -> tuple[int, dict[str, Any] | None]:
         if scheme != "Bearer":
@@ -162,6 +277,16 @@ def running_fake_github(public_key: rsa.RSAPublicKey, app_id: str) -> Iterator[F
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, answer = fake.handle(self.path, self.headers, body)
             data = json.dumps(answer).encode() if answer is not None else b""
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            status, answer = fake.read(parts.path, parse_qs(parts.query), self.headers)
+            data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

@@ -19,10 +19,10 @@ from guardian.shortcuts import assign_perm
 from approvals.models import Approval, Retrospective, RetrospectiveStatus
 from audit.models import AuditEvent
 from changelogs import parsers
-from changelogs.models import Changelog, Evidence, RevisionStatus
+from changelogs.models import Changelog, CommitAuthors, Evidence, RevisionStatus
 from changelogs.policy import READINESS_SUMMARY_KEYS, EvidenceFact, PolicyRules, ReadinessFacts, readiness_findings
 from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock, service_list_managed
-from changelogs.services import changelog_edit, changelog_submit, policy_create
+from changelogs.services import changelog_edit, changelog_submit, commit_authors_record, policy_create
 from releasegate import gate
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import GateDecision, User
@@ -122,6 +122,41 @@ def test_approvals_that_do_not_count_for_the_subtler_reasons(cast: Cast, on_post
     )
     approval_by(changelog, cast.requester, decision="rejected")
     assert facts(cast).approval_status == "rejected"
+
+
+def test_commit_authors_read_from_the_source_and_the_policy_that_requires_them(cast: Cast, on_postgres: None) -> None:
+    changelog = ready_changelog(cast, approved=False, commit_authors=["dev@bank.example"])
+    policy_create(
+        acting_user=cast.admin,
+        domain=cast.payments,
+        rules={"require_verified_commit_authors": ["medium", "high"]},
+        reason="Authors from GitHub",
+    )
+    writer = UserFactory(username="writer", email="writer@bank.example")
+    coauthor = UserFactory(username="octo", email="")
+    for user in (writer, coauthor):
+        assign_perm("changelogs.sign_off", user, cast.payments)
+        approval_by(changelog, user)
+    assert facts(cast).commit_authors_unverified is True
+    assert facts(cast).approval_status == "approved"  # nobody knows yet that they wrote it
+
+    revision = changelog.current_revision
+    assert revision is not None
+    commit_authors_record(
+        revision=revision,
+        status="incomplete",
+        source="compare",
+        authors=[
+            {"name": "W", "email": "Writer@Bank.example", "login": "", "role": "author"},
+            {"name": "O", "email": "1+octo@users.noreply.github.com", "login": "", "role": "co_author"},
+        ],
+    )
+    found = facts(cast)
+    assert found.commit_authors_unverified is True  # read in part: still not verified
+    assert sorted(found.not_counted) == ["commit_author", "commit_author"]
+
+    CommitAuthors.objects.filter(revision=revision).update(status="read")
+    assert facts(cast).commit_authors_unverified is False
 
 
 def test_several_revisions_and_changelogs_with_one_digest(cast: Cast, on_postgres: None) -> None:
