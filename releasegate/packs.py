@@ -14,7 +14,7 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -52,7 +52,8 @@ from audit.packs.signing import certificate_sha256, generate_development_certifi
 from audit.selectors import event_canonical_bytes, inclusion_proofs
 from audit.sequencer import sequence_pending
 from audit.signing import verifier_key
-from changelogs.models import Changelog, ChangelogRevision, Domain, RevisionStatus
+from changelogs.authors import revision_authors
+from changelogs.models import Changelog, ChangelogRevision, CommitAuthors, Domain, RevisionStatus
 from changelogs.selectors import changelog_list_visible, revision_current
 from changelogs.storage import blob_read, evidence_storage
 from releasegate.audit_actions import PackAction
@@ -329,6 +330,12 @@ def _change_rows(start: datetime, end: datetime, domain: str, progress: Any = No
         approvals: dict[Any, list[Any]] = {}
         for approval in Approval.objects.filter(changelog_id__in=chunk).select_related("approver"):
             approvals.setdefault(approval.changelog_id, []).append(approval)
+        authors_read: dict[Any, Mapping[str, Any]] = {
+            read["revision_id"]: read
+            for read in CommitAuthors.objects.filter(revision__changelog_id__in=chunk).values(
+                "revision_id", "status", "authors"
+            )
+        }
         deployments: dict[Any, list[Any]] = {}
         for deployment in Deployment.objects.filter(changelog_id__in=chunk).only(
             "changelog_id", "reported_at", "unauthorised"
@@ -341,6 +348,7 @@ def _change_rows(start: datetime, end: datetime, domain: str, progress: Any = No
                 uploaders,
                 approvals.get(changelog_id, []),
                 deployments.get(changelog_id, []),
+                authors_read=authors_read,
             )
         if progress:
             progress(min(offset + _CHUNK, len(ids)), len(ids))
@@ -352,6 +360,8 @@ def _change_row(
     uploaders: dict[Any, set[int]],
     approvals: list[Any],
     deployments: list[Any],
+    *,
+    authors_read: Mapping[Any, Mapping[str, Any]],
 ) -> ChangeRow:
     submitted = [r for r in revisions if r.status != RevisionStatus.DRAFT]
     revision = submitted[-1] if submitted else revisions[-1]
@@ -360,14 +370,15 @@ def _change_row(
         | {r.created_by_id for r in revisions}
         | {r.submitted_by_id for r in revisions if r.submitted_by_id}
     )
-    authors = {author.lower() for author in revision.content.get("commit_authors", [])}
+    read = authors_read.get(revision.pk, {})
+    authors = revision_authors(content=revision.content, status=read.get("status", ""), read=read.get("authors", ()))
     approved = [a for a in approvals if a.revision_id == revision.pk and a.decision == "approved"]
     conflicted = [
         a
         for a in approved
         if a.approver_id in requesters
         or a.approver_id in uploaders.get(revision.pk, set())
-        or {a.approver.username.lower(), (a.approver.email or "").lower()} & authors
+        or authors.excludes(username=a.approver.username, email=a.approver.email or "")
     ]
     first_deployment = min((d.reported_at for d in deployments), default=None)
     readiness = revision.readiness_at_submit or {}

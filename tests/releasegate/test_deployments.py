@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from changelogs.models import Changelog
 from releasegate.freezes import freeze_create
-from releasegate.models import Deployment
+from releasegate.models import Deployment, NotCovered
 from tests.conftest import Cast
 from tests.factories import DIGEST, OTHER_DIGEST, UserFactory, changelog_content, changelog_make
 from tests.releasegate.gate_support import PASSWORD, approve, check, complete_evidence, ready_changelog
@@ -474,3 +474,19 @@ def test_deployments_are_listed_for_their_services_and_auditors(cast: Cast) -> N
     assert len(cast.pipeline.client().get(URL).json()["results"]) == 1
     assert len(cast.session(cast.auditor).get(URL).json()["results"]) == 1
     assert cast.other_pipeline.client().get(URL).json()["results"] == []
+
+
+def test_the_api_schema_documents_the_new_codes(cast: Cast) -> None:
+    schema = cast.session(cast.admin).get("/api/schema/?format=json").content.decode()
+
+    for code in (
+        "deployment_starts_in_future",
+        "deployment_finishes_in_future",
+        "deployment_finishes_before_start",
+        "idempotency_key_reused",
+        "github_delivery_replayed",
+        "github_delivery_too_old",
+        "github_delivery_dated_in_future",
+        *(reason.value for reason in NotCovered),
+    ):
+        assert code in schema, code

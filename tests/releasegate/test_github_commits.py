@@ -2,6 +2,8 @@
 change deploys from the fake GitHub API on 127.0.0.1 (the App's JWT, an installation token, the
 REST endpoints), and nobody among them may approve, whatever the pipeline declared."""
 
+import csv
+import io
 import json
 from datetime import timedelta
 from typing import Any
@@ -21,6 +23,7 @@ from tests.releasegate import test_github
 from tests.releasegate.gate_support import PASSWORD, approve, check, ready_changelog
 from tests.releasegate.github_fake import FakeGitHub
 from tests.releasegate.test_github import INSTALLATION_ID, SHA
+from tests.releasegate.test_packs import download, request_pack
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 
@@ -266,3 +269,26 @@ def test_a_service_whose_repository_is_elsewhere_is_not_asked_about(cast: Cast, 
     assert read.status == "failed"
     assert repository.reads == []
     approve(cast, changelog)  # the declaration still applies, and nobody declared the approver
+
+
+def test_the_population_pack_counts_an_approval_by_an_author_read_from_github_against_separation_of_duties(
+    cast: Cast, repository: FakeGitHub
+) -> None:
+    repository.add_commit(SHA, name="The Approver", email="approver@bank.example", parent=ROOT_SHA)
+    changelog = ready_changelog(cast)  # approved by the approver, whom the declaration omits
+    start = (timezone.now() - timedelta(days=1)).isoformat()
+    end = (timezone.now() + timedelta(days=1)).isoformat()
+    body = {"kind": "population", "start": start, "end": end, "sample_size": 1}
+
+    before = population_rows(cast, {**body, "seed": 1})
+    read_authors()
+    after = population_rows(cast, {**body, "seed": 2})
+
+    assert [(row["changelog_id"], row["separation_of_duties"]) for row in before] == [(str(changelog.pk), "true")]
+    assert [(row["changelog_id"], row["separation_of_duties"]) for row in after] == [(str(changelog.pk), "false")]
+
+
+def population_rows(cast: Cast, body: dict[str, Any]) -> list[dict[str, str]]:
+    job = request_pack(cast, body)
+    rows = csv.DictReader(io.StringIO(download(cast, job, "population.csv").decode()))
+    return [row for row in rows if row["record"] == "change"]
