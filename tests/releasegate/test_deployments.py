@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import time_machine
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
@@ -19,7 +18,15 @@ from changelogs.models import Changelog
 from releasegate.freezes import freeze_create
 from releasegate.models import Deployment, NotCovered
 from tests.conftest import Cast
-from tests.factories import DIGEST, OTHER_DIGEST, UserFactory, changelog_content, changelog_make
+from tests.factories import (
+    DIGEST,
+    OTHER_DIGEST,
+    UserFactory,
+    authority_give,
+    changelog_content,
+    changelog_make,
+    seen_of,
+)
 from tests.releasegate.gate_support import PASSWORD, approve, check, complete_evidence, ready_changelog
 
 URL = "/api/v1/deployments/"
@@ -55,10 +62,10 @@ def report(
 def reject_by_a_second_approver(cast: Cast, changelog: Changelog) -> None:
     """Another signing authority of the domain rejects the approved revision."""
     second = UserFactory(username="second-approver")
-    assign_perm("changelogs.sign_off", second, cast.payments)
+    authority_give(domain=cast.payments, user=second)
     rejected = cast.session(second).post(
         f"/api/v1/changelogs/{changelog.id}/approvals/",
-        {"decision": "rejected", "reason": "The fee table is wrong.", "password": PASSWORD},
+        {"decision": "rejected", "reason": "The fee table is wrong.", "password": PASSWORD, **seen_of(changelog)},
         format="json",
     )
     assert rejected.status_code == 201, rejected.json()

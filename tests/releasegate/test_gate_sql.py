@@ -135,7 +135,7 @@ def test_commit_authors_read_from_the_source_and_the_policy_that_requires_them(c
     writer = UserFactory(username="writer", email="writer@bank.example")
     coauthor = UserFactory(username="octo", email="")
     for user in (writer, coauthor):
-        assign_perm("changelogs.sign_off", user, cast.payments)
+        authority_give(domain=cast.payments, user=user)
         approval_by(changelog, user)
     assert facts(cast).commit_authors_unverified is True
     assert facts(cast).approval_status == "approved"  # nobody knows yet that they wrote it

@@ -18,7 +18,7 @@ from changelogs.models import Changelog, CommitAuthors
 from changelogs.services import policy_create
 from releasegate.tasks import commit_authors_sweep
 from tests.conftest import Cast
-from tests.factories import OTHER_DIGEST, changelog_content
+from tests.factories import OTHER_DIGEST, changelog_content, seen_of
 from tests.releasegate import test_github
 from tests.releasegate.gate_support import PASSWORD, approve, check, ready_changelog
 from tests.releasegate.github_fake import FakeGitHub
@@ -57,7 +57,7 @@ def with_pull_request(github: FakeGitHub, number: int, **artifact: Any) -> dict[
 def decide(cast: Cast, changelog: Changelog, who: Any = None) -> Any:
     return cast.session(who or cast.approver).post(
         f"/api/v1/changelogs/{changelog.id}/approvals/",
-        {"decision": "approved", "reason": "Checked", "password": PASSWORD},
+        {"decision": "approved", "reason": "Checked", "password": PASSWORD, **seen_of(changelog)},
         format="json",
     )
 
