@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from changelogs.models import Changelog
@@ -55,5 +56,23 @@ def check(client: APIClient, digest: str = DIGEST, service: str = "payments-api"
     return client.post(
         "/api/v1/gate/check",
         {"service": service, "environment": "production", "artifact_digest": digest, **extra},
+        format="json",
+    )
+
+
+def report_succeeded(client: APIClient, changelog: Changelog, key: str) -> Any:
+    """The pipeline reports that it deployed the changelog's artifact just now."""
+    revision = Changelog.objects.select_related("current_revision").get(pk=changelog.pk).current_revision
+    assert revision is not None
+    return client.post(
+        "/api/v1/deployments/",
+        {
+            "idempotency_key": key,
+            "service": changelog.service.slug,
+            "environment": "production",
+            "artifact_digest": revision.artifact_digest,
+            "status": "succeeded",
+            "started_at": timezone.now().isoformat(),
+        },
         format="json",
     )

@@ -20,7 +20,7 @@ from releasegate.tasks import commit_authors_sweep
 from tests.conftest import Cast
 from tests.factories import OTHER_DIGEST, changelog_content, seen_of
 from tests.releasegate import test_github
-from tests.releasegate.gate_support import PASSWORD, approve, check, ready_changelog
+from tests.releasegate.gate_support import PASSWORD, approve, check, ready_changelog, report_succeeded
 from tests.releasegate.github_fake import FakeGitHub
 from tests.releasegate.test_github import INSTALLATION_ID, SHA
 from tests.releasegate.test_packs import download, request_pack
@@ -140,18 +140,7 @@ def test_the_commits_since_the_previous_deployment_with_their_co_authors_are_rea
     previous = ready_changelog(cast, artifact={**changelog_content()["artifact"], "source_revision": BASE_SHA})
     pipeline = cast.pipeline.client()
     check(pipeline)
-    deployed = pipeline.post(
-        "/api/v1/deployments/",
-        {
-            "idempotency_key": "previous",
-            "service": "payments-api",
-            "environment": "production",
-            "artifact_digest": previous.current_revision.artifact_digest,  # type: ignore[union-attr]
-            "status": "succeeded",
-            "started_at": timezone.now().isoformat(),
-        },
-        format="json",
-    )
+    deployed = report_succeeded(pipeline, previous, "previous")
     assert deployed.json()["unauthorised"] is False
     changelog = ready_changelog(
         cast, approved=False, artifact={**changelog_content()["artifact"], "digest": OTHER_DIGEST}

@@ -22,7 +22,7 @@ from audit.models import AuditEvent, PackJob
 from changelogs.models import Changelog, Evidence
 from tests.conftest import Cast
 from tests.factories import OTHER_DIGEST, seen_of
-from tests.releasegate.gate_support import check, ready_changelog
+from tests.releasegate.gate_support import check, ready_changelog, report_succeeded
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 
@@ -218,18 +218,7 @@ def test_a_deployment_after_a_deny_is_an_unauthorised_deployment_of_that_change_
     changelog = ready_changelog(cast, approved=False)
     pipeline = cast.pipeline.client()
     assert check(pipeline).json()["decision"] == "deny"
-    deployment = pipeline.post(
-        "/api/v1/deployments/",
-        {
-            "idempotency_key": "run-denied",
-            "service": "payments-api",
-            "environment": "production",
-            "artifact_digest": changelog.current_revision.artifact_digest,  # type: ignore[union-attr]
-            "status": "succeeded",
-            "started_at": timezone.now().isoformat(),
-        },
-        format="json",
-    ).json()
+    deployment = report_succeeded(pipeline, changelog, "run-denied").json()
 
     change_job = request_pack(cast, {"kind": "changelog", "changelog": str(changelog.pk)})
     change_pdf = tmp_path / "change.pdf"
