@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -32,6 +34,11 @@ class CommonError(StrEnum):
     THROTTLED = "throttled"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     SERVER_ERROR = "server_error"
+    # Requests no endpoint can read (issue 13): nested too deep, too many form fields or files.
+    TOO_DEEP = "too_deep"
+    LONE_SURROGATE = "lone_surrogate"
+    TOO_MANY_FIELDS = "too_many_fields"
+    TOO_MANY_FILES = "too_many_files"
 
 
 class ApplicationError(Exception):
@@ -107,7 +114,28 @@ def flatten_validation_errors(detail: Any, prefix: str = "") -> dict[str, list[d
 
 
 def error_body(code: str, message: str, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message, "fields": dict(fields or {})}
+    # A plain str, not the StrEnum member: every renderer (the schema's YAML one too) can write it.
+    return {"code": str(code), "message": message, "fields": dict(fields or {})}
+
+
+def request_refused(exc: Exception) -> ApplicationError | None:
+    """Django's refusals of a request it will not read (raised while the body is parsed), as
+    errors of our own shape; None for anything else."""
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(
+            CommonError.PAYLOAD_TOO_LARGE,
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+        )
+    if isinstance(exc, TooManyFieldsSent):
+        return InvalidInput(
+            CommonError.TOO_MANY_FIELDS,
+            f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} form fields.",
+        )
+    if isinstance(exc, TooManyFilesSent):
+        return InvalidInput(
+            CommonError.TOO_MANY_FILES, f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files."
+        )
+    return None
 
 
 _DRF_CODES: dict[type[drf_exceptions.APIException], CommonError] = {
@@ -126,6 +154,7 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], CommonError] = {
 def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     """The REST framework exception handler: every error leaves as ``{"code", "message",
     "fields"}`` and rolls back the request's transaction."""
+    exc = request_refused(exc) or exc
     if isinstance(exc, ApplicationError):
         set_rollback()
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)

@@ -18,12 +18,18 @@ from releasegate.env import (
     env_int,
     env_list,
     env_str,
+    missing_required,
+    missing_required_message,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RELEASEGATE_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
+# --- What production needs: named all at once, before any one of them fails alone ----------
+if not DEBUG and (_missing := missing_required()):
+    raise ImproperlyConfigured(missing_required_message(_missing))
+# --- end of what production needs -----------------------------------------------------------
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -220,7 +226,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["releasegate.json_input.JsonInputParser"],
     "DEFAULT_SCHEMA_CLASS": "releasegate.api.StrictAutoSchema",
     "EXCEPTION_HANDLER": "releasegate.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
