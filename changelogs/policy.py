@@ -25,6 +25,7 @@ class FindingCode(StrEnum):
     THRESHOLD_EXCEEDED = "threshold_exceeded"
     THRESHOLD_NOT_MEASURED = "threshold_not_measured"
     SECURITY_FINDINGS_EXCEEDED = "security_findings_exceeded"
+    SCAN_INCOMPLETE = "scan_incomplete"
 
 
 class PolicyError(ValueError):
@@ -185,6 +186,7 @@ READINESS_SUMMARY_KEYS = (
     "error_rate",
     "findings_by_severity",
     "findings",
+    "scan_incomplete",
 )
 
 
@@ -303,6 +305,16 @@ def _performance_findings(rules: PolicyRules, performance: list[EvidenceFact]) -
 def _security_findings(rules: PolicyRules, security: list[EvidenceFact]) -> list[Finding]:
     findings: list[Finding] = []
     for item in security:
+        skipped = item.summary.get("scan_incomplete") or []
+        if skipped:
+            findings.append(
+                Finding(
+                    FindingCode.SCAN_INCOMPLETE,
+                    f"{item.file_name}: the scanner reports that it did not scan everything "
+                    f"({len(skipped)} notification(s)); first: {skipped[0]}",
+                    evidence=item.id,
+                )
+            )
         counts = item.summary.get("findings_by_severity") or item.summary.get("findings") or {}
         for severity in SEVERITIES:
             limit = rules.max_security_findings.get(severity)

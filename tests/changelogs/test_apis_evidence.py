@@ -95,7 +95,7 @@ def test_a_summary_carries_the_numbers_of_the_file(cast: Cast, draft: Changelog)
     assert k6["summary"]["latency_ms"]["p95"] == 3.187
     assert k6["summary"]["requests"] == 720
     assert bandit["summary"]["findings_by_severity"] == {"critical": 0, "high": 2, "medium": 3, "low": 3, "note": 0}
-    assert bandit["parser_version"] == "sarif/1"
+    assert bandit["parser_version"] == "sarif/2"
 
 
 def test_an_upload_is_audited_with_its_hash(cast: Cast, draft: Changelog) -> None:
