@@ -20,6 +20,8 @@ from releasegate.errors import PermissionDenied, field_error
 
 
 class SubmitApi(APIView):
+    write_scope = "changelogs"  # the API token scope its writes need (releasegate.tokens)
+
     @extend_schema(
         operation_id="changelogs_submit",
         request=None,

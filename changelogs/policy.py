@@ -63,6 +63,8 @@ class PolicyRules:
     )
     approval_validity_days: int = 7
     hotfix_retrospective_hours: int = 24
+    # The gate: how many minutes after its planned window ends a change may still go out.
+    planned_window_grace_minutes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class PolicyRules:
             "required_approvals": dict(self.required_approvals),
             "approval_validity_days": self.approval_validity_days,
             "hotfix_retrospective_hours": self.hotfix_retrospective_hours,
+            "planned_window_grace_minutes": self.planned_window_grace_minutes,
         }
 
     @classmethod
@@ -103,6 +106,9 @@ class PolicyRules:
             approval_validity_days=_whole(data, "approval_validity_days", defaults.approval_validity_days, minimum=1),
             hotfix_retrospective_hours=_whole(
                 data, "hotfix_retrospective_hours", defaults.hotfix_retrospective_hours, minimum=1
+            ),
+            planned_window_grace_minutes=_whole(
+                data, "planned_window_grace_minutes", defaults.planned_window_grace_minutes, minimum=0
             ),
         )
 
@@ -161,6 +167,15 @@ def _approvals(value: Any) -> dict[str, int]:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise PolicyError(f"required_approvals.{tier} must be a whole number >= 1")
     return dict(value)
+
+
+def environments_required(rules: PolicyRules, kind: str) -> tuple[str, ...]:
+    """Where evidence of this kind must come from to count; empty when anywhere will do."""
+    if kind == "sanity":
+        return rules.sanity_environments
+    if kind == "performance":
+        return rules.performance_environments
+    return ()
 
 
 @dataclass(frozen=True)
@@ -243,8 +258,8 @@ def _sanity_findings(rules: PolicyRules, facts: ReadinessFacts, sanity: list[Evi
     findings: list[Finding] = []
     outcomes: dict[str, set[str]] = {}
     for item in sanity:
-        findings += _environment_finding(item, rules.sanity_environments)
-        if item.environment not in rules.sanity_environments:
+        findings += _environment_finding(item, environments_required(rules, "sanity"))
+        if item.environment not in environments_required(rules, "sanity"):
             continue  # tests from elsewhere prove nothing about staging
         for journey, outcome in item.summary.get("journeys", {}).items():
             outcomes.setdefault(journey, set()).add(outcome)
@@ -265,7 +280,7 @@ def _sanity_findings(rules: PolicyRules, facts: ReadinessFacts, sanity: list[Evi
 def _performance_findings(rules: PolicyRules, performance: list[EvidenceFact]) -> list[Finding]:
     findings: list[Finding] = []
     for item in performance:
-        findings += _environment_finding(item, rules.performance_environments)
+        findings += _environment_finding(item, environments_required(rules, "performance"))
         p95 = (item.summary.get("latency_ms") or {}).get("p95")
         error_rate = item.summary.get("error_rate")
         if rules.max_p95_ms is not None:

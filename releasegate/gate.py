@@ -47,7 +47,7 @@ from changelogs.selectors import PolicyInUse, readiness_of
 from releasegate import gate_sql
 from releasegate.audit_actions import GateAction
 from releasegate.models import FreezeOverride, FreezeWindow, GateDecision, GateOutcome
-from releasegate.policy import FreezeFact, GateFacts, evaluate
+from releasegate.policy import FreezeFact, GateFacts, PlannedWindowFact, evaluate
 
 M = TypeVar("M", bound=models.Model)
 
@@ -67,8 +67,11 @@ def _facts(
     state: ApprovalState | None,
     overdue: int,
     freezes: tuple[FreezeFact, ...],
+    rules: PolicyRules,
+    now: datetime,
 ) -> GateFacts:
     """The facts of a found revision, however they were read."""
+    window = revision.content["planned_window"]
     return GateFacts(
         changelog_found=True,
         changelog_status=changelog.status,
@@ -81,6 +84,12 @@ def _facts(
         not_counted=tuple(state.not_counted.values()) if state else (),
         overdue_retrospectives=overdue,
         active_freezes=freezes,
+        planned_window=PlannedWindowFact(
+            start=datetime.fromisoformat(window["start"]),
+            end=datetime.fromisoformat(window["end"]),
+            grace_minutes=rules.planned_window_grace_minutes,
+            checked_at=now,
+        ),
     )
 
 
@@ -157,6 +166,8 @@ def gate_facts(*, service: Service, digest: str, changelog_id: Any = None, now: 
         state=state,
         overdue=overdue,
         freezes=tuple(_active_freezes(service, changelog.pk, now)),
+        rules=readiness.policy.rules,
+        now=now,
     )
     return Snapshot(facts=facts, revision=revision, policy=readiness.policy.label)
 
@@ -269,6 +280,8 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
         state=state,
         overdue=row.overdue_retrospectives,
         freezes=freezes,
+        rules=policy.rules,
+        now=now,
     )
     return Snapshot(facts=facts, revision=revision, policy=policy.label)
 

@@ -6,6 +6,7 @@ decides, so the rules read in one place and are table-tested without a database.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -21,6 +22,7 @@ class ReasonCode(StrEnum):
     APPROVAL_WITHOUT_AUTHORITY = "approval_without_authority"
     RETROSPECTIVE_OVERDUE = "retrospective_overdue"
     FREEZE_ACTIVE = "freeze_active"
+    OUTSIDE_PLANNED_WINDOW = "outside_planned_window"
     ALLOWED = "allowed"
 
 
@@ -56,6 +58,21 @@ class FreezeFact:
 
 
 @dataclass(frozen=True)
+class PlannedWindowFact:
+    """When the change is planned to go out, how late the policy lets it still go, and when
+    the gate was asked."""
+
+    start: datetime
+    end: datetime
+    grace_minutes: int  # the policy's planned_window_grace_minutes
+    checked_at: datetime
+
+    @property
+    def latest(self) -> datetime:
+        return self.end + timedelta(minutes=self.grace_minutes)
+
+
+@dataclass(frozen=True)
 class GateFacts:
     """Everything the decision depends on, read at one moment."""
 
@@ -70,6 +87,7 @@ class GateFacts:
     not_counted: Sequence[str] = ()  # NotCounted codes of approvals that do not count
     overdue_retrospectives: int = 0  # of the same service
     active_freezes: Sequence[FreezeFact] = field(default_factory=tuple)
+    planned_window: PlannedWindowFact | None = None  # of the revision carrying the digest
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,8 @@ def evaluate(facts: GateFacts) -> GateDecision:
                 f"{facts.overdue_retrospectives} hotfix retrospective(s) of this service are overdue.",
             )
         )
+    if facts.planned_window is not None:
+        reasons += _window_reasons(facts.planned_window)
     for freeze in facts.active_freezes:
         if not freeze.overridden:
             where = "everywhere" if freeze.scope == "global" else f"for {freeze.scope}"
@@ -115,6 +135,33 @@ def evaluate(facts: GateFacts) -> GateDecision:
     if reasons:
         return GateDecision(False, tuple(reasons))
     return GateDecision(True, (Reason(ReasonCode.ALLOWED, "Every check passed."),))
+
+
+def _time(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _window_reasons(window: PlannedWindowFact) -> list[Reason]:
+    """A change goes out in the window it was planned (and approved) for: not before it starts,
+    and not after it ends plus the lateness the policy allows."""
+    planned = f"{_time(window.start)} to {_time(window.end)}"
+    if window.checked_at < window.start:
+        return [
+            Reason(
+                ReasonCode.OUTSIDE_PLANNED_WINDOW,
+                f"The change is planned for {planned}; it is {_time(window.checked_at)}, before its window.",
+            )
+        ]
+    if window.checked_at > window.latest:
+        late = f" (and {window.grace_minutes} minutes late allowed)" if window.grace_minutes else ""
+        return [
+            Reason(
+                ReasonCode.OUTSIDE_PLANNED_WINDOW,
+                f"The change was planned for {planned}{late}; it is {_time(window.checked_at)}, after its window: "
+                "plan a new window (edit the changelog) and have it approved again.",
+            )
+        ]
+    return []
 
 
 def _approval_reasons(facts: GateFacts) -> list[Reason]:

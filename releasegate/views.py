@@ -1,8 +1,14 @@
-"""Site-wide views: health, the schema, and JSON error pages for the API."""
+"""Site-wide views: the front page, the documentation, health, the schema, and JSON error
+pages for the API."""
 
+import re
+from pathlib import Path
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.conf import settings
+from django.contrib import admin
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
 from django.views.defaults import bad_request, page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.renderers import JSONRenderer
@@ -10,6 +16,35 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from releasegate.errors import CommonError, error_body
+from releasegate.home import waiting_for
+
+DOCS_DIR = Path(settings.BASE_DIR) / "docs"
+_DOC_NAME = re.compile(r"[a-z][a-z0-9-]*\.md")
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """The front page, for people: what Release Gate is and, once logged in, what waits for
+    you: changes to sign, your changes in progress, retrospectives owed, unauthorised
+    deployments and recent gate decisions."""
+    user = request.user
+    context = {
+        **admin.site.each_context(request),
+        "title": "Release Gate",
+        "waiting": waiting_for(user=user) if user.is_authenticated else None,
+        "docs": sorted(path.name for path in DOCS_DIR.glob("*.md")),
+    }
+    return TemplateResponse(request, "releasegate/home.html", context)
+
+
+def doc(request: HttpRequest, name: str = "") -> HttpResponse:
+    """The repository's docs/ pages as they are (Markdown, as text), so that the front page's
+    links work wherever the service runs."""
+    if not name:
+        pages = sorted(path.name for path in DOCS_DIR.glob("*.md"))
+        return HttpResponse("".join(f"{page}\n" for page in pages), content_type="text/plain; charset=utf-8")
+    if not _DOC_NAME.fullmatch(name) or not (DOCS_DIR / name).is_file():
+        raise Http404("No such page.")
+    return HttpResponse((DOCS_DIR / name).read_bytes(), content_type="text/markdown; charset=utf-8")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -15,8 +15,10 @@ from releasegate.deployments import DeploymentError
 from releasegate.errors import CommonError
 from releasegate.freezes import FreezeError
 from releasegate.github import GitHubError, GitHubReason
+from releasegate.packs import PackError
 from releasegate.policy import ReasonCode
 from releasegate.services import IdentityError
+from releasegate.tokens import TokenError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "api-errors.md"
 ENUMS: list[type[StrEnum]] = [
@@ -26,11 +28,13 @@ ENUMS: list[type[StrEnum]] = [
     ParseErrorCode,
     FindingCode,
     IdentityError,
+    TokenError,
     AuditError,
     ApprovalError,
     ReasonCode,
     DeploymentError,
     FreezeError,
+    PackError,
     GitHubError,
     GitHubReason,
 ]
