@@ -9,6 +9,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
+from django.views.csrf import csrf_failure as django_csrf_failure
+from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import bad_request, page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.renderers import JSONRenderer
@@ -55,6 +57,7 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+@csrf_exempt  # whatever the method and cookies, the answer is this 404, never the CSRF page
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Any /api/ URL that nothing else matched, a path parameter that does not fit its
     converter (``/api/v1/changelogs/not-a-uuid/``) included, and in DEBUG too: never HTML."""
@@ -72,6 +75,14 @@ def refused(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         return JsonResponse(error_body(CommonError.MALFORMED_REQUEST, "The request could not be read."), status=400)
     return bad_request(request, exception)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF refusal, as JSON under /api/ (the API's own views check CSRF through REST
+    framework for sessions; this covers anything else)."""
+    if _is_api(request):
+        return JsonResponse(error_body(CommonError.PERMISSION_DENIED, f"CSRF check failed: {reason}"), status=403)
+    return django_csrf_failure(request, reason)
 
 
 def internal_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -217,3 +217,32 @@ def _file(name: str, data: bytes) -> Any:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile(name, data)
+
+
+def test_a_post_to_an_unmatched_api_url_with_a_session_is_a_json_404_not_the_csrf_page(cast: Cast) -> None:
+    """Found by schemathesis: with a session cookie, Django's CSRF check answered the catch-all
+    with its HTML 403 page."""
+    client = Client(raise_request_exception=False, enforce_csrf_checks=True)
+    client.force_login(cast.requester)
+
+    response = client.post("/api/v1/changelogs/%F2%8E%A9%85/submit")
+
+    assert_error(response, 404, "not_found")
+
+
+def test_a_csrf_refusal_under_the_api_is_json(cast: Cast, rf: Any) -> None:
+    from releasegate.views import csrf_failure
+
+    response = csrf_failure(rf.post("/api/v1/anything"), reason="CSRF cookie not set.")
+
+    assert response.status_code == 403
+    assert json.loads(response.content)["code"] == "permission_denied"
+
+
+def test_a_retrospective_status_no_retrospective_has_is_refused(cast: Cast) -> None:
+    """Found by schemathesis (--checks all): ?status=AAA was read as "every status"."""
+    response = cast.session(cast.auditor).get("/api/v1/exceptions/retrospectives?status=AAA")
+
+    assert response.status_code == 400
+    assert response.json()["fields"]["status"][0]["code"] == "invalid_choice"
+    assert cast.session(cast.auditor).get("/api/v1/exceptions/retrospectives?status=overdue").status_code == 200
