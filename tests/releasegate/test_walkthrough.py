@@ -129,8 +129,10 @@ def test_the_example_evidence_parses_and_passes() -> None:
 
 
 def test_the_readme_walkthrough_reaches_allow_and_a_signed_evidence_pack(
-    live_server: Any, demo: str, tmp_path: Path
+    live_server: Any, demo: str, tmp_path: Path, eager_celery: None
 ) -> None:
+    """`make run` runs Celery in-process (the embedded default), so the pack is built when asked
+    for, in CI's broker pass too."""
     pdfsig = shutil.which("pdfsig")
     if pdfsig is None:
         pytest.skip("needs poppler-utils' pdfsig (apt-get install poppler-utils; .ci/run installs it)")
