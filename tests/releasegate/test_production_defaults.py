@@ -89,6 +89,7 @@ def test_every_page_carries_a_content_security_policy_and_https_answers_carry_hs
         assert "object-src 'none'" in policy
         assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
     assert "<script>" not in docs.content.decode()  # the docs' script is a file: no inline script runs
+    assert client.get("/api/docs/?script=", secure=True)["Content-Type"] == "application/javascript"
 
 
 def test_plain_http_is_redirected_to_https_except_health_and_metrics(db: None, settings: Any) -> None:
