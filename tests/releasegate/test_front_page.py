@@ -23,11 +23,11 @@ SCREENSHOTS = Path(os.environ.get("RELEASEGATE_SCREENSHOTS", "")) if os.environ.
 
 # What each demo login must find waiting on its front page (the sections' ids).
 EXPECTED = {
-    "admin": {"in-progress", "unauthorised", "decisions"},  # being admin is no signing authority
-    "requester": {"in-progress", "unauthorised", "decisions"},
-    "approver": {"to-sign", "unauthorised", "decisions"},
-    "approver2": {"to-sign", "unauthorised", "decisions"},
-    "auditor": {"unauthorised", "decisions"},
+    "admin": {"in-progress", "retrospectives", "unauthorised", "decisions"},  # being admin is no signing authority
+    "requester": {"in-progress", "retrospectives", "unauthorised", "decisions"},
+    "approver": {"to-sign", "retrospectives", "unauthorised", "decisions"},
+    "approver2": {"to-sign", "retrospectives", "unauthorised", "decisions"},
+    "auditor": {"retrospectives", "unauthorised", "decisions"},
 }
 SECTIONS = ("to-sign", "in-progress", "retrospectives", "unauthorised", "decisions")
 PASSWORDS = {username: password for username, password, _ in DEMO_USERS}

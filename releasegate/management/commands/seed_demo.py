@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from approvals.services import authority_grant
+from approvals.services import approval_decide, authority_grant
 from audit.services import Actor
 from changelogs.content import content_validate
 from changelogs.models import Changelog, Domain, Journey, Service
@@ -75,7 +75,12 @@ EXAMPLE_EVIDENCE = (
     ("security", "semgrep.sarif", "", "semgrep"),
 )
 # Digests of the demo's own changes; the README's walkthrough uses another one.
-DEMO_DIGESTS = {"1.5.0": "sha256:" + "5a" * 32, "2.3.0": "sha256:" + "23" * 32, "unknown": "sha256:" + "de" * 32}
+DEMO_DIGESTS = {
+    "1.5.0": "sha256:" + "5a" * 32,
+    "2.3.0": "sha256:" + "23" * 32,
+    "2.2.1": "sha256:" + "43" * 32,
+    "unknown": "sha256:" + "de" * 32,
+}
 
 
 def catalog_seed(*, acting_user: Any) -> None:
@@ -169,10 +174,12 @@ class Command(BaseCommand):
         return plain
 
 
-def _demo_content(*, version: str, digest: str, now: datetime, reason: str) -> dict[str, Any]:
+def _demo_content(*, version: str, digest: str, now: datetime, reason: str, kind: str = "train") -> dict[str, Any]:
+    hotfix = {"incident_reference": "INC-4711", "emergency_reason": "Card payments fail for Maestro cards."}
     return content_validate(
-        kind="train",
+        kind=kind,
         content={
+            "hotfix": hotfix if kind == "hotfix" else None,
             "artifact": {
                 "name": "payments-api",
                 "version": version,
@@ -186,7 +193,8 @@ def _demo_content(*, version: str, digest: str, now: datetime, reason: str) -> d
             "reason": reason,
             "expected_outcome": "Fees round half-even.",
             "planned_window": {"start": now - timedelta(hours=1), "end": now + timedelta(days=7)},
-            "risk_tier": "medium",
+            # A high-risk hotfix needs two approvals: it goes out on one and owes the other.
+            "risk_tier": "high" if kind == "hotfix" else "medium",
             "security_impact": {"declared": False},
         },
     )
@@ -195,28 +203,30 @@ def _demo_content(*, version: str, digest: str, now: datetime, reason: str) -> d
 def demo_changes(*, pipeline: User, now: datetime | None = None) -> None:
     """Something for every demo login's front page, made through the services as a pipeline
     would: a payments change with the example evidence submitted for sign-off (approver,
-    approver2), a payments-web draft still missing its evidence (requester), the gate asked
-    about the submitted one (denied: no approval yet) and a deployment no allow decision covered
+    approver2), a hotfix that went out on one approval and owes its retrospective (everyone of
+    payments), a payments-web draft still missing its evidence (requester), the gate asked about
+    the submitted one (denied: no approval yet) and a deployment no allow decision covered
     (unauthorised: auditor, approvers, requester)."""
     now = now or timezone.now()
     payments_api = Service.objects.get(slug="payments-api")
-    submitted = changelog_create(
-        acting_user=pipeline,
-        service=payments_api,
-        kind="train",
-        content=_demo_content(version="1.5.0", digest=DEMO_DIGESTS["1.5.0"], now=now, reason="Fix card fee rounding"),
+    _submitted_with_examples(
+        pipeline,
+        payments_api,
+        _demo_content(version="1.5.0", digest=DEMO_DIGESTS["1.5.0"], now=now, reason="Fix card fee rounding"),
     )
-    for kind, name, environment, tool in EXAMPLE_EVIDENCE:
-        evidence_add(
-            acting_user=pipeline,
-            changelog=changelog_lock(changelog=submitted),
-            data=(EXAMPLES_DIR / name).read_bytes(),
-            file_name=name,
-            kind=kind,
-            tool=tool,
-            environment=environment,
-        )
-    changelog_submit(acting_user=pipeline, changelog=changelog_lock(changelog=submitted))
+    # The hotfix is payments-web's: once overdue, its retrospective would stop payments-api's
+    # deployments, the README's walkthrough included.
+    hotfix_content = _demo_content(
+        version="2.2.1", digest=DEMO_DIGESTS["2.2.1"], now=now, reason="Maestro fix", kind="hotfix"
+    )
+    hotfix_content["artifact"]["name"] = "payments-web"
+    hotfix = _submitted_with_examples(pipeline, Service.objects.get(slug="payments-web"), hotfix_content, kind="hotfix")
+    approval_decide(
+        acting_user=User.objects.get(username="approver"),
+        changelog=changelog_lock(changelog=hotfix),
+        decision="approved",
+        reason="Incident INC-4711: one independent approval now, the rest owed by the retrospective.",
+    )
     draft_content = _demo_content(version="2.3.0", digest=DEMO_DIGESTS["2.3.0"], now=now, reason="New card form")
     draft_content["artifact"]["name"] = "payments-web"
     changelog_create(
@@ -234,3 +244,24 @@ def demo_changes(*, pipeline: User, now: datetime | None = None) -> None:
         started_at=now - timedelta(minutes=5),
         finished_at=now,
     )
+
+
+def _submitted_with_examples(
+    pipeline: User, service: Service, content: dict[str, Any], kind: str = "train"
+) -> Changelog:
+    """A changelog created, given the example evidence its kind needs, and submitted."""
+    changelog = changelog_create(acting_user=pipeline, service=service, kind=kind, content=content)
+    for evidence_kind, name, environment, tool in EXAMPLE_EVIDENCE:
+        if kind == "hotfix" and evidence_kind == "performance":
+            continue  # the default policy asks a hotfix for sanity and security results only
+        evidence_add(
+            acting_user=pipeline,
+            changelog=changelog_lock(changelog=changelog),
+            data=(EXAMPLES_DIR / name).read_bytes(),
+            file_name=name,
+            kind=evidence_kind,
+            tool=tool,
+            environment=environment,
+        )
+    changelog_submit(acting_user=pipeline, changelog=changelog_lock(changelog=changelog))
+    return changelog
