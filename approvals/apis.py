@@ -22,6 +22,8 @@ from releasegate.errors import ApplicationError, PermissionDenied
 
 
 class SubmitApi(APIView):
+    write_scope = "changelogs"  # the API token scope its writes need (releasegate.tokens)
+
     @extend_schema(
         operation_id="changelogs_submit",
         request=None,
@@ -199,13 +201,16 @@ class RetrospectiveListApi(APIView):
     @extend_schema(
         operation_id="exceptions_retrospectives",
         parameters=[OpenApiParameter("status", str, enum=list(RetrospectiveStatus.values))],
-        responses={200: RetrospectiveOutput(many=True), **error_responses(401)},
+        responses={200: RetrospectiveOutput(many=True), **error_responses(400, 401)},
         description="Hotfix retrospectives (the caller's visible changelogs); status=overdue lists the exceptions.",
     )
     def get(self, request: Request) -> Response:
         visible = changelog_selectors.changelog_list_visible(user=request.user)
         status_filter = request.query_params.get("status")
-        retrospectives = selectors.retrospective_list(
-            status=status_filter if status_filter in RetrospectiveStatus.values else None
-        ).filter(changelog__in=visible)
+        if status_filter is not None and status_filter not in RetrospectiveStatus.values:
+            # A status no retrospective has is a mistake, not a request for all of them (schemathesis).
+            raise serializers.ValidationError(
+                {"status": [f"Must be one of {', '.join(RetrospectiveStatus.values)}."]}, code="invalid_choice"
+            )
+        retrospectives = selectors.retrospective_list(status=status_filter).filter(changelog__in=visible)
         return Response(RetrospectiveOutput(retrospectives, many=True).data)

@@ -137,6 +137,7 @@ def history_build() -> dict[str, Any]:
     from releasegate.management.commands.seed_demo import catalog_seed
     from releasegate.models import User
     from releasegate.services import api_token_issue, service_account_create
+    from releasegate.tokens import ALL_SCOPES
     from tests.changelogs.evidence_files import junit_with_journeys, k6_passing, sarif_clean
     from tests.factories import changelog_content
 
@@ -174,7 +175,7 @@ def history_build() -> dict[str, Any]:
         reason="Payments' first own policy: k6 p95 budget of 800 ms.",
     )
     pipeline = service_account_create(acting_user=actor, name="payments-ci", services=[service])
-    token, plain = api_token_issue(acting_user=actor, account=pipeline, name="payments-ci token")
+    token, plain = api_token_issue(acting_user=actor, account=pipeline, name="payments-ci token", scopes=ALL_SCOPES)
 
     journeys = dict.fromkeys(Journey.objects.filter(domain=payments).values_list("journey_id", flat=True), "passed")
     content = content_validate(

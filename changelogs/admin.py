@@ -13,6 +13,7 @@ from audit.admin import AddOnlyAdmin, ReadOnlyAdmin, ReadOnlyInline
 from changelogs import services
 from changelogs.models import Changelog, ChangelogRevision, Domain, Evidence, Journey, Policy, Service
 from changelogs.policy import PolicyError, PolicyRules
+from changelogs.selectors import VIEW_CHANGELOG, changelog_list_visible
 
 
 class AuditedCatalogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -67,7 +68,26 @@ class ChangelogAdmin(ReadOnlyAdmin):
     inlines = [RevisionInline, EvidenceInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Changelog]:
-        return super().get_queryset(request).select_related("service", "created_by")
+        """Auditors and administrators see every changelog; requesters and approvers those of
+        their services and domains (what the API shows them too)."""
+        queryset = super().get_queryset(request).select_related("service", "created_by")
+        if request.user.is_superuser or request.user.has_perm(VIEW_CHANGELOG):
+            return queryset
+        return queryset.filter(pk__in=changelog_list_visible(user=request.user).values("pk"))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or self.has_view_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A requester reads their services' changelogs here, an approver their domains':
+        without this a requester's admin said "You don't have permission to view or edit
+        anything." """
+        if super().has_view_permission(request, obj):
+            return True
+        if not (request.user.is_active and request.user.is_staff):
+            return False
+        visible = changelog_list_visible(user=request.user)
+        return visible.filter(pk=obj.pk).exists() if obj is not None else visible.exists()
 
 
 class PolicyForm(forms.ModelForm):  # type: ignore[type-arg]

@@ -115,6 +115,8 @@ class ChangelogCreateInput(ChangelogContentSerializer):
 
 
 class ChangelogListCreateApi(APIView):
+    write_scope = "changelogs"  # the API token scope its writes need (releasegate.tokens)
+
     class FilterSerializer(serializers.Serializer[Any]):
         service = serializers.SlugField(required=False)
         domain = serializers.SlugField(required=False)
@@ -178,6 +180,8 @@ def _managed_service(user: Any, slug: Any) -> Service:
 
 
 class ChangelogDetailApi(APIView):
+    write_scope = "changelogs"  # the API token scope its writes need (releasegate.tokens)
+
     @extend_schema(operation_id="changelogs_retrieve", responses={200: ChangelogOutput, **error_responses(401, 404)})
     def get(self, request: Request, changelog_id: str) -> Response:
         changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
@@ -305,6 +309,7 @@ class EvidenceMultiPartParser(MultiPartParser):
 
 class EvidenceListAddApi(APIView):
     parser_classes = [EvidenceMultiPartParser]
+    write_scope = "evidence"  # the API token scope its writes need (releasegate.tokens)
 
     class FilterSerializer(serializers.Serializer[Any]):
         revision = serializers.IntegerField(
@@ -363,6 +368,8 @@ class EvidenceListAddApi(APIView):
 
 
 class EvidenceDetailApi(APIView):
+    write_scope = "evidence"  # the API token scope its writes need (releasegate.tokens)
+
     @extend_schema(
         operation_id="changelogs_evidence_retrieve", responses={200: EvidenceOutput, **error_responses(401, 404)}
     )
@@ -392,8 +399,12 @@ class EvidenceDownloadApi(APIView):
         changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
         evidence = selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)
         data = services.evidence_bytes(evidence=evidence)
-        response = HttpResponse(data, content_type=evidence.media_type)
+        # Bytes a pipeline uploaded are never rendered by a browser as this site's page: an HTML
+        # or SVG "report" could otherwise run script with the reader's session. Its media type
+        # is in the metadata (EvidenceOutput.media_type), not on the download.
+        response = HttpResponse(data, content_type="application/octet-stream")
         response["Content-Disposition"] = f'attachment; filename="{evidence.file_name}"'
+        response["Content-Security-Policy"] = "sandbox"
         response["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(evidence.sha256)).decode()}:"
         response["X-Content-Type-Options"] = "nosniff"
         return response

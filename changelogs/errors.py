@@ -18,3 +18,4 @@ class ChangelogError(StrEnum):
     EVIDENCE_CORRUPTED = "evidence_corrupted"
     INVALID_FILE_NAME = "invalid_file_name"
     INVALID_POLICY = "invalid_policy"
+    EVIDENCE_ENVIRONMENT_REQUIRED = "evidence_environment_required"

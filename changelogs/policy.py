@@ -25,6 +25,7 @@ class FindingCode(StrEnum):
     THRESHOLD_EXCEEDED = "threshold_exceeded"
     THRESHOLD_NOT_MEASURED = "threshold_not_measured"
     SECURITY_FINDINGS_EXCEEDED = "security_findings_exceeded"
+    SCAN_INCOMPLETE = "scan_incomplete"
 
 
 class PolicyError(ValueError):
@@ -65,6 +66,8 @@ class PolicyRules:
     # Risk tiers whose changes the gate allows only once their commit authors have been read from
     # the source host (GitHub): until then it denies commit_authors_unverified.
     require_verified_commit_authors: tuple[str, ...] = ()
+    # The gate: how many minutes after its planned window ends a change may still go out.
+    planned_window_grace_minutes: int = 0
 
     def requires_verified_authors(self, risk_tier: str) -> bool:
         return risk_tier in self.require_verified_commit_authors
@@ -82,6 +85,7 @@ class PolicyRules:
             "approval_validity_days": self.approval_validity_days,
             "hotfix_retrospective_hours": self.hotfix_retrospective_hours,
             "require_verified_commit_authors": list(self.require_verified_commit_authors),
+            "planned_window_grace_minutes": self.planned_window_grace_minutes,
         }
 
     @classmethod
@@ -111,6 +115,9 @@ class PolicyRules:
                 data, "hotfix_retrospective_hours", defaults.hotfix_retrospective_hours, minimum=1
             ),
             require_verified_commit_authors=_tiers(data, "require_verified_commit_authors"),
+            planned_window_grace_minutes=_whole(
+                data, "planned_window_grace_minutes", defaults.planned_window_grace_minutes, minimum=0
+            ),
         )
 
 
@@ -177,6 +184,15 @@ def _approvals(value: Any) -> dict[str, int]:
     return dict(value)
 
 
+def environments_required(rules: PolicyRules, kind: str) -> tuple[str, ...]:
+    """Where evidence of this kind must come from to count; empty when anywhere will do."""
+    if kind == "sanity":
+        return rules.sanity_environments
+    if kind == "performance":
+        return rules.performance_environments
+    return ()
+
+
 @dataclass(frozen=True)
 class EvidenceFact:
     """What the policy needs to know of one evidence file."""
@@ -200,6 +216,7 @@ READINESS_SUMMARY_KEYS = (
     "error_rate",
     "findings_by_severity",
     "findings",
+    "scan_incomplete",
 )
 
 
@@ -256,8 +273,8 @@ def _sanity_findings(rules: PolicyRules, facts: ReadinessFacts, sanity: list[Evi
     findings: list[Finding] = []
     outcomes: dict[str, set[str]] = {}
     for item in sanity:
-        findings += _environment_finding(item, rules.sanity_environments)
-        if item.environment not in rules.sanity_environments:
+        findings += _environment_finding(item, environments_required(rules, "sanity"))
+        if item.environment not in environments_required(rules, "sanity"):
             continue  # tests from elsewhere prove nothing about staging
         for journey, outcome in item.summary.get("journeys", {}).items():
             outcomes.setdefault(journey, set()).add(outcome)
@@ -278,7 +295,7 @@ def _sanity_findings(rules: PolicyRules, facts: ReadinessFacts, sanity: list[Evi
 def _performance_findings(rules: PolicyRules, performance: list[EvidenceFact]) -> list[Finding]:
     findings: list[Finding] = []
     for item in performance:
-        findings += _environment_finding(item, rules.performance_environments)
+        findings += _environment_finding(item, environments_required(rules, "performance"))
         p95 = (item.summary.get("latency_ms") or {}).get("p95")
         error_rate = item.summary.get("error_rate")
         if rules.max_p95_ms is not None:
@@ -318,6 +335,16 @@ def _performance_findings(rules: PolicyRules, performance: list[EvidenceFact]) -
 def _security_findings(rules: PolicyRules, security: list[EvidenceFact]) -> list[Finding]:
     findings: list[Finding] = []
     for item in security:
+        skipped = item.summary.get("scan_incomplete") or []
+        if skipped:
+            findings.append(
+                Finding(
+                    FindingCode.SCAN_INCOMPLETE,
+                    f"{item.file_name}: the scanner reports that it did not scan everything "
+                    f"({len(skipped)} notification(s)); first: {skipped[0]}",
+                    evidence=item.id,
+                )
+            )
         counts = item.summary.get("findings_by_severity") or item.summary.get("findings") or {}
         for severity in SEVERITIES:
             limit = rules.max_security_findings.get(severity)

@@ -31,8 +31,8 @@ from changelogs.models import (
     RevisionStatus,
     Service,
 )
-from changelogs.policy import PolicyError, PolicyRules
-from changelogs.selectors import readiness_of, revision_current
+from changelogs.policy import PolicyError, PolicyRules, environments_required
+from changelogs.selectors import policy_for, readiness_of, revision_current
 from changelogs.storage import EvidenceCorrupted, blob_put, blob_read
 from releasegate.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
 
@@ -290,6 +290,7 @@ def evidence_add(
         raise InvalidInput(
             parsers.ParseErrorCode.EMPTY_FILE, message, fields={"file": [field_error("empty_file", message)]}
         )
+    _require_environment(changelog=changelog, kind=kind, environment=environment)
     fmt = _evidence_format(data, file_name, kind, fmt)
     try:
         summary = parsers.parse(fmt, data)
@@ -336,6 +337,24 @@ def evidence_add(
         },
     )
     return evidence
+
+
+def _require_environment(*, changelog: Changelog, kind: str, environment: str) -> None:
+    """Evidence that could never count is refused rather than stored: sanity and performance
+    results must name an environment the policy in force accepts."""
+    policy = policy_for(service=changelog.service)
+    allowed = environments_required(policy.rules, kind)
+    if allowed and environment not in allowed:
+        said = f"says it ran in {environment!r}" if environment else "names no environment"
+        message = (
+            f"This {kind} evidence {said}; the policy {policy.label} counts {kind} evidence only from "
+            f"{', '.join(allowed)}: name it with 'environment'."
+        )
+        raise InvalidInput(
+            ChangelogError.EVIDENCE_ENVIRONMENT_REQUIRED,
+            message,
+            fields={"environment": [field_error(ChangelogError.EVIDENCE_ENVIRONMENT_REQUIRED, message)]},
+        )
 
 
 _MEDIA_TYPES = {

@@ -21,6 +21,7 @@ from releasegate.deployments import deployment_report
 from releasegate.errors import InvalidInput, field_error
 from releasegate.gate import gate_check_as_caller
 from releasegate.models import Deployment, DeploymentStatus, GateDecision, GateOutcome, NotCovered
+from releasegate.tokens import TokenScope
 
 
 def _unknown_service() -> InvalidInput:
@@ -134,6 +135,8 @@ def gate_decision_output(decision: GateDecision) -> dict[str, Any]:
 
 
 class GateCheckApi(APIView):
+    write_scope = TokenScope.GATE
+
     @extend_schema(
         operation_id="gate_check",
         request=GateCheckInput,
@@ -211,6 +214,8 @@ def _visible_deployments(user: Any) -> Any:
 
 
 class DeploymentListReportApi(APIView):
+    write_scope = TokenScope.DEPLOYMENTS
+
     @extend_schema(
         operation_id="deployments_report",
         request=DeploymentReportInput,

@@ -167,6 +167,11 @@ def _slug_arg(text: str) -> str:
 
 
 def _uuid_arg(text: str) -> str:
+    if not text.strip():
+        # ID=$(releasegate changelog create … --quiet) leaves ID empty when the create failed.
+        raise argparse.ArgumentTypeError(
+            "is empty: the command meant to give the changelog id failed (see its error above)"
+        )
     try:
         return str(uuid.UUID(text))
     except ValueError as error:

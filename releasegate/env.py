@@ -102,3 +102,31 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
             "OPTIONS": options,
         }
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported; use sqlite:/// or postgres://")
+
+
+# What production cannot start without (each group: one of these names, set and not empty).
+# With DEBUG on, the embedded default supplies development values for all of them.
+REQUIRED_UNLESS_DEBUG: tuple[tuple[str, ...], ...] = (
+    ("SECRET_KEY",),
+    ("AUDIT_SIGNING_KEY", "AUDIT_SIGNING_KEY_FILE"),
+    ("ORGANISATION_NAME",),
+    ("PACK_SIGNING_KEY_FILE",),
+    ("PACK_SIGNING_CERT_FILE",),
+)
+
+
+def missing_required(*, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The required settings not set, as people would name them ("A or B" for a choice)."""
+    return [
+        " or ".join(names)
+        for names in REQUIRED_UNLESS_DEBUG
+        if not any(environ.get(name, "").strip() for name in names)
+    ]
+
+
+def missing_required_message(missing: list[str]) -> str:
+    """One line for whoever starts the process: what is missing and how to set it."""
+    return (
+        f"Release Gate is not configured: set {', '.join(missing)} in the environment "
+        "(README.md, Configuration), or DEBUG=1 for the embedded development defaults."
+    )

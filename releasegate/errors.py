@@ -10,7 +10,9 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -33,6 +35,11 @@ class CommonError(StrEnum):
     THROTTLED = "throttled"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     SERVER_ERROR = "server_error"
+    # Requests no endpoint can read (issue 13): nested too deep, too many form fields or files.
+    TOO_DEEP = "too_deep"
+    LONE_SURROGATE = "lone_surrogate"
+    TOO_MANY_FIELDS = "too_many_fields"
+    TOO_MANY_FILES = "too_many_files"
 
 
 class ApplicationError(Exception):
@@ -118,7 +125,28 @@ def flatten_validation_errors(detail: Any, prefix: str = "") -> dict[str, list[d
 
 
 def error_body(code: str, message: str, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message, "fields": dict(fields or {})}
+    # A plain str, not the StrEnum member: every renderer (the schema's YAML one too) can write it.
+    return {"code": str(code), "message": message, "fields": dict(fields or {})}
+
+
+def request_refused(exc: Exception) -> ApplicationError | None:
+    """Django's refusals of a request it will not read (raised while the body is parsed), as
+    errors of our own shape; None for anything else."""
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(
+            CommonError.PAYLOAD_TOO_LARGE,
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+        )
+    if isinstance(exc, TooManyFieldsSent):
+        return InvalidInput(
+            CommonError.TOO_MANY_FIELDS,
+            f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} form fields.",
+        )
+    if isinstance(exc, TooManyFilesSent):
+        return InvalidInput(
+            CommonError.TOO_MANY_FILES, f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files."
+        )
+    return None
 
 
 _DRF_CODES: dict[type[drf_exceptions.APIException], CommonError] = {
@@ -144,6 +172,7 @@ def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Respons
     # A view outside the request's transaction (``atomic_request = False``) has already rolled
     # back its own; marking a transaction around it for rollback (a test's) would be wrong.
     rollback = set_rollback if getattr(context.get("view"), "atomic_request", True) else _keep
+    exc = request_refused(exc) or exc
     if isinstance(exc, ApplicationError):
         rollback()
         headers = {}

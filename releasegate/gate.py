@@ -48,7 +48,7 @@ from changelogs.selectors import PolicyInUse, readiness_of
 from releasegate import gate_sql
 from releasegate.audit_actions import GateAction
 from releasegate.models import FreezeOverride, FreezeWindow, GateDecision, GateOutcome
-from releasegate.policy import FreezeFact, GateFacts, evaluate
+from releasegate.policy import FreezeFact, GateFacts, PlannedWindowFact, evaluate
 
 M = TypeVar("M", bound=models.Model)
 
@@ -70,8 +70,10 @@ def _facts(
     freezes: tuple[FreezeFact, ...],
     rules: PolicyRules,
     authors: RevisionAuthors,
+    now: datetime,
 ) -> GateFacts:
     """The facts of a found revision, however they were read."""
+    window = revision.content["planned_window"]
     return GateFacts(
         commit_authors_unverified=rules.requires_verified_authors(revision.content["risk_tier"])
         and not authors.verified,
@@ -86,6 +88,12 @@ def _facts(
         not_counted=tuple(state.not_counted.values()) if state else (),
         overdue_retrospectives=overdue,
         active_freezes=freezes,
+        planned_window=PlannedWindowFact(
+            start=datetime.fromisoformat(window["start"]),
+            end=datetime.fromisoformat(window["end"]),
+            grace_minutes=rules.planned_window_grace_minutes,
+            checked_at=now,
+        ),
     )
 
 
@@ -165,6 +173,7 @@ def gate_facts(*, service: Service, digest: str, changelog_id: Any = None, now: 
         freezes=tuple(_active_freezes(service, changelog.pk, now)),
         rules=readiness.policy.rules,
         authors=changelog_selectors.commit_authors_of(revision=revision),
+        now=now,
     )
     return Snapshot(facts=facts, revision=revision, policy=readiness.policy.label)
 
@@ -287,6 +296,7 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
         freezes=freezes,
         rules=policy.rules,
         authors=authors,
+        now=now,
     )
     return Snapshot(facts=facts, revision=revision, policy=policy.label)
 

@@ -10,11 +10,12 @@ its audit event go in with one more:
   and its domain, the permissions by which the asking user may act on the service (what
   ``changelogs.selectors.service_list_managed`` looks at through django-guardian), the policy
   version in force, the domain's critical journeys, the revision carrying the digest with its
-  changelog, the evidence attached to it, everyone who requested the change, the commit
-  authors read from the source host for the revision, the approvals of the changelog with the
-  authorities that count for each approver now (and those held only through a grant the
-  approver asked for or confirmed), the service's overdue hotfix retrospectives and the
-  freezes active at ``now`` with their overrides.
+  changelog (its content holds the planned window the gate checks the time against), the
+  evidence attached to it, everyone who requested the change, the commit authors read from the
+  source host for the revision, the approvals of the changelog with the authorities that count
+  for each approver now (and those held only through a grant the approver asked for or
+  confirmed), the service's overdue hotfix retrospectives and the freezes active at ``now``
+  with their overrides.
 - ``write`` inserts the gate decision and its audit event (a data-modifying CTE).
 
 Both run as prepared statements (``audit.database.prepared_cursor``): the read takes

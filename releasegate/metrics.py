@@ -66,9 +66,19 @@ def metrics_text() -> str:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    """The figures, for whoever holds METRICS_TOKEN; for anyone only with METRICS_PUBLIC=1.
+    With neither, nobody: the figures say how often the gate denies, and to whom."""
     expected = settings.METRICS_TOKEN
     if expected:
         supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(supplied.encode(), expected.encode()):
-            return HttpResponse("metrics need the scrape token\n", status=401, content_type="text/plain")
+            return _refused("metrics need the scrape token")
+    elif not settings.METRICS_PUBLIC:
+        return _refused("metrics need a scrape token: set METRICS_TOKEN (or METRICS_PUBLIC=1 to open them)")
     return HttpResponse(metrics_text(), content_type=CONTENT_TYPE)
+
+
+def _refused(message: str) -> HttpResponse:
+    response = HttpResponse(message + "\n", status=401, content_type="text/plain")
+    response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response

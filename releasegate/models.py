@@ -11,6 +11,12 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 
 from releasegate.ids import uuid7
+from releasegate.tokens import ALL_SCOPES
+
+
+def all_token_scopes() -> list[str]:
+    """Every scope: what the tokens issued before scopes existed could do, and keep."""
+    return list(ALL_SCOPES)
 
 
 class User(AbstractUser):
@@ -41,6 +47,9 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.JSONField(
+        help_text="What the token may do (releasegate.tokens.TokenScope), chosen when it is issued."
+    )
 
     class Meta:
         verbose_name = "API token"

@@ -65,6 +65,8 @@ class PackError(StrEnum):
     PACK_NOT_FOUND = "pack_not_found"
     PACK_NOT_READY = "pack_not_ready"
     INVALID_PERIOD = "invalid_period"
+    PERIOD_TOO_LONG = "period_too_long"
+    PERIOD_BEFORE_RECORDS = "period_before_records"
 
 
 def _time(value: datetime | None) -> str:
@@ -703,6 +705,7 @@ def pack_request_for(
         return pack_request(acting_user=acting_user, kind=kind, params={"changelog": str(found.pk)})
     if start is None or end is None or end <= start:
         raise InvalidInput(PackError.INVALID_PERIOD, "A population pack needs a start before its end.")
+    _period_bounded(start, end)
     if domain and not Domain.objects.filter(slug=domain).exists():
         raise InvalidInput(PackError.INVALID_PERIOD, f"No domain {domain!r}.")
     params = {
@@ -725,6 +728,27 @@ def pack_request_for(
         if reuse is not None:
             return reuse, False
     return pack_request(acting_user=acting_user, kind=kind, params=params)
+
+
+def _period_bounded(start: datetime, end: datetime) -> None:
+    """A period is no longer than PACK_MAX_PERIOD_DAYS and starts no earlier than the day of
+    the first audit event: before it there is nothing to report, and a period from year 1 was
+    accepted and then failed its build again and again."""
+    longest = timedelta(days=settings.PACK_MAX_PERIOD_DAYS)
+    if end - start > longest:
+        raise InvalidInput(
+            PackError.PERIOD_TOO_LONG,
+            f"A population pack covers at most {settings.PACK_MAX_PERIOD_DAYS} days (PACK_MAX_PERIOD_DAYS); "
+            "ask for several periods.",
+        )
+    first = AuditEvent.objects.order_by("id").values_list("created_at", flat=True).first()
+    earliest = (first or timezone.now()).replace(hour=0, minute=0, second=0, microsecond=0)
+    if start < earliest:
+        raise InvalidInput(
+            PackError.PERIOD_BEFORE_RECORDS,
+            f"The audit trail starts on {earliest:%Y-%m-%d}; a population pack cannot start before "
+            f"{earliest:%Y-%m-%dT%H:%M:%SZ}.",
+        )
 
 
 def pack_job_list() -> Any:

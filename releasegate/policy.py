@@ -6,6 +6,7 @@ decides, so the rules read in one place and are table-tested without a database.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from changelogs.lifecycle import CLOSED
@@ -25,6 +26,7 @@ class ReasonCode(StrEnum):
     RETROSPECTIVE_OVERDUE = "retrospective_overdue"
     FREEZE_ACTIVE = "freeze_active"
     COMMIT_AUTHORS_UNVERIFIED = "commit_authors_unverified"
+    OUTSIDE_PLANNED_WINDOW = "outside_planned_window"
     ALLOWED = "allowed"
 
 
@@ -64,6 +66,21 @@ class FreezeFact:
 
 
 @dataclass(frozen=True)
+class PlannedWindowFact:
+    """When the change is planned to go out, how late the policy lets it still go, and when
+    the gate was asked."""
+
+    start: datetime
+    end: datetime
+    grace_minutes: int  # the policy's planned_window_grace_minutes
+    checked_at: datetime
+
+    @property
+    def latest(self) -> datetime:
+        return self.end + timedelta(minutes=self.grace_minutes)
+
+
+@dataclass(frozen=True)
 class GateFacts:
     """Everything the decision depends on, read at one moment."""
 
@@ -81,6 +98,7 @@ class GateFacts:
     # The policy wants the commit authors read from the source host for this risk tier, and
     # they have not been (completely) read yet.
     commit_authors_unverified: bool = False
+    planned_window: PlannedWindowFact | None = None  # of the revision carrying the digest
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,8 @@ def evaluate(facts: GateFacts) -> GateDecision:
                 f"{facts.overdue_retrospectives} hotfix retrospective(s) of this service are overdue.",
             )
         )
+    if facts.planned_window is not None:
+        reasons += _window_reasons(facts.planned_window)
     for freeze in facts.active_freezes:
         if not freeze.overridden:
             where = "everywhere" if freeze.scope == "global" else f"for {freeze.scope}"
@@ -133,6 +153,33 @@ def evaluate(facts: GateFacts) -> GateDecision:
     if reasons:
         return GateDecision(False, tuple(reasons))
     return GateDecision(True, (Reason(ReasonCode.ALLOWED, "Every check passed."),))
+
+
+def _time(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _window_reasons(window: PlannedWindowFact) -> list[Reason]:
+    """A change goes out in the window it was planned (and approved) for: not before it starts,
+    and not after it ends plus the lateness the policy allows."""
+    planned = f"{_time(window.start)} to {_time(window.end)}"
+    if window.checked_at < window.start:
+        return [
+            Reason(
+                ReasonCode.OUTSIDE_PLANNED_WINDOW,
+                f"The change is planned for {planned}; it is {_time(window.checked_at)}, before its window.",
+            )
+        ]
+    if window.checked_at > window.latest:
+        late = f" (and {window.grace_minutes} minutes late allowed)" if window.grace_minutes else ""
+        return [
+            Reason(
+                ReasonCode.OUTSIDE_PLANNED_WINDOW,
+                f"The change was planned for {planned}{late}; it is {_time(window.checked_at)}, after its window: "
+                "plan a new window (edit the changelog) and have it approved again.",
+            )
+        ]
+    return []
 
 
 def _approval_reasons(facts: GateFacts) -> list[Reason]:

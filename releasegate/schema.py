@@ -31,7 +31,9 @@ def error_code_enums() -> list[type[StrEnum]]:
     from releasegate.errors import CommonError
     from releasegate.freezes import FreezeError
     from releasegate.github import GitHubError
+    from releasegate.packs import PackError
     from releasegate.services import IdentityError
+    from releasegate.tokens import TokenError
 
     return [
         CommonError,
@@ -44,6 +46,8 @@ def error_code_enums() -> list[type[StrEnum]]:
         DeploymentError,
         FreezeError,
         GitHubError,
+        PackError,
+        TokenError,
     ]
 
 
@@ -57,4 +61,23 @@ def error_codes_postprocess(result: dict[str, Any], generator: Any, request: Any
         schemas["Error"]["properties"]["code"]["description"] = (
             "Stable error code; see docs/api-errors.md. One of: " + ", ".join(f"`{code}`" for code in codes) + "."
         )
+    return result
+
+
+def token_scope_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: every operation a pipeline token may call can
+    answer 403 ``token_scope_missing`` (the token lacks the operation's scope), so the schema
+    says so wherever an operation does not list a 403 of its own."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            if any("pipelineToken" in requirement for requirement in operation.get("security", [])):
+                operation["responses"].setdefault(
+                    "403",
+                    {
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                        "description": "The API token lacks the scope this operation needs (token_scope_missing).",
+                    },
+                )
     return result

@@ -19,7 +19,7 @@ from changelogs.selectors import MANAGE_CHANGELOGS
 from releasegate.audit_actions import IdentityAction
 from releasegate.errors import Conflict, InvalidInput, field_error
 from releasegate.models import ApiToken, User
-from releasegate.tokens import token_generate, token_hash
+from releasegate.tokens import ALL_SCOPES, token_generate, token_hash
 
 # What an account may do, and so what every change to it records with its old and new value.
 AUDITED_USER_FIELDS = ("username", "email", "is_active", "is_staff", "is_superuser", "is_service_account")
@@ -114,6 +114,8 @@ class IdentityError(StrEnum):
     SERVICE_ACCOUNT_EXISTS = "service_account_exists"
     NOT_A_SERVICE_ACCOUNT = "not_a_service_account"
     TOKEN_ALREADY_REVOKED = "token_already_revoked"  # noqa: S105 - an error code, not a secret
+    TOKEN_SCOPES_INVALID = "token_scopes_invalid"  # noqa: S105 - an error code, not a secret
+    TOKEN_LIFETIME_TOO_LONG = "token_lifetime_too_long"  # noqa: S105 - an error code, not a secret
 
 
 def service_account_username(name: str) -> str:
@@ -165,12 +167,30 @@ def api_token_issue(
     acting_user: Any,
     account: User,
     name: str,
+    scopes: Iterable[str],
     lifetime: timedelta | None = None,
     now: datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new token for the account. The plain token is returned once and never stored."""
+    """A new token for the account, able to do what its scopes say and no more, for at most
+    API_TOKEN_MAX_LIFETIME. The plain token is returned once and never stored."""
     _require_service_account(account)
     now = now or timezone.now()
+    chosen = sorted(set(scopes), key=lambda scope: ALL_SCOPES.index(scope) if scope in ALL_SCOPES else -1)
+    if not chosen or not set(chosen) <= set(ALL_SCOPES):
+        message = f"Name the token's scopes among {', '.join(ALL_SCOPES)}."
+        raise InvalidInput(
+            IdentityError.TOKEN_SCOPES_INVALID,
+            message,
+            fields={"scopes": [field_error(IdentityError.TOKEN_SCOPES_INVALID, message)]},
+        )
+    lifetime = lifetime or settings.API_TOKEN_DEFAULT_LIFETIME
+    if lifetime > settings.API_TOKEN_MAX_LIFETIME:
+        message = f"A token lives at most {settings.API_TOKEN_MAX_LIFETIME.days} days (API_TOKEN_MAX_DAYS)."
+        raise InvalidInput(
+            IdentityError.TOKEN_LIFETIME_TOO_LONG,
+            message,
+            fields={"lifetime": [field_error(IdentityError.TOKEN_LIFETIME_TOO_LONG, message)]},
+        )
     plain, prefix = token_generate()
     token = ApiToken.objects.create(
         service_account=account,
@@ -179,13 +199,20 @@ def api_token_issue(
         token_hash=token_hash(plain),
         created_at=now,
         created_by=acting_user if isinstance(acting_user, User) else None,
-        expires_at=now + (lifetime or settings.API_TOKEN_DEFAULT_LIFETIME),
+        expires_at=now + lifetime,
+        scopes=chosen,
     )
     audit.record(
         actor=acting_user,
         action=IdentityAction.API_TOKEN_ISSUED,
         target=token,
-        data={"account": account.username, "name": name, "prefix": prefix, "expires_at": token.expires_at},
+        data={
+            "account": account.username,
+            "name": name,
+            "prefix": prefix,
+            "expires_at": token.expires_at,
+            "scopes": chosen,
+        },
     )
     return token, plain
 

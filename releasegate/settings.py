@@ -18,12 +18,18 @@ from releasegate.env import (
     env_int,
     env_list,
     env_str,
+    missing_required,
+    missing_required_message,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RELEASEGATE_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
+# --- What production needs: named all at once, before any one of them fails alone ----------
+if not DEBUG and (_missing := missing_required()):
+    raise ImproperlyConfigured(missing_required_message(_missing))
+# --- end of what production needs -----------------------------------------------------------
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -45,6 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "axes",
+    "csp",
     "audit",
     "changelogs",
     "approvals",
@@ -53,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "releasegate.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -241,9 +249,12 @@ REST_FRAMEWORK = {
         "releasegate.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "releasegate.token_scopes.TokenScopes",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["releasegate.json_input.JsonInputParser"],
     "DEFAULT_SCHEMA_CLASS": "releasegate.api.StrictAutoSchema",
     "EXCEPTION_HANDLER": "releasegate.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -267,7 +278,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["releasegate.schema.error_codes_postprocess"],
+    # The enums, then every error code (releasegate.schema), then the token scopes' 403s.
+    "POSTPROCESSING_HOOKS": [
+        "releasegate.schema.error_codes_postprocess",
+        "releasegate.schema.token_scope_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ChangelogKindEnum": "changelogs.models.ChangelogKind",
         "EvidenceKindEnum": "changelogs.models.EvidenceKind",
@@ -338,6 +353,8 @@ if not ORGANISATION_NAME:
         "ORGANISATION_NAME must be set when DEBUG is off (it names the signer of evidence packs)"
     )
 PACK_REUSE_MINUTES = env_int("PACK_REUSE_MINUTES", 60, minimum=0)
+# The longest period a population pack may cover (issue 13: periods are bounded).
+PACK_MAX_PERIOD_DAYS = env_int("PACK_MAX_PERIOD_DAYS", 366, minimum=1)
 # The organisation's document-signing key and certificate (PEM), and optionally the chain to
 # its CA and an RFC 3161 timestamp server. With DEBUG a development pair is made in var/.
 PACK_SIGNING_KEY_FILE = env_str("PACK_SIGNING_KEY_FILE", str(VAR_DIR / "pack-signing.key") if DEBUG else "")
@@ -349,12 +366,18 @@ if not DEBUG and not (PACK_SIGNING_KEY_FILE and PACK_SIGNING_CERT_FILE):
     raise ImproperlyConfigured("PACK_SIGNING_KEY_FILE and PACK_SIGNING_CERT_FILE must be set when DEBUG is off")
 CELERY_IMPORTS = ["releasegate.packs"]
 
-# /metrics asks for this bearer token when it is set (Prometheus: authorization.credentials).
+# /metrics asks for this bearer token (Prometheus: authorization.credentials); without one it
+# answers 401, unless METRICS_PUBLIC=1 says the figures may be read by anyone who can reach it.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 
 # API tokens: the last-used time is written at most this often, to keep reads read-only.
 API_TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=env_int("API_TOKEN_LAST_USED_SECONDS", 60, minimum=0))
 API_TOKEN_DEFAULT_LIFETIME = timedelta(days=env_int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1))
+# No token lives longer than this, whatever its creator asks for.
+API_TOKEN_MAX_LIFETIME = timedelta(days=env_int("API_TOKEN_MAX_DAYS", 365, minimum=1))
+if API_TOKEN_DEFAULT_LIFETIME > API_TOKEN_MAX_LIFETIME:
+    raise ImproperlyConfigured("API_TOKEN_DEFAULT_DAYS must not be more than API_TOKEN_MAX_DAYS")
 
 # Production hardening; all switched off only by DEBUG.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
@@ -363,8 +386,38 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if env_bool("SECURE_PROXY_SSL", False):
+CSRF_FAILURE_VIEW = "releasegate.views.csrf_failure"  # JSON under /api/, Django's page elsewhere
+SECURE_PROXY_SSL = env_bool("SECURE_PROXY_SSL", False)
+if SECURE_PROXY_SSL:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# --- HTTPS and the browser's own defences (issue 13); `check --deploy` is clean with them ------
+# HSTS: browsers go to HTTPS only, for a year. The redirect to HTTPS is on behind the TLS
+# proxy (SECURE_PROXY_SSL, which tells Django a request came in over HTTPS); without it
+# every request would look like plain HTTP and be redirected for ever. Health and metrics stay
+# reachable over plain HTTP for probes and scrapers inside the cluster.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SECURE_PROXY_SSL and not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# Content-Security-Policy (django-csp): scripts, styles, images and fonts from this site only,
+# no plugins, no framing, forms post only here. Inline styles stay allowed: the admin's
+# templates use style attributes; no inline script runs (the API docs load theirs as a file).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+# --- end of HTTPS and browser defences ------------------------------------------------------
 
 LOGGING = {
     "version": 1,

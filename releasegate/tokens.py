@@ -11,11 +11,42 @@ import hmac
 import secrets
 import string
 from dataclasses import dataclass
+from enum import StrEnum
 
 TOKEN_MARKER = "rgp"  # noqa: S105 - the public marker secret scanners look for
 _ALPHABET = string.ascii_letters + string.digits
 _PREFIX_LENGTH = 8
 _SECRET_LENGTH = 40
+
+
+class TokenScope(StrEnum):
+    """What a token may do, chosen when it is issued. A request with a token needs the scope
+    of its operation: ``read`` for every GET, the others for the writes they name."""
+
+    CHANGELOGS = "changelogs"  # create, edit and submit changelogs
+    EVIDENCE = "evidence"  # upload and detach evidence
+    GATE = "gate"  # ask the gate
+    DEPLOYMENTS = "deployments"  # report deployments
+    READ = "read"  # read what the account may see
+
+
+ALL_SCOPES: tuple[str, ...] = tuple(scope.value for scope in TokenScope)
+
+
+class TokenError(StrEnum):
+    TOKEN_SCOPE_MISSING = "token_scope_missing"  # noqa: S105 - an error code, not a secret
+
+
+def scopes_parse(values: list[str]) -> list[str]:
+    """Scopes as a person writes them (``gate``, ``changelogs,evidence``, ``all``), in the
+    canonical order; ValueError names the unknown ones."""
+    named = {part.strip() for value in values for part in value.split(",") if part.strip()}
+    if "all" in named:
+        named = (named - {"all"}) | set(ALL_SCOPES)
+    unknown = sorted(named - set(ALL_SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scope(s): {', '.join(unknown)}; choose from {', '.join(ALL_SCOPES)} or all")
+    return [scope for scope in ALL_SCOPES if scope in named]
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,28 @@
 from django.contrib import admin
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from releasegate import views
 from releasegate.metrics import metrics_view
 
 urlpatterns = [
+    path("", views.home, name="home"),
+    path("docs/", views.doc, name="docs"),
+    path("docs/<str:name>", views.doc, name="doc"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/schema/", views.SchemaView.as_view(), name="schema"),
+    # The split view serves its script as a file: the Content-Security-Policy allows no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("releasegate.gate_urls")),
     path("api/v1/", include("approvals.urls")),
     path("api/v1/", include("changelogs.urls")),
     path("api/v1/", include("audit.urls")),
+    # Last: whatever else is under /api/ is a JSON 404, never Django's HTML page.
+    re_path(r"^api/", views.api_not_found),
 ]
 
+handler400 = "releasegate.views.refused"
 handler404 = "releasegate.views.not_found"
 handler500 = "releasegate.views.internal_error"

@@ -22,6 +22,7 @@ from changelogs.selectors import MANAGE_CHANGELOGS
 from releasegate.models import User
 from releasegate.roles import AUDITORS
 from releasegate.services import api_token_issue, service_account_create
+from releasegate.tokens import ALL_SCOPES
 from tests.factories import FACTORY_ACTOR, DomainFactory, ServiceFactory, UserFactory, authority_give
 from tests.network_guard import OutsideConnections
 from tests.outside_reads import OutsideReads, allowed_roots
@@ -116,7 +117,7 @@ class Cast:
 
 def _pipeline(name: str, service: Service) -> Pipeline:
     account = service_account_create(acting_user=FACTORY_ACTOR, name=name, services=[service])
-    _, token = api_token_issue(acting_user=FACTORY_ACTOR, account=account, name=f"{name} token")
+    _, token = api_token_issue(acting_user=FACTORY_ACTOR, account=account, name=f"{name} token", scopes=ALL_SCOPES)
     return Pipeline(account=account, token=token)
 
 

@@ -2,7 +2,7 @@
 a factory-made changelog is exactly what the API would have made."""
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import factory
@@ -21,6 +21,15 @@ FACTORY_ACTOR = Actor("system:tests")
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER_DIGEST = "sha256:" + "cd" * 32
+
+
+def planned_window_around_now(*, days: int = 14) -> dict[str, str]:
+    """A planned window open now: from the start of the last hour for ``days`` days, so that
+    tests which move the clock forward by a few days still check inside it (the gate denies
+    outside the window: ``outside_planned_window``)."""
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    end = start + timedelta(days=days)
+    return {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def changelog_content(**overrides: Any) -> dict[str, Any]:
@@ -42,7 +51,7 @@ def changelog_content(**overrides: Any) -> dict[str, Any]:
         "rollback_plan": "Roll back to 1.4.1 with kubectl rollout undo.",
         "reason": "Fixes rounding of card fees.",
         "expected_outcome": "Card fees are rounded half-even.",
-        "planned_window": {"start": "2026-12-01T09:00:00Z", "end": "2026-12-01T10:00:00Z"},
+        "planned_window": planned_window_around_now(),
         "risk_tier": "medium",
         "security_impact": {"declared": False, "description": ""},
         "hotfix": None,

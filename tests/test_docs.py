@@ -16,8 +16,10 @@ from releasegate.deployments import DeploymentError
 from releasegate.errors import CommonError
 from releasegate.freezes import FreezeError
 from releasegate.github import GitHubError, GitHubReason
+from releasegate.packs import PackError
 from releasegate.policy import ReasonCode
 from releasegate.services import IdentityError
+from releasegate.tokens import TokenError
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "api-errors.md"
@@ -28,11 +30,13 @@ ENUMS: list[type[StrEnum]] = [
     ParseErrorCode,
     FindingCode,
     IdentityError,
+    TokenError,
     AuditError,
     ApprovalError,
     ReasonCode,
     DeploymentError,
     FreezeError,
+    PackError,
     GitHubError,
     GitHubReason,
 ]

@@ -8,8 +8,8 @@ Evidence comes from pipelines we do not control, so every reader here assumes ho
 * text must be UTF-8 (a UTF-8 byte order mark is tolerated and dropped);
 * XML is read only through defusedxml with DTDs forbidden outright, which also rules out
   entity expansion (billion laughs) and external entities or DTDs (XXE);
-* JSON rejects NaN/Infinity, duplicate keys (two readers could disagree on which one wins) and
-  nesting deeper than ``MAX_NESTING``;
+* JSON rejects NaN/Infinity, duplicate keys (two readers could disagree on which one wins),
+  nesting deeper than ``MAX_NESTING`` and lone surrogate escapes (``"\\ud800"``: not text);
 * errors carry a location: "line L, column C" (1-based) for text, XML and CSV, a JSON path for
   JSON shapes.
 """
@@ -270,9 +270,11 @@ def load_json(data: bytes, *, what: str) -> Any:
 
 
 def check_json_limits(value: Any) -> None:
-    """Refuse documents nested deeper than MAX_NESTING or with absurdly many values."""
+    """Refuse documents nested deeper than MAX_NESTING, with absurdly many values, or with a
+    string or key that is not text (a lone surrogate)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     seen = 1
+    _require_text(value, "$")
     while stack:
         node, depth = stack.pop()
         children: Any = node.values() if isinstance(node, dict) else node
@@ -280,7 +282,38 @@ def check_json_limits(value: Any) -> None:
             fail(ParseErrorCode.TOO_DEEP, f"The document nests more than {MAX_NESTING} levels deep.")
         seen += len(children)
         check_count(seen, "JSON values", MAX_JSON_VALUES)
+        for child in (*node, *children) if isinstance(node, dict) else children:
+            if isinstance(child, str):
+                _require_text(child, None, value)
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
+def _require_text(text: Any, path: str | None, document: Any = None) -> None:
+    if not isinstance(text, str) or text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        fail(
+            ParseErrorCode.LONE_SURROGATE,
+            f"The document escapes half a character ({text[exc.start]!a} without its pair), which is not "
+            "text; the tool that wrote it mangled a string.",
+            path or _path_to(document, text),
+        )
+
+
+def _path_to(document: Any, text: str) -> str | None:
+    """Where ``text`` is in ``document`` (only looked for once a bad string was found)."""
+    stack: list[tuple[Any, str]] = [(document, "$")]
+    while stack:
+        node, path = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, child in items:
+            child_path = key_path(path, key) if isinstance(key, str) else index_path(path, key)
+            if child is text or key is text:
+                return child_path
+            stack.append((child, child_path))
+    return None
 
 
 # --- JSON shapes ------------------------------------------------------------------------------

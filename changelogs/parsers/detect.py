@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from changelogs.parsers._common import MAX_FILE_BYTES
+from changelogs.parsers.locust import locust_side_file
 
 _XML_SNIFF_CHARS = 64 * 1024
 _ATTESTATION_YAML = re.compile(r"^schema:\s*[\"']?release-gate/security-attestation/", re.MULTILINE)
@@ -140,6 +141,8 @@ def _from_text(text: str) -> str | None:
         return None
     if "Name" in header and ("Request Count" in header or "# requests" in header):
         return "locust_csv"
+    if locust_side_file(header):
+        return "locust_csv"  # one of Locust's other CSV files: the parser says to upload *_stats.csv
     if "elapsed" in header and "success" in header:
         return "jmeter_jtl"
     return None
@@ -153,7 +156,7 @@ def _from_filename(filename: str) -> str | None:
         (name.endswith((".sarif", ".sarif.json")), "sarif"),
         (name.endswith((".cdx.json", ".cdx")) or name in ("bom.json", "sbom.json"), "cyclonedx"),
         (name.endswith((".intoto.json", ".intoto.jsonl", ".dsse.json", ".dsse")), "intoto"),
-        (name.endswith("_stats.csv"), "locust_csv"),
+        (name.endswith(("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv")), "locust_csv"),
         (name.endswith(".jtl"), "jmeter_jtl"),
         (
             name.endswith(".xml") and (name.startswith(("junit", "test-")) or "junit" in name),

@@ -20,6 +20,9 @@ class ParseErrorCode(StrEnum):
     FORBIDDEN_XML_CONSTRUCT = "forbidden_xml_construct"
     FORBIDDEN_YAML_CONSTRUCT = "forbidden_yaml_construct"
     TOO_DEEP = "too_deep"
+    # A JSON escape of half a UTF-16 pair ("\\ud800" alone): it decodes to no character, and
+    # no database, hash or report can hold it.
+    LONE_SURROGATE = "lone_surrogate"
     TOO_MANY_ITEMS = "too_many_items"
     # The bytes are fine but they are another kind of document (JSON where XML was expected,
     # a CycloneDX BOM uploaded as SARIF, a Locust history CSV instead of the stats CSV).

@@ -12,6 +12,10 @@ Outcome of a test case, first match wins:
 * ``<failure>`` -> ``failed``;
 * ``<skipped>`` -> ``skipped`` (pytest writes xfail as ``<skipped type="pytest.xfail">``, Node
   writes ``todo`` tests as skipped: both stay skipped, they prove nothing);
+* a case that Playwright's JUnit reporter marks with the ``fail`` annotation property
+  (``test.fail()``) and that did not fail the run -> ``skipped``: it failed as expected, and an
+  expected failure covers nothing (the same rule as the Playwright JSON parser's; see
+  docs/evidence.md, "Expected failures");
 * Surefire/pytest-rerunfailures markers ``<flakyFailure>``, ``<flakyError>``, ``<rerunFailure>``,
   ``<rerunError>`` without a final failure -> ``flaky`` (failed, then passed on rerun);
 * otherwise ``passed``.
@@ -34,9 +38,9 @@ from changelogs.parsers._common import (
 )
 from changelogs.parsers.errors import ParseErrorCode
 from changelogs.parsers.journeys import journey_ids_in, journey_tags_in_title, merge_journeys
-from changelogs.parsers.summaries import Outcome, TestCaseResult, TestRunSummary
+from changelogs.parsers.summaries import EXPECTED_FAILURE_MESSAGE, Outcome, TestCaseResult, TestRunSummary
 
-PARSER_VERSION = "junit/1"
+PARSER_VERSION = "junit/2"
 FORMAT = "junit"
 
 _JOURNEY_PROPERTIES = {"journey", "journeys"}
@@ -162,7 +166,11 @@ def _message(element: Element) -> str | None:
     return clean_message(element.text)
 
 
-def _outcome(element: Element) -> tuple[Outcome, str | None]:
+# The annotation Playwright's `test.fail()` adds; its JUnit reporter writes annotations as properties.
+EXPECTED_FAILURE_PROPERTY = "fail"
+
+
+def _outcome(element: Element, properties: list[tuple[str, str]]) -> tuple[Outcome, str | None]:
     by_tag: dict[str, Element] = {}
     for child in element:
         by_tag.setdefault(local_name(child), child)
@@ -172,6 +180,8 @@ def _outcome(element: Element) -> tuple[Outcome, str | None]:
         return "failed", _message(by_tag["failure"])
     if "skipped" in by_tag:
         return "skipped", _message(by_tag["skipped"])
+    if any(name.lower() == EXPECTED_FAILURE_PROPERTY for name, _ in properties):
+        return "skipped", EXPECTED_FAILURE_MESSAGE
     marker = next((by_tag[tag] for tag in by_tag if tag in _FLAKY_MARKERS), None)
     if marker is not None:
         return "flaky", _message(marker)
@@ -201,7 +211,7 @@ def _case(element: Element, suite: str | None, inherited: tuple[str, ...]) -> Te
         *(journey_ids_in(value) for prop_name, value in raw_properties if prop_name.lower() in _JOURNEY_PROPERTIES),
         journey_tags_in_title(name),
     )
-    outcome, message = _outcome(element)
+    outcome, message = _outcome(element, raw_properties)
     return TestCaseResult(
         name=name,
         suite=suite,

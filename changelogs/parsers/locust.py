@@ -127,23 +127,25 @@ def parse_csv(data: bytes) -> PerformanceSummary:
     )
 
 
-def _refuse_other_locust_csv(header: list[str]) -> None:
+def locust_side_file(header: list[str]) -> str | None:
+    """Which of Locust's other CSV files this header is (``*_stats_history.csv``,
+    ``*_failures.csv``, ``*_exceptions.csv``), or None."""
     if "Timestamp" in header and "User Count" in header:
-        fail(
-            ParseErrorCode.WRONG_FORMAT,
-            "This is Locust's stats history CSV (*_stats_history.csv); upload *_stats.csv.",
-            "line 1",
-        )
+        return "stats history CSV (*_stats_history.csv)"
     if "Occurrences" in header and "Error" in header:
-        fail(
-            ParseErrorCode.WRONG_FORMAT,
-            "This is Locust's failures CSV (*_failures.csv); upload *_stats.csv.",
-            "line 1",
-        )
+        return "failures CSV (*_failures.csv)"
     if header[:2] == ["Count", "Message"]:
+        return "exceptions CSV (*_exceptions.csv)"
+    return None
+
+
+def _refuse_other_locust_csv(header: list[str]) -> None:
+    side_file = locust_side_file(header)
+    if side_file:
         fail(
             ParseErrorCode.WRONG_FORMAT,
-            "This is Locust's exceptions CSV (*_exceptions.csv); upload *_stats.csv.",
+            f"This is Locust's {side_file}, which has no latency percentiles; upload the *_stats.csv "
+            "file of the same run (locust --csv PREFIX writes PREFIX_stats.csv).",
             "line 1",
         )
 

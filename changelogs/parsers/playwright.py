@@ -6,8 +6,11 @@ errors, stats}``. One case per test (a spec runs once per project). Outcome from
 final ``status``:
 
 * ``expected`` -> ``passed``, except a test marked ``test.fail()`` (``expectedStatus`` ``failed``),
-  which is kept as ``skipped`` like a pytest xfail: an expected failure covers nothing;
-* ``unexpected`` -> ``failed`` (all attempts failed, retries included);
+  which is kept as ``skipped`` like a pytest xfail: an expected failure covers nothing (the
+  JUnit parser reads Playwright's JUnit output of the same test the same way; see
+  docs/evidence.md, "Expected failures");
+* ``unexpected`` -> ``failed`` (all attempts failed, retries included; a ``test.fail()`` test
+  that passed is unexpected too);
 * ``flaky`` -> ``flaky`` (failed, then passed on a retry);
 * ``skipped`` -> ``skipped``.
 
@@ -37,7 +40,7 @@ from changelogs.parsers._common import (
 )
 from changelogs.parsers.errors import ParseErrorCode
 from changelogs.parsers.journeys import journey_ids_in, journey_tags_in_title, merge_journeys
-from changelogs.parsers.summaries import Outcome, TestCaseResult, TestRunSummary
+from changelogs.parsers.summaries import EXPECTED_FAILURE_MESSAGE, Outcome, TestCaseResult, TestRunSummary
 
 PARSER_VERSION = "playwright/1"
 FORMAT = "playwright_json"
@@ -148,7 +151,7 @@ def _test_case(
     outcome: Outcome
     message: str | None = None
     if status == "expected" and expected_status == "failed":
-        outcome, message = "skipped", "expected to fail (test.fail())"
+        outcome, message = "skipped", EXPECTED_FAILURE_MESSAGE
     elif status == "expected":
         outcome = "passed"
     elif status == "unexpected":

@@ -24,6 +24,14 @@ not suppress). Verdict: ``fail`` on any open critical or high finding, or when a
 did not complete (``invocations[].executionSuccessful: false``, or no ``results`` at all, which
 SARIF reserves for a tool that did not run); else ``pass``. The policy decides for real.
 
+A scan that ran but skipped something still reads as complete in its results, so what the tool
+says about itself is read too: ``invocations[].toolExecutionNotifications`` of level ``error``
+or ``warning`` (SARIF's default level; a file it could not parse, a rule that crashed) and
+``toolConfigurationNotifications`` of level ``error`` (a rule set it could not load) are listed
+in ``scan_incomplete`` with a note; readiness turns them into a ``scan_incomplete`` finding, so
+the approver and the gate see that something was not scanned. Notes (level ``note``/``none``)
+are informational and ignored.
+
 Note: GitHub applies ``security-severity`` only to rules tagged ``security``; this parser
 applies it whenever present (all real samples with a score carry the tag).
 """
@@ -59,7 +67,7 @@ from changelogs.parsers.summaries import (
     ToolInfo,
 )
 
-PARSER_VERSION = "sarif/1"
+PARSER_VERSION = "sarif/2"
 FORMAT = "sarif"
 
 _LEVELS: dict[str, SarifLevel] = {
@@ -75,6 +83,9 @@ _LEVEL_SEVERITY: dict[SarifLevel, Severity] = {
     "none": "note",
 }
 _BASELINE_STATES = {"new", "unchanged", "updated", "absent"}
+# Which of a run's notifications about itself mean that it did not scan everything.
+_INCOMPLETE_LEVELS = {"toolExecutionNotifications": {"error", "warning"}, "toolConfigurationNotifications": {"error"}}
+MAX_INCOMPLETE_LISTED = 50
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
 
 
@@ -106,6 +117,7 @@ def parse(data: bytes) -> SecuritySummary:
     tools: list[ToolInfo] = []
     results: list[SecurityResult] = []
     notes: list[str] = []
+    incomplete: list[str] = []
     execution_successful = True
     for r, raw_run in enumerate(as_list(document["runs"], "$.runs")):
         run_path = index_path("$.runs", r)
@@ -129,6 +141,13 @@ def parse(data: bytes) -> SecuritySummary:
             if succeeded is not None and not as_bool(succeeded, key_path(invocation_path, "executionSuccessful")):
                 execution_successful = False
                 notes.append(f"{tool_name} reports that its run did not complete successfully.")
+            skipped = _incomplete(invocation, invocation_path, tool_name)
+            if skipped:
+                notes.append(
+                    f"{tool_name} reports that it did not scan everything ({len(skipped)} notification(s)); "
+                    f"first: {skipped[0]}"
+                )
+                incomplete.extend(skipped[: max(0, MAX_INCOMPLETE_LISTED - len(incomplete))])
         if run.get("results") is None:
             execution_successful = False
             notes.append(f"The {tool_name} run has no results array: SARIF uses that for a tool that did not run.")
@@ -143,8 +162,35 @@ def parse(data: bytes) -> SecuritySummary:
         tools=tuple(tools),
         results=tuple(results),
         execution_successful=execution_successful,
+        scan_incomplete=tuple(incomplete),
         notes=tuple(notes),
     )
+
+
+def _incomplete(invocation: JsonObject, path: str, tool_name: str) -> list[str]:
+    """The invocation's notifications that say something was not scanned, as sentences."""
+    found: list[str] = []
+    for key, levels in _INCOMPLETE_LEVELS.items():
+        for i, raw in enumerate(opt_list(invocation, key, path)):
+            notification_path = index_path(key_path(path, key), i)
+            notification = as_object(raw, notification_path)
+            level = opt_str(notification, "level", notification_path) or "warning"
+            if level not in levels:
+                continue
+            message_path = key_path(notification_path, "message")
+            message = opt_object(notification, "message", notification_path)
+            text = clean_message(opt_str(message, "text", message_path) or opt_str(message, "markdown", message_path))
+            text = " ".join(text.split()) if text else None  # one line each: they are listed
+            descriptor_path = key_path(notification_path, "descriptor")
+            descriptor = opt_str(opt_object(notification, "descriptor", notification_path), "id", descriptor_path)
+            where = _location(notification, notification_path)
+            found.append(
+                f"{tool_name} {level}"
+                + (f" {descriptor}" if descriptor else "")
+                + (f" in {where}" if where else "")
+                + f": {text or 'no message'}"
+            )
+    return found
 
 
 _Rule = tuple[JsonObject, str]  # a reportingDescriptor and its JSON path

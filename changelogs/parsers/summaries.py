@@ -21,6 +21,9 @@ from changelogs.parsers._common import bounded_label
 
 Verdict = Literal["pass", "fail", "info"]
 Outcome = Literal["passed", "failed", "error", "skipped", "flaky"]
+# A test declared to fail (Playwright's test.fail(), pytest's xfail) that failed: it proves
+# nothing, so it is skipped, and covers no journey, whichever report format carried it.
+EXPECTED_FAILURE_MESSAGE = "expected to fail (test.fail() or xfail): covers nothing"
 Severity = Literal["critical", "high", "medium", "low", "note"]
 SarifLevel = Literal["error", "warning", "note", "none"]
 
@@ -307,6 +310,8 @@ class SecuritySummary:
     tools: tuple[ToolInfo, ...]
     results: tuple[SecurityResult, ...]
     execution_successful: bool = True
+    # What the tool said it could not scan (SARIF tool execution/configuration notifications).
+    scan_incomplete: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
     @property
@@ -343,6 +348,7 @@ class SecuritySummary:
             "suppressed": self.suppressed,
             "fixed": self.fixed,
             "execution_successful": self.execution_successful,
+            "scan_incomplete": list(self.scan_incomplete),
             "results": [result.to_dict() for result in self.results],
             "notes": list(self.notes),
         }

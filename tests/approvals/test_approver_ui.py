@@ -1,7 +1,5 @@
 """The approver's pages in a real browser (Debian's Chromium, driven by Playwright)."""
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,31 +7,18 @@ import pytest
 
 from audit.models import AuditEvent
 from changelogs.models import Changelog
+from tests.browser import chromium
 from tests.conftest import Cast
 from tests.factories import changelog_make
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "a-test-password-1234"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
-    # still synchronous and never overlap with it.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with chromium() as browser:
         yield browser
-        browser.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def _revoke_scope(cast: Cast) -> Any:
 
 def _token_issue(cast: Cast) -> Any:
     return lambda: identity_services.api_token_issue(
-        acting_user=cast.admin, account=cast.pipeline.account, name="second"
+        acting_user=cast.admin, account=cast.pipeline.account, name="second", scopes=["gate"]
     )
 
 

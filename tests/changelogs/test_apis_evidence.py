@@ -23,6 +23,10 @@ def evidence_url(changelog: Changelog) -> str:
 
 
 def upload(client: APIClient, changelog: Changelog, name: str, data: bytes, kind: str, **extra: str) -> Any:
+    """Sanity and performance results come from staging unless the test says otherwise (the
+    default policy counts them from nowhere else, and refuses them without an environment)."""
+    if kind in {"sanity", "performance"}:
+        extra.setdefault("environment", "staging")
     if "/" in name or "\\" in name:
         return raw_upload(client, changelog, name, data, kind)
     body = {"kind": kind, "file": SimpleUploadedFile(name, data), **extra}
@@ -95,7 +99,7 @@ def test_a_summary_carries_the_numbers_of_the_file(cast: Cast, draft: Changelog)
     assert k6["summary"]["latency_ms"]["p95"] == 3.187
     assert k6["summary"]["requests"] == 720
     assert bandit["summary"]["findings_by_severity"] == {"critical": 0, "high": 2, "medium": 3, "low": 3, "note": 0}
-    assert bandit["parser_version"] == "sarif/1"
+    assert bandit["parser_version"] == "sarif/2"
 
 
 def test_an_upload_is_audited_with_its_hash(cast: Cast, draft: Changelog) -> None:
@@ -423,3 +427,45 @@ def test_readiness_at_submission_is_kept_with_the_revision(cast: Cast, draft: Ch
     kept = draft.current_revision.readiness_at_submit  # type: ignore[union-attr]
     assert kept["policy"] == "default@v0"
     assert {f["code"] for f in kept["findings"]} == {"evidence_missing", "journey_not_covered"}
+
+
+@pytest.mark.parametrize("environment", [None, "", "production"], ids=["left out", "empty", "not accepted"])
+@pytest.mark.parametrize(
+    ("kind", "name", "data"),
+    [("sanity", "junit.xml", junit_with_journeys({"PAY-001": "passed"})), ("performance", "k6.json", k6_passing())],
+    ids=["sanity", "performance"],
+)
+def test_evidence_without_the_environment_the_policy_counts_is_refused_with_nothing_stored(
+    cast: Cast, environment: str | None, kind: str, name: str, data: bytes
+) -> None:
+    """Seen: a file uploaded without `environment` was accepted (201) and could never count."""
+    draft = changelog_make(service=cast.payments_api, by=cast.pipeline.account)
+    events = AuditEvent.objects.count()
+    body: dict[str, Any] = {"kind": kind, "file": SimpleUploadedFile(name, data)}
+    if environment is not None:
+        body["environment"] = environment
+
+    response = cast.pipeline.client().post(evidence_url(draft), body, format="multipart")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "evidence_environment_required"
+    assert response.json()["fields"]["environment"][0]["code"] == "evidence_environment_required"
+    assert "staging" in response.json()["message"]
+    assert not Evidence.objects.exists()
+    assert AuditEvent.objects.count() == events
+
+
+def test_the_environments_accepted_are_the_policys(cast: Cast) -> None:
+    policy_create(acting_user=cast.admin, domain=cast.payments, rules={"sanity_environments": ["qa"]}, reason="QA")
+    draft = changelog_make(service=cast.payments_api, by=cast.pipeline.account)
+    client = cast.pipeline.client()
+    junit = junit_with_journeys({"PAY-001": "passed"})
+
+    staging = upload(client, draft, "junit.xml", junit, "sanity", environment="staging")
+    qa = upload(client, draft, "junit.xml", junit, "sanity", environment="qa")
+    scan = upload(client, draft, "semgrep.sarif", sarif_clean(), "security")  # security: from anywhere
+
+    assert staging.status_code == 400
+    assert "domain:payments@v1 counts sanity evidence only from qa" in staging.json()["message"]
+    assert qa.status_code == 201
+    assert scan.status_code == 201

@@ -33,10 +33,10 @@ SAMPLE_FORMATS = {
 }
 
 # Real files that are not evidence of any format we parse.
+# Locust's side files are not evidence either, but they are recognised as Locust's, so that
+# the parser's refusal can say which file to upload instead (test_parsers_agree.py).
+LOCUST_SIDE_FILES = ["perf/locust_stats_history.csv", "perf/locust_failures.csv", "perf/locust_exceptions.csv"]
 NOT_EVIDENCE = [
-    "perf/locust_stats_history.csv",
-    "perf/locust_failures.csv",
-    "perf/locust_exceptions.csv",
     "identity/dsse-ed25519-public-key.json",
     "identity/cdevents-artifact-published-0.3.0.json",
     "identity/cdevents-service-deployed-0.3.0.json",
@@ -70,6 +70,13 @@ def test_every_real_sample_parses_as_the_format_detected(path: str, fmt: str) ->
 )
 def test_it_recognises_nothing_in_files_that_are_not_evidence(path: str) -> None:
     assert detect_format((SAMPLES_DIR / path).read_bytes(), path.rsplit("/", 1)[-1]) is None
+
+
+@pytest.mark.parametrize("path", LOCUST_SIDE_FILES)
+def test_locust_side_files_are_recognised_as_locust_to_be_refused_by_its_parser(path: str) -> None:
+    data = (SAMPLES_DIR / path).read_bytes()
+
+    assert detect_format(data, "upload.bin") == detect_format(data, path.rsplit("/", 1)[-1]) == "locust_csv"
 
 
 def test_the_content_wins_over_the_file_name() -> None:
@@ -154,14 +161,14 @@ def test_every_format_belongs_to_one_kind_and_has_a_parser_version() -> None:
         EvidenceKind.DOCUMENT: ("cyclonedx", "intoto", "document"),
     }
     assert dict(PARSER_VERSIONS) == {
-        "junit": "junit/1",
+        "junit": "junit/2",
         "playwright_json": "playwright/1",
         "ctrf_json": "ctrf/1",
         "k6_summary": "k6/1",
         "locust_csv": "locust/1",
         "locust_json": "locust/1",
         "jmeter_jtl": "jmeter/1",
-        "sarif": "sarif/1",
+        "sarif": "sarif/2",
         "security_attestation": "attestation/1",
         "pip_audit": "pip_audit/1",
         "cyclonedx": "cyclonedx/1",

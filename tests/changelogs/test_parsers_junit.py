@@ -135,7 +135,7 @@ def test_its_summary_is_plain_json() -> None:
     assert json.loads(json.dumps(data)) == data
     assert data["kind"] == "sanity"
     assert data["format"] == "junit"
-    assert data["parser_version"] == "junit/1"
+    assert data["parser_version"] == "junit/2"
     assert data["verdict"] == "fail"
     assert (data["tests"], data["passed"], data["failed"], data["errors"], data["skipped"]) == (7, 3, 1, 1, 2)
     assert data["cases"][0] == {

@@ -670,8 +670,9 @@ def test_evidence_the_parser_refuses_exits_1_with_the_parsers_code(
     scan = tmp_path / "bandit.sarif"
     scan.write_bytes(sample("security/bandit.sarif"))
 
-    malformed = run(["evidence", "add", "--changelog", str(changelog.id), "--kind", "sanity", str(broken)], gate_env)
-    mismatched = run(["evidence", "add", "--changelog", str(changelog.id), "--kind", "sanity", str(scan)], gate_env)
+    staging = ["--kind", "sanity", "--environment", "staging"]
+    malformed = run(["evidence", "add", "--changelog", str(changelog.id), *staging, str(broken)], gate_env)
+    mismatched = run(["evidence", "add", "--changelog", str(changelog.id), *staging, str(scan)], gate_env)
 
     assert malformed.returncode == 1
     assert "file: malformed_xml:" in malformed.stderr

@@ -11,6 +11,7 @@ from django.utils import timezone
 from approvals.models import AuthorityGrant
 from approvals.services import grant_revoke, retrospectives_mark_overdue
 from audit.models import AuditEvent
+from changelogs.services import policy_create
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import GateDecision
 from tests.conftest import Cast
@@ -234,3 +235,49 @@ def test_a_changelog_already_deployed_is_closed(cast: Cast) -> None:
     )
 
     assert codes(check(pipeline)) == ["changelog_closed"]
+
+
+def last_tuesday() -> dict[str, str]:
+    today = timezone.now().replace(hour=9, minute=0, second=0, microsecond=0)
+    tuesday = today - timedelta(days=(today.weekday() - 1) % 7 or 7)
+    return {"start": f"{tuesday:%Y-%m-%dT%H:%M:%SZ}", "end": f"{tuesday + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}"}
+
+
+def test_a_change_planned_for_last_tuesday_is_denied_today(cast: Cast) -> None:
+    """Seen: the planned window was never checked; a change planned for last Tuesday was allowed."""
+    ready_changelog(cast, planned_window=last_tuesday())
+
+    response = check(cast.pipeline.client())
+
+    assert codes(response) == ["outside_planned_window"]
+    assert "after its window" in response.json()["reasons"][0]["message"]
+    assert GateDecision.objects.get().outcome == "deny"
+
+
+def test_a_change_planned_for_next_week_is_denied_now(cast: Cast) -> None:
+    start = timezone.now() + timedelta(days=7)
+    ready_changelog(
+        cast,
+        planned_window={
+            "start": f"{start:%Y-%m-%dT%H:%M:%SZ}",
+            "end": f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}",
+        },
+    )
+
+    assert codes(check(cast.pipeline.client())) == ["outside_planned_window"]
+
+
+def test_the_policy_says_how_late_a_change_may_still_go(cast: Cast) -> None:
+    end = timezone.now() - timedelta(minutes=30)
+    ready_changelog(
+        cast,
+        planned_window={"start": f"{end - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}", "end": f"{end:%Y-%m-%dT%H:%M:%SZ}"},
+    )
+    client = cast.pipeline.client()
+    assert codes(check(client)) == ["outside_planned_window"]
+
+    policy_create(
+        acting_user=cast.admin, domain=cast.payments, rules={"planned_window_grace_minutes": 60}, reason="Late trains"
+    )
+
+    assert codes(check(client)) == ["allowed"]

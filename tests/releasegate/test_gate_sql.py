@@ -390,3 +390,20 @@ def test_the_facts_of_a_domain_with_no_policy_and_no_journeys(db: None) -> None:
     assert decision.service == service
     assert decision.outcome == "deny"
     assert decision.policy == ""
+
+
+def test_the_planned_window_and_the_policys_grace_are_read_alike(cast: Cast, on_postgres: None) -> None:
+    ready_changelog(cast, planned_window={"start": "2026-12-01T09:00:00Z", "end": "2026-12-01T10:00:00Z"})
+    policy_create(
+        acting_user=cast.admin, domain=cast.payments, rules={"planned_window_grace_minutes": 45}, reason="Late trains"
+    )
+    now = timezone.now()
+
+    window = facts(cast, now=now).planned_window
+
+    assert window is not None
+    assert (window.start.isoformat(), window.end.isoformat()) == (
+        "2026-12-01T09:00:00+00:00",
+        "2026-12-01T10:00:00+00:00",
+    )
+    assert (window.grace_minutes, window.checked_at) == (45, now)

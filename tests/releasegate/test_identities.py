@@ -130,7 +130,7 @@ def test_issuing_a_token_for_a_person_is_refused(cast: Cast) -> None:
     from releasegate.errors import InvalidInput
 
     with pytest.raises(InvalidInput):
-        api_token_issue(acting_user=FACTORY_ACTOR, account=cast.requester, name="nope")
+        api_token_issue(acting_user=FACTORY_ACTOR, account=cast.requester, name="nope", scopes=["gate"])
 
 
 def test_the_command_creates_a_scoped_account_and_prints_its_token_once(db: None) -> None:
@@ -140,7 +140,15 @@ def test_the_command_creates_a_scoped_account_and_prints_its_token_once(db: None
     out = StringIO()
 
     call_command(
-        "create_service_account", "payments-ci", "--service", "payments-api", "--service", "payments-web", stdout=out
+        "create_service_account",
+        "payments-ci",
+        "--service",
+        "payments-api",
+        "--service",
+        "payments-web",
+        "--scope",
+        "changelogs",
+        stdout=out,
     )
 
     token = out.getvalue().strip().splitlines()[-1]
@@ -164,6 +172,6 @@ def test_the_command_creates_a_scoped_account_and_prints_its_token_once(db: None
 
 def test_the_command_refuses_an_unknown_service_and_creates_nothing(db: None) -> None:
     with pytest.raises(CommandError, match="unknown service"):
-        call_command("create_service_account", "ci", "--service", "nope", stdout=StringIO())
+        call_command("create_service_account", "ci", "--service", "nope", "--scope", "all", stdout=StringIO())
 
     assert not User.objects.filter(username="svc-ci").exists()

@@ -16,7 +16,8 @@ def scrape(client: Client, **headers: Any) -> str:
     return response.content.decode()
 
 
-def test_metrics_count_decisions_unauthorised_deployments_and_latency(cast: Cast) -> None:
+def test_metrics_count_decisions_unauthorised_deployments_and_latency(cast: Cast, settings: Any) -> None:
+    settings.METRICS_PUBLIC = True
     ready_changelog(cast)
     pipeline = cast.pipeline.client()
     check(pipeline)
@@ -50,3 +51,17 @@ def test_metrics_ask_for_the_scrape_token_when_one_is_set(db: None, settings: An
 
     assert Client().get("/metrics").status_code == 401
     assert "releasegate_audit_log_size" in scrape(Client(), HTTP_AUTHORIZATION="Bearer scrape-secret")
+
+
+def test_metrics_without_a_token_are_closed_unless_declared_public(db: None, settings: Any) -> None:
+    """Seen: with DEBUG=0, /metrics was open to anyone unless a token was set."""
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_PUBLIC = False
+
+    refused = Client().get("/metrics")
+
+    assert refused.status_code == 401
+    assert b"METRICS_TOKEN" in refused.content
+    assert "releasegate_" not in refused.content.decode()
+    settings.METRICS_PUBLIC = True
+    assert "releasegate_audit_log_size" in scrape(Client())

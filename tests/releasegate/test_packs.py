@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,12 @@ def deployed(cast: Cast) -> Changelog:
     )
     changelog.refresh_from_db()
     return changelog
+
+
+def first_day() -> datetime:
+    """Midnight (UTC) of the day of the first audit event: the earliest start of a period."""
+    first = AuditEvent.objects.order_by("id").values_list("created_at", flat=True).first() or timezone.now()
+    return first.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def request_pack(cast: Cast, body: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +198,7 @@ def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptio
     )
     with time_machine.travel(timezone.now() + timedelta(hours=25)):
         retrospectives_mark_overdue()
-    start = (timezone.now() - timedelta(days=1)).isoformat()
+    start = first_day().isoformat()  # a period starts no earlier than the audit trail
     end = (timezone.now() + timedelta(days=2)).isoformat()
 
     job = request_pack(cast, {"kind": "population", "start": start, "end": end, "sample_size": 1, "seed": 4242})
@@ -307,3 +313,41 @@ def test_a_pack_whose_message_was_lost_is_handed_over_again(cast: Cast, deployed
 
     assert handed_over == 1
     assert PackJob.objects.get(pk=job.pk).status == "done"
+
+
+def test_a_population_pack_from_year_1_is_refused_and_nothing_is_queued(cast: Cast) -> None:
+    """Seen: a population pack asked for from year 1 was accepted and then retried forever."""
+    events = AuditEvent.objects.count()
+
+    response = cast.session(cast.auditor).post(
+        "/api/v1/packs/",
+        {"kind": "population", "start": "0001-01-01T00:00:00Z", "end": "0001-12-31T00:00:00Z"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "period_before_records"
+    assert f"cannot start before {first_day():%Y-%m-%dT%H:%M:%SZ}" in response.json()["message"]
+    assert not PackJob.objects.exists()
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_population_pack_longer_than_the_maximum_span_is_refused(cast: Cast, settings: Any) -> None:
+    settings.PACK_MAX_PERIOD_DAYS = 31
+    start = first_day()
+    auditor = cast.session(cast.auditor)
+
+    too_long = auditor.post(
+        "/api/v1/packs/",
+        {"kind": "population", "start": start.isoformat(), "end": (start + timedelta(days=31, seconds=1)).isoformat()},
+        format="json",
+    )
+    longest = auditor.post(
+        "/api/v1/packs/",
+        {"kind": "population", "start": start.isoformat(), "end": (start + timedelta(days=31)).isoformat()},
+        format="json",
+    )
+
+    assert too_long.status_code == 400
+    assert too_long.json()["code"] == "period_too_long"
+    assert longest.status_code == 202

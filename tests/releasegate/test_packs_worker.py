@@ -19,6 +19,7 @@ from audit.models import AuditEvent, PackJob
 from changelogs.models import Changelog, ChangelogRevision
 from tests.conftest import Cast, wait_for
 from tests.factories import changelog_content
+from tests.releasegate.test_packs import first_day
 from tests.workers import celery_worker
 
 CHANGES = 4000
@@ -85,7 +86,7 @@ def test_a_worker_killed_mid_build_leaves_no_half_pack_and_the_retry_makes_one(
     _many_changes(cast, CHANGES)
     auditor = cast.session(cast.auditor)
     wait_for(lambda: bool(_pool_children(prefork_worker)), what="the worker's pool process")
-    start, end = (timezone.now() - timedelta(days=1)).isoformat(), (timezone.now() + timedelta(days=1)).isoformat()
+    start, end = first_day().isoformat(), (timezone.now() + timedelta(days=1)).isoformat()
 
     requested = auditor.post(
         "/api/v1/packs/", {"kind": "population", "start": start, "end": end, "seed": 7}, format="json"

@@ -1,10 +1,19 @@
 """The gate's pure decision as a table."""
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from releasegate.policy import FreezeFact, GateFacts, evaluate
+from releasegate.policy import FreezeFact, GateFacts, PlannedWindowFact, evaluate
+
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+END = START + timedelta(hours=1)
+
+
+def window(checked_at: datetime, grace_minutes: int = 0) -> PlannedWindowFact:
+    return PlannedWindowFact(start=START, end=END, grace_minutes=grace_minutes, checked_at=checked_at)
+
 
 READY = GateFacts(
     changelog_found=True,
@@ -69,6 +78,34 @@ CASES = [
         ["allowed"],
     ),
     ("no changelog and overdue", GateFacts(changelog_found=False, overdue_retrospectives=2), ["no_changelog"]),
+    ("in its planned window", replace(READY, planned_window=window(START + timedelta(minutes=30))), ["allowed"]),
+    ("at its window's start", replace(READY, planned_window=window(START)), ["allowed"]),
+    ("at its window's end", replace(READY, planned_window=window(END)), ["allowed"]),
+    (
+        "before its planned window",
+        replace(READY, planned_window=window(START - timedelta(seconds=1))),
+        ["outside_planned_window"],
+    ),
+    (
+        "after its planned window",
+        replace(READY, planned_window=window(END + timedelta(seconds=1))),
+        ["outside_planned_window"],
+    ),
+    (
+        "planned for last week",
+        replace(READY, planned_window=window(END + timedelta(days=7), grace_minutes=60)),
+        ["outside_planned_window"],
+    ),
+    (
+        "late within the policy's grace",
+        replace(READY, planned_window=window(END + timedelta(minutes=59), grace_minutes=60)),
+        ["allowed"],
+    ),
+    (
+        "later than the policy's grace",
+        replace(READY, planned_window=window(END + timedelta(minutes=61), grace_minutes=60)),
+        ["outside_planned_window"],
+    ),
 ]
 
 
@@ -78,3 +115,18 @@ def test_each_fact_decides_as_expected(case: str, facts: GateFacts, expected: li
 
     assert [reason.code for reason in decision.reasons] == expected
     assert decision.allow == (expected == ["allowed"])
+
+
+def test_the_window_denial_says_when_the_change_was_planned_and_what_to_do() -> None:
+    late = evaluate(replace(READY, planned_window=window(END + timedelta(days=2), grace_minutes=15)))
+    early = evaluate(replace(READY, planned_window=window(START - timedelta(hours=3))))
+
+    assert late.reasons[0].message == (
+        "The change was planned for 2026-12-01 09:00 UTC to 2026-12-01 10:00 UTC (and 15 minutes late allowed); "
+        "it is 2026-12-03 10:00 UTC, after its window: plan a new window (edit the changelog) and have it "
+        "approved again."
+    )
+    assert early.reasons[0].message == (
+        "The change is planned for 2026-12-01 09:00 UTC to 2026-12-01 10:00 UTC; it is 2026-12-01 06:00 UTC, "
+        "before its window."
+    )

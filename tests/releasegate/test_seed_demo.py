@@ -7,7 +7,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from approvals.selectors import authorities_of
-from changelogs.models import Domain, Journey, Service
+from changelogs.models import Changelog, Domain, Journey, Service
 from releasegate.models import ApiToken, User
 
 
@@ -32,6 +32,7 @@ def test_the_demo_data_loads_idempotently_and_its_token_works(db: None, settings
         "security_sign_off",
     }
     assert "admin-demo-password" in first.getvalue()
+    assert Changelog.objects.count() == 3  # the demo's own changes, added once (test_front_page.py)
 
 
 def test_the_demo_data_refuses_to_load_without_debug(db: None) -> None:

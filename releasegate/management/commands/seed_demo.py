@@ -1,7 +1,7 @@
 """Demo data for a local try-out. Idempotent; refuses to run without DEBUG because it creates
 accounts with well-known passwords."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +13,19 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from approvals.selectors import authorities_of
-from approvals.services import authority_grant_request, grant_confirm
+from approvals.services import Seen, approval_decide, authority_grant_request, grant_confirm
 from audit.services import Actor
-from changelogs.models import Domain, Journey, Service
-from changelogs.selectors import MANAGE_CHANGELOGS
-from changelogs.services import catalog_save
+from changelogs.content import content_validate
+from changelogs.models import Changelog, Domain, Journey, Service
+from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
+from changelogs.services import catalog_save, changelog_create, changelog_submit, evidence_add
+from releasegate.deployments import deployment_report
+from releasegate.gate import gate_check
 from releasegate.models import ApiToken, User
 from releasegate.packs import pack_signing_material
 from releasegate.roles import AUDITORS
 from releasegate.services import api_token_issue, service_account_create, service_account_username
-from releasegate.tokens import token_hash
+from releasegate.tokens import ALL_SCOPES, token_hash
 
 SEED_ACTOR = Actor("system:seed_demo")
 
@@ -66,6 +69,20 @@ DEMO_AUTHORITIES = {
 }
 DEMO_PIPELINE = "payments-ci"
 DEMO_PIPELINE_SERVICES = ("payments-api", "payments-web")
+# The passing example evidence shipped with the repository (docs/examples/README.md).
+EXAMPLES_DIR = Path(settings.BASE_DIR) / "docs" / "examples"
+EXAMPLE_EVIDENCE = (
+    ("sanity", "junit.xml", "staging", "pytest"),
+    ("performance", "k6-summary.json", "staging", "k6"),
+    ("security", "semgrep.sarif", "", "semgrep"),
+)
+# Digests of the demo's own changes; the README's walkthrough uses another one.
+DEMO_DIGESTS = {
+    "1.5.0": "sha256:" + "5a" * 32,
+    "2.3.0": "sha256:" + "23" * 32,
+    "2.2.1": "sha256:" + "43" * 32,
+    "unknown": "sha256:" + "de" * 32,
+}
 
 
 def catalog_seed(*, acting_user: Any) -> None:
@@ -105,11 +122,14 @@ class Command(BaseCommand):
             catalog_seed(acting_user=SEED_ACTOR)
             self._users()
             token = self._pipeline_token(Path(settings.VAR_DIR) / "demo-pipeline-token")
+            if not Changelog.objects.exists():
+                demo_changes(pipeline=User.objects.get(username=service_account_username(DEMO_PIPELINE)))
         if quiet:
             return
         self.stdout.write("Demo logins (http://127.0.0.1:8000/admin/):")
         for username, password, description in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {password:<26} {description}")
+        self.stdout.write("Each login's front page (http://127.0.0.1:8000/) shows what waits for it.")
         self.stdout.write(f"Demo pipeline token ({DEMO_PIPELINE}, for {', '.join(DEMO_PIPELINE_SERVICES)}):")
         self.stdout.write(f"  {token}")
 
@@ -151,8 +171,107 @@ class Command(BaseCommand):
             stored = ApiToken.objects.filter(token_hash=token_hash(plain), revoked_at__isnull=True).first()
             if stored is not None and stored.expires_at > timezone.now() + timedelta(days=1):
                 return plain
-        _, plain = api_token_issue(acting_user=SEED_ACTOR, account=account, name="demo pipeline token")
+        _, plain = api_token_issue(
+            acting_user=SEED_ACTOR, account=account, name="demo pipeline token", scopes=ALL_SCOPES
+        )
         token_file.parent.mkdir(parents=True, exist_ok=True)
         token_file.write_text(plain + "\n")
         token_file.chmod(0o600)
         return plain
+
+
+def _demo_content(*, version: str, digest: str, now: datetime, reason: str, kind: str = "train") -> dict[str, Any]:
+    hotfix = {"incident_reference": "INC-4711", "emergency_reason": "Card payments fail for Maestro cards."}
+    return content_validate(
+        kind=kind,
+        content={
+            "hotfix": hotfix if kind == "hotfix" else None,
+            "artifact": {
+                "name": "payments-api",
+                "version": version,
+                "digest": digest,
+                "source_revision": "0123456789abcdef0123456789abcdef01234567",
+                "links": [{"title": "pull request", "url": "https://git.bank.example/payments/payments-api/pull/42"}],
+            },
+            "deploy_steps": [{"description": "Roll out", "command": "kubectl rollout restart deploy/payments-api"}],
+            "no_data_changes": True,
+            "rollback_plan": "kubectl rollout undo deploy/payments-api",
+            "reason": reason,
+            "expected_outcome": "Fees round half-even.",
+            "planned_window": {"start": now - timedelta(hours=1), "end": now + timedelta(days=7)},
+            # A high-risk hotfix needs two approvals: it goes out on one and owes the other.
+            "risk_tier": "high" if kind == "hotfix" else "medium",
+            "security_impact": {"declared": False},
+        },
+    )
+
+
+def demo_changes(*, pipeline: User, now: datetime | None = None) -> None:
+    """Something for every demo login's front page, made through the services as a pipeline
+    would: a payments change with the example evidence submitted for sign-off (approver,
+    approver2), a hotfix that went out on one approval and owes its retrospective (everyone of
+    payments), a payments-web draft still missing its evidence (requester), the gate asked about
+    the submitted one (denied: no approval yet) and a deployment no allow decision covered
+    (unauthorised: auditor, approvers, requester)."""
+    now = now or timezone.now()
+    payments_api = Service.objects.get(slug="payments-api")
+    _submitted_with_examples(
+        pipeline,
+        payments_api,
+        _demo_content(version="1.5.0", digest=DEMO_DIGESTS["1.5.0"], now=now, reason="Fix card fee rounding"),
+    )
+    # The hotfix is payments-web's: once overdue, its retrospective would stop payments-api's
+    # deployments, the README's walkthrough included.
+    hotfix_content = _demo_content(
+        version="2.2.1", digest=DEMO_DIGESTS["2.2.1"], now=now, reason="Maestro fix", kind="hotfix"
+    )
+    hotfix_content["artifact"]["name"] = "payments-web"
+    hotfix = _submitted_with_examples(pipeline, Service.objects.get(slug="payments-web"), hotfix_content, kind="hotfix")
+    revision = changelog_lock(changelog=hotfix).current_revision
+    if revision is None:
+        raise CommandError("the demo hotfix has no revision")
+    approval_decide(
+        acting_user=User.objects.get(username="approver"),
+        changelog=hotfix,
+        decision="approved",
+        reason="Incident INC-4711: one independent approval now, the rest owed by the retrospective.",
+        seen=Seen(revision=revision.number, content_hash=revision.content_hash),
+    )
+    draft_content = _demo_content(version="2.3.0", digest=DEMO_DIGESTS["2.3.0"], now=now, reason="New card form")
+    draft_content["artifact"]["name"] = "payments-web"
+    changelog_create(
+        acting_user=pipeline, service=Service.objects.get(slug="payments-web"), kind="train", content=draft_content
+    )
+    gate_check(acting_user=pipeline, service=payments_api, environment="production", digest=DEMO_DIGESTS["1.5.0"])
+    deployment_report(
+        acting_user=pipeline,
+        idempotency_key="demo-unauthorised",
+        service=payments_api,
+        environment="production",
+        digest=DEMO_DIGESTS["unknown"],
+        status="succeeded",
+        pipeline_run_url="https://ci.bank.example/payments-api/runs/1",
+        started_at=now - timedelta(minutes=5),
+        finished_at=now,
+    )
+
+
+def _submitted_with_examples(
+    pipeline: User, service: Service, content: dict[str, Any], kind: str = "train"
+) -> Changelog:
+    """A changelog created, given the example evidence its kind needs, and submitted."""
+    changelog = changelog_create(acting_user=pipeline, service=service, kind=kind, content=content)
+    for evidence_kind, name, environment, tool in EXAMPLE_EVIDENCE:
+        if kind == "hotfix" and evidence_kind == "performance":
+            continue  # the default policy asks a hotfix for sanity and security results only
+        evidence_add(
+            acting_user=pipeline,
+            changelog=changelog_lock(changelog=changelog),
+            data=(EXAMPLES_DIR / name).read_bytes(),
+            file_name=name,
+            kind=evidence_kind,
+            tool=tool,
+            environment=environment,
+        )
+    changelog_submit(acting_user=pipeline, changelog=changelog_lock(changelog=changelog))
+    return changelog
