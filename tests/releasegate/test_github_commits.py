@@ -23,7 +23,7 @@ from tests.releasegate import test_github
 from tests.releasegate.gate_support import PASSWORD, approve, check, ready_changelog, report_succeeded
 from tests.releasegate.github_fake import FakeGitHub
 from tests.releasegate.test_github import INSTALLATION_ID, SHA
-from tests.releasegate.test_packs import download, request_pack
+from tests.releasegate.test_packs import download, first_day, request_pack
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 
@@ -265,7 +265,7 @@ def test_the_population_pack_counts_an_approval_by_an_author_read_from_github_ag
 ) -> None:
     repository.add_commit(SHA, name="The Approver", email="approver@bank.example", parent=ROOT_SHA)
     changelog = ready_changelog(cast)  # approved by the approver, whom the declaration omits
-    start = (timezone.now() - timedelta(days=1)).isoformat()
+    start = first_day().isoformat()
     end = (timezone.now() + timedelta(days=1)).isoformat()
     body = {"kind": "population", "start": start, "end": end, "sample_size": 1}
 

@@ -232,7 +232,7 @@ def test_a_deployment_after_a_deny_is_an_unauthorised_deployment_of_that_change_
     change_text = subprocess.run(
         [pdftotext, "-layout", str(change_pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
-    start = (timezone.now() - timedelta(days=1)).isoformat()
+    start = first_day().isoformat()
     end = (timezone.now() + timedelta(days=1)).isoformat()
     population_job = request_pack(cast, {"kind": "population", "start": start, "end": end, "sample_size": 1, "seed": 7})
     rows = list(csv.DictReader(io.StringIO(download(cast, population_job, "population.csv").decode())))
