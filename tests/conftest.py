@@ -84,6 +84,24 @@ TransactionTestCase._fixture_teardown = _flush_with_audit_triggers_suspended(  #
 )
 
 
+COMMITTING_FIXTURES = frozenset({"transactional_db", "live_server", "django_db_serialized_rollback"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that commit as ``serial``. On PostgreSQL the audit sequencer appends only
+    events of transactions older than every transaction still open on the server (docs/audit.md),
+    and the server's transaction ids are shared by all its databases: a test of one pytest-xdist
+    worker, open in its rollback transaction, holds back the sequencing another worker's
+    committing test waits for. CI's PostgreSQL pass therefore runs ``-m "not serial"`` in
+    parallel and then ``-m serial`` alone (.ci/run); on SQLite everything runs in parallel."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        marker = item.get_closest_marker("django_db")
+        commits = bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+        if commits or fixtures & COMMITTING_FIXTURES:
+            item.add_marker(pytest.mark.serial)
+
+
 @dataclass
 class Pipeline:
     account: User
