@@ -29,16 +29,29 @@ def allowed_roots() -> tuple[str, ...]:
     return tuple(sorted(os.path.realpath(root) for root in roots))
 
 
-def is_outside(path: str, roots: Iterable[str]) -> bool:
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def is_outside(path: str, roots: Iterable[str], repository: Path = REPOSITORY) -> bool:
+    """Outside means under none of ``roots``, or beside the repository: a clone made inside an
+    allowed root (CI clones into a temporary folder) must still not read its neighbours, which
+    is where ``../shared`` sits on a developer's machine."""
     real = os.path.realpath(path)
-    return not any(real == root or real.startswith(root.rstrip("/") + "/") for root in roots)
+    inside_repository = _under(real, os.path.realpath(repository))
+    parent = os.path.realpath(repository.parent)
+    roots = tuple(roots)
+    if not inside_repository and parent not in roots and _under(real, parent):
+        return True
+    return not inside_repository and not any(_under(real, root) for root in roots)
 
 
 class OutsideReads:
     """Collects reads outside the allowed roots while ``armed``."""
 
-    def __init__(self, roots: tuple[str, ...]) -> None:
+    def __init__(self, roots: tuple[str, ...], repository: Path = REPOSITORY) -> None:
         self.roots = roots
+        self.repository = repository
         self.armed = False
         self.seen: list[str] = []
 
@@ -53,7 +66,7 @@ class OutsideReads:
         if isinstance(mode, int) and mode & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
             return
         text = os.path.abspath(os.fsdecode(path))
-        if is_outside(text, self.roots):
+        if is_outside(text, self.roots, self.repository):
             self.armed = False  # the checks below open files too
             try:
                 self.seen.append(text)

@@ -18,6 +18,15 @@ def test_a_folder_beside_the_repository_is_outside() -> None:
     assert is_outside(str(REPOSITORY.parent / "shared" / "samples" / "README.md"), allowed_roots())
 
 
+def test_a_clone_inside_the_temporary_folder_still_may_not_read_its_neighbours(tmp_path: Path) -> None:
+    """CI clones into a temporary folder, which is itself an allowed root."""
+    clone = tmp_path / "checkout" / "releasegate"
+    roots = (str(tmp_path),)
+    assert is_outside(str(clone.parent / "shared" / "samples" / "README.md"), roots, clone)
+    assert not is_outside(str(clone / "tests" / "data" / "samples" / "README.md"), roots, clone)
+    assert not is_outside(str(tmp_path / "pytest-of-root" / "data.json"), roots, clone)
+
+
 def test_the_guard_records_a_read_outside_and_ignores_one_inside(tmp_path: Path) -> None:
     guard = OutsideReads(roots=(str(REPOSITORY),))
     guard.armed = True
