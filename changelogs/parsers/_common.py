@@ -269,6 +269,15 @@ def load_json(data: bytes, *, what: str) -> Any:
     return load_json_text(decode_text(data), what=what)
 
 
+def load_json_report(data: bytes, *, what: str, member: str, member_type: type[dict[str, Any] | list[Any]]) -> Any:
+    """A JSON report recognised by one top-level member: refused as the wrong format without it."""
+    document = load_json(data, what=what)
+    if not isinstance(document, dict) or not isinstance(document.get(member), member_type):
+        shape = "object" if member_type is dict else "array"
+        fail(ParseErrorCode.WRONG_FORMAT, f"This is not a {what}: it has no top-level '{member}' {shape}.", "$")
+    return document
+
+
 def check_json_limits(value: Any) -> None:
     """Refuse documents nested deeper than MAX_NESTING, with absurdly many values, or with a
     string or key that is not text (a lone surrogate)."""

@@ -27,7 +27,7 @@ from changelogs.parsers._common import (
     check_count,
     fail,
     key_path,
-    load_json,
+    load_json_report,
     opt_int,
     opt_number,
 )
@@ -39,13 +39,7 @@ FORMAT = "k6_summary"
 
 
 def parse(data: bytes) -> PerformanceSummary:
-    document = load_json(data, what="k6 summary")
-    if not isinstance(document, dict) or not isinstance(document.get("metrics"), dict):
-        fail(
-            ParseErrorCode.WRONG_FORMAT,
-            "This is not a k6 summary: it has no top-level 'metrics' object.",
-            "$",
-        )
+    document = load_json_report(data, what="k6 summary", member="metrics", member_type=dict)
     metrics: JsonObject = document["metrics"]
     check_count(len(metrics), "metrics")
     handle_summary = any(

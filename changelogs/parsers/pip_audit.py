@@ -12,15 +12,13 @@ from changelogs.parsers._common import (
     as_list,
     as_object,
     as_str,
-    fail,
     index_path,
     key_path,
-    load_json,
+    load_json_report,
     opt_list,
     opt_str,
     str_list,
 )
-from changelogs.parsers.errors import ParseErrorCode
 from changelogs.parsers.summaries import (
     AuditedDependency,
     DependencyAuditSummary,
@@ -32,13 +30,7 @@ FORMAT = "pip_audit"
 
 
 def parse(data: bytes) -> DependencyAuditSummary:
-    document = load_json(data, what="pip-audit report")
-    if not isinstance(document, dict) or not isinstance(document.get("dependencies"), list):
-        fail(
-            ParseErrorCode.WRONG_FORMAT,
-            "This is not a pip-audit JSON report: it has no top-level 'dependencies' array.",
-            "$",
-        )
+    document = load_json_report(data, what="pip-audit JSON report", member="dependencies", member_type=list)
     dependencies = []
     for i, raw in enumerate(as_list(document["dependencies"], "$.dependencies")):
         path = index_path("$.dependencies", i)

@@ -32,7 +32,7 @@ from changelogs.parsers._common import (
     fail,
     index_path,
     key_path,
-    load_json,
+    load_json_report,
     opt_list,
     opt_number,
     opt_object,
@@ -49,13 +49,7 @@ _STATUSES = {"expected", "unexpected", "flaky", "skipped"}
 
 
 def parse(data: bytes) -> TestRunSummary:
-    document = load_json(data, what="Playwright report")
-    if not isinstance(document, dict) or not isinstance(document.get("suites"), list):
-        fail(
-            ParseErrorCode.WRONG_FORMAT,
-            "This is not a Playwright JSON report: it has no top-level 'suites' array.",
-            "$",
-        )
+    document = load_json_report(data, what="Playwright JSON report", member="suites", member_type=list)
     cases: list[TestCaseResult] = []
     stack: list[tuple[Any, str, tuple[str, ...]]] = [
         (suite, index_path("$.suites", i), ()) for i, suite in enumerate(as_list(document["suites"], "$.suites"))

@@ -50,12 +50,70 @@ def _round(value: float | None, places: int) -> float | None:
     return None if value is None else round(value, places)
 
 
+def _plain(value: Any) -> Any:
+    """Plain JSON data: enums as text, tuples as lists, mappings as dicts, parts by ``to_dict``."""
+    if isinstance(value, StrEnum):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, _Plain):
+        return value.to_dict()
+    return value
+
+
+class _Plain:
+    """What every summary and its parts share, stated as data rather than written out per class.
+
+    ``FIELDS`` lists the keys of ``to_dict()`` in order; ``"key=attribute"`` names the attribute
+    where it differs from the key. ``ROUNDED`` gives the places of floats (where the tool's
+    precision ends). ``LABELS`` are text from the file, bounded once here whichever parser built
+    the value (None stays None); ``FROZEN`` are mappings made read-only.
+    """
+
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+    ROUNDED: ClassVar[Mapping[str, int]] = MappingProxyType({})
+    LABELS: ClassVar[tuple[str, ...]] = ()
+    FROZEN: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name in self.LABELS:
+            object.__setattr__(self, name, _label(getattr(self, name)))
+        for name in self.FROZEN:
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for entry in self.FIELDS:
+            key, _, attribute = entry.partition("=")
+            value = getattr(self, attribute or key)
+            places = self.ROUNDED.get(key)
+            data[key] = _plain(value) if places is None else _round(value, places)
+        return data
+
+
+class _Summary(_Plain):
+    """A parser's result: its kind, format and parser version come first in ``to_dict()``."""
+
+    kind: ClassVar[EvidenceKind]
+    HEADER: ClassVar[tuple[str, ...]] = ("kind", "format", "parser_version", "verdict")
+
+    @property
+    def verdict(self) -> Verdict:
+        # Documents carry facts, not an outcome; summaries that judge say so themselves.
+        return "info"
+
+
 # --- sanity -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class TestCaseResult:
+class TestCaseResult(_Plain):
     __test__: ClassVar[bool] = False  # not a pytest test class, despite the name
+    FIELDS = ("name", "suite", "classname", "outcome", "duration_s", "journeys", "properties", "message")
+    ROUNDED = MappingProxyType({"duration_s": 6})
+    LABELS = ("name", "suite", "classname")
 
     name: str
     suite: str | None
@@ -67,27 +125,9 @@ class TestCaseResult:
     message: str | None = None
 
     def __post_init__(self) -> None:
-        # Names come straight from the file: bound them here, whichever parser built the case.
-        object.__setattr__(self, "name", bounded_label(self.name))
-        object.__setattr__(self, "suite", _label(self.suite))
-        object.__setattr__(self, "classname", _label(self.classname))
-        object.__setattr__(
-            self,
-            "properties",
-            _frozen({bounded_label(key): bounded_label(value) for key, value in self.properties.items()}),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "suite": self.suite,
-            "classname": self.classname,
-            "outcome": self.outcome,
-            "duration_s": _round(self.duration_s, 6),
-            "journeys": list(self.journeys),
-            "properties": dict(self.properties),
-            "message": self.message,
-        }
+        super().__post_init__()
+        bounded = {bounded_label(key): bounded_label(value) for key, value in self.properties.items()}
+        object.__setattr__(self, "properties", _frozen(bounded))
 
 
 def _journey_outcome(outcomes: set[Outcome]) -> Outcome:
@@ -101,10 +141,25 @@ def _journey_outcome(outcomes: set[Outcome]) -> Outcome:
     return "skipped"
 
 
+class _CasesWith:
+    """How many of a run's cases ended with one outcome (a read-only attribute of the run)."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+    def __get__(self, run: "TestRunSummary", owner: type | None = None) -> int:
+        return sum(1 for case in run.cases if case.outcome == self.outcome)
+
+
 @dataclass(frozen=True)
-class TestRunSummary:
+class TestRunSummary(_Summary):
     __test__: ClassVar[bool] = False
     kind: ClassVar[EvidenceKind] = EvidenceKind.SANITY
+    FIELDS = (
+        *_Summary.HEADER,
+        *("tool", "tool_version", "tests", "passed", "failed", "errors", "skipped", "flaky"),
+        *("journeys=journey_outcomes", "cases", "notes"),
+    )
 
     format: str
     parser_version: str
@@ -113,32 +168,15 @@ class TestRunSummary:
     cases: tuple[TestCaseResult, ...]
     notes: tuple[str, ...] = ()
 
-    def _count(self, outcome: Outcome) -> int:
-        return sum(1 for case in self.cases if case.outcome == outcome)
+    passed: ClassVar[_CasesWith] = _CasesWith("passed")
+    failed: ClassVar[_CasesWith] = _CasesWith("failed")
+    errors: ClassVar[_CasesWith] = _CasesWith("error")
+    skipped: ClassVar[_CasesWith] = _CasesWith("skipped")
+    flaky: ClassVar[_CasesWith] = _CasesWith("flaky")
 
     @property
     def tests(self) -> int:
         return len(self.cases)
-
-    @property
-    def passed(self) -> int:
-        return self._count("passed")
-
-    @property
-    def failed(self) -> int:
-        return self._count("failed")
-
-    @property
-    def errors(self) -> int:
-        return self._count("error")
-
-    @property
-    def skipped(self) -> int:
-        return self._count("skipped")
-
-    @property
-    def flaky(self) -> int:
-        return self._count("flaky")
 
     @property
     def journey_outcomes(self) -> Mapping[str, Outcome]:
@@ -156,32 +194,16 @@ class TestRunSummary:
             return "fail"
         return "pass"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": str(self.kind),
-            "format": self.format,
-            "parser_version": self.parser_version,
-            "verdict": self.verdict,
-            "tool": self.tool,
-            "tool_version": self.tool_version,
-            "tests": self.tests,
-            "passed": self.passed,
-            "failed": self.failed,
-            "errors": self.errors,
-            "skipped": self.skipped,
-            "flaky": self.flaky,
-            "journeys": dict(self.journey_outcomes),
-            "cases": [case.to_dict() for case in self.cases],
-            "notes": list(self.notes),
-        }
-
 
 # --- performance ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class LatencyMs:
+class LatencyMs(_Plain):
     """Request latency in milliseconds; None where the file does not record that statistic."""
+
+    FIELDS = ("p50", "p90", "p95", "p99", "avg", "max")
+    ROUNDED = MappingProxyType(dict.fromkeys(FIELDS, 3))
 
     p50: float | None = None
     p90: float | None = None
@@ -190,30 +212,25 @@ class LatencyMs:
     avg: float | None = None
     max: float | None = None
 
-    def to_dict(self) -> dict[str, float | None]:
-        return {
-            "p50": _round(self.p50, 3),
-            "p90": _round(self.p90, 3),
-            "p95": _round(self.p95, 3),
-            "p99": _round(self.p99, 3),
-            "avg": _round(self.avg, 3),
-            "max": _round(self.max, 3),
-        }
-
 
 @dataclass(frozen=True)
-class Threshold:
+class Threshold(_Plain):
+    FIELDS = ("metric", "expression", "crossed")
+
     metric: str
     expression: str
     crossed: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "expression": self.expression, "crossed": self.crossed}
-
 
 @dataclass(frozen=True)
-class PerformanceSummary:
+class PerformanceSummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.PERFORMANCE
+    FIELDS = (
+        *_Summary.HEADER,
+        *("tool", "requests", "failed_requests", "error_rate", "latency_ms"),
+        *("checks_passed", "checks_failed", "thresholds", "notes"),
+    )
+    ROUNDED = MappingProxyType({"error_rate": 6})
 
     format: str
     parser_version: str
@@ -231,42 +248,28 @@ class PerformanceSummary:
     def verdict(self) -> Verdict:
         return "fail" if any(threshold.crossed for threshold in self.thresholds) else "pass"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": str(self.kind),
-            "format": self.format,
-            "parser_version": self.parser_version,
-            "verdict": self.verdict,
-            "tool": self.tool,
-            "requests": self.requests,
-            "failed_requests": self.failed_requests,
-            "error_rate": _round(self.error_rate, 6),
-            "latency_ms": self.latency_ms.to_dict(),
-            "checks_passed": self.checks_passed,
-            "checks_failed": self.checks_failed,
-            "thresholds": [threshold.to_dict() for threshold in self.thresholds],
-            "notes": list(self.notes),
-        }
-
 
 # --- security ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ToolInfo:
+class ToolInfo(_Plain):
+    FIELDS = ("name", "version")
+    LABELS = ("name", "version")
+
     name: str
     version: str | None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", bounded_label(self.name))
-        object.__setattr__(self, "version", _label(self.version))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version}
-
 
 @dataclass(frozen=True)
-class SecurityResult:
+class SecurityResult(_Plain):
+    FIELDS = (
+        *("tool", "rule_id", "level", "severity", "security_severity"),
+        *("message", "location", "baseline_state", "suppressed"),
+    )
+    ROUNDED = MappingProxyType({"security_severity": 2})
+    LABELS = ("tool", "rule_id", "location")
+
     tool: str
     rule_id: str | None
     level: SarifLevel
@@ -277,33 +280,20 @@ class SecurityResult:
     baseline_state: str | None
     suppressed: bool
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "tool", bounded_label(self.tool))
-        object.__setattr__(self, "rule_id", _label(self.rule_id))
-        object.__setattr__(self, "location", _label(self.location))
-
     @property
     def counted(self) -> bool:
         """Open findings: not suppressed, and not ``absent`` (fixed since the baseline)."""
         return not self.suppressed and self.baseline_state != "absent"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tool": self.tool,
-            "rule_id": self.rule_id,
-            "level": self.level,
-            "severity": self.severity,
-            "security_severity": _round(self.security_severity, 2),
-            "message": self.message,
-            "location": self.location,
-            "baseline_state": self.baseline_state,
-            "suppressed": self.suppressed,
-        }
-
 
 @dataclass(frozen=True)
-class SecuritySummary:
+class SecuritySummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.SECURITY
+    FIELDS = (
+        *_Summary.HEADER,
+        *("tools", "findings_by_severity", "suppressed", "fixed"),
+        *("execution_successful", "scan_incomplete", "results", "notes"),
+    )
 
     format: str
     parser_version: str
@@ -337,62 +327,44 @@ class SecuritySummary:
             return "fail"
         return "pass"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": str(self.kind),
-            "format": self.format,
-            "parser_version": self.parser_version,
-            "verdict": self.verdict,
-            "tools": [tool.to_dict() for tool in self.tools],
-            "findings_by_severity": dict(self.findings_by_severity),
-            "suppressed": self.suppressed,
-            "fixed": self.fixed,
-            "execution_successful": self.execution_successful,
-            "scan_incomplete": list(self.scan_incomplete),
-            "results": [result.to_dict() for result in self.results],
-            "notes": list(self.notes),
-        }
-
 
 @dataclass(frozen=True)
-class DependencyVulnerability:
+class DependencyVulnerability(_Plain):
+    FIELDS = ("id", "aliases", "fix_versions")
+
     id: str
     aliases: tuple[str, ...]
     fix_versions: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "aliases": list(self.aliases),
-            "fix_versions": list(self.fix_versions),
-        }
-
 
 @dataclass(frozen=True)
-class AuditedDependency:
+class AuditedDependency(_Plain):
+    FIELDS = ("name", "version", "skip_reason", "vulnerabilities")
+
     name: str
     version: str | None
     skip_reason: str | None
     vulnerabilities: tuple[DependencyVulnerability, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "skip_reason": self.skip_reason,
-            "vulnerabilities": [vulnerability.to_dict() for vulnerability in self.vulnerabilities],
-        }
-
 
 @dataclass(frozen=True)
-class DependencyAuditSummary:
+class DependencyAuditSummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.SECURITY
+    FIELDS = (
+        *_Summary.HEADER,
+        *("tool", "dependencies=dependency_count", "audited", "skipped", "vulnerabilities"),
+        *("items=dependencies", "notes"),
+    )
 
     format: str
     parser_version: str
     tool: str
     dependencies: tuple[AuditedDependency, ...]
     notes: tuple[str, ...] = ()
+
+    @property
+    def dependency_count(self) -> int:
+        return len(self.dependencies)
 
     @property
     def audited(self) -> int:
@@ -412,27 +384,18 @@ class DependencyAuditSummary:
         # nothing; a dependency it skipped was not checked, so the audit cannot pass.
         return "fail" if self.vulnerabilities or self.skipped else "pass"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": str(self.kind),
-            "format": self.format,
-            "parser_version": self.parser_version,
-            "verdict": self.verdict,
-            "tool": self.tool,
-            "dependencies": len(self.dependencies),
-            "audited": self.audited,
-            "skipped": self.skipped,
-            "vulnerabilities": self.vulnerabilities,
-            "items": [dependency.to_dict() for dependency in self.dependencies],
-            "notes": list(self.notes),
-        }
-
 
 @dataclass(frozen=True)
-class SecurityAttestationSummary:
+class SecurityAttestationSummary(_Summary):
     """A signed-off manual security test (pentest); see ``attestation.py`` for the form."""
 
     kind: ClassVar[EvidenceKind] = EvidenceKind.SECURITY
+    FIELDS = (
+        *_Summary.HEADER,
+        *("schema", "tester_name", "tester_firm", "test_start", "test_end", "scope", "findings"),
+        *("report_sha256", "signed_off_by", "signed_off_at"),
+    )
+    FROZEN = ("findings",)
 
     format: str
     parser_version: str
@@ -447,37 +410,14 @@ class SecurityAttestationSummary:
     signed_off_by: str
     signed_off_at: str
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "findings", _frozen(self.findings))
-
-    @property
-    def verdict(self) -> Verdict:
-        return "info"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": str(self.kind),
-            "format": self.format,
-            "parser_version": self.parser_version,
-            "verdict": self.verdict,
-            "schema": self.schema,
-            "tester_name": self.tester_name,
-            "tester_firm": self.tester_firm,
-            "test_start": self.test_start,
-            "test_end": self.test_end,
-            "scope": list(self.scope),
-            "findings": dict(self.findings),
-            "report_sha256": self.report_sha256,
-            "signed_off_by": self.signed_off_by,
-            "signed_off_at": self.signed_off_at,
-        }
-
 
 # --- documents --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class VexVulnerability:
+class VexVulnerability(_Plain):
+    FIELDS = ("id", "severity", "state", "affects")
+
     id: str
     severity: str
     state: str | None
@@ -492,14 +432,6 @@ class VexVulnerability:
     def open(self) -> bool:
         return self.state not in self.CLOSED_STATES
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "severity": self.severity,
-            "state": self.state,
-            "affects": list(self.affects),
-        }
-
 
 CYCLONEDX_SEVERITIES: tuple[str, ...] = (
     "critical",
@@ -513,8 +445,14 @@ CYCLONEDX_SEVERITIES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class CycloneDxSummary:
+class CycloneDxSummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.DOCUMENT
+    FIELDS = (
+        *_Summary.HEADER,
+        *("spec_version", "serial_number", "bom_version", "component_count", "metadata_component"),
+        *("vulnerabilities=vulnerability_count", "vulnerabilities_by_severity"),
+        *("open_vulnerabilities_by_severity", "vulnerabilities_by_state", "vulnerability_items=vulnerabilities"),
+    )
 
     format: str
     parser_version: str
@@ -525,6 +463,14 @@ class CycloneDxSummary:
     metadata_component_name: str | None
     metadata_component_version: str | None
     vulnerabilities: tuple[VexVulnerability, ...] = ()
+
+    @property
+    def metadata_component(self) -> Mapping[str, str | None]:
+        return {"name": self.metadata_component_name, "version": self.metadata_component_version}
+
+    @property
+    def vulnerability_count(self) -> int:
+        return len(self.vulnerabilities)
 
     def _by_severity(self, *, open_only: bool) -> Mapping[str, int]:
         counts = dict.fromkeys(CYCLONEDX_SEVERITIES, 0)
@@ -550,68 +496,41 @@ class CycloneDxSummary:
             counts[state] = counts.get(state, 0) + 1
         return MappingProxyType(dict(sorted(counts.items())))
 
-    @property
-    def verdict(self) -> Verdict:
-        return "info"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": str(self.kind),
-            "format": self.format,
-            "parser_version": self.parser_version,
-            "verdict": self.verdict,
-            "spec_version": self.spec_version,
-            "serial_number": self.serial_number,
-            "bom_version": self.bom_version,
-            "component_count": self.component_count,
-            "metadata_component": {
-                "name": self.metadata_component_name,
-                "version": self.metadata_component_version,
-            },
-            "vulnerabilities": len(self.vulnerabilities),
-            "vulnerabilities_by_severity": dict(self.vulnerabilities_by_severity),
-            "open_vulnerabilities_by_severity": dict(self.open_vulnerabilities_by_severity),
-            "vulnerabilities_by_state": dict(self.vulnerabilities_by_state),
-            "vulnerability_items": [vulnerability.to_dict() for vulnerability in self.vulnerabilities],
-        }
-
 
 @dataclass(frozen=True)
-class StatementSubject:
+class StatementSubject(_Plain):
+    FIELDS = ("name", "sha256", "digests")
+    FROZEN = ("digests",)
+
     name: str
     digests: Mapping[str, str]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digests", _frozen(self.digests))
 
     @property
     def sha256(self) -> str | None:
         return self.digests.get("sha256")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "digests": dict(self.digests)}
-
 
 @dataclass(frozen=True)
-class DsseEnvelopeInfo:
+class DsseEnvelopeInfo(_Plain):
+    FIELDS = ("payload_type", "signatures", "keyids")
+
     payload_type: str
     signatures: int
     keyids: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "payload_type": self.payload_type,
-            "signatures": self.signatures,
-            "keyids": list(self.keyids),
-        }
 
 
 PredicateFact = str | int | tuple[str, ...] | None
 
 
 @dataclass(frozen=True)
-class InTotoSummary:
+class InTotoSummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.DOCUMENT
+    FIELDS = (
+        *_Summary.HEADER,
+        *("statement_type", "predicate_type", "subjects", "envelope", "signatures_verified"),
+        "predicate=predicate_facts",
+    )
+    FROZEN = ("predicate_facts",)
 
     format: str
     parser_version: str
@@ -622,58 +541,22 @@ class InTotoSummary:
     # A few facts lifted from well-known predicates (SLSA provenance, SLSA VSA, test-result).
     predicate_facts: Mapping[str, PredicateFact] = field(default_factory=lambda: _frozen(None))
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "predicate_facts", _frozen(self.predicate_facts))
-
     @property
     def signatures_verified(self) -> bool:
         # Parsing only decodes the envelope; checking signatures needs trusted keys and is done
         # (or not) elsewhere. Saying so explicitly keeps a reader from assuming otherwise.
         return False
 
-    @property
-    def verdict(self) -> Verdict:
-        return "info"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": str(self.kind),
-            "format": self.format,
-            "parser_version": self.parser_version,
-            "verdict": self.verdict,
-            "statement_type": self.statement_type,
-            "predicate_type": self.predicate_type,
-            "subjects": [subject.to_dict() for subject in self.subjects],
-            "envelope": None if self.envelope is None else self.envelope.to_dict(),
-            "signatures_verified": self.signatures_verified,
-            "predicate": {
-                key: list(value) if isinstance(value, tuple) else value for key, value in self.predicate_facts.items()
-            },
-        }
-
 
 @dataclass(frozen=True)
-class DocumentSummary:
+class DocumentSummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.DOCUMENT
+    FIELDS = (*_Summary.HEADER, "size_bytes", "sha256")
 
     format: str
     parser_version: str
     size_bytes: int
     sha256: str
-
-    @property
-    def verdict(self) -> Verdict:
-        return "info"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": str(self.kind),
-            "format": self.format,
-            "parser_version": self.parser_version,
-            "verdict": self.verdict,
-            "size_bytes": self.size_bytes,
-            "sha256": self.sha256,
-        }
 
 
 Summary = (
