@@ -25,7 +25,7 @@ from approvals.step_up import step_up_verify
 from audit.admin import ReadOnlyAdmin
 from changelogs import selectors as changelog_selectors
 from changelogs.models import Changelog, Domain, RevisionStatus
-from releasegate.errors import ApplicationError, PermissionDenied
+from core.errors import ApplicationError, PermissionDenied
 
 
 def _visible_changelog(request: HttpRequest, changelog_id: UUID) -> Changelog:

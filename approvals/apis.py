@@ -17,8 +17,8 @@ from approvals.rules import ApprovalState
 from approvals.step_up import step_up_verify
 from changelogs import selectors as changelog_selectors
 from changelogs.apis import ChangelogOutput
-from releasegate.api import StrictInput, error_responses
-from releasegate.errors import ApplicationError, PermissionDenied
+from core.api import StrictInput, error_responses
+from core.errors import ApplicationError, PermissionDenied
 
 
 class SubmitApi(APIView):

@@ -31,7 +31,7 @@ from changelogs import services as changelog_services
 from changelogs.authors import identities
 from changelogs.models import Changelog, ChangelogKind, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
 from changelogs.selectors import changelog_lock, commit_authors_of, policy_for, revision_current
-from releasegate.errors import ApplicationError, Conflict, InvalidInput, PermissionDenied, field_error
+from core.errors import ApplicationError, Conflict, InvalidInput, PermissionDenied, field_error
 
 
 def _authority(value: str) -> Authority:

@@ -19,7 +19,7 @@ from django.contrib.auth import authenticate
 from django.http import HttpRequest
 
 from approvals.errors import ApprovalError
-from releasegate.errors import PermissionDenied, TooManyAttempts, field_error
+from core.errors import PermissionDenied, TooManyAttempts, field_error
 
 
 def step_up_verify(*, request: HttpRequest, user: Any, password: str, field: str = "password") -> None:

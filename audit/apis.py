@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from audit import selectors
 from audit.signing import verifier_key
-from releasegate.api import cursor_page, error_responses
+from core.api import cursor_page, error_responses
 
 _TEXT = {(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR)}
 

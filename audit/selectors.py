@@ -25,7 +25,7 @@ from audit.note import Checkpoint as CheckpointNote
 from audit.note import NoteError
 from audit.sequencer import EVENT_COLUMNS, event_bytes
 from audit.signing import checkpoint_signer
-from releasegate.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, PermissionDenied
+from core.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, PermissionDenied
 
 logger = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ from changelogs.content import ChangelogContentSerializer, content_validate
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_problem
 from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Service, Verdict
-from releasegate.api import (
+from core.api import (
     NewestFirstCursorPagination,
     StrictInput,
     cursor_page,
     error_responses,
     reject_unknown_fields,
 )
-from releasegate.errors import InvalidInput, PayloadTooLarge, field_error
+from core.errors import InvalidInput, PayloadTooLarge, field_error
 
 CONTENT_FIELDS = tuple(ChangelogContentSerializer().fields)
 

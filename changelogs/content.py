@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from audit.canonical import canonical_json, sha256_hex
 from changelogs.models import DIGEST_PATTERN, ChangelogKind, RiskTier
-from releasegate.api import StrictInput
+from core.api import StrictInput
 
 CONTENT_FORMAT = "releasegate/changelog/v1"
 

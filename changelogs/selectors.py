@@ -29,7 +29,7 @@ from changelogs.policy import (
     evidence_brief,
     readiness_findings,
 )
-from releasegate.errors import NotFound, PermissionDenied
+from core.errors import NotFound, PermissionDenied
 
 MANAGE_CHANGELOGS = "changelogs.manage_changelogs"
 VIEW_CHANGELOG = "changelogs.view_changelog"

@@ -34,7 +34,7 @@ from changelogs.models import (
 from changelogs.policy import PolicyError, PolicyRules, environments_required
 from changelogs.selectors import policy_for, readiness_of, revision_current
 from changelogs.storage import EvidenceCorrupted, blob_put, blob_read
-from releasegate.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
+from core.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
 
 
 def _revision_fields(content: dict[str, Any]) -> dict[str, Any]:

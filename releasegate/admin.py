@@ -17,7 +17,7 @@ from audit.admin import AddOnlyAdmin, ReadOnlyAdmin
 from audit.models import PackJob, PackKind, PackStatus
 from changelogs.models import Domain
 from changelogs.selectors import domain_list_with_authority
-from releasegate.errors import ApplicationError
+from core.errors import ApplicationError
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import (
     ApiToken,

@@ -15,10 +15,10 @@ from changelogs import selectors as changelog_selectors
 from changelogs.content import digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.models import DIGEST_PATTERN, Service
-from releasegate.api import NewestFirstCursorPagination, StrictInput, cursor_page, error_responses
+from core.api import NewestFirstCursorPagination, StrictInput, cursor_page, error_responses
+from core.errors import InvalidInput, field_error
 from releasegate.authentication import token_of
 from releasegate.deployments import deployment_report
-from releasegate.errors import InvalidInput, field_error
 from releasegate.gate import gate_check_as_caller
 from releasegate.models import Deployment, DeploymentStatus, GateDecision, GateOutcome, NotCovered
 from releasegate.tokens import TokenScope

@@ -41,8 +41,8 @@ from audit.canonical import canonical_json, sha256_hex
 from changelogs.lifecycle import may_change
 from changelogs.models import Changelog, ChangelogStatus, Service
 from changelogs.services import changelog_status_change
+from core.errors import Conflict, InvalidInput, field_error
 from releasegate.audit_actions import GateAction
-from releasegate.errors import Conflict, InvalidInput, field_error
 from releasegate.gate import revision_for_digest
 from releasegate.models import Deployment, DeploymentStatus, GateDecision, GateOutcome, NotCovered
 

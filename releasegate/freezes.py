@@ -12,8 +12,8 @@ from approvals.selectors import authorities_of
 from approvals.services import independence_require
 from changelogs.models import Changelog, Domain
 from changelogs.selectors import changelog_lock
+from core.errors import InvalidInput, PermissionDenied
 from releasegate.audit_actions import GateAction
-from releasegate.errors import InvalidInput, PermissionDenied
 from releasegate.models import FreezeOverride, FreezeWindow
 
 

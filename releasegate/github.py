@@ -55,8 +55,8 @@ from approvals.notifications import retry_delay
 from audit.canonical import canonical_json, sha256_hex
 from audit.services import SYSTEM
 from changelogs.models import ChangelogRevision, RevisionStatus, Service
+from core.errors import ApplicationError, Conflict, InvalidInput, NotFound, field_error
 from releasegate.audit_actions import GateAction
-from releasegate.errors import ApplicationError, Conflict, InvalidInput, NotFound, field_error
 from releasegate.gate import gate_check
 from releasegate.models import (
     GateDecision,

@@ -15,8 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from releasegate.api import error_responses
-from releasegate.errors import CommonError, InvalidInput, PayloadTooLarge, error_body
+from core.api import error_responses
+from core.errors import CommonError, InvalidInput, PayloadTooLarge, error_body
 from releasegate.github import (
     PROTECTION_RULE_EVENT,
     GitHubError,

@@ -1,7 +1,7 @@
 """The API's JSON reader (REST framework's DEFAULT_PARSER_CLASSES).
 
 A module of its own: REST framework imports the parser while it builds ``APIView``, so it must
-not import anything that imports REST framework's views (``releasegate.api`` does).
+not import anything that imports REST framework's views (``core.api`` does).
 """
 
 import codecs
@@ -11,7 +11,7 @@ from typing import IO, Any
 from django.conf import settings
 from rest_framework.parsers import JSONParser
 
-from releasegate.errors import CommonError, InvalidInput, PayloadTooLarge
+from core.errors import CommonError, InvalidInput, PayloadTooLarge
 
 # No input of ours nests deeper than a handful of levels (a changelog: body, artifact, links,
 # link); this leaves room and stops a body of 100,000 "[" long before Python's recursion limit.

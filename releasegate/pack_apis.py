@@ -13,8 +13,8 @@ from rest_framework.views import APIView
 
 from audit.models import PackKind, PackStatus
 from audit.selectors import auditor_require
+from core.api import StrictInput, error_responses
 from releasegate import packs
-from releasegate.api import StrictInput, error_responses
 
 
 class PackRequestInput(StrictInput):

@@ -56,8 +56,8 @@ from changelogs.authors import revision_authors
 from changelogs.models import Changelog, ChangelogRevision, CommitAuthors, Domain, RevisionStatus
 from changelogs.selectors import changelog_list_visible, revision_current
 from changelogs.storage import blob_read, evidence_storage
+from core.errors import Conflict, InvalidInput, NotFound
 from releasegate.audit_actions import PackAction
-from releasegate.errors import Conflict, InvalidInput, NotFound
 from releasegate.models import Deployment, GateDecision, GateOutcome
 
 

@@ -27,8 +27,8 @@ def error_code_enums() -> list[type[StrEnum]]:
     from changelogs.content import ContentError
     from changelogs.errors import ChangelogError
     from changelogs.parsers import ParseErrorCode
+    from core.errors import CommonError
     from releasegate.deployments import DeploymentError
-    from releasegate.errors import CommonError
     from releasegate.freezes import FreezeError
     from releasegate.github import GitHubError
     from releasegate.packs import PackError

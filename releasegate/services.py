@@ -16,8 +16,8 @@ import audit
 from approvals.models import GRANT_OPEN, AuthorityGrant, GrantKind
 from changelogs.models import Service
 from changelogs.selectors import MANAGE_CHANGELOGS
+from core.errors import Conflict, InvalidInput, field_error
 from releasegate.audit_actions import IdentityAction
-from releasegate.errors import Conflict, InvalidInput, field_error
 from releasegate.models import ApiToken, User
 from releasegate.tokens import ALL_SCOPES, token_generate, token_hash
 

@@ -255,7 +255,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["releasegate.json_input.JsonInputParser"],
-    "DEFAULT_SCHEMA_CLASS": "releasegate.api.StrictAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.StrictAutoSchema",
     "EXCEPTION_HANDLER": "releasegate.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_PAGINATION_CLASS": None,

@@ -1,7 +1,7 @@
 """What an API token may do: REST framework's permission that checks a token's scopes.
 
 A module of its own, importing little: REST framework imports its permission classes while it
-builds ``APIView``, before ``releasegate.errors`` (which imports REST framework's views) can load.
+builds ``APIView``, so nothing here may import REST framework's views.
 """
 
 from typing import Any
@@ -9,6 +9,7 @@ from typing import Any
 from rest_framework import permissions
 from rest_framework.request import Request
 
+from core.errors import PermissionDenied
 from releasegate.authentication import token_of
 from releasegate.tokens import TokenError, TokenScope
 
@@ -27,8 +28,6 @@ class TokenScopes(permissions.BasePermission):
         needed = TokenScope.READ if request.method in permissions.SAFE_METHODS else getattr(view, "write_scope", None)
         if needed is None or str(needed) in token.scopes:
             return True
-        from releasegate.errors import PermissionDenied  # not at import: REST framework loads this early
-
         raise PermissionDenied(
             TokenError.TOKEN_SCOPE_MISSING,
             f"This token may not do this: it lacks the '{needed}' scope (it has: {', '.join(token.scopes)}).",

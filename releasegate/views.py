@@ -17,7 +17,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from releasegate.errors import CommonError, error_body
+from core.errors import CommonError, error_body
 from releasegate.home import waiting_for
 
 DOCS_DIR = Path(settings.BASE_DIR) / "docs"

@@ -12,8 +12,8 @@ from changelogs.content import ContentError
 from changelogs.errors import ChangelogError
 from changelogs.parsers import ParseErrorCode
 from changelogs.policy import FindingCode
+from core.errors import CommonError
 from releasegate.deployments import DeploymentError
-from releasegate.errors import CommonError
 from releasegate.freezes import FreezeError
 from releasegate.github import GitHubError, GitHubReason
 from releasegate.packs import PackError

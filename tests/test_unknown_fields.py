@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from audit.models import AuditEvent
-from releasegate.api import StrictInput
+from core.api import StrictInput
 from tests.changelogs.evidence_files import junit_with_journeys
 from tests.conftest import Cast
 from tests.factories import DIGEST, changelog_content, changelog_make

@@ -13,7 +13,7 @@ from approvals.models import AuthorityGrant
 from approvals.selectors import authorities_of
 from approvals.services import authority_grant_request, grant_confirm, membership_grant_request
 from audit.models import AuditEvent
-from releasegate.errors import PermissionDenied
+from core.errors import PermissionDenied
 from tests.conftest import Cast
 from tests.factories import UserFactory, authority_give, changelog_make, seen_of
 from tests.releasegate.gate_support import check, ready_changelog

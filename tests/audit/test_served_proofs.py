@@ -11,7 +11,7 @@ from audit.merkle import leaf_hash
 from audit.models import AuditLeaf, Checkpoint
 from audit.selectors import consistency_proof_get, event_canonical_bytes, inclusion_proof_get, inclusion_proofs
 from audit.sequencer import sequence_pending
-from releasegate.errors import IntegrityFailure
+from core.errors import IntegrityFailure
 from tests.audit.support import triggers_bypassed
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR

@@ -25,7 +25,7 @@ from audit.selectors import _fetch_nodes as stored_hashes
 from audit.selectors import event_canonical_bytes, inclusion_proof_get
 from audit.sequencer import sequence_pending
 from audit.signing import checkpoint_signer
-from releasegate.errors import IntegrityFailure
+from core.errors import IntegrityFailure
 from tests.audit.support import triggers_bypassed
 from tests.factories import FACTORY_ACTOR
 

@@ -10,7 +10,7 @@ from changelogs import services
 from changelogs.errors import ChangelogError
 from changelogs.lifecycle import CLOSED, TRANSITIONS, Status, may_change
 from changelogs.models import Changelog, ChangelogStatus
-from releasegate.errors import Conflict
+from core.errors import Conflict
 from tests.conftest import Cast
 from tests.factories import changelog_make
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from changelogs.models import Changelog, Evidence
-from releasegate.errors import InvalidInput, PermissionDenied
+from core.errors import InvalidInput, PermissionDenied
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import FreezeOverride, FreezeWindow
 from tests.conftest import Cast

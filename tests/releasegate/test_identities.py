@@ -127,7 +127,7 @@ def test_a_token_acts_only_on_its_own_services(cast: Cast) -> None:
 
 
 def test_issuing_a_token_for_a_person_is_refused(cast: Cast) -> None:
-    from releasegate.errors import InvalidInput
+    from core.errors import InvalidInput
 
     with pytest.raises(InvalidInput):
         api_token_issue(acting_user=FACTORY_ACTOR, account=cast.requester, name="nope", scopes=["gate"])

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from changelogs.models import Changelog, Evidence
-from releasegate.errors import InvalidInput
+from core.errors import InvalidInput
 from releasegate.models import ApiToken, Deployment, GateDecision
 from releasegate.services import api_token_issue
 from releasegate.tokens import ALL_SCOPES, scopes_parse

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.pagination import CursorPagination
 
-from releasegate.errors import CommonError, InvalidInput, field_error
+from core.errors import CommonError, InvalidInput, field_error
 
 ErrorSerializer = inline_serializer(
     name="Error",

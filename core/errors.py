@@ -1,0 +1,98 @@
+"""Errors a request can end in, as plain Python: what services raise.
+
+Every error response has the shape ``{"code", "message", "fields"}``. Codes are ``StrEnum``
+members declared next to the code that raises them and listed in docs/api-errors.md. This
+module imports neither Django nor REST framework: services raise these without depending on
+the web layer, and the REST framework adapter (``releasegate.errors``) renders them.
+"""
+
+from collections.abc import Mapping
+from datetime import timedelta
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Any
+
+FieldErrors = Mapping[str, list[dict[str, str]]]
+
+
+class CommonError(StrEnum):
+    INVALID_INPUT = "invalid_input"
+    MALFORMED_REQUEST = "malformed_request"
+    NOT_AUTHENTICATED = "not_authenticated"
+    AUTHENTICATION_FAILED = "authentication_failed"
+    PERMISSION_DENIED = "permission_denied"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    NOT_ACCEPTABLE = "not_acceptable"
+    THROTTLED = "throttled"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    SERVER_ERROR = "server_error"
+    # Requests no endpoint can read (issue 13): nested too deep, too many form fields or files.
+    TOO_DEEP = "too_deep"
+    LONE_SURROGATE = "lone_surrogate"
+    TOO_MANY_FIELDS = "too_many_fields"
+    TOO_MANY_FILES = "too_many_files"
+
+
+class ApplicationError(Exception):
+    """A request that could not be served, with a stable code. Raised by services."""
+
+    status_code: int = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, code: StrEnum | str, message: str, *, fields: FieldErrors | None = None) -> None:
+        super().__init__(message)
+        self.code = str(code)
+        self.message = message
+        self.fields = dict(fields or {})
+
+
+class InvalidInput(ApplicationError):
+    status_code = HTTPStatus.BAD_REQUEST
+
+
+class PermissionDenied(ApplicationError):
+    """The caller may see the object but not do this to it."""
+
+    status_code = HTTPStatus.FORBIDDEN
+
+
+class NotFound(ApplicationError):
+    """The object does not exist or the caller may not see it: the two look the same."""
+
+    status_code = HTTPStatus.NOT_FOUND
+
+
+class Conflict(ApplicationError):
+    """The object is in a state that does not allow this."""
+
+    status_code = HTTPStatus.CONFLICT
+
+
+class TooManyAttempts(ApplicationError):
+    """Too many failed attempts: come back after ``retry_after``."""
+
+    status_code = HTTPStatus.TOO_MANY_REQUESTS
+
+    def __init__(self, message: str, *, retry_after: timedelta) -> None:
+        super().__init__(CommonError.THROTTLED, message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(ApplicationError):
+    status_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class IntegrityFailure(ApplicationError):
+    """Stored data failed its own integrity check: serve nothing rather than something wrong."""
+
+    status_code = HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def field_error(code: StrEnum | str, message: str) -> dict[str, str]:
+    return {"code": str(code), "message": message}
+
+
+def error_body(code: str, message: str, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    # A plain str, not the StrEnum member: every renderer (the schema's YAML one too) can write it.
+    return {"code": str(code), "message": message, "fields": dict(fields or {})}
