@@ -25,6 +25,7 @@ from approvals.step_up import step_up_verify
 from audit.admin import ReadOnlyAdmin
 from changelogs import selectors as changelog_selectors
 from changelogs.models import Changelog, Domain, RevisionStatus
+from core.actors import actor_of
 from core.errors import ApplicationError, PermissionDenied
 
 
@@ -179,7 +180,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
             # A forged post: the page offers no buttons to this person. Refused and recorded.
             refused = PermissionDenied(ApprovalError.NO_SIGNING_AUTHORITY, "You may not decide on this change.")
             services.approval_refusal_record(
-                acting_user=request.user, changelog=changelog, decision=decision, seen=None, error=refused
+                acting_user=actor_of(request), changelog=changelog, decision=decision, seen=None, error=refused
             )
             raise DjangoPermissionDenied(refused.message)
         if request.method != "POST" and not _may_decide(request.user, changelog):
@@ -192,7 +193,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
                 step_up_verify(request=request, user=request.user, password=form.cleaned_data["password"])
                 with transaction.atomic():
                     services.approval_decide(
-                        acting_user=request.user,
+                        acting_user=actor_of(request),
                         changelog=changelog,
                         decision=decision,
                         reason=form.cleaned_data["reason"],
@@ -200,7 +201,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
                     )
             except ApplicationError as error:
                 services.approval_refusal_record(
-                    acting_user=request.user, changelog=changelog, decision=decision, seen=seen, error=error
+                    acting_user=actor_of(request), changelog=changelog, decision=decision, seen=seen, error=error
                 )
                 if error.code == ApprovalError.CONTENT_CHANGED:
                     # A fresh form for the current revision: the approver reads what changed
@@ -280,7 +281,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
             with transaction.atomic():
                 if posted == "request":
                     grant = services.authority_grant_request(
-                        acting_user=request.user,
+                        acting_user=actor_of(request),
                         domain=data["domain"],
                         authority=data["authority"],
                         user=data["user"],
@@ -290,16 +291,16 @@ class ApprovalAdmin(ReadOnlyAdmin):
                     return f"Asked for: {grant.describe()}. A second administrator must confirm it."
                 if posted == "membership":
                     grant = services.membership_grant_request(
-                        acting_user=request.user, group=data["group"], user=data["user"], reason=data["reason"]
+                        acting_user=actor_of(request), group=data["group"], user=data["user"], reason=data["reason"]
                     )
                     return f"Asked for: {grant.describe()}. A second administrator must confirm it."
                 if grant is None:
                     raise Http404("No such grant.")
-                GRANT_DECISIONS[data["decision"]](acting_user=request.user, grant=grant)
+                GRANT_DECISIONS[data["decision"]](acting_user=actor_of(request), grant=grant)
                 return f"{data['decision'].capitalize()}: {grant.describe()}. The audit trail has it."
         except ApplicationError as error:
             services.authority_refusal_record(
-                acting_user=request.user,
+                acting_user=actor_of(request),
                 attempted=posted if posted != "decide" else data["decision"],
                 grant=grant,
                 error=error,

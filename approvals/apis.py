@@ -17,6 +17,7 @@ from approvals.rules import ApprovalState
 from approvals.step_up import step_up_verify
 from changelogs import selectors as changelog_selectors
 from changelogs.apis import ChangelogOutput
+from core.actors import actor_of
 from core.api import StrictInput, error_responses
 from core.errors import ApplicationError, PermissionDenied
 
@@ -35,7 +36,7 @@ class SubmitApi(APIView):
     )
     def post(self, request: Request, changelog_id: str) -> Response:
         changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
-        services.changelog_submit_for_approval(acting_user=request.user, changelog=changelog)
+        services.changelog_submit_for_approval(acting_user=actor_of(request), changelog=changelog)
         return Response(ChangelogOutput(changelog).data)
 
 
@@ -151,7 +152,7 @@ class ApprovalListDecideApi(APIView):
             step_up_verify(request=request._request, user=request.user, password=values["password"])
             with transaction.atomic():
                 services.approval_decide(
-                    acting_user=request.user,
+                    acting_user=actor_of(request),
                     changelog=changelog,
                     decision=values["decision"],
                     reason=values["reason"],
@@ -159,7 +160,7 @@ class ApprovalListDecideApi(APIView):
                 )
         except ApplicationError as error:
             services.approval_refusal_record(
-                acting_user=request.user, changelog=changelog, decision=values["decision"], seen=seen, error=error
+                acting_user=actor_of(request), changelog=changelog, decision=values["decision"], seen=seen, error=error
             )
             raise
         return Response(self._state(changelog), status=status.HTTP_201_CREATED)

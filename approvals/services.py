@@ -31,6 +31,7 @@ from changelogs import services as changelog_services
 from changelogs.authors import identities
 from changelogs.models import Changelog, ChangelogKind, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
 from changelogs.selectors import changelog_lock, commit_authors_of, policy_for, revision_current
+from core.actors import ActingUser
 from core.errors import ApplicationError, Conflict, InvalidInput, PermissionDenied, field_error
 
 
@@ -51,7 +52,7 @@ def _require_administrator(user: Any) -> None:
         raise PermissionDenied(ApprovalError.NOT_AN_ADMINISTRATOR, "Only administrators manage signing authorities.")
 
 
-def _refuse_self(acting_user: Any, *, user: Any, group: Group | None) -> None:
+def _refuse_self(acting_user: ActingUser, *, user: Any, group: Group | None) -> None:
     """Nobody asks for, or confirms, power for themselves: not for their own account, not for
     a group they belong to."""
     if user is not None and user.pk == acting_user.pk:
@@ -83,7 +84,14 @@ def _grant_target(grant: AuthorityGrant) -> Any:
 
 
 def _grant_request(
-    *, acting_user: Any, kind: str, domain: Domain | None, authority: str, user: Any, group: Group | None, reason: str
+    *,
+    acting_user: ActingUser,
+    kind: str,
+    domain: Domain | None,
+    authority: str,
+    user: Any,
+    group: Group | None,
+    reason: str,
 ) -> AuthorityGrant:
     _require_administrator(acting_user)
     if not reason.strip():
@@ -126,7 +134,13 @@ def _grant_request(
 
 @transaction.atomic
 def authority_grant_request(
-    *, acting_user: Any, domain: Domain, authority: str, reason: str, user: Any = None, group: Group | None = None
+    *,
+    acting_user: ActingUser,
+    domain: Domain,
+    authority: str,
+    reason: str,
+    user: Any = None,
+    group: Group | None = None,
 ) -> AuthorityGrant:
     """Ask for a signing authority on a domain for a person or a group. It takes effect when a
     second administrator confirms it (``grant_confirm``)."""
@@ -144,7 +158,7 @@ def authority_grant_request(
 
 
 @transaction.atomic
-def membership_grant_request(*, acting_user: Any, group: Group, user: Any, reason: str) -> AuthorityGrant:
+def membership_grant_request(*, acting_user: ActingUser, group: Group, user: Any, reason: str) -> AuthorityGrant:
     """Ask for a person to join a group that holds signing authority: being made a signing
     authority through the group, so a second administrator confirms it too."""
     if not AuthorityGrant.objects.filter(kind=GrantKind.AUTHORITY, group=group, status__in=GRANT_OPEN).exists():
@@ -173,7 +187,7 @@ def _grant_locked(grant: AuthorityGrant) -> AuthorityGrant:
 
 
 @transaction.atomic
-def grant_confirm(*, acting_user: Any, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+def grant_confirm(*, acting_user: ActingUser, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
     """A second administrator puts a requested grant in force. Refused to the one who asked
     for it and to anyone it would empower."""
     _require_administrator(acting_user)
@@ -204,7 +218,7 @@ def _member(grant: AuthorityGrant) -> Any:
     return grant.user
 
 
-def _grant_apply(grant: AuthorityGrant, *, acting_user: Any, now: datetime) -> None:
+def _grant_apply(grant: AuthorityGrant, *, acting_user: ActingUser, now: datetime) -> None:
     """Mirror a grant now in force into what decides visibility and notifications."""
     if grant.kind == GrantKind.MEMBERSHIP:
         _member(grant).groups.add(grant.group)
@@ -232,7 +246,7 @@ def _grant_apply(grant: AuthorityGrant, *, acting_user: Any, now: datetime) -> N
 
 
 @transaction.atomic
-def grant_refuse(*, acting_user: Any, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+def grant_refuse(*, acting_user: ActingUser, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
     """Turn down a requested grant (another administrator), or withdraw it (its requester)."""
     _require_administrator(acting_user)
     grant = _grant_locked(grant)
@@ -250,7 +264,7 @@ def grant_refuse(*, acting_user: Any, grant: AuthorityGrant, now: datetime | Non
 
 
 @transaction.atomic
-def grant_revoke(*, acting_user: Any, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+def grant_revoke(*, acting_user: ActingUser, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
     """End a grant in force. One administrator may take power away."""
     _require_administrator(acting_user)
     grant = _grant_locked(grant)
@@ -273,7 +287,7 @@ def grant_revoke(*, acting_user: Any, grant: AuthorityGrant, now: datetime | Non
 
 @transaction.atomic
 def authority_refusal_record(
-    *, acting_user: Any, attempted: str, grant: AuthorityGrant | None, error: ApplicationError
+    *, acting_user: ActingUser, attempted: str, grant: AuthorityGrant | None, error: ApplicationError
 ) -> None:
     """Record a refused attempt to change who may sign (asking for, confirming, refusing or
     revoking a grant), in a transaction of its own after the refused one rolled back."""
@@ -293,7 +307,7 @@ def authority_refusal_record(
 
 @transaction.atomic
 def changelog_submit_for_approval(
-    *, acting_user: Any, changelog: Changelog, now: datetime | None = None
+    *, acting_user: ActingUser, changelog: Changelog, now: datetime | None = None
 ) -> ChangelogRevision:
     """Freeze and hash the draft (changelogs), then tell the domain's signing authorities."""
     now = now or timezone.now()
@@ -333,7 +347,7 @@ class Seen:
 @transaction.atomic
 def approval_decide(
     *,
-    acting_user: Any,
+    acting_user: ActingUser,
     changelog: Changelog,
     decision: str,
     reason: str,
@@ -431,7 +445,7 @@ def content_changed(*, seen: Seen, current: ChangelogRevision) -> Conflict:
 
 @transaction.atomic
 def approval_refusal_record(
-    *, acting_user: Any, changelog: Changelog, decision: str, seen: Seen | None, error: ApplicationError
+    *, acting_user: ActingUser, changelog: Changelog, decision: str, seen: Seen | None, error: ApplicationError
 ) -> None:
     """Record a refused decision (THREATS.md: every refusal about authority is recorded). Runs
     in a transaction of its own, after the refused one rolled back."""
@@ -482,7 +496,13 @@ def _status_after(changelog: Changelog, state: Any) -> str:
 
 
 def _retrospective_follow_up(
-    changelog: Changelog, state: Any, retrospective: Retrospective | None, *, hours: int, actor: Any, now: datetime
+    changelog: Changelog,
+    state: Any,
+    retrospective: Retrospective | None,
+    *,
+    hours: int,
+    actor: ActingUser,
+    now: datetime,
 ) -> None:
     if changelog.kind != ChangelogKind.HOTFIX:
         return

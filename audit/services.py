@@ -14,15 +14,7 @@ from audit.canonical import canonical_json
 from audit.context import current_request_id
 from audit.database import prepared_cursor
 from audit.models import AuditEvent
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acted, as a string that stays meaningful after the account is gone."""
-
-    name: str
-    id: int | None = None
-
+from core.actors import Actor
 
 SYSTEM = Actor("system:releasegate")
 

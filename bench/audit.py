@@ -110,7 +110,7 @@ def write_function(variant: str, writer: int) -> Callable[[int], None]:
     from django.db import transaction
 
     from audit import record
-    from audit.services import Actor
+    from core.actors import Actor
 
     key = "releasegate" if variant.startswith("releasegate") else variant
     model = _models()[key]
@@ -205,7 +205,7 @@ def record_function(writer: int) -> Callable[[int], None]:
     from django.db import transaction
 
     from audit import record
-    from audit.services import Actor
+    from core.actors import Actor
 
     actor = Actor(f"user:bench-writer-{writer}", id=writer + 1)
     pks = _writer_rows("releasegate", writer)

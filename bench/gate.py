@@ -129,11 +129,11 @@ def history_build() -> dict[str, Any]:
         changelog_submit_for_approval,
         grant_confirm,
     )
-    from audit.services import Actor
     from changelogs.content import content_validate
     from changelogs.models import Domain, Journey, Service
     from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
     from changelogs.services import changelog_create, evidence_add, policy_create
+    from core.actors import Actor
     from releasegate.management.commands.seed_demo import catalog_seed
     from releasegate.models import User
     from releasegate.services import api_token_issue, service_account_create

@@ -14,16 +14,17 @@ from changelogs import services
 from changelogs.models import Changelog, ChangelogRevision, Domain, Evidence, Journey, Policy, Service
 from changelogs.policy import PolicyError, PolicyRules
 from changelogs.selectors import VIEW_CHANGELOG, changelog_list_visible
+from core.actors import actor_of
 
 
 class AuditedCatalogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = None  # bulk delete would skip the audited service
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        services.catalog_save(acting_user=request.user, instance=obj)
+        services.catalog_save(acting_user=actor_of(request), instance=obj)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        services.catalog_delete(acting_user=request.user, instance=obj)
+        services.catalog_delete(acting_user=actor_of(request), instance=obj)
 
 
 @admin.register(Domain)
@@ -131,7 +132,7 @@ class PolicyAdmin(AddOnlyAdmin):
 
     def save_model(self, request: HttpRequest, obj: Policy, form: Any, change: bool) -> None:
         created = services.policy_create(
-            acting_user=request.user,
+            acting_user=actor_of(request),
             domain=form.cleaned_data["domain"],
             service=form.cleaned_data["service"],
             rules=form.cleaned_data["rules"],

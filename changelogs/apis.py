@@ -23,6 +23,7 @@ from changelogs.content import ChangelogContentSerializer, content_validate
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_problem
 from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Service, Verdict
+from core.actors import actor_of
 from core.api import (
     NewestFirstCursorPagination,
     StrictInput,
@@ -155,7 +156,9 @@ class ChangelogListCreateApi(APIView):
             )
         service = _managed_service(request.user, request.data.get("service"))
         content = content_validate(kind=kind, content={k: v for k, v in request.data.items() if k in CONTENT_FIELDS})
-        changelog = services.changelog_create(acting_user=request.user, service=service, kind=kind, content=content)
+        changelog = services.changelog_create(
+            acting_user=actor_of(request), service=service, kind=kind, content=content
+        )
         return Response(ChangelogOutput(changelog).data, status=status.HTTP_201_CREATED)
 
 
@@ -201,7 +204,7 @@ class ChangelogDetailApi(APIView):
         reject_unknown_fields(request.data, CONTENT_FIELDS)
         merged = {**selectors.revision_content(changelog=changelog), **request.data}
         content = content_validate(kind=changelog.kind, content=merged)
-        services.changelog_edit(acting_user=request.user, changelog=changelog, content=content)
+        services.changelog_edit(acting_user=actor_of(request), changelog=changelog, content=content)
         return Response(ChangelogOutput(changelog).data)
 
 
@@ -354,7 +357,7 @@ class EvidenceListAddApi(APIView):
         values = upload.validated_data
         file = values["file"]
         evidence = services.evidence_add(
-            acting_user=request.user,
+            acting_user=actor_of(request),
             changelog=changelog,
             data=file.read(settings.EVIDENCE_MAX_UPLOAD_BYTES + 1),
             file_name=file.name or "",
@@ -385,7 +388,7 @@ class EvidenceDetailApi(APIView):
     def delete(self, request: Request, changelog_id: str, evidence_id: str) -> Response:
         changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
         evidence = selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)
-        services.evidence_detach(acting_user=request.user, changelog=changelog, evidence=evidence)
+        services.evidence_detach(acting_user=actor_of(request), changelog=changelog, evidence=evidence)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

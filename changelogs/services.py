@@ -34,6 +34,7 @@ from changelogs.models import (
 from changelogs.policy import PolicyError, PolicyRules, environments_required
 from changelogs.selectors import policy_for, readiness_of, revision_current
 from changelogs.storage import EvidenceCorrupted, blob_put, blob_read
+from core.actors import ActingUser
 from core.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
 
 
@@ -52,7 +53,7 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 @transaction.atomic
 def changelog_create(
-    *, acting_user: Any, service: Service, kind: str, content: dict[str, Any], now: datetime | None = None
+    *, acting_user: ActingUser, service: Service, kind: str, content: dict[str, Any], now: datetime | None = None
 ) -> Changelog:
     """A new changelog with its first revision as a draft. ``content`` is already validated."""
     now = now or timezone.now()
@@ -85,7 +86,7 @@ def changelog_create(
 
 @transaction.atomic
 def changelog_edit(
-    *, acting_user: Any, changelog: Changelog, content: dict[str, Any], now: datetime | None = None
+    *, acting_user: ActingUser, changelog: Changelog, content: dict[str, Any], now: datetime | None = None
 ) -> ChangelogRevision:
     """Replace the content. A draft is edited in place; a submitted (or decided) changelog
     gets a new draft revision and its earlier revision is superseded, so approvals of the
@@ -135,7 +136,9 @@ def changelog_edit(
 
 
 @transaction.atomic
-def changelog_submit(*, acting_user: Any, changelog: Changelog, now: datetime | None = None) -> ChangelogRevision:
+def changelog_submit(
+    *, acting_user: ActingUser, changelog: Changelog, now: datetime | None = None
+) -> ChangelogRevision:
     """Freeze the current draft revision and hash its content. ``changelog`` must be locked."""
     now = now or timezone.now()
     revision = revision_current(changelog=changelog)
@@ -181,7 +184,7 @@ def changelog_submit(*, acting_user: Any, changelog: Changelog, now: datetime | 
 
 @transaction.atomic
 def changelog_status_change(
-    *, acting_user: Any, changelog: Changelog, status: str, cause: str, now: datetime | None = None
+    *, acting_user: ActingUser, changelog: Changelog, status: str, cause: str, now: datetime | None = None
 ) -> bool:
     """The one place a changelog's status changes (changelogs/lifecycle.py says which change may
     follow which). Locks the row, re-reads the status under the lock, and records the old and
@@ -225,7 +228,7 @@ def _catalog_values(instance: models.Model) -> dict[str, Any]:
 
 
 @transaction.atomic
-def catalog_save(*, acting_user: Any, instance: Domain | Service | Journey) -> None:
+def catalog_save(*, acting_user: ActingUser, instance: Domain | Service | Journey) -> None:
     """Create or change a domain, service or journey (admin), recording old and new values."""
     model = type(instance)
     before = model.objects.select_for_update().filter(pk=instance.pk).first() if instance.pk else None
@@ -242,7 +245,7 @@ def catalog_save(*, acting_user: Any, instance: Domain | Service | Journey) -> N
 
 
 @transaction.atomic
-def catalog_delete(*, acting_user: Any, instance: Domain | Service | Journey) -> None:
+def catalog_delete(*, acting_user: ActingUser, instance: Domain | Service | Journey) -> None:
     """Delete a catalog entry; anything still referring to it (PROTECT) stops the deletion."""
     values = _catalog_values(instance)
     target = (f"{instance._meta.app_label}.{instance._meta.model_name}", str(instance.pk))
@@ -253,7 +256,7 @@ def catalog_delete(*, acting_user: Any, instance: Domain | Service | Journey) ->
 @transaction.atomic
 def evidence_add(
     *,
-    acting_user: Any,
+    acting_user: ActingUser,
     changelog: Changelog,
     data: bytes,
     file_name: str,
@@ -412,7 +415,9 @@ def _require_kind(fmt: str, kind: str) -> None:
 
 
 @transaction.atomic
-def evidence_detach(*, acting_user: Any, changelog: Changelog, evidence: Evidence, now: datetime | None = None) -> None:
+def evidence_detach(
+    *, acting_user: ActingUser, changelog: Changelog, evidence: Evidence, now: datetime | None = None
+) -> None:
     """Take a file off the current draft (it stays stored and in earlier revisions)."""
     now = now or timezone.now()
     revision = revision_current(changelog=changelog)
@@ -432,7 +437,7 @@ def evidence_detach(*, acting_user: Any, changelog: Changelog, evidence: Evidenc
 @transaction.atomic
 def policy_create(
     *,
-    acting_user: Any,
+    acting_user: ActingUser,
     domain: Domain,
     service: Service | None = None,
     rules: dict[str, Any],

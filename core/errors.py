@@ -51,6 +51,10 @@ class InvalidInput(ApplicationError):
     status_code = HTTPStatus.BAD_REQUEST
 
 
+class NotAuthenticated(ApplicationError):
+    status_code = HTTPStatus.UNAUTHORIZED
+
+
 class PermissionDenied(ApplicationError):
     """The caller may see the object but not do this to it."""
 

@@ -17,6 +17,7 @@ from audit.admin import AddOnlyAdmin, ReadOnlyAdmin
 from audit.models import PackJob, PackKind, PackStatus
 from changelogs.models import Domain
 from changelogs.selectors import domain_list_with_authority
+from core.actors import actor_of
 from core.errors import ApplicationError
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import (
@@ -96,7 +97,7 @@ class ReleaseGateUserAdmin(StepUpAdminMixin, UserAdmin):  # type: ignore[type-ar
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         user_access_save(
-            acting_user=request.user,
+            acting_user=actor_of(request),
             user=form.instance,
             before=request.access_before,  # type: ignore[attr-defined]
             groups=form.cleaned_data.get("groups", form.instance.groups.all() if form.instance.pk else []),
@@ -128,7 +129,7 @@ class ReleaseGateGroupAdmin(StepUpAdminMixin, GroupAdmin):
         pass  # saved with its permissions in save_related, by the audited service
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        group_save(acting_user=request.user, group=form.instance, permissions=form.cleaned_data["permissions"])
+        group_save(acting_user=actor_of(request), group=form.instance, permissions=form.cleaned_data["permissions"])
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -156,7 +157,7 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
             try:
-                api_token_revoke(acting_user=request.user, token=token)
+                api_token_revoke(acting_user=actor_of(request), token=token)
             except ApplicationError as error:
                 self.message_user(request, f"{token.prefix}: {error.message}", messages.WARNING)
             else:
@@ -197,7 +198,11 @@ class FreezeWindowAdmin(AddOnlyAdmin):
 
     def save_model(self, request: HttpRequest, obj: FreezeWindow, form: Any, change: bool) -> None:
         created = freeze_create(
-            acting_user=request.user, domain=obj.domain, starts_at=obj.starts_at, ends_at=obj.ends_at, reason=obj.reason
+            acting_user=actor_of(request),
+            domain=obj.domain,
+            starts_at=obj.starts_at,
+            ends_at=obj.ends_at,
+            reason=obj.reason,
         )
         obj.pk = created.pk
 
@@ -232,7 +237,7 @@ class FreezeOverrideAdmin(StepUpAdminMixin, AddOnlyAdmin):
     def save_model(self, request: HttpRequest, obj: FreezeOverride, form: Any, change: bool) -> None:
         try:
             created = freeze_override_approve(
-                acting_user=request.user, freeze=obj.freeze, changelog=obj.changelog, reason=obj.reason
+                acting_user=actor_of(request), freeze=obj.freeze, changelog=obj.changelog, reason=obj.reason
             )
         except ApplicationError as error:
             raise DjangoPermissionDenied(error.message) from error
@@ -279,7 +284,7 @@ class PackJobAdmin(ReadOnlyAdmin):
             data = form.cleaned_data
             try:
                 _job, created = pack_request_for(
-                    acting_user=request.user,
+                    acting_user=actor_of(request),
                     kind=data["kind"],
                     changelog=data["changelog"],
                     start=data["start"],

@@ -15,6 +15,7 @@ from changelogs import selectors as changelog_selectors
 from changelogs.content import digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.models import DIGEST_PATTERN, Service
+from core.actors import actor_of
 from core.api import NewestFirstCursorPagination, StrictInput, cursor_page, error_responses
 from core.errors import InvalidInput, field_error
 from releasegate.authentication import token_of
@@ -156,7 +157,7 @@ class GateCheckApi(APIView):
         # The caller's right to act on the service is checked with the facts (one read on
         # PostgreSQL); without it nothing is decided or recorded.
         decision = gate_check_as_caller(
-            acting_user=request.user,
+            acting_user=actor_of(request),
             service_slug=values["service"],
             environment=values["environment"],
             digest=values["artifact_digest"],
@@ -238,7 +239,7 @@ class DeploymentListReportApi(APIView):
         report.is_valid(raise_exception=True)
         values = report.validated_data
         deployment, created = deployment_report(
-            acting_user=request.user,
+            acting_user=actor_of(request),
             idempotency_key=values["idempotency_key"],
             service=_service(request.user, values["service"]),
             environment=values["environment"],

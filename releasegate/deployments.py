@@ -41,6 +41,7 @@ from audit.canonical import canonical_json, sha256_hex
 from changelogs.lifecycle import may_change
 from changelogs.models import Changelog, ChangelogStatus, Service
 from changelogs.services import changelog_status_change
+from core.actors import ActingUser
 from core.errors import Conflict, InvalidInput, field_error
 from releasegate.audit_actions import GateAction
 from releasegate.gate import revision_for_digest
@@ -146,7 +147,7 @@ def _later_report_coverage(
     return first.decision, None
 
 
-def _move_changelog(*, acting_user: Any, changelog: Changelog, status: str, now: datetime) -> None:
+def _move_changelog(*, acting_user: ActingUser, changelog: Changelog, status: str, now: datetime) -> None:
     """A covered report moves its changelog on as far as the lifecycle allows: a second
     deployment's success does not reopen a changelog another one rolled back."""
     target = _CHANGELOG_STATUS_AFTER.get(status)
@@ -162,7 +163,7 @@ def _move_changelog(*, acting_user: Any, changelog: Changelog, status: str, now:
 @transaction.atomic
 def deployment_report(
     *,
-    acting_user: Any,
+    acting_user: ActingUser,
     idempotency_key: str,
     service: Service,
     environment: str,
@@ -258,7 +259,7 @@ def deployment_report(
     return deployment, True
 
 
-def _flag_unauthorised(acting_user: Any, deployment: Deployment, data: dict[str, Any], now: datetime) -> None:
+def _flag_unauthorised(acting_user: ActingUser, deployment: Deployment, data: dict[str, Any], now: datetime) -> None:
     audit.record(actor=acting_user, action=GateAction.DEPLOYMENT_UNAUTHORISED, target=deployment, data=data)
     people = authority_holders(domain=deployment.service.domain)
     notification_enqueue(

@@ -2,7 +2,6 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -12,6 +11,7 @@ from approvals.selectors import authorities_of
 from approvals.services import independence_require
 from changelogs.models import Changelog, Domain
 from changelogs.selectors import changelog_lock
+from core.actors import ActingUser
 from core.errors import InvalidInput, PermissionDenied
 from releasegate.audit_actions import GateAction
 from releasegate.models import FreezeOverride, FreezeWindow
@@ -26,7 +26,7 @@ class FreezeError(StrEnum):
 
 @transaction.atomic
 def freeze_create(
-    *, acting_user: Any, domain: Domain | None, starts_at: datetime, ends_at: datetime, reason: str
+    *, acting_user: ActingUser, domain: Domain | None, starts_at: datetime, ends_at: datetime, reason: str
 ) -> FreezeWindow:
     if ends_at <= starts_at:
         raise InvalidInput(FreezeError.FREEZE_ENDS_BEFORE_START, "A freeze must end after it starts.")
@@ -49,7 +49,7 @@ def freeze_create(
 
 @transaction.atomic
 def freeze_override_approve(
-    *, acting_user: Any, freeze: FreezeWindow, changelog: Changelog, reason: str
+    *, acting_user: ActingUser, freeze: FreezeWindow, changelog: Changelog, reason: str
 ) -> FreezeOverride:
     """A signing authority of the change's domain lets this one change through the freeze,
     under the same independence rules as an approval: not the requester, not an uploader of

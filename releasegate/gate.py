@@ -45,6 +45,7 @@ from changelogs.policy import (
     readiness_findings,
 )
 from changelogs.selectors import PolicyInUse, readiness_of
+from core.actors import ActingUser
 from releasegate import gate_sql
 from releasegate.audit_actions import GateAction
 from releasegate.models import FreezeOverride, FreezeWindow, GateDecision, GateOutcome
@@ -205,7 +206,7 @@ def _policy(row: gate_sql.GateRow, service: Service) -> PolicyInUse:
 
 
 def _read(
-    *, acting_user: Any, service_slug: str, digest: str, changelog_id: Any, now: datetime
+    *, acting_user: ActingUser, service_slug: str, digest: str, changelog_id: Any, now: datetime
 ) -> gate_sql.GateRow | None:
     return gate_sql.read(
         user_id=acting_user.pk,
@@ -310,7 +311,7 @@ def _on_postgresql() -> bool:
 
 def _decide_and_record(
     *,
-    acting_user: Any,
+    acting_user: ActingUser,
     service: Service,
     environment: str,
     digest: str,
@@ -386,7 +387,7 @@ def _decide_and_record(
 @transaction.atomic(savepoint=False)
 def gate_check(
     *,
-    acting_user: Any,
+    acting_user: ActingUser,
     service: Service,
     environment: str,
     digest: str,
@@ -422,7 +423,7 @@ def gate_check(
 @transaction.atomic(savepoint=False)
 def gate_check_as_caller(
     *,
-    acting_user: Any,
+    acting_user: ActingUser,
     service_slug: str,
     environment: str,
     digest: str,

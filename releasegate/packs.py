@@ -56,6 +56,7 @@ from changelogs.authors import revision_authors
 from changelogs.models import Changelog, ChangelogRevision, CommitAuthors, Domain, RevisionStatus
 from changelogs.selectors import changelog_list_visible, revision_current
 from changelogs.storage import blob_read, evidence_storage
+from core.actors import ActingUser
 from core.errors import Conflict, InvalidInput, NotFound
 from releasegate.audit_actions import PackAction
 from releasegate.models import Deployment, GateDecision, GateOutcome
@@ -557,7 +558,7 @@ def _params_key(kind: str, params: dict[str, Any]) -> str:
 
 @transaction.atomic
 def pack_request(
-    *, acting_user: Any, kind: str, params: dict[str, Any], now: datetime | None = None
+    *, acting_user: ActingUser, kind: str, params: dict[str, Any], now: datetime | None = None
 ) -> tuple[PackJob, bool]:
     """Ask for a pack. The same request while its job is queued or running, or done within
     PACK_REUSE_MINUTES, returns that job rather than building again."""
@@ -688,7 +689,7 @@ def _build(job: PackJob) -> dict[str, Any]:
 
 def pack_request_for(
     *,
-    acting_user: Any,
+    acting_user: ActingUser,
     kind: str,
     changelog: Any = None,
     start: datetime | None = None,

@@ -16,6 +16,7 @@ import audit
 from approvals.models import GRANT_OPEN, AuthorityGrant, GrantKind
 from changelogs.models import Service
 from changelogs.selectors import MANAGE_CHANGELOGS
+from core.actors import ActingUser, Actor
 from core.errors import Conflict, InvalidInput, field_error
 from releasegate.audit_actions import IdentityAction
 from releasegate.models import ApiToken, User
@@ -58,7 +59,7 @@ def signing_groups() -> QuerySet[Group]:
 @transaction.atomic
 def user_access_save(
     *,
-    acting_user: Any,
+    acting_user: ActingUser,
     user: User,
     before: dict[str, Any],
     groups: Iterable[Group],
@@ -84,7 +85,7 @@ def user_access_save(
 
 
 @transaction.atomic
-def group_save(*, acting_user: Any, group: Group, permissions: Iterable[Permission]) -> Group:
+def group_save(*, acting_user: ActingUser, group: Group, permissions: Iterable[Permission]) -> Group:
     """Save a group and the model permissions it gives its members, recording old and new."""
     before = (
         sorted(f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(pk=group.pk).permissions.all())
@@ -123,7 +124,7 @@ def service_account_username(name: str) -> str:
 
 
 @transaction.atomic
-def service_account_create(*, acting_user: Any, name: str, services: Iterable[Service]) -> User:
+def service_account_create(*, acting_user: ActingUser | Actor, name: str, services: Iterable[Service]) -> User:
     username = service_account_username(name)
     if User.objects.filter(username=username).exists():
         raise Conflict(IdentityError.SERVICE_ACCOUNT_EXISTS, f"A service account named {name!r} exists already.")
@@ -137,7 +138,7 @@ def service_account_create(*, acting_user: Any, name: str, services: Iterable[Se
 
 
 @transaction.atomic
-def service_account_grant(*, acting_user: Any, account: User, service: Service) -> None:
+def service_account_grant(*, acting_user: ActingUser | Actor, account: User, service: Service) -> None:
     """Let the account act on the service's changelogs (django-guardian object permission)."""
     _require_service_account(account)
     assign_perm(MANAGE_CHANGELOGS, account, service)
@@ -150,7 +151,7 @@ def service_account_grant(*, acting_user: Any, account: User, service: Service) 
 
 
 @transaction.atomic
-def service_account_revoke(*, acting_user: Any, account: User, service: Service) -> None:
+def service_account_revoke(*, acting_user: ActingUser, account: User, service: Service) -> None:
     _require_service_account(account)
     remove_perm(MANAGE_CHANGELOGS, account, service)
     audit.record(
@@ -164,7 +165,7 @@ def service_account_revoke(*, acting_user: Any, account: User, service: Service)
 @transaction.atomic
 def api_token_issue(
     *,
-    acting_user: Any,
+    acting_user: ActingUser | Actor,
     account: User,
     name: str,
     scopes: Iterable[str],
@@ -218,7 +219,7 @@ def api_token_issue(
 
 
 @transaction.atomic
-def api_token_revoke(*, acting_user: Any, token: ApiToken, now: datetime | None = None) -> ApiToken:
+def api_token_revoke(*, acting_user: ActingUser, token: ApiToken, now: datetime | None = None) -> ApiToken:
     token = ApiToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is not None:
         raise Conflict(IdentityError.TOKEN_ALREADY_REVOKED, "The token is revoked already.")

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 import audit
-from audit.services import Actor
+from core.actors import Actor
 from releasegate.audit_actions import IdentityAction
 
 

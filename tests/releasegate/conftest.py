@@ -10,11 +10,12 @@ from django.db import connection
 
 from changelogs import selectors as changelog_selectors
 from changelogs.models import Service
+from core.actors import ActingUser
 from releasegate import gate
 
 
 def assert_read_agrees(
-    row: Any, *, acting_user: Any, service_slug: str, digest: str, changelog_id: Any, now: Any
+    row: Any, *, acting_user: ActingUser, service_slug: str, digest: str, changelog_id: Any, now: Any
 ) -> None:
     service = Service.objects.select_related("domain").filter(slug=service_slug).first()
     if row is None:

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.services import Actor
 from changelogs.models import Service
+from core.actors import Actor
 from core.errors import ApplicationError
 from releasegate.services import api_token_issue, service_account_create
 from releasegate.tokens import ALL_SCOPES, scopes_parse

@@ -14,11 +14,11 @@ from guardian.shortcuts import assign_perm
 
 from approvals.selectors import authorities_of
 from approvals.services import Seen, approval_decide, authority_grant_request, grant_confirm
-from audit.services import Actor
 from changelogs.content import content_validate
 from changelogs.models import Changelog, Domain, Journey, Service
 from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
 from changelogs.services import catalog_save, changelog_create, changelog_submit, evidence_add
+from core.actors import Actor
 from releasegate.deployments import deployment_report
 from releasegate.gate import gate_check
 from releasegate.models import ApiToken, User
