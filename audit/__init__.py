@@ -1,4 +1,5 @@
 """The audit trail. ``audit.record`` is the one call every state-changing service makes.
+It imports only core: the apps above write to it, it knows none of them.
 
 This package's ``__init__`` stays free of Django so that ``python -m audit.verifier`` runs
 without it; ``record`` imports the Django side on first use.
