@@ -281,6 +281,16 @@ def readiness_of(*, changelog: Changelog, revision: ChangelogRevision | None = N
     return Readiness(revision=revision.number, policy=policy, findings=readiness_findings(policy.rules, facts))
 
 
+def changelog_lock_in_place(*, changelog: Changelog) -> Changelog:
+    """Lock the changelog's row for the rest of the transaction and bring the caller's copy up
+    to date under the lock. Every service that decides on a changelog's state starts here
+    itself, whoever called it: it decides on the state under the lock, not on a copy read
+    before, and the caller's copy shows what the service did."""
+    Changelog.objects.select_for_update(no_key=True, of=("self",)).filter(pk=changelog.pk).values_list("pk").get()
+    changelog.refresh_from_db()
+    return changelog
+
+
 def changelog_lock(*, changelog: Changelog) -> Changelog:
     """The same changelog, re-read and locked for the rest of the transaction (for writers
     that are not its service's pipelines, such as approvers)."""

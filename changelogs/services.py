@@ -32,7 +32,7 @@ from changelogs.models import (
     Service,
 )
 from changelogs.policy import PolicyError, PolicyRules, environments_required
-from changelogs.selectors import policy_for, readiness_of, revision_current
+from changelogs.selectors import changelog_lock_in_place, policy_for, readiness_of, revision_current
 from changelogs.storage import EvidenceCorrupted, blob_put, blob_read
 from core.actors import ActingUser
 from core.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
@@ -91,6 +91,7 @@ def changelog_edit(
     """Replace the content. A draft is edited in place; a submitted (or decided) changelog
     gets a new draft revision and its earlier revision is superseded, so approvals of the
     earlier content no longer count. ``changelog`` must be locked by the caller's selector."""
+    changelog_lock_in_place(changelog=changelog)
     now = now or timezone.now()
     if changelog.status in CLOSED:
         raise Conflict(
@@ -140,6 +141,7 @@ def changelog_submit(
     *, acting_user: ActingUser, changelog: Changelog, now: datetime | None = None
 ) -> ChangelogRevision:
     """Freeze the current draft revision and hash its content. ``changelog`` must be locked."""
+    changelog_lock_in_place(changelog=changelog)
     now = now or timezone.now()
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.DRAFT:
@@ -269,6 +271,7 @@ def evidence_add(
 ) -> Evidence:
     """Parse, store and attach an evidence file to the current draft revision. A file that
     does not parse is refused before anything is stored. ``changelog`` must be locked."""
+    changelog_lock_in_place(changelog=changelog)
     now = now or timezone.now()
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.DRAFT:
@@ -419,6 +422,7 @@ def evidence_detach(
     *, acting_user: ActingUser, changelog: Changelog, evidence: Evidence, now: datetime | None = None
 ) -> None:
     """Take a file off the current draft (it stays stored and in earlier revisions)."""
+    changelog_lock_in_place(changelog=changelog)
     now = now or timezone.now()
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.DRAFT:

@@ -81,3 +81,20 @@ def test_the_status_under_the_lock_decides_not_the_callers_copy(cast: Cast) -> N
             acting_user=cast.admin, changelog=changelog, status=Status.SUBMITTED, cause="test"
         )
     assert changelog.status == Status.DEPLOYED
+
+
+def test_every_changelog_service_decides_on_the_state_under_its_own_lock_not_the_callers_copy(cast: Cast) -> None:
+    """Views used to lock the row for the services they called; a caller holding a copy read
+    before the change was deployed (a script, a task, a future view) could still edit it. The
+    services lock it themselves now and refuse on what the row says."""
+    changelog = changelog_make(service=cast.payments_api)
+    stale = Changelog.objects.get(pk=changelog.pk)
+    Changelog.objects.filter(pk=changelog.pk).update(status=Status.DEPLOYED)
+    assert stale.status == Status.DRAFT and stale.current_revision is not None
+    content = dict(stale.current_revision.content)
+
+    with pytest.raises(Conflict) as refused:
+        services.changelog_edit(acting_user=cast.requester, changelog=stale, content=content)
+
+    assert refused.value.code == ChangelogError.CHANGELOG_CLOSED
+    assert stale.status == Status.DEPLOYED
