@@ -26,6 +26,7 @@ from audit.note import NoteError
 from audit.sequencer import EVENT_COLUMNS, event_bytes
 from audit.signing import checkpoint_signer
 from core.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, PermissionDenied
+from core.queries import narrowed
 
 logger = logging.getLogger(__name__)
 
@@ -61,20 +62,15 @@ def event_list(
     actor: str | None = None,
     action: str | None = None,
 ) -> QuerySet[AuditEvent]:
-    events = AuditEvent.objects.select_related("leaf")
-    if after:
-        events = events.filter(created_at__gte=after)
-    if before:
-        events = events.filter(created_at__lt=before)
-    if target_type:
-        events = events.filter(target_type=target_type)
-    if target_id:
-        events = events.filter(target_id=target_id)
-    if actor:
-        events = events.filter(actor=actor)
-    if action:
-        events = events.filter(action=action)
-    return events
+    return narrowed(
+        AuditEvent.objects.select_related("leaf"),
+        created_at__gte=after,
+        created_at__lt=before,
+        target_type=target_type,
+        target_id=target_id,
+        actor=actor,
+        action=action,
+    )
 
 
 def events_of_target(*, target_type: str, target_ids: Sequence[str]) -> QuerySet[AuditEvent]:

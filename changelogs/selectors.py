@@ -30,6 +30,7 @@ from changelogs.policy import (
     readiness_findings,
 )
 from core.errors import NotFound, PermissionDenied
+from core.queries import narrowed
 
 MANAGE_CHANGELOGS = "changelogs.manage_changelogs"
 VIEW_CHANGELOG = "changelogs.view_changelog"
@@ -78,19 +79,15 @@ def changelog_list(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ) -> QuerySet[Changelog]:
-    changelogs = changelog_list_visible(user=user)
-    if service:
-        changelogs = changelogs.filter(service__slug=service)
-    if domain:
-        changelogs = changelogs.filter(service__domain__slug=domain)
-    if kind:
-        changelogs = changelogs.filter(kind=kind)
-    if status:
-        changelogs = changelogs.filter(status=status)
-    if created_after:
-        changelogs = changelogs.filter(created_at__gte=created_after)
-    if created_before:
-        changelogs = changelogs.filter(created_at__lt=created_before)
+    changelogs = narrowed(
+        changelog_list_visible(user=user),
+        service__slug=service,
+        service__domain__slug=domain,
+        kind=kind,
+        status=status,
+        created_at__gte=created_after,
+        created_at__lt=created_before,
+    )
     return changelogs.order_by("-created_at", "id")
 
 
@@ -150,12 +147,7 @@ def service_list() -> QuerySet[Service]:
 
 
 def journey_list(*, domain: str | None = None, critical: bool | None = None) -> QuerySet[Journey]:
-    journeys = Journey.objects.select_related("domain")
-    if domain:
-        journeys = journeys.filter(domain__slug=domain)
-    if critical is not None:
-        journeys = journeys.filter(critical=critical)
-    return journeys
+    return narrowed(Journey.objects.select_related("domain"), domain__slug=domain, critical=critical)
 
 
 @dataclass(frozen=True)

@@ -1,2 +1,2 @@
 """The floor every app stands on: the error vocabulary (core.errors, no Django or REST framework),
-who acts (core.actors) and the helpers every API module shares (core.api). It imports no app."""
+who acts (core.actors), shared API and query helpers (core.api, core.queries). It imports no app."""
