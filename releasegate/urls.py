@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("releasegate.gate_urls")),
     path("api/v1/", include("approvals.urls")),
+    path("api/v1/", include("incidents.urls")),
     path("api/v1/", include("changelogs.urls")),
     path("api/v1/", include("audit.urls")),
     # Last: whatever else is under /api/ is a JSON 404, never Django's HTML page.
