@@ -154,7 +154,8 @@ def pagerduty_event(payload: Any) -> SourceEvent | None:
             title=str(data.get("title", ""))[:300],
             url=str(data.get("html_url", ""))[:500],
             created_at=_time(data["created_at"], "event.data.created_at") if data.get("created_at") else None,
-            severity=_pd_severity(data) if event_type in {"incident.triggered", "incident.priority_updated"} else None,
+            # Every incident event carries the incident's priority at that moment.
+            severity=_pd_severity(data),
             status=_STATUS_OF_EVENT.get(event_type),
             services=mapped,
         )
@@ -282,7 +283,7 @@ def event_receive(*, event: SourceEvent, body_sha256: str, now: datetime | None 
             source=event.source,
             external_id=event.external_id,
             external_url=event.url,
-            source_at=started,
+            source_at=event.occurred_at,
             now=now,
         )
     elif event.severity and (incident.source_severity_at is None or event.occurred_at >= incident.source_severity_at):

@@ -179,7 +179,7 @@ def incident_open(
     incident.journeys.set(list(journeys))
     timeline_add(
         incident=incident,
-        at=source_at or now,
+        at=incident.detected_at,
         kind="opened",
         summary=f"Incident opened: {title} ({severity}).",
         source=source,
