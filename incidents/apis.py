@@ -1,5 +1,6 @@
 """HTTP API of incidents (docs/incidents.md): thin views over incidents.services and selectors."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -10,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from changelogs.models import Journey, Service
+from changelogs.models import Domain, Journey, Service
 from incidents import dora, selectors, services
 from incidents.errors import IncidentError
 from incidents.models import (
@@ -507,3 +508,176 @@ class ActionDetailApi(APIView):
         given.is_valid(raise_exception=True)
         services.action_status_change(acting_user=request.user, action=action, status=given.validated_data["status"])
         return Response(PostmortemOutput(postmortem).data)
+
+
+# --- Figures, the weekly review, overdue work, a change's incidents --------------------------------
+
+
+class FiguresOutput(serializers.Serializer[Any]):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    service = serializers.CharField(allow_null=True)
+    domain = serializers.CharField(allow_null=True)
+    deployments = serializers.IntegerField(help_text="Succeeded production deployments started in the period.")
+    days = serializers.FloatField()
+    deployment_frequency_per_day = serializers.FloatField()
+    lead_time_hours_median = serializers.FloatField(allow_null=True, help_text="First submission to production.")
+    commit_lead_time_hours_median = serializers.FloatField(
+        allow_null=True, help_text="Source commit to production, when the commit time is known."
+    )
+    failed_changes = serializers.IntegerField(help_text="Deployments confirmed as the cause of an incident.")
+    change_failure_rate = serializers.FloatField(allow_null=True)
+    incidents_restored = serializers.IntegerField()
+    time_to_restore_hours_median = serializers.FloatField(allow_null=True)
+    incidents = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        help_text="Incidents started in the period by_severity, by_tag, by_domain and by_month.",
+    )
+
+
+class PeriodInput(serializers.Serializer[Any]):
+    start = serializers.DateTimeField(required=False, help_text="Default: 30 days before end.")
+    end = serializers.DateTimeField(required=False, help_text="Default: now.")
+    service = serializers.SlugField(required=False)
+    domain = serializers.SlugField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        end = attrs.get("end") or timezone.now()
+        start = attrs.get("start") or end - timedelta(days=30)
+        if start >= end:
+            raise serializers.ValidationError({"start": ["start must be before end."]})
+        if end - start > timedelta(days=732):
+            raise serializers.ValidationError({"start": ["The period is at most two years."]})
+        return {**attrs, "start": start, "end": end}
+
+
+def figures_of(values: dict[str, Any]) -> dict[str, Any]:
+    service = domain = None
+    if values.get("service"):
+        service = Service.objects.filter(slug=values["service"]).first()
+        if service is None:
+            raise NotFound("not_found", "No such service.")
+    if values.get("domain"):
+        domain = Domain.objects.filter(slug=values["domain"]).first()
+        if domain is None:
+            raise NotFound("not_found", "No such domain.")
+    figures = selectors.figures_for(start=values["start"], end=values["end"], service=service, domain=domain)
+    return {
+        "start": values["start"],
+        "end": values["end"],
+        "service": service.slug if service else None,
+        "domain": domain.slug if domain else None,
+        **figures.__dict__,
+        "incidents": selectors.incident_counts(start=values["start"], end=values["end"]),
+    }
+
+
+class FiguresApi(APIView):
+    @extend_schema(
+        operation_id="incidents_figures",
+        parameters=[PeriodInput],
+        responses={200: FiguresOutput, **error_responses(400, 401, 404)},
+        description="Delivery figures of production for a service, a domain or everything over a period: "
+        "deployment frequency, lead time, change failure rate (confirmed causes / deployments), time to "
+        "restore; and incident counts.",
+    )
+    def get(self, request: Request) -> Response:
+        given = PeriodInput(data=request.query_params)
+        given.is_valid(raise_exception=True)
+        return Response(FiguresOutput(figures_of(dict(given.validated_data))).data)
+
+
+class ReviewItemOutput(serializers.Serializer[Any]):
+    reference = serializers.CharField(source="incident.reference")
+    title = serializers.CharField(source="incident.title")
+    severity = serializers.CharField(source="incident.severity")
+    resolved_at = serializers.DateTimeField(source="incident.resolved_at")
+    postmortem_status = serializers.CharField(allow_null=True)
+    postmortem_due_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReviewApi(APIView):
+    class WeekInput(serializers.Serializer[Any]):
+        week = serializers.DateField(
+            required=False, help_text="Any day of the week (Monday to Sunday); default: this week."
+        )
+
+    @extend_schema(
+        operation_id="incidents_weekly_review",
+        parameters=[WeekInput],
+        responses={200: ReviewItemOutput(many=True), **error_responses(400, 401)},
+        description="The weekly review: incidents resolved in the week with their postmortem's state.",
+    )
+    def get(self, request: Request) -> Response:
+        given = self.WeekInput(data=request.query_params)
+        given.is_valid(raise_exception=True)
+        day = given.validated_data.get("week") or timezone.now().date()
+        monday = day - timedelta(days=day.weekday())
+        start = datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+        visible = set(selectors.incident_list_visible(user=request.user).values_list("pk", flat=True))
+        rows = [row for row in selectors.weekly_review(week_start=start) if row["incident"].pk in visible]
+        return Response(ReviewItemOutput(rows, many=True).data)
+
+
+class OverdueOutput(serializers.Serializer[Any]):
+    postmortems = serializers.ListField(child=serializers.DictField())
+    long_term_actions = serializers.ListField(child=serializers.DictField())
+    dora_reports = serializers.ListField(child=serializers.DictField())
+    recurring_root_causes = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class OverdueApi(APIView):
+    @extend_schema(
+        operation_id="exceptions_incidents",
+        responses={200: OverdueOutput, **error_responses(401)},
+        description="The exceptions of incidents: overdue postmortems, overdue long-term actions, overdue DORA "
+        "reports of major incidents, and root-cause tags that recurred within six months (Art. 8(2)).",
+    )
+    def get(self, request: Request) -> Response:
+        now = timezone.now()
+        visible = selectors.incident_list_visible(user=request.user)
+        body = {
+            "postmortems": [
+                {"incident": p.incident.reference, "due_at": p.due_at}
+                for p in selectors.postmortems_overdue(now=now).filter(incident__in=visible)
+            ],
+            "long_term_actions": [
+                {
+                    "incident": a.postmortem.incident.reference,
+                    "action": a.pk,
+                    "description": a.description,
+                    "owner": a.owner.username,
+                    "due_date": a.due_date,
+                    "ticket_url": a.ticket_url,
+                }
+                for a in selectors.actions_overdue(now=now).filter(postmortem__incident__in=visible)
+            ],
+            "dora_reports": [
+                {"incident": r.incident.reference, "kind": r.kind, "due_at": r.due_at}
+                for r in selectors.dora_reports_overdue(now=now).filter(incident__in=visible)
+            ],
+            "recurring_root_causes": selectors.recurring_root_causes(now=now),
+        }
+        return Response(OverdueOutput(body).data)
+
+
+class ChangelogIncidentsOutput(serializers.Serializer[Any]):
+    caused = serializers.ListField(child=serializers.CharField(), help_text="Incidents confirmed as caused by it.")
+    answered = serializers.ListField(
+        child=serializers.CharField(), help_text="The incident its hotfix reference names, when that incident exists."
+    )
+
+
+class ChangelogIncidentsApi(APIView):
+    @extend_schema(
+        operation_id="changelogs_incidents",
+        responses={200: ChangelogIncidentsOutput, **error_responses(401, 404)},
+        description="The incidents linked to a change: caused by it (confirmed) and answered by it (a hotfix's "
+        "incident_reference that names an existing incident).",
+    )
+    def get(self, request: Request, changelog_id: str) -> Response:
+        from changelogs import selectors as changelog_selectors
+
+        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        linked = selectors.incidents_of_changelog(changelog=changelog)
+        return Response(ChangelogIncidentsOutput({k: [i.reference for i in v] for k, v in linked.items()}).data)

@@ -4,6 +4,10 @@ from incidents import apis, webhook_apis
 
 urlpatterns = [
     path("incidents/", apis.IncidentListCreateApi.as_view(), name="incident-list"),
+    path("incidents/figures", apis.FiguresApi.as_view(), name="incident-figures"),
+    path("incidents/review", apis.ReviewApi.as_view(), name="incident-review"),
+    path("exceptions/incidents", apis.OverdueApi.as_view(), name="exceptions-incidents"),
+    path("changelogs/<uuid:changelog_id>/incidents", apis.ChangelogIncidentsApi.as_view(), name="changelog-incidents"),
     path("incidents/<uuid:incident_id>/", apis.IncidentDetailApi.as_view(), name="incident-detail"),
     path("incidents/<uuid:incident_id>/status", apis.IncidentStatusApi.as_view(), name="incident-status"),
     path("incidents/<uuid:incident_id>/suspects/", apis.SuspectListApi.as_view(), name="incident-suspects"),
