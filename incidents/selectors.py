@@ -45,10 +45,11 @@ def deployment_model() -> Any:
 
 
 def incident_list_visible(*, user: Any) -> QuerySet[Incident]:
-    """Everything for auditors and admins; otherwise the incidents of services the user manages
-    and of domains where the user holds a signing authority."""
+    """Everything for auditors, admins and those who classify incidents under DORA; otherwise
+    the incidents of services the user manages and of domains where the user holds a signing
+    authority."""
     incidents = Incident.objects.all()
-    if user.is_superuser or user.has_perm(VIEW_INCIDENT):
+    if user.is_superuser or user.has_perm(VIEW_INCIDENT) or user.has_perm("incidents.classify_incident"):
         return incidents
     return incidents.filter(
         Q(services__in=service_list_managed(user=user)) | Q(services__domain__in=domain_list_with_authority(user=user))
