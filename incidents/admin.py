@@ -2,15 +2,22 @@
 and the data an administrator keeps (PagerDuty service mapping, the gate rule per domain, the
 root-cause taxonomy, DORA threshold versions), each save audited in its transaction."""
 
+import re
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import transaction
 from django.forms.models import model_to_dict
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
 
 import audit
 from audit.admin import ReadOnlyAdmin, ReadOnlyInline
+from changelogs.models import Domain
 from incidents.models import (
     DoraReport,
     DoraThresholdVersion,
@@ -105,6 +112,38 @@ class IncidentAdmin(ReadOnlyAdmin):
     search_fields = ("reference", "title", "external_id")
     date_hierarchy = "started_at"
     inlines = [TimelineInline, VerdictInline, DoraReportInline]
+
+    def get_urls(self) -> list[URLPattern]:
+        figures = path("figures/", self.admin_site.admin_view(self.figures_view), name="incidents_figures")
+        return [figures, *super().get_urls()]
+
+    def figures_view(self, request: HttpRequest) -> HttpResponse:
+        """The learning report's figures and charts (as SVG) for a period and a domain."""
+        from incidents.apis import figures_of
+        from incidents.report import FIGURE_ROWS, drawings_svg
+
+        if not self.has_view_permission(request):
+            raise DjangoPermissionDenied
+        try:
+            days = min(max(int(request.GET.get("days", "30")), 1), 730)
+        except ValueError:
+            days = 30
+        end = timezone.now()
+        domain = request.GET.get("domain") or None
+        if domain and not Domain.objects.filter(slug=domain).exists():
+            domain = None
+        figures = figures_of({"start": end - timedelta(days=days), "end": end, "domain": domain})
+        charts = [re.sub(r"^.*?(<svg)", r"\1", svg, flags=re.DOTALL) for svg in drawings_svg(figures)]
+        context = {
+            **self.admin_site.each_context(request),
+            "figures": figures,
+            "scope": domain or "all services",
+            "days": days,
+            "domains": Domain.objects.order_by("slug"),
+            "rows": [(label, "n/a" if figures[key] is None else figures[key]) for label, key in FIGURE_ROWS],
+            "charts": charts,
+        }
+        return TemplateResponse(request, "admin/incidents/figures.html", context)
 
 
 class ActionInline(ReadOnlyInline):

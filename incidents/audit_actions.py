@@ -20,3 +20,4 @@ class IncidentAction(StrEnum):
     ACTION_ADDED = "postmortem:action_added"
     ACTION_UPDATED = "postmortem:action_updated"
     ACTION_OVERDUE = "postmortem:action_overdue"
+    LEARNING_REPORT = "incident:learning_report"
