@@ -20,3 +20,7 @@ class IncidentError(StrEnum):
     EVENT_REPLAYED = "incident_event_replayed"
     EVENT_ID_REUSED = "incident_event_id_reused"
     EVENT_INVALID = "incident_event_invalid"
+    INCIDENT_EXISTS = "incident_exists"
+    REFERENCE_BUSY = "incident_reference_busy"
+    POSTMORTEM_INCOMPLETE = "postmortem_incomplete"
+    NOT_A_REPORT_READER = "not_a_report_reader"

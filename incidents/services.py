@@ -171,10 +171,12 @@ def incident_open(
             break
         except IntegrityError:  # a concurrent incident took the number, or the external id exists
             if external_id and Incident.objects.filter(source=source, external_id=external_id).exists():
-                raise Conflict("incident_exists", f"An incident for {source} {external_id} exists.") from None
+                raise Conflict(
+                    IncidentError.INCIDENT_EXISTS, f"An incident for {source} {external_id} exists."
+                ) from None
             incident.pk = Incident._meta.pk.get_default()
     else:
-        raise Conflict("incident_reference_busy", "Could not number the incident; try again.")
+        raise Conflict(IncidentError.REFERENCE_BUSY, "Could not number the incident; try again.")
     incident.services.set(services)
     incident.journeys.set(list(journeys))
     timeline_add(
@@ -554,7 +556,7 @@ def postmortem_update(
     if complete:
         if not (postmortem.root_cause.strip() and postmortem.customer_impact.strip() and postmortem.tags.exists()):
             raise InvalidInput(
-                "postmortem_incomplete",
+                IncidentError.POSTMORTEM_INCOMPLETE,
                 "A completed postmortem states the customer impact, the root cause and its tags.",
             )
         postmortem.status = PostmortemStatus.COMPLETED

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 import audit
 from incidents.apis import PeriodInput, figures_of
 from incidents.audit_actions import IncidentAction
+from incidents.errors import IncidentError
 from incidents.report import render_learning_report
 from releasegate.api import error_responses
 from releasegate.errors import PermissionDenied
@@ -26,7 +27,7 @@ def _require_reader(user: Any) -> None:
         user.is_superuser or user.has_perm("incidents.view_incident") or user.has_perm("incidents.classify_incident")
     ):
         raise PermissionDenied(
-            "not_a_report_reader", "The learning report is for auditors, managers and administrators."
+            IncidentError.NOT_A_REPORT_READER, "The learning report is for auditors, managers and administrators."
         )
 
 

@@ -12,6 +12,7 @@ from changelogs.content import ContentError
 from changelogs.errors import ChangelogError
 from changelogs.parsers import ParseErrorCode
 from changelogs.policy import FindingCode
+from incidents.errors import IncidentError
 from releasegate.deployments import DeploymentError
 from releasegate.errors import CommonError
 from releasegate.freezes import FreezeError
@@ -39,6 +40,7 @@ ENUMS: list[type[StrEnum]] = [
     PackError,
     GitHubError,
     GitHubReason,
+    IncidentError,
 ]
 
 
