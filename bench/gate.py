@@ -973,7 +973,7 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "count is one index-only scan (migration approvals 0002); and every decision had a random (version 4) "
         "UUID, so that its row and its audit event went to a random page of the decisions' key index and of the "
         "audit trail's index of targets, where decision ids are now time-ordered (version 7, "
-        "`releasegate/ids.py`) and go to the right-hand end.",
+        "`core/ids.py`) and go to the right-hand end.",
         "",
         "What is left to take is structural: the round trips. A check makes six (the connection's health check "
         "`SELECT 1`, `BEGIN`, the token lookup, the read, the write, `COMMIT`), the trivial endpoint five. Two "

@@ -46,6 +46,8 @@ from changelogs.policy import (
 )
 from changelogs.selectors import PolicyInUse, readiness_of
 from core.actors import ActingUser
+from incidents.rules import BlockingIncident, blocking_incidents
+from incidents.selectors import gate_min_severity, unresolved_incidents_of_domain
 from releasegate import gate_sql
 from releasegate.audit_actions import GateAction
 from releasegate.models import FreezeOverride, FreezeWindow, GateDecision, GateOutcome
@@ -72,10 +74,12 @@ def _facts(
     rules: PolicyRules,
     authors: RevisionAuthors,
     now: datetime,
+    incidents: tuple[BlockingIncident, ...] = (),
 ) -> GateFacts:
     """The facts of a found revision, however they were read."""
     window = revision.content["planned_window"]
     return GateFacts(
+        open_incidents=incidents,
         commit_authors_unverified=rules.requires_verified_authors(revision.content["risk_tier"])
         and not authors.verified,
         changelog_found=True,
@@ -95,6 +99,18 @@ def _facts(
             grace_minutes=rules.planned_window_grace_minutes,
             checked_at=now,
         ),
+    )
+
+
+def _incidents(
+    *, unresolved: list[tuple[str, str]], min_severity: str | None, changelog: Changelog, revision: ChangelogRevision
+) -> tuple[BlockingIncident, ...]:
+    """The domain's unresolved incidents that stop this change unless it answers them (a
+    hotfix naming the incident in ``hotfix.incident_reference``)."""
+    hotfix = revision.content.get("hotfix")
+    reference = hotfix.get("incident_reference", "") if isinstance(hotfix, dict) else ""
+    return blocking_incidents(
+        incidents=unresolved, min_severity=min_severity, changelog_kind=changelog.kind, incident_reference=reference
     )
 
 
@@ -175,6 +191,12 @@ def gate_facts(*, service: Service, digest: str, changelog_id: Any = None, now: 
         rules=readiness.policy.rules,
         authors=changelog_selectors.commit_authors_of(revision=revision),
         now=now,
+        incidents=_incidents(
+            unresolved=unresolved_incidents_of_domain(domain_id=service.domain_id),
+            min_severity=gate_min_severity(domain_id=service.domain_id),
+            changelog=changelog,
+            revision=revision,
+        ),
     )
     return Snapshot(facts=facts, revision=revision, policy=readiness.policy.label)
 
@@ -298,6 +320,12 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
         rules=policy.rules,
         authors=authors,
         now=now,
+        incidents=_incidents(
+            unresolved=row.open_incidents,
+            min_severity=row.incident_min_severity,
+            changelog=changelog,
+            revision=revision,
+        ),
     )
     return Snapshot(facts=facts, revision=revision, policy=policy.label)
 

@@ -38,6 +38,7 @@ from typing import Any
 from uuid import UUID
 
 from audit.database import prepared_cursor
+from incidents.rules import DEFAULT_GATE_SEVERITY
 
 READ_SQL = """
 WITH service AS (
@@ -179,7 +180,21 @@ SELECT json_build_object(
             ORDER BY f.starts_at DESC, f.id)
         FROM releasegate_freezewindow f LEFT JOIN changelogs_domain fd ON fd.id = f.domain_id
         WHERE f.ends_at > %(now)s AND f.starts_at <= %(now)s
-          AND (f.domain_id IS NULL OR f.domain_id = service.domain_id)), '[]')
+          AND (f.domain_id IS NULL OR f.domain_id = service.domain_id)), '[]'),
+    -- The domain's incident rule (incidents.IncidentGatePolicy; without one, high and above;
+    -- NULL when switched off) and its unresolved incidents, as (reference, severity): which
+    -- of them stop this change is decided in Python (incidents.rules.blocking_incidents).
+    'incident_min_severity', coalesce((
+        SELECT CASE WHEN ip.enabled THEN ip.min_severity END FROM incidents_incidentgatepolicy ip
+        WHERE ip.domain_id = service.domain_id), CASE WHEN NOT EXISTS (
+            SELECT 1 FROM incidents_incidentgatepolicy ip WHERE ip.domain_id = service.domain_id)
+            THEN %(incident_default_severity)s END),
+    'open_incidents', coalesce((
+        SELECT json_agg(json_build_array(i.reference, i.severity) ORDER BY i.reference, i.severity)
+        FROM incidents_incident i
+        WHERE i.status IN ('open', 'mitigated') AND EXISTS (
+            SELECT 1 FROM incidents_incident_services isv JOIN changelogs_service sv ON sv.id = isv.service_id
+            WHERE isv.incident_id = i.id AND sv.domain_id = service.domain_id)), '[]')
 )::text
 FROM service
 CROSS JOIN content_types
@@ -226,6 +241,8 @@ class GateRow:
     commit_authors: dict[str, Any] | None  # status, source, authors as read; None: not read
     approvals: list[dict[str, Any]]
     freezes: list[dict[str, Any]]
+    incident_min_severity: str | None  # None: the domain's incident rule is off
+    open_incidents: list[tuple[str, str]]  # the domain's unresolved incidents (reference, severity)
 
 
 def read(
@@ -248,6 +265,7 @@ def read(
         "now": now,
         "summary_keys": list(summary_keys),
         "authorities": list(authorities),
+        "incident_default_severity": DEFAULT_GATE_SEVERITY.value,
     }
     with prepared_cursor() as cursor:
         cursor.execute(READ_SQL, params)
@@ -283,6 +301,8 @@ def read(
         commit_authors=document["commit_authors"],
         approvals=approvals,
         freezes=document["freezes"],
+        incident_min_severity=document["incident_min_severity"],
+        open_incidents=[(reference, severity) for reference, severity in document["open_incidents"]],
     )
 
 

@@ -5,13 +5,17 @@ same and survives restarts: the service keeps no state of its own.
 """
 
 import hmac
+from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from approvals.models import Retrospective, RetrospectiveStatus
 from audit.models import AuditEvent, Checkpoint
+from changelogs.models import Domain
 from releasegate.models import Deployment, GateDecision
 
 LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -62,7 +66,41 @@ def metrics_text() -> str:
     lines.append(f"releasegate_audit_log_size {latest}")
     metric("releasegate_audit_events_unsequenced", "gauge", "Committed audit events not yet in the Merkle log.")
     lines.append(f"releasegate_audit_events_unsequenced {AuditEvent.objects.filter(leaf__isnull=True).count()}")
+    _incident_metrics(metric, lines)
     return "\n".join(lines) + "\n"
+
+
+# The delivery figures' window: what GET /api/v1/incidents/figures answers by default.
+FIGURES_WINDOW = timedelta(days=30)
+
+
+def _incident_metrics(metric: Any, lines: list[str]) -> None:
+    """Unresolved incidents, and per domain the delivery figures of the last 30 days
+    (incidents.selectors.figures_for, the same as the API's)."""
+    from incidents.models import Incident
+    from incidents.rules import UNRESOLVED
+    from incidents.selectors import figures_for
+
+    metric("releasegate_incidents_unresolved", "gauge", "Open and mitigated incidents by severity.")
+    for row in Incident.objects.filter(status__in=UNRESOLVED).values("severity").annotate(n=Count("id")).order_by():
+        lines.append(f'releasegate_incidents_unresolved{{severity="{_escape(row["severity"])}"}} {row["n"]}')
+    end = timezone.now()
+    names = {
+        "deployment_frequency_per_day": "Production deployments per day over the last 30 days.",
+        "lead_time_hours_median": "Median hours from submission to production over the last 30 days.",
+        "change_failure_rate": "Deployments confirmed as a cause of an incident / deployments, last 30 days.",
+        "time_to_restore_hours_median": "Median hours from an incident's start to its restoration, last 30 days.",
+    }
+    per_domain = {
+        domain.slug: figures_for(start=end - FIGURES_WINDOW, end=end, domain=domain)
+        for domain in Domain.objects.order_by("slug")
+    }
+    for name, help_text in names.items():
+        metric(f"releasegate_{name}", "gauge", help_text)
+        for slug, figures in per_domain.items():
+            value = getattr(figures, name)
+            if value is not None:
+                lines.append(f'releasegate_{name}{{domain="{_escape(slug)}"}} {value}')
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -10,7 +10,7 @@ import uuid
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
-from releasegate.ids import uuid7
+from core.ids import uuid7
 from releasegate.tokens import ALL_SCOPES
 
 

@@ -58,6 +58,7 @@ from changelogs.selectors import changelog_list_visible, revision_current
 from changelogs.storage import blob_read, evidence_storage
 from core.actors import ActingUser
 from core.errors import Conflict, InvalidInput, NotFound
+from incidents.selectors import incidents_of_changelog
 from releasegate.audit_actions import PackAction
 from releasegate.models import Deployment, GateDecision, GateOutcome
 
@@ -295,6 +296,11 @@ def changelog_pack_data(*, changelog: Changelog, now: datetime) -> tuple[Changel
         checkpoint_size=checkpoint.tree_size,
         public_key=verifier_key(),
         signing_certificate_sha256=certificate_sha256(pack_signing_material()[1]),
+        incidents=[
+            (incident.reference, relation, incident.severity, incident.title)
+            for relation, linked in incidents_of_changelog(changelog=changelog).items()
+            for incident in linked
+        ],
     )
     return pack, files
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from changelogs.lifecycle import CLOSED
+from incidents.rules import BlockingIncident
 
 
 class ReasonCode(StrEnum):
@@ -27,6 +28,7 @@ class ReasonCode(StrEnum):
     FREEZE_ACTIVE = "freeze_active"
     COMMIT_AUTHORS_UNVERIFIED = "commit_authors_unverified"
     OUTSIDE_PLANNED_WINDOW = "outside_planned_window"
+    INCIDENT_OPEN = "incident_open"
     ALLOWED = "allowed"
 
 
@@ -99,6 +101,9 @@ class GateFacts:
     # they have not been (completely) read yet.
     commit_authors_unverified: bool = False
     planned_window: PlannedWindowFact | None = None  # of the revision carrying the digest
+    # Unresolved incidents of the service's domain at or above the domain's severity
+    # (incidents.rules.blocking_incidents), each answered or not by this change.
+    open_incidents: Sequence[BlockingIncident] = ()
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,15 @@ def evaluate(facts: GateFacts) -> GateDecision:
         )
     if facts.planned_window is not None:
         reasons += _window_reasons(facts.planned_window)
+    for incident in facts.open_incidents:
+        if not incident.answered:
+            reasons.append(
+                Reason(
+                    ReasonCode.INCIDENT_OPEN,
+                    f"Incident {incident.reference} ({incident.severity}) is open in this domain: only a hotfix "
+                    "referencing it may go out until it is resolved.",
+                )
+            )
     for freeze in facts.active_freezes:
         if not freeze.overridden:
             where = "everywhere" if freeze.scope == "global" else f"for {freeze.scope}"

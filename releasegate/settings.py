@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "audit",
     "changelogs",
     "approvals",
+    "incidents",
     "releasegate",
 ]
 
@@ -293,6 +294,9 @@ SPECTACULAR_SETTINGS = {
         "RetrospectiveStatusEnum": "approvals.models.RetrospectiveStatus",
         "PackKindEnum": "audit.models.PackKind",
         "PackStatusEnum": "audit.models.PackStatus",
+        "IncidentStatusEnum": "incidents.models.IncidentStatus",
+        "PostmortemActionKindEnum": "incidents.models.ActionKind",
+        "PostmortemActionStatusEnum": "incidents.models.ActionStatus",
     },
 }
 
@@ -345,6 +349,20 @@ GITHUB_DELIVERY_MAX_AGE_SECONDS = env_int("GITHUB_DELIVERY_MAX_AGE_SECONDS", 360
 # The commit authors of submitted changes, read from GitHub by a worker (releasegate/github_commits.py).
 CELERY_BEAT_SCHEDULE["commit-authors-sweep"] = {"task": "releasegate.tasks.commit_authors_sweep", "schedule": 15.0}
 # --- end of GitHub -------------------------------------------------------------------------
+
+# --- Incidents (incidents/, docs/incidents.md) ----------------------------------------------
+# Deployments this long before an incident started are its suspects.
+INCIDENT_SUSPECT_WINDOW_HOURS = env_int("INCIDENT_SUSPECT_WINDOW_HOURS", 24, minimum=1)
+# A postmortem is due this many days after an incident of severity medium or above is resolved.
+POSTMORTEM_DUE_DAYS = env_int("POSTMORTEM_DUE_DAYS", 5, minimum=1)
+# PagerDuty V3 webhook signing secrets, comma-separated: more than one while a secret is rotated.
+PAGERDUTY_WEBHOOK_SECRETS = [s for s in env_list("PAGERDUTY_WEBHOOK_SECRETS", []) if s]
+# The generic signed JSON receiver (Opsgenie, Alertmanager through a relay…): its secrets.
+INCIDENT_WEBHOOK_SECRETS = [s for s in env_list("INCIDENT_WEBHOOK_SECRETS", []) if s]
+# An event that occurred longer ago than this is a replay: refused and audited, not applied.
+INCIDENT_EVENT_MAX_AGE_SECONDS = env_int("INCIDENT_EVENT_MAX_AGE_SECONDS", 24 * 3600, minimum=60)
+CELERY_BEAT_SCHEDULE["incidents-overdue"] = {"task": "incidents.tasks.incidents_overdue", "schedule": 300.0}
+# --- end of incidents ----------------------------------------------------------------------
 
 # Evidence packs: who signs them, and for how long asking again returns the same build.
 ORGANISATION_NAME = env_str("ORGANISATION_NAME", "Example Bank (development)" if DEBUG else "")

@@ -27,6 +27,7 @@ class TokenScope(StrEnum):
     EVIDENCE = "evidence"  # upload and detach evidence
     GATE = "gate"  # ask the gate
     DEPLOYMENTS = "deployments"  # report deployments
+    INCIDENTS = "incidents"  # record and update incidents
     READ = "read"  # read what the account may see
 
 

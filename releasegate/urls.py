@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from releasegate import views
+from releasegate.incident_report import LearningReportApi
 from releasegate.metrics import metrics_view
 
 urlpatterns = [
@@ -17,6 +18,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("releasegate.gate_urls")),
     path("api/v1/", include("approvals.urls")),
+    path("api/v1/incidents/report", LearningReportApi.as_view(), name="incident-learning-report"),
+    path("api/v1/", include("incidents.urls")),
     path("api/v1/", include("changelogs.urls")),
     path("api/v1/", include("audit.urls")),
     # Last: whatever else is under /api/ is a JSON 404, never Django's HTML page.

@@ -13,6 +13,7 @@ from changelogs.errors import ChangelogError
 from changelogs.parsers import ParseErrorCode
 from changelogs.policy import FindingCode
 from core.errors import CommonError
+from incidents.errors import IncidentError
 from releasegate.deployments import DeploymentError
 from releasegate.freezes import FreezeError
 from releasegate.github import GitHubError, GitHubReason
@@ -39,6 +40,7 @@ ENUMS: list[type[StrEnum]] = [
     PackError,
     GitHubError,
     GitHubReason,
+    IncidentError,
 ]
 
 

@@ -104,6 +104,9 @@ class ChangelogPack:
     # SHA-256 (hex) of the DER of the certificate the PDF will be signed with, printed under
     # "How to verify" so an auditor can check the signer (audit.packs.signing.certificate_sha256).
     signing_certificate_sha256: str = ""
+    # Incidents linked to the change (incidents.selectors.incidents_of_changelog):
+    # (reference, "caused" or "answered", severity, title).
+    incidents: Sequence[tuple[str, str, str, str]] = ()
 
 
 @dataclass(frozen=True)

@@ -630,6 +630,13 @@ def _gate_section(pack: ChangelogPack, width: float, st: _Styles) -> list[Flowab
         story.append(_records_table(header, widths, [_deployment_record(d, st) for d in pack.deployments], st))
     else:
         story.append(_para("No deployments.", st.body))
+    story.append(_para("Incidents", st.h1))
+    if pack.incidents:
+        linked = {"caused": "caused by this change (confirmed)", "answered": "answered by this hotfix"}
+        for reference, relation, severity, title in pack.incidents:
+            story.append(_para(f"{reference} ({severity}): {title}: {linked.get(relation, relation)}", st.body))
+    else:
+        story.append(_para("No incident is linked to this change.", st.body))
     return story
 
 

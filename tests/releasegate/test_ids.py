@@ -1,6 +1,6 @@
 import uuid
 
-from releasegate.ids import uuid7
+from core.ids import uuid7
 
 
 def test_a_uuid7_is_a_valid_rfc_9562_version_7_uuid() -> None:

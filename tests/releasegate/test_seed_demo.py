@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from approvals.selectors import authorities_of
 from changelogs.models import Changelog, Domain, Journey, Service
+from incidents.models import DoraReport, Incident, Postmortem, PostmortemAction
 from releasegate.models import ApiToken, User
 
 
@@ -33,6 +34,21 @@ def test_the_demo_data_loads_idempotently_and_its_token_works(db: None, settings
     }
     assert "admin-demo-password" in first.getvalue()
     assert Changelog.objects.count() == 3  # the demo's own changes, added once (test_front_page.py)
+    # Incidents (incidents/demo.py), added once: one resolved with a completed postmortem and its
+    # DORA reports, one open, one old; and figures to show for them.
+    assert sorted(Incident.objects.values_list("severity", "status")) == [
+        ("high", "resolved"),
+        ("low", "resolved"),
+        ("medium", "open"),
+    ]
+    assert Postmortem.objects.get().status == "completed"
+    assert PostmortemAction.objects.count() == 2
+    assert DoraReport.objects.filter(sent_at__isnull=False).count() == 1
+    admin = APIClient()
+    admin.force_login(User.objects.get(username="admin"))
+    figures = admin.get("/api/v1/incidents/figures").json()
+    assert figures["incidents_restored"] == 2  # both resolved in the last 30 days
+    assert figures["incidents"]["by_severity"] == {"high": 1, "medium": 1, "low": 1}
 
 
 def test_the_demo_data_refuses_to_load_without_debug(db: None) -> None:

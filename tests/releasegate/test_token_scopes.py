@@ -67,6 +67,18 @@ def operations(changelog: Changelog) -> list[tuple[str, str, str, dict[str, Any]
             },
             "json",
         ),
+        (
+            "incidents",
+            "post",
+            "/api/v1/incidents/",
+            {
+                "title": "Card payments time out",
+                "services": ["payments-api"],
+                "severity": "low",
+                "started_at": "2026-12-01T09:00:00Z",
+            },
+            "json",
+        ),
         ("read", "get", "/api/v1/changelogs/", {}, "json"),
         ("read", "get", f"{url}/", {}, "json"),
         ("read", "get", f"{url}/readiness", {}, "json"),

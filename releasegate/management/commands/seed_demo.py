@@ -19,6 +19,7 @@ from changelogs.models import Changelog, Domain, Journey, Service
 from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
 from changelogs.services import catalog_save, changelog_create, changelog_submit, evidence_add
 from core.actors import Actor
+from incidents.demo import demo_incidents
 from releasegate.deployments import deployment_report
 from releasegate.gate import gate_check
 from releasegate.models import ApiToken, User
@@ -124,6 +125,11 @@ class Command(BaseCommand):
             token = self._pipeline_token(Path(settings.VAR_DIR) / "demo-pipeline-token")
             if not Changelog.objects.exists():
                 demo_changes(pipeline=User.objects.get(username=service_account_username(DEMO_PIPELINE)))
+            demo_incidents(
+                actor=SEED_ACTOR,
+                classifier=User.objects.get(username="admin"),
+                owner=User.objects.get(username="requester"),
+            )
         if quiet:
             return
         self.stdout.write("Demo logins (http://127.0.0.1:8000/admin/):")

@@ -1,0 +1,152 @@
+"""The receivers PagerDuty and other tools call (incidents/receivers.py, docs/incidents.md).
+They are not users of ours: no token or session; the signature over the raw body authenticates."""
+
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api import StrictInput, error_responses
+from core.errors import CommonError, InvalidInput, PayloadTooLarge, error_body
+from incidents import receivers
+from incidents.rules import Severity
+
+
+class ReceivedOutput(serializers.Serializer[Any]):
+    received = serializers.ChoiceField(
+        choices=["applied", "stale", "duplicate", "unmapped", "ignored"],
+        help_text="applied: the incident was opened or updated; stale: older than what the incident shows, put on "
+        "its timeline only; duplicate: this event was received before, nothing done again; unmapped: no Release "
+        "Gate service for the tool's service (an administrator maps it); ignored: not about an incident.",
+    )
+    incident = serializers.CharField(allow_null=True, help_text="The incident's reference.")
+
+
+def _raw_body(request: Request) -> bytes:
+    try:
+        body: bytes = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLarge(CommonError.PAYLOAD_TOO_LARGE, "The delivery is too large.") from None
+    return body
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(CommonError.MALFORMED_REQUEST, "The delivery is not JSON.") from None
+
+
+def _answer(received: receivers.Received) -> Response:
+    if received.refusal is not None:
+        # Answered without raising: the refusal's audit event commits with the request.
+        return Response(
+            error_body(received.refusal.code, received.refusal.message), status=received.refusal.status_code
+        )
+    code = status.HTTP_202_ACCEPTED if received.outcome in {"applied", "stale"} else status.HTTP_200_OK
+    reference = received.incident.reference if received.incident else None
+    return Response(ReceivedOutput({"received": received.outcome, "incident": reference}).data, status=code)
+
+
+_RESPONSES = {
+    202: OpenApiResponse(ReceivedOutput, description="Stored and applied (or put on the timeline)."),
+    200: OpenApiResponse(ReceivedOutput, description="A redelivery, an unmapped service, or not about an incident."),
+    **error_responses(400, 401, 404, 409, 413),
+}
+
+
+class PagerDutyWebhookApi(APIView):
+    authentication_classes = []  # PagerDuty has no account here: the signature authenticates it
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="integrations_pagerduty",
+        auth=[],
+        request={"application/json": {"type": "object", "additionalProperties": True}},
+        parameters=[
+            OpenApiParameter(
+                "X-PagerDuty-Signature",
+                str,
+                OpenApiParameter.HEADER,
+                description="v1=<hex HMAC-SHA256>, comma-separated when several (secret rotation).",
+            ),
+        ],
+        responses=_RESPONSES,
+        description="PagerDuty V3 webhooks (incident.triggered, acknowledged, priority_updated, annotated, "
+        "resolved, reopened…). Verified with X-PagerDuty-Signature against PAGERDUTY_WEBHOOK_SECRETS (401 "
+        "`incident_webhook_signature_invalid`; 404 `incident_webhook_not_configured`). Idempotent on event.id; the "
+        "same id with another body is refused (409 `incident_event_id_reused`), an event older than "
+        "INCIDENT_EVENT_MAX_AGE_SECONDS too (409 `incident_event_replayed`); refusals are audited.",
+    )
+    def post(self, request: Request) -> Response:
+        body = _raw_body(request)
+        receivers.signature_verify(
+            body=body,
+            header=request.headers.get("X-PagerDuty-Signature", ""),
+            secrets=settings.PAGERDUTY_WEBHOOK_SECRETS,
+            prefix="v1=",
+            name="PAGERDUTY_WEBHOOK_SECRETS",
+        )
+        event = receivers.pagerduty_event(_json(body))
+        if event is None:
+            return Response(ReceivedOutput({"received": "ignored", "incident": None}).data)
+        return _answer(receivers.event_receive(event=event, body_sha256=hashlib.sha256(body).hexdigest()))
+
+
+class GenericEventInput(StrictInput):
+    tool = serializers.RegexField(r"^[a-z][a-z0-9-]{1,31}$", help_text="opsgenie, alertmanager…")
+    event_id = serializers.CharField(max_length=150)
+    incident_id = serializers.CharField(max_length=150, help_text="The tool's id of the incident.")
+    action = serializers.ChoiceField(choices=sorted(receivers.GENERIC_ACTIONS))
+    occurred_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    title = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    severity = serializers.ChoiceField(
+        choices=[s.value for s in Severity], required=False, allow_null=True, default=None
+    )
+    services = serializers.ListField(child=serializers.SlugField(), required=False, default=list, max_length=50)
+    summary = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class GenericWebhookApi(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="integrations_incident_events",
+        auth=[],
+        request=GenericEventInput,
+        parameters=[
+            OpenApiParameter(
+                "X-Signature-256",
+                str,
+                OpenApiParameter.HEADER,
+                description="sha256=<hex HMAC-SHA256 of the body> with an INCIDENT_WEBHOOK_SECRETS secret.",
+            ),
+        ],
+        responses=_RESPONSES,
+        description="A signed JSON event from another tool (Opsgenie, Alertmanager through a relay): opens or "
+        "updates the incident the tool's incident id names, like the PagerDuty receiver, with the same rules.",
+    )
+    def post(self, request: Request) -> Response:
+        body = _raw_body(request)
+        receivers.signature_verify(
+            body=body,
+            header=request.headers.get("X-Signature-256", ""),
+            secrets=settings.INCIDENT_WEBHOOK_SECRETS,
+            prefix="sha256=",
+            name="INCIDENT_WEBHOOK_SECRETS",
+        )
+        given = GenericEventInput(data=_json(body))
+        given.is_valid(raise_exception=True)
+        event = receivers.generic_event(dict(given.validated_data))
+        return _answer(receivers.event_receive(event=event, body_sha256=hashlib.sha256(body).hexdigest()))
