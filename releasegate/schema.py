@@ -27,6 +27,7 @@ def error_code_enums() -> list[type[StrEnum]]:
     from changelogs.content import ContentError
     from changelogs.errors import ChangelogError
     from changelogs.parsers import ParseErrorCode
+    from identity.errors import FactorError
     from releasegate.deployments import DeploymentError
     from releasegate.errors import CommonError
     from releasegate.freezes import FreezeError
@@ -41,6 +42,7 @@ def error_code_enums() -> list[type[StrEnum]]:
         ContentError,
         ParseErrorCode,
         IdentityError,
+        FactorError,
         AuditError,
         ApprovalError,
         DeploymentError,

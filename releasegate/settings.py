@@ -52,8 +52,11 @@ INSTALLED_APPS = [
     "guardian",
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "audit",
     "changelogs",
+    "identity",
     "approvals",
     "releasegate",
 ]
@@ -66,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "identity.middleware.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: turns a lockout flagged during the request into django-axes' 429 page (admin login).
@@ -293,6 +297,7 @@ SPECTACULAR_SETTINGS = {
         "RetrospectiveStatusEnum": "approvals.models.RetrospectiveStatus",
         "PackKindEnum": "audit.models.PackKind",
         "PackStatusEnum": "audit.models.PackStatus",
+        "PasskeyStatusEnum": "identity.models.PasskeyStatus",
     },
 }
 
@@ -418,6 +423,22 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 # --- end of HTTPS and browser defences ------------------------------------------------------
+
+# --- Identity: second factors, passkeys, sessions (identity/, docs/identity.md) ---------------
+# Approving, rejecting, confirming an authority grant and overriding a freeze need a session
+# that proved a second factor (403 mfa_required) within this many minutes (403
+# reauthentication_required). Off only for a development setup that has no factor at all.
+SIGNING_REQUIRES_MFA = env_bool("SIGNING_REQUIRES_MFA", True)
+SIGNING_REAUTH_MINUTES = env_int("SIGNING_REAUTH_MINUTES", 15, minimum=1)
+# A session unused this long is ended (identity.middleware), whatever SESSION_COOKIE_AGE says.
+ADMIN_IDLE_TIMEOUT_MINUTES = env_int("ADMIN_IDLE_TIMEOUT_MINUTES", 30, minimum=1)
+# WebAuthn relying party: the host name passkeys are bound to, and the origins pages are served
+# from (scheme://host[:port]). Passkeys are unavailable until both are set.
+WEBAUTHN_RP_ID = env_str("WEBAUTHN_RP_ID", "localhost" if DEBUG else "")
+WEBAUTHN_ORIGINS = env_list("WEBAUTHN_ORIGINS", ["http://localhost:8000"] if DEBUG else [])
+WEBAUTHN_RP_NAME = env_str("WEBAUTHN_RP_NAME", "Release Gate")
+OTP_TOTP_ISSUER = WEBAUTHN_RP_NAME
+# --- end of identity ------------------------------------------------------------------------
 
 LOGGING = {
     "version": 1,

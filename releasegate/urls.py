@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("approvals.urls")),
     path("api/v1/", include("changelogs.urls")),
     path("api/v1/", include("audit.urls")),
+    path("api/v1/", include("identity.urls")),
     # Last: whatever else is under /api/ is a JSON 404, never Django's HTML page.
     re_path(r"^api/", views.api_not_found),
 ]
