@@ -31,6 +31,10 @@ def step_up_verify(*, request: HttpRequest, user: Any, password: str, field: str
     First of all the session must have proved a second factor recently (identity.sessions:
     403 ``mfa_required`` or ``reauthentication_required``), before any password is counted."""
     signing_session_require(request)
+    if not user.has_usable_password():
+        # Signed in through the identity provider: no local password to ask for; the fresh
+        # second factor just checked is the step-up (docs/identity.md).
+        return
     request.step_up = True  # type: ignore[attr-defined]  # read by the audit receivers
     confirmed = authenticate(request, username=user.get_username(), password=password or "")
     locked_out = getattr(request, "axes_locked_out", False)

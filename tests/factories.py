@@ -121,6 +121,14 @@ def second_factor_session(client: Any, user: Any) -> Any:
     return client
 
 
+def unsigned_approvals_count(domain: Domain) -> None:
+    """A policy of the domain under which unsigned approvals count at every tier: for tests about
+    counting and hotfixes at high risk, not about passkey signatures (tests/identity does those)."""
+    from changelogs.services import policy_create
+
+    policy_create(acting_user=_factory_user(), domain=domain, rules={"signed_approvals": []}, reason="tests")
+
+
 SECOND_FACTOR_URL = "/admin/identity/passkey/second-factor/"
 
 
