@@ -6,6 +6,21 @@ from django.conf import settings
 from django.db import models
 
 
+class ExternalIdentity(models.Model):
+    """Who a person is at the identity provider: (issuer, subject), the one pair OpenID Connect
+    promises never to reassign (releasegate/sso.py)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="external_identities")
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="external_identity_once")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
+
+
 class PasskeyStatus(models.TextChoices):
     PENDING = "pending", "Registered, waiting for a second administrator"
     ACTIVE = "active", "Confirmed"

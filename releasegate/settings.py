@@ -111,7 +111,9 @@ AUTH_USER_MODEL = "releasegate.User"
 AUTHENTICATION_BACKENDS = [
     # First: refuses any password check (login or step-up) of a locked-out account or address.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's password check; with single sign-on on, only for break-glass administrators.
+    "releasegate.sso.LocalPasswordBackend",
+    "releasegate.sso.ReleaseGateOIDCBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -438,6 +440,44 @@ WEBAUTHN_RP_ID = env_str("WEBAUTHN_RP_ID", "localhost" if DEBUG else "")
 WEBAUTHN_ORIGINS = env_list("WEBAUTHN_ORIGINS", ["http://localhost:8000"] if DEBUG else [])
 WEBAUTHN_RP_NAME = env_str("WEBAUTHN_RP_NAME", "Release Gate")
 OTP_TOTP_ISSUER = WEBAUTHN_RP_NAME
+# Single sign-on (OpenID Connect, mozilla-django-oidc; releasegate/sso.py). On when a client id
+# is set; the provider's endpoints come from its discovery document (docs/identity.md).
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", "")
+if OIDC_ENABLED and not all(
+    (OIDC_RP_CLIENT_SECRET, OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT)
+):
+    raise ImproperlyConfigured(
+        "OIDC_RP_CLIENT_ID needs OIDC_RP_CLIENT_SECRET, OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT "
+        "and OIDC_OP_USER_ENDPOINT"
+    )
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile groups")
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_CREATE_USER = True
+OIDC_STORE_ID_TOKEN = False
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/"
+# What in the ID token says the login used a second factor (RFC 8176 amr values; acr values).
+OIDC_MFA_AMR_VALUES = env_list("OIDC_MFA_AMR_VALUES", ["mfa", "otp", "hwk", "swk", "sc", "fpt", "face", "iris"])
+OIDC_MFA_ACR_VALUES = env_list("OIDC_MFA_ACR_VALUES", [])
+# Provider group = Release Gate group, comma-separated; never a group that holds signing authority.
+OIDC_GROUP_MAP: dict[str, str] = {}
+for _entry in env_list("OIDC_GROUP_MAP", []):
+    _provider_group, _, _local_group = (part.strip() for part in _entry.partition("="))
+    if not (_provider_group and _local_group):
+        raise ImproperlyConfigured(f"OIDC_GROUP_MAP entry {_entry!r} must be PROVIDER_GROUP=RELEASE_GATE_GROUP")
+    OIDC_GROUP_MAP[_provider_group] = _local_group
+# Accounts that may still log in with a local password when single sign-on is on (each use audited).
+BREAK_GLASS_USERNAMES = env_list("BREAK_GLASS_USERNAMES", [])
 # --- end of identity ------------------------------------------------------------------------
 
 LOGGING = {

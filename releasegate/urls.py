@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from releasegate import views
+from releasegate import sso, views
 from releasegate.metrics import metrics_view
 
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("docs/", views.doc, name="docs"),
     path("docs/<str:name>", views.doc, name="doc"),
     path("admin/", admin.site.urls),
+    path("oidc/authenticate/", sso.sso_authenticate, name="oidc_authentication_init"),
+    path("oidc/callback/", sso.sso_callback, name="sso-callback"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/schema/", views.SchemaView.as_view(), name="schema"),
