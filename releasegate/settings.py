@@ -478,6 +478,11 @@ for _entry in env_list("OIDC_GROUP_MAP", []):
     OIDC_GROUP_MAP[_provider_group] = _local_group
 # Accounts that may still log in with a local password when single sign-on is on (each use audited).
 BREAK_GLASS_USERNAMES = env_list("BREAK_GLASS_USERNAMES", [])
+# Access review (releasegate/access_review.py): a review opens this often (0: only by hand), and
+# a grant not re-confirmed this many days after opening is revoked.
+ACCESS_REVIEW_INTERVAL_DAYS = env_int("ACCESS_REVIEW_INTERVAL_DAYS", 90, minimum=0)
+ACCESS_REVIEW_DEADLINE_DAYS = env_int("ACCESS_REVIEW_DEADLINE_DAYS", 14, minimum=1)
+CELERY_BEAT_SCHEDULE["access-reviews"] = {"task": "releasegate.tasks.access_reviews", "schedule": 3600.0}
 # --- end of identity ------------------------------------------------------------------------
 
 LOGGING = {
