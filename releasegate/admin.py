@@ -15,11 +15,11 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from approvals.step_up import step_up_verify
-from identity.sessions import signing_session_require
 from audit.admin import AddOnlyAdmin, ReadOnlyAdmin
 from audit.models import PackJob, PackKind, PackStatus
 from changelogs.models import Domain
 from changelogs.selectors import domain_list_with_authority
+from identity.sessions import signing_session_require
 from releasegate import access_review
 from releasegate.errors import ApplicationError
 from releasegate.freezes import freeze_create, freeze_override_approve
