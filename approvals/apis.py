@@ -1,5 +1,6 @@
 """HTTP API for submitting for approval, deciding, and hotfix retrospectives."""
 
+import json
 from typing import Any
 
 from django.db import transaction
@@ -20,6 +21,8 @@ from changelogs.apis import ChangelogOutput
 from core.actors import actor_of
 from core.api import StrictInput, error_responses
 from core.errors import ApplicationError, PermissionDenied
+from identity.challenge import approval_challenge, approval_statement
+from identity.services import passkey_authentication_options
 
 
 class SubmitApi(APIView):
@@ -51,6 +54,7 @@ class ApprovalOutput(serializers.Serializer[Any]):
     retrospective = serializers.BooleanField()
     decided_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
+    signed = serializers.SerializerMethodField()
     counts = serializers.SerializerMethodField(help_text="Whether it counts towards the current revision now.")
     not_counted_because = serializers.SerializerMethodField(
         help_text="Why it does not count (stale_revision, self_approval, expired, no_authority…), or null."
@@ -60,6 +64,10 @@ class ApprovalOutput(serializers.Serializer[Any]):
         "were read from GitHub (every commit the change deploys), `declaration` when only the pipeline's "
         "declaration is known so far (docs/approvals.md)."
     )
+
+    @extend_schema_field(serializers.BooleanField(help_text="Signed with the approver's passkey."))
+    def get_signed(self, approval: Any) -> bool:
+        return hasattr(approval, "signature")
 
     def get_counts(self, approval: Any) -> bool:
         state: ApprovalState = self.context["state"]
@@ -98,7 +106,20 @@ class DecideInput(StrictInput):
         ),
     )
     password = serializers.CharField(
-        write_only=True, style={"input_type": "password"}, help_text="Your password again: a decision is a signature."
+        write_only=True,
+        style={"input_type": "password"},
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Your password again (people who sign in with single sign-on have none: leave it out).",
+    )
+    assertion = serializers.DictField(
+        required=False,
+        help_text=(
+            "Your passkey's signature over this decision: the PublicKeyCredential (JSON, base64url fields) that "
+            "navigator.credentials.get() returned for the options of `approvals/challenge`. Required for the risk "
+            "tiers the policy's `signed_approvals` names, or the approval does not count (`approval_unsigned`)."
+        ),
     )
 
 
@@ -157,6 +178,7 @@ class ApprovalListDecideApi(APIView):
                     decision=values["decision"],
                     reason=values["reason"],
                     seen=seen,
+                    assertion=values.get("assertion"),
                 )
         except ApplicationError as error:
             services.approval_refusal_record(
@@ -164,6 +186,59 @@ class ApprovalListDecideApi(APIView):
             )
             raise
         return Response(self._state(changelog), status=status.HTTP_201_CREATED)
+
+
+class ChallengeInput(StrictInput):
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    revision = serializers.IntegerField(min_value=1)
+    content_hash = serializers.RegexField(r"^[0-9a-f]{64}$")
+
+
+class ChallengeOutput(serializers.Serializer[Any]):
+    statement = serializers.DictField(help_text="What the passkey signs (its SHA-256 is the challenge).")
+    challenge = serializers.CharField(help_text="hex")
+    publicKey = serializers.DictField(  # noqa: N815 - WebAuthn's own name
+        help_text="Options for navigator.credentials.get() over your passkeys."
+    )
+
+
+class ApprovalChallengeApi(APIView):
+    @extend_schema(
+        operation_id="changelogs_approvals_challenge",
+        request=ChallengeInput,
+        responses={200: ChallengeOutput, **error_responses(400, 401, 403, 404, 409)},
+        description=(
+            "The WebAuthn options to sign a decision with your passkey: the challenge is the SHA-256 of the "
+            "statement (changelog, revision, content hash, decision, SHA-256 of the reason), so the signature "
+            "covers exactly what is decided (docs/identity.md). Nothing is stored."
+        ),
+    )
+    def post(self, request: Request, changelog_id: str) -> Response:
+        data = ChallengeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        revision = changelog_selectors.revision_current(changelog=changelog)
+        seen = services.Seen(revision=values["revision"], content_hash=values["content_hash"])
+        if (revision.number, revision.content_hash) != (seen.revision, seen.content_hash):
+            raise services.content_changed(seen=seen, current=revision)
+        statement = {
+            "changelog_id": str(changelog.pk),
+            "revision": revision.number,
+            "content_hash": revision.content_hash,
+            "decision": values["decision"],
+            "reason": values["reason"].strip(),
+        }
+        challenge = approval_challenge(**statement)
+        options = passkey_authentication_options(request=request._request, user=request.user, challenge=challenge)
+        return Response(
+            {
+                "statement": approval_statement(**statement),
+                "challenge": challenge.hex(),
+                "publicKey": json.loads(options),
+            }
+        )
 
 
 class QueueItemOutput(serializers.Serializer[Any]):

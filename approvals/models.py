@@ -35,6 +35,26 @@ class Approval(models.Model):
         return f"{self.decision} by {self.approver_id} of {self.changelog_id}"
 
 
+class ApprovalSignature(models.Model):
+    """The approver's own signature over what they decided: a WebAuthn assertion by a passkey
+    a second administrator confirmed as theirs, over the challenge derived from the changelog,
+    revision, content hash, decision and reason (identity.challenge). Kept byte for byte, with
+    the passkey's public key, so that anyone can check it offline (audit/verifier.py)."""
+
+    approval = models.OneToOneField(Approval, on_delete=models.PROTECT, related_name="signature")
+    passkey = models.ForeignKey("identity.Passkey", on_delete=models.PROTECT, related_name="+")
+    credential_id = models.CharField(max_length=1400, help_text="base64url")
+    authenticator_data = models.TextField(help_text="base64url, as the authenticator gave it")
+    client_data_json = models.TextField(help_text="base64url, as the browser gave it")
+    signature = models.TextField(help_text="base64url")
+    public_key_pem = models.TextField(help_text="The passkey's public key (SubjectPublicKeyInfo PEM).")
+    challenge = models.CharField(max_length=64, help_text="hex: what the signature covers (identity.challenge).")
+    rp_id = models.CharField(max_length=253)
+
+    def __str__(self) -> str:
+        return f"signature of {self.approval_id}"
+
+
 class GrantKind(models.TextChoices):
     AUTHORITY = "authority", "A signing authority on a domain"
     MEMBERSHIP = "membership", "Membership of a group that holds signing authority"

@@ -34,6 +34,7 @@ class NotCounted(StrEnum):
     DUPLICATE_APPROVER = "duplicate_approver"
     EXPIRED = "expired"
     STALE_REVISION = "stale_revision"
+    UNSIGNED = "unsigned"
 
 
 class ApprovalStatus(StrEnum):
@@ -56,6 +57,8 @@ class ApprovalFact:
     authorities_now: frozenset[str]
     # Held only through a grant the approver asked for or confirmed: never counts.
     authorities_self_granted: frozenset[str] = frozenset()
+    # Signed with the approver's confirmed passkey (approvals.ApprovalSignature).
+    signed: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class ApprovalContext:
     commit_authors: frozenset[str]
     required_by_tier: Mapping[str, int]
     now: datetime
+    # The policy wants approvals signed with the approver's passkey for this risk tier.
+    signatures_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ def approval_context(
     required_by_tier: Mapping[str, int],
     now: datetime,
     verified_authors: frozenset[str] = frozenset(),
+    signed_tiers: tuple[str, ...] = (),
 ) -> ApprovalContext:
     """The context in which a revision's approvals are counted; its content says the risk tier,
     whether security or data sign-offs are needed, and who the pipeline declares as commit
@@ -114,6 +120,7 @@ def approval_context(
         commit_authors=declared_identities(content) | verified_authors,
         required_by_tier=required_by_tier,
         now=now,
+        signatures_required=content["risk_tier"] in signed_tiers,
     )
 
 
@@ -141,6 +148,8 @@ def why_not_counted(context: ApprovalContext, approval: ApprovalFact) -> NotCoun
         if approval.authorities_self_granted & {a.value for a in Authority}:
             return NotCounted.SELF_GRANTED_AUTHORITY
         return NotCounted.NO_AUTHORITY
+    if context.signatures_required and not approval.signed:
+        return NotCounted.UNSIGNED
     return None
 
 

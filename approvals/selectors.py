@@ -105,7 +105,11 @@ def grant_list(*, status: str) -> QuerySet[AuthorityGrant]:
 
 
 def approval_list(*, changelog: Changelog) -> QuerySet[Approval]:
-    return Approval.objects.filter(changelog=changelog).select_related("approver", "revision").order_by("decided_at")
+    return (
+        Approval.objects.filter(changelog=changelog)
+        .select_related("approver", "revision", "signature")
+        .order_by("decided_at")
+    )
 
 
 def requester_ids(*, changelog: Changelog) -> frozenset[int]:
@@ -133,6 +137,7 @@ def approval_state_of(
         required_by_tier=policy.rules.required_approvals,
         now=now,
         verified_authors=commit_authors_of(revision=revision).verified_identities,
+        signed_tiers=policy.rules.signed_approvals,
     )
     domain = changelog.service.domain
     held: dict[int, frozenset[str]] = {}
@@ -155,6 +160,7 @@ def approval_state_of(
                 expires_at=approval.expires_at,
                 authorities_now=held[approval.approver_id],
                 authorities_self_granted=self_granted[approval.approver_id],
+                signed=hasattr(approval, "signature"),
             )
         )
     return approval_state(context, facts)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
@@ -16,6 +17,7 @@ from approvals.errors import ApprovalError
 from approvals.models import (
     GRANT_OPEN,
     Approval,
+    ApprovalSignature,
     AuthorityGrant,
     Decision,
     GrantKind,
@@ -33,6 +35,8 @@ from changelogs.models import Changelog, ChangelogKind, ChangelogRevision, Chang
 from changelogs.selectors import changelog_lock, commit_authors_of, policy_for, revision_current
 from core.actors import ActingUser
 from core.errors import ApplicationError, Conflict, InvalidInput, PermissionDenied, field_error
+from identity.challenge import approval_challenge
+from identity.services import assertion_verify
 
 
 def _authority(value: str) -> Authority:
@@ -352,6 +356,7 @@ def approval_decide(
     decision: str,
     reason: str,
     seen: Seen,
+    assertion: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Approval:
     """Record a signing authority's decision on exactly the content they saw, then move the
@@ -360,7 +365,11 @@ def approval_decide(
     The decision names the revision and content hash shown to the approver; when the change
     was revised since (a new revision, other content), nothing is recorded and the answer is
     ``content_changed``: an approval signs those bytes or nothing. Locks the changelog, so a
-    decision and an edit never interleave."""
+    decision and an edit never interleave.
+
+    With an ``assertion`` (a WebAuthn PublicKeyCredential as JSON) the decision is signed: the
+    assertion must verify, by one of the approver's confirmed passkeys, over the challenge
+    derived from exactly this decision (identity.challenge); it is kept with the approval."""
     now = now or timezone.now()
     changelog = changelog_lock(changelog=changelog)
     revision = revision_current(changelog=changelog)
@@ -386,6 +395,18 @@ def approval_decide(
         raise Conflict(ApprovalError.ALREADY_DECIDED, "You have already decided on this revision.")
     retrospective = Retrospective.objects.select_for_update().filter(changelog=changelog).first()
     policy = policy_for(service=changelog.service)
+    challenge = approval_challenge(
+        changelog_id=str(changelog.pk),
+        revision=revision.number,
+        content_hash=revision.content_hash,
+        decision=decision,
+        reason=reason.strip(),
+    )
+    verified = (
+        assertion_verify(user=acting_user, credential=assertion, challenge=challenge, require_confirmed=True)
+        if assertion is not None
+        else None
+    )
     approval = Approval.objects.create(
         changelog=changelog,
         revision=revision,
@@ -398,6 +419,18 @@ def approval_decide(
         decided_at=now,
         expires_at=now + timedelta(days=policy.rules.approval_validity_days),
     )
+    if verified is not None:
+        ApprovalSignature.objects.create(
+            approval=approval,
+            passkey=verified.passkey,
+            credential_id=verified.credential_id,
+            authenticator_data=verified.authenticator_data,
+            client_data_json=verified.client_data_json,
+            signature=verified.signature,
+            public_key_pem=verified.passkey.public_key_pem,
+            challenge=challenge.hex(),
+            rp_id=settings.WEBAUTHN_RP_ID,
+        )
     state = approval_state_of(changelog=changelog, now=now, revision=revision)
     action = ApprovalAction.APPROVAL_APPROVED if decision == Decision.APPROVED else ApprovalAction.APPROVAL_REJECTED
     changelog_services.changelog_status_change(
@@ -415,6 +448,8 @@ def approval_decide(
             "reason": approval.reason,
             "retrospective": approval.retrospective,
             "expires_at": approval.expires_at,
+            "signed_with": verified.credential_id if verified else None,
+            "challenge": challenge.hex() if verified else None,
             "status": changelog.status,
             "approvals_missing": list(state.missing),
         },

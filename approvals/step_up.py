@@ -20,12 +20,21 @@ from django.http import HttpRequest
 
 from approvals.errors import ApprovalError
 from core.errors import PermissionDenied, TooManyAttempts, field_error
+from identity.sessions import signing_session_require
 
 
 def step_up_verify(*, request: HttpRequest, user: Any, password: str, field: str = "password") -> None:
     """Return when ``password`` is the user's own and the account is not locked out; raise
     ``TooManyAttempts`` (429 ``throttled``) when locked out, ``PermissionDenied``
-    (403 ``step_up_failed``) when the password is not right."""
+    (403 ``step_up_failed``) when the password is not right.
+
+    First of all the session must have proved a second factor recently (identity.sessions:
+    403 ``mfa_required`` or ``reauthentication_required``), before any password is counted."""
+    signing_session_require(request)
+    if not user.has_usable_password():
+        # Signed in through the identity provider: no local password to ask for; the fresh
+        # second factor just checked is the step-up (docs/identity.md).
+        return
     request.step_up = True  # type: ignore[attr-defined]  # read by the audit receivers
     confirmed = authenticate(request, username=user.get_username(), password=password or "")
     locked_out = getattr(request, "axes_locked_out", False)

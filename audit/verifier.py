@@ -11,6 +11,7 @@ Subcommands (each FILE may be ``-`` for standard input)::
     consistency (--key VKEY_FILE --old CP1 --new CP2
                  | --old-root HEX --old-size N --new-root HEX --new-size N) PROOF_JSON
     vectors     DIR
+    approvals   SIGNATURES_JSON
 
 Exit status: 0 everything verified; 1 something did not verify (the reason is on stderr);
 2 the verifier could not run: bad arguments, unreadable files, malformed JSON or hex, or an
@@ -30,6 +31,19 @@ Consistency proof JSON::
     {"first_size": 6, "second_size": 8, "proof": ["<64 hex>", ...]}
 
 Sizes in the proof must equal the sizes of the checkpoints (or ``--size`` options) used.
+
+Approval signatures JSON (a list; an evidence pack's ``approval-signatures.json``)::
+
+    [{"approval": "<uuid>", "approver": "name", "changelog": "<uuid>", "revision": 3,
+      "content_hash": "<64 hex>", "decision": "approved", "reason": "…", "rp_id": "host",
+      "credential_id": "<b64url>", "authenticator_data": "<b64url>",
+      "client_data_json": "<b64url>", "signature": "<b64url>", "public_key_pem": "-----BEGIN…"}]
+
+For each, the verifier derives the WebAuthn challenge from what was decided (SHA-256 of the
+canonical JSON statement, docs/identity.md), and checks that the client data is a
+``webauthn.get`` over exactly that challenge, that the authenticator data is for ``rp_id``
+with the user present and verified, and that the signature over authenticator data and the
+client data's SHA-256 verifies with the approver's registered public key.
 """
 
 from __future__ import annotations
@@ -379,6 +393,121 @@ def cmd_vectors(args: argparse.Namespace) -> str:
 # --- Entry point ------------------------------------------------------------------------
 
 
+# --- Approval signatures (WebAuthn assertions over what was decided) ---------------------
+
+_APPROVAL_CONTEXT = "releasegate-approval-v1"
+_SIGNATURE_FIELDS = (
+    "approval",
+    "approver",
+    "changelog",
+    "revision",
+    "content_hash",
+    "decision",
+    "reason",
+    "rp_id",
+    "credential_id",
+    "authenticator_data",
+    "client_data_json",
+    "signature",
+    "public_key_pem",
+)
+
+
+def approval_challenge(item: dict[str, Any]) -> bytes:
+    """identity/challenge.py's derivation, written again here so the verifier stands alone."""
+    import hashlib
+
+    statement = {
+        "context": _APPROVAL_CONTEXT,
+        "changelog": str(item["changelog"]),
+        "revision": int(item["revision"]),
+        "content_hash": str(item["content_hash"]),
+        "decision": str(item["decision"]),
+        "reason_sha256": hashlib.sha256(str(item["reason"]).encode("utf-8")).hexdigest(),
+    }
+    encoded = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(encoded).digest()
+
+
+def _b64url(value: object, what: str) -> bytes:
+    import base64
+    import binascii
+
+    if not isinstance(value, str):
+        raise UsageError(f"{what} must be base64url text")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise UsageError(f"{what} is not base64url: {exc}") from None
+
+
+def _verify_with_key(pem: str, signature: bytes, signed: bytes, what: str) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(pem.encode("ascii"))
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise UsageError(f"{what}: unusable public key: {exc}") from None
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, signed)
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            raise UsageError(f"{what}: unsupported key type {type(key).__name__}")
+    except InvalidSignature:
+        raise VerificationFailed(f"{what}: the signature does not verify with the approver's key") from None
+
+
+def verify_approval_signature(item: Any, what: str) -> str:
+    """Check one approval's WebAuthn assertion; return a line saying what it proves."""
+    import hashlib
+
+    _fields(item, what, _SIGNATURE_FIELDS)
+    authenticator_data = _b64url(item["authenticator_data"], f"{what}.authenticator_data")
+    client_data_json = _b64url(item["client_data_json"], f"{what}.client_data_json")
+    try:
+        client_data = json.loads(client_data_json)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise VerificationFailed(f"{what}: the client data is not JSON") from None
+    if not isinstance(client_data, dict) or client_data.get("type") != "webauthn.get":
+        raise VerificationFailed(f"{what}: the client data is not a WebAuthn assertion (webauthn.get)")
+    expected = approval_challenge(item)
+    if _b64url(client_data.get("challenge", ""), f"{what}.challenge") != expected:
+        raise VerificationFailed(
+            f"{what}: the signed challenge is not the one derived from changelog {item['changelog']}, revision "
+            f"{item['revision']}, content hash {item['content_hash']}, decision {item['decision']} and the reason"
+        )
+    if len(authenticator_data) < 37:
+        raise VerificationFailed(f"{what}: the authenticator data is too short")
+    if authenticator_data[:32] != hashlib.sha256(str(item["rp_id"]).encode("utf-8")).digest():
+        raise VerificationFailed(f"{what}: the authenticator data is not for {item['rp_id']}")
+    if authenticator_data[32] & 0x05 != 0x05:
+        raise VerificationFailed(f"{what}: the authenticator did not report the user present and verified")
+    _verify_with_key(
+        str(item["public_key_pem"]),
+        _b64url(item["signature"], f"{what}.signature"),
+        authenticator_data + hashlib.sha256(client_data_json).digest(),
+        what,
+    )
+    return (
+        f"OK: {item['decision']} by {item['approver']} (approval {item['approval']}) is signed by their passkey "
+        f"{item['credential_id']} over content hash {item['content_hash']} (revision {item['revision']})"
+    )
+
+
+def cmd_approvals(args: argparse.Namespace) -> str:
+    items = _load_json(args.signatures_json)
+    if not isinstance(items, list):
+        raise UsageError("approval signatures must be a JSON list")
+    return "\n".join(verify_approval_signature(item, f"signature[{n}]") for n, item in enumerate(items))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -419,13 +548,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("vectors", help="self-test against RFC 6962 test vectors")
     p.add_argument("directory", metavar="DIR")
     p.set_defaults(func=cmd_vectors)
+
+    p = sub.add_parser("approvals", help="verify approvals' passkey signatures over what was decided")
+    p.add_argument("signatures_json", metavar="SIGNATURES_JSON")
+    p.set_defaults(func=cmd_approvals)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stdin_uses = [
-        v for k, v in vars(args).items() if k in {"key", "checkpoint", "checkpoint_file", "old", "new", "proof_json"}
+        v
+        for k, v in vars(args).items()
+        if k in {"key", "checkpoint", "checkpoint_file", "old", "new", "proof_json", "signatures_json"}
     ].count("-")
     try:
         if stdin_uses > 1:

@@ -68,6 +68,9 @@ class PolicyRules:
     require_verified_commit_authors: tuple[str, ...] = ()
     # The gate: how many minutes after its planned window ends a change may still go out.
     planned_window_grace_minutes: int = 0
+    # Risk tiers whose approvals count only when signed with the approver's passkey over what
+    # they decided (identity.challenge); an unsigned one is approval_unsigned.
+    signed_approvals: tuple[str, ...] = ("high", "critical")
 
     def requires_verified_authors(self, risk_tier: str) -> bool:
         return risk_tier in self.require_verified_commit_authors
@@ -86,6 +89,7 @@ class PolicyRules:
             "hotfix_retrospective_hours": self.hotfix_retrospective_hours,
             "require_verified_commit_authors": list(self.require_verified_commit_authors),
             "planned_window_grace_minutes": self.planned_window_grace_minutes,
+            "signed_approvals": list(self.signed_approvals),
         }
 
     @classmethod
@@ -118,6 +122,7 @@ class PolicyRules:
             planned_window_grace_minutes=_whole(
                 data, "planned_window_grace_minutes", defaults.planned_window_grace_minutes, minimum=0
             ),
+            signed_approvals=_tiers(data, "signed_approvals", defaults.signed_approvals),
         )
 
 
@@ -144,8 +149,8 @@ def _whole(data: Mapping[str, Any], key: str, default: int, *, minimum: int) -> 
     return int(value)
 
 
-def _tiers(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    tiers = _strings(data, key, ())
+def _tiers(data: Mapping[str, Any], key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    tiers = _strings(data, key, default)
     if not set(tiers) <= set(RISK_TIERS):
         raise PolicyError(f"{key} may only list risk tiers among {', '.join(RISK_TIERS)}")
     return tuple(tier for tier in RISK_TIERS if tier in tiers)

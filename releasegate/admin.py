@@ -6,10 +6,12 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html_join
 
 from approvals.step_up import step_up_verify
@@ -19,8 +21,13 @@ from changelogs.models import Domain
 from changelogs.selectors import domain_list_with_authority
 from core.actors import actor_of
 from core.errors import ApplicationError
+from identity.sessions import signing_session_require
+from releasegate import access_review
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import (
+    AccessReview,
+    AccessReviewItem,
+    AccessReviewStatus,
     ApiToken,
     Deployment,
     FreezeOverride,
@@ -300,3 +307,85 @@ class PackJobAdmin(ReadOnlyAdmin):
                 return HttpResponseRedirect(reverse("admin:audit_packjob_changelist"))
         context = {**self.admin_site.each_context(request), "title": "Request an evidence pack", "form": form}
         return TemplateResponse(request, "releasegate/pack_request.html", context)
+
+
+@admin.register(AccessReview)
+class AccessReviewAdmin(ReadOnlyAdmin):
+    """The access review page: the report of who may sign (CSV, signed PDF) for auditors, and
+    the open review's items for the domains' owners to re-confirm."""
+
+    list_display = ("__str__", "status", "opened_by", "closed_at")
+    change_list_template = "releasegate/access_review.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("report.csv", wrap(self.report_csv), name="releasegate_access_report_csv"),
+            path("report.pdf", wrap(self.report_pdf), name="releasegate_access_report_pdf"),
+            *super().get_urls(),
+        ]
+
+    @staticmethod
+    def _may_read(request: HttpRequest) -> None:
+        user: Any = request.user
+        if not (user.is_superuser or user.has_perm("audit.view_auditevent")):
+            raise DjangoPermissionDenied("The access report is for auditors and administrators.")
+
+    def report_csv(self, request: HttpRequest) -> HttpResponse:
+        self._may_read(request)
+        rows = access_review.access_report()
+        access_review.report_downloaded_record(acting_user=actor_of(request), kind="csv", rows=len(rows))
+        response = HttpResponse(access_review.report_csv(rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="access-review.csv"'
+        return response
+
+    def report_pdf(self, request: HttpRequest) -> HttpResponse:
+        self._may_read(request)
+        rows = access_review.access_report()
+        access_review.report_downloaded_record(acting_user=actor_of(request), kind="pdf", rows=len(rows))
+        pdf = access_review.report_pdf(rows, generated_at=timezone.now())
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = 'attachment; filename="access-review.pdf"'
+        return response
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Auditors and administrators, and the domains' owners, who re-confirm authorities.
+        user: Any = request.user
+        if not (user.is_active and user.is_authenticated):
+            return False
+        if user.is_superuser or user.has_perm("audit.view_auditevent"):
+            return True
+        return bool(domain_list_with_authority(user=user).exists())
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        if not self.has_view_permission(request):
+            raise DjangoPermissionDenied("The access review is for auditors, administrators and domain owners.")
+        review = AccessReview.objects.filter(status=AccessReviewStatus.OPEN).first()
+        if request.method == "POST":
+            try:
+                with transaction.atomic():
+                    if request.POST.get("open") and review is None:
+                        if not request.user.has_perm("approvals.change_authoritygrant"):
+                            raise DjangoPermissionDenied("Administrators open access reviews.")
+                        access_review.review_open(acting_user=actor_of(request))
+                    elif request.POST.get("item") and review is not None:
+                        item = AccessReviewItem.objects.filter(review=review, pk=request.POST["item"]).first()
+                        if item is None:
+                            raise Http404("No such item.")
+                        signing_session_require(request)  # re-confirming authority is a signature
+                        access_review.review_item_reconfirm(acting_user=actor_of(request), item=item)
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:releasegate_accessreview_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Access review",
+            "rows": access_review.access_report(),
+            "review": review,
+            "items": review.items.select_related("grant__domain", "grant__user", "grant__group") if review else [],
+            "may_open": request.user.has_perm("approvals.change_authoritygrant"),
+        }
+        return TemplateResponse(request, "releasegate/access_review.html", context)

@@ -15,6 +15,12 @@ class IdentityAction(StrEnum):
     LOGIN_FAILED = "authentication:failed"
     STEP_UP_FAILED = "authentication:step_up_failed"
     LOCKED_OUT = "authentication:locked_out"
+    SSO_LOGIN = "authentication:sso_login"
+    BREAK_GLASS_LOGIN = "authentication:break_glass_login"
+    SSO_USER_CREATED = "user:sso_created"
+    SSO_USER_UPDATED = "user:sso_updated"
+    SSO_GROUPS_CHANGED = "user:sso_groups_changed"
+    SSO_GROUP_REFUSED = "user:sso_group_refused"
 
 
 class GateAction(StrEnum):

@@ -308,6 +308,7 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
             required_by_tier=policy.rules.required_approvals,
             now=now,
             verified_authors=authors.verified_identities,
+            signed_tiers=policy.rules.signed_approvals,
         )
         state = approval_state(context, [ApprovalFact(**approval) for approval in row.approvals])
     facts = _facts(

@@ -156,6 +156,7 @@ SELECT json_build_object(
             'id', a.id, 'approver_id', a.approver_id, 'approver_username', u.username, 'approver_email', u.email,
             'decision', a.decision, 'revision_number', ar.number, 'content_hash', a.content_hash,
             'decided_at', a.decided_at, 'expires_at', a.expires_at,
+            'signed', EXISTS (SELECT 1 FROM approvals_approvalsignature s WHERE s.approval_id = a.id),
             'authorities_now', CASE WHEN u.is_active AND NOT u.is_service_account THEN ARRAY(
                 SELECT DISTINCT h.authority FROM held h
                 WHERE h.user_id = u.id AND array_position(h.involved, u.id) IS NULL ORDER BY 1)

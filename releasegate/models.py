@@ -280,3 +280,51 @@ class GitHubDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository}@{self.sha[:12]} → {self.environment}: {self.state} ({self.status})"
+
+
+class AccessReviewStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class AccessReviewItemStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for re-confirmation"
+    RECONFIRMED = "reconfirmed", "Re-confirmed"
+    REVOKED = "revoked", "Revoked: not re-confirmed by the deadline"
+    ENDED = "ended", "Ended otherwise during the review"
+
+
+class AccessReview(models.Model):
+    """A periodic review of who may sign (releasegate/access_review.py): every grant in force
+    at its opening must be re-confirmed by the deadline, or it is revoked."""
+
+    opened_at = models.DateTimeField()
+    deadline = models.DateTimeField()
+    opened_by = models.ForeignKey("releasegate.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=16, choices=AccessReviewStatus.choices, default=AccessReviewStatus.OPEN)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+
+    def __str__(self) -> str:
+        return f"access review of {self.opened_at:%Y-%m-%d} (until {self.deadline:%Y-%m-%d})"
+
+
+class AccessReviewItem(models.Model):
+    review = models.ForeignKey(AccessReview, on_delete=models.PROTECT, related_name="items")
+    grant = models.ForeignKey("approvals.AuthorityGrant", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        max_length=16, choices=AccessReviewItemStatus.choices, default=AccessReviewItemStatus.PENDING
+    )
+    decided_by = models.ForeignKey(
+        "releasegate.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["review", "id"]
+        constraints = [models.UniqueConstraint(fields=["review", "grant"], name="access_review_item_once")]
+
+    def __str__(self) -> str:
+        return f"{self.grant} ({self.status})"

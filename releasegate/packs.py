@@ -233,9 +233,10 @@ def changelog_pack_data(*, changelog: Changelog, now: datetime) -> tuple[Changel
             reason=approval.reason,
             counts=bool(state and str(approval.pk) in state.counted),
             not_counted_because=state.not_counted.get(str(approval.pk)) if state else None,
+            signature=_signature_of(approval, changelog),
         )
         for approval in Approval.objects.filter(changelog=changelog)
-        .select_related("approver", "revision")
+        .select_related("approver", "revision", "signature")
         .order_by("decided_at")
     ]
     decisions = [
@@ -602,6 +603,28 @@ def _store(job: PackJob, name: str, data: bytes, media_type: str) -> dict[str, A
         storage.delete(key)
     storage.save(key, ContentFile(data))
     return {"storage_key": key, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "media_type": media_type}
+
+
+def _signature_of(approval: Approval, changelog: Changelog) -> dict[str, Any] | None:
+    """The approval's passkey signature with what it covers, for the standalone verifier."""
+    signature = getattr(approval, "signature", None)
+    if signature is None:
+        return None
+    return {
+        "approval": str(approval.pk),
+        "approver": approval.approver.username,
+        "changelog": str(changelog.pk),
+        "revision": approval.revision.number,
+        "content_hash": approval.content_hash,
+        "decision": approval.decision,
+        "reason": approval.reason,
+        "rp_id": signature.rp_id,
+        "credential_id": signature.credential_id,
+        "authenticator_data": signature.authenticator_data,
+        "client_data_json": signature.client_data_json,
+        "signature": signature.signature,
+        "public_key_pem": signature.public_key_pem,
+    }
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3, ignore_result=True)

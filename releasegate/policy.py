@@ -24,6 +24,7 @@ class ReasonCode(StrEnum):
     APPROVAL_SELF_GIVEN = "approval_self_given"
     APPROVAL_WITHOUT_AUTHORITY = "approval_without_authority"
     APPROVAL_AUTHORITY_SELF_GRANTED = "approval_authority_self_granted"
+    APPROVAL_UNSIGNED = "approval_unsigned"
     RETROSPECTIVE_OVERDUE = "retrospective_overdue"
     FREEZE_ACTIVE = "freeze_active"
     COMMIT_AUTHORS_UNVERIFIED = "commit_authors_unverified"
@@ -43,6 +44,10 @@ _NOT_COUNTED_REASONS = {
     ),
     "commit_author": (ReasonCode.APPROVAL_SELF_GIVEN, "An approval was given by a commit author of the change."),
     "no_authority": (ReasonCode.APPROVAL_WITHOUT_AUTHORITY, "An approver no longer holds authority for the domain."),
+    "unsigned": (
+        ReasonCode.APPROVAL_UNSIGNED,
+        "An approval is not signed with its approver's passkey, as the policy requires for this risk tier.",
+    ),
     "self_granted_authority": (
         ReasonCode.APPROVAL_AUTHORITY_SELF_GRANTED,
         "An approver relies on an authority they asked for or confirmed themselves; it does not count.",

@@ -28,6 +28,7 @@ def error_code_enums() -> list[type[StrEnum]]:
     from changelogs.errors import ChangelogError
     from changelogs.parsers import ParseErrorCode
     from core.errors import CommonError
+    from identity.errors import FactorError
     from releasegate.deployments import DeploymentError
     from releasegate.freezes import FreezeError
     from releasegate.github import GitHubError
@@ -41,6 +42,7 @@ def error_code_enums() -> list[type[StrEnum]]:
         ContentError,
         ParseErrorCode,
         IdentityError,
+        FactorError,
         AuditError,
         ApprovalError,
         DeploymentError,

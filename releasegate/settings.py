@@ -52,8 +52,11 @@ INSTALLED_APPS = [
     "guardian",
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "audit",
     "changelogs",
+    "identity",
     "approvals",
     "incidents",
     "releasegate",
@@ -67,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "identity.middleware.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: turns a lockout flagged during the request into django-axes' 429 page (admin login).
@@ -108,7 +112,9 @@ AUTH_USER_MODEL = "releasegate.User"
 AUTHENTICATION_BACKENDS = [
     # First: refuses any password check (login or step-up) of a locked-out account or address.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's password check; with single sign-on on, only for break-glass administrators.
+    "releasegate.sso.LocalPasswordBackend",
+    "releasegate.sso.ReleaseGateOIDCBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -297,6 +303,7 @@ SPECTACULAR_SETTINGS = {
         "IncidentStatusEnum": "incidents.models.IncidentStatus",
         "PostmortemActionKindEnum": "incidents.models.ActionKind",
         "PostmortemActionStatusEnum": "incidents.models.ActionStatus",
+        "PasskeyStatusEnum": "identity.models.PasskeyStatus",
     },
 }
 
@@ -436,6 +443,65 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 # --- end of HTTPS and browser defences ------------------------------------------------------
+
+# --- Identity: second factors, passkeys, sessions (identity/, docs/identity.md) ---------------
+# Approving, rejecting, confirming an authority grant and overriding a freeze need a session
+# that proved a second factor (403 mfa_required) within this many minutes (403
+# reauthentication_required). Off only for a development setup that has no factor at all.
+SIGNING_REQUIRES_MFA = env_bool("SIGNING_REQUIRES_MFA", True)
+SIGNING_REAUTH_MINUTES = env_int("SIGNING_REAUTH_MINUTES", 15, minimum=1)
+# A session unused this long is ended (identity.middleware), whatever SESSION_COOKIE_AGE says.
+ADMIN_IDLE_TIMEOUT_MINUTES = env_int("ADMIN_IDLE_TIMEOUT_MINUTES", 30, minimum=1)
+# WebAuthn relying party: the host name passkeys are bound to, and the origins pages are served
+# from (scheme://host[:port]). Passkeys are unavailable until both are set.
+WEBAUTHN_RP_ID = env_str("WEBAUTHN_RP_ID", "localhost" if DEBUG else "")
+WEBAUTHN_ORIGINS = env_list("WEBAUTHN_ORIGINS", ["http://localhost:8000"] if DEBUG else [])
+WEBAUTHN_RP_NAME = env_str("WEBAUTHN_RP_NAME", "Release Gate")
+OTP_TOTP_ISSUER = WEBAUTHN_RP_NAME
+# Single sign-on (OpenID Connect, mozilla-django-oidc; releasegate/sso.py). On when a client id
+# is set; the provider's endpoints come from its discovery document (docs/identity.md).
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", "")
+if OIDC_ENABLED and not all(
+    (OIDC_RP_CLIENT_SECRET, OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT)
+):
+    raise ImproperlyConfigured(
+        "OIDC_RP_CLIENT_ID needs OIDC_RP_CLIENT_SECRET, OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT "
+        "and OIDC_OP_USER_ENDPOINT"
+    )
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile groups")
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_CREATE_USER = True
+OIDC_STORE_ID_TOKEN = False
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/"
+# What in the ID token says the login used a second factor (RFC 8176 amr values; acr values).
+OIDC_MFA_AMR_VALUES = env_list("OIDC_MFA_AMR_VALUES", ["mfa", "otp", "hwk", "swk", "sc", "fpt", "face", "iris"])
+OIDC_MFA_ACR_VALUES = env_list("OIDC_MFA_ACR_VALUES", [])
+# Provider group = Release Gate group, comma-separated; never a group that holds signing authority.
+OIDC_GROUP_MAP: dict[str, str] = {}
+for _entry in env_list("OIDC_GROUP_MAP", []):
+    _provider_group, _, _local_group = (part.strip() for part in _entry.partition("="))
+    if not (_provider_group and _local_group):
+        raise ImproperlyConfigured(f"OIDC_GROUP_MAP entry {_entry!r} must be PROVIDER_GROUP=RELEASE_GATE_GROUP")
+    OIDC_GROUP_MAP[_provider_group] = _local_group
+# Accounts that may still log in with a local password when single sign-on is on (each use audited).
+BREAK_GLASS_USERNAMES = env_list("BREAK_GLASS_USERNAMES", [])
+# Access review (releasegate/access_review.py): a review opens this often (0: only by hand), and
+# a grant not re-confirmed this many days after opening is revoked.
+ACCESS_REVIEW_INTERVAL_DAYS = env_int("ACCESS_REVIEW_INTERVAL_DAYS", 90, minimum=0)
+ACCESS_REVIEW_DEADLINE_DAYS = env_int("ACCESS_REVIEW_DEADLINE_DAYS", 14, minimum=1)
+CELERY_BEAT_SCHEDULE["access-reviews"] = {"task": "releasegate.tasks.access_reviews", "schedule": 3600.0}
+# --- end of identity ------------------------------------------------------------------------
 
 LOGGING = {
     "version": 1,

@@ -56,6 +56,11 @@ def login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, 
 
 @receiver(user_logged_in, dispatch_uid="releasegate-audit-logged-in")
 def logged_in(sender: Any, request: Any, user: Any, **_: Any) -> None:
+    if request is not None:
+        from releasegate.sso import sso_logged_in
+
+        with transaction.atomic():
+            sso_logged_in(request, user)
     if request is None or not request.META.get("REMOTE_ADDR"):
         return  # not a login over HTTP (Django's test client's force_login, a shell session)
     _record(request, IdentityAction.LOGIN_SUCCEEDED, user.get_username(), {})

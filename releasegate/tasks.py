@@ -54,3 +54,12 @@ def commit_authors_sweep() -> int:
     for revision_id in due:
         commit_authors_read.delay(revision_id)
     return len(due)
+
+
+@shared_task(ignore_result=True)
+def access_reviews() -> int:
+    """Close access reviews past their deadline (revoking what was not re-confirmed) and open
+    the next one when it is due (releasegate/access_review.py)."""
+    from releasegate.access_review import reviews_close_due
+
+    return reviews_close_due()

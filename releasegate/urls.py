@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from releasegate import views
+from releasegate import sso, views
 from releasegate.incident_report import LearningReportApi
 from releasegate.metrics import metrics_view
 
@@ -11,6 +11,8 @@ urlpatterns = [
     path("docs/", views.doc, name="docs"),
     path("docs/<str:name>", views.doc, name="doc"),
     path("admin/", admin.site.urls),
+    path("oidc/authenticate/", sso.sso_authenticate, name="oidc_authentication_init"),
+    path("oidc/callback/", sso.sso_callback, name="sso-callback"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/schema/", views.SchemaView.as_view(), name="schema"),
@@ -22,6 +24,7 @@ urlpatterns = [
     path("api/v1/", include("incidents.urls")),
     path("api/v1/", include("changelogs.urls")),
     path("api/v1/", include("audit.urls")),
+    path("api/v1/", include("identity.urls")),
     # Last: whatever else is under /api/ is a JSON 404, never Django's HTML page.
     re_path(r"^api/", views.api_not_found),
 ]

@@ -23,7 +23,14 @@ from releasegate.models import User
 from releasegate.roles import AUDITORS
 from releasegate.services import api_token_issue, service_account_create
 from releasegate.tokens import ALL_SCOPES
-from tests.factories import FACTORY_ACTOR, DomainFactory, ServiceFactory, UserFactory, authority_give
+from tests.factories import (
+    FACTORY_ACTOR,
+    DomainFactory,
+    ServiceFactory,
+    UserFactory,
+    authority_give,
+    second_factor_session,
+)
 from tests.network_guard import OutsideConnections
 from tests.outside_reads import OutsideReads, allowed_roots
 
@@ -128,8 +135,8 @@ class Cast:
     other_pipeline: Pipeline
 
     def session(self, user: User) -> APIClient:
-        client = APIClient()
-        client.force_login(user)
+        """Logged in, with a second factor proved just now (what deciding needs)."""
+        client: APIClient = second_factor_session(APIClient(), user)
         return client
 
 

@@ -107,6 +107,43 @@ def authority_forced(*, domain: Domain, authority: str = "sign_off", user: Any) 
     assign_perm(f"changelogs.{authority}", user, domain)
 
 
+def second_factor_session(client: Any, user: Any) -> Any:
+    """Log ``client`` in as ``user`` with a session that proved a second factor just now, as
+    deciding needs (identity.sessions); tests about the factors themselves go through them."""
+    import time
+
+    from identity.sessions import MFA_KEY
+
+    client.force_login(user)
+    session = client.session
+    session[MFA_KEY] = {"method": "tests", "at": time.time()}
+    session.save()
+    return client
+
+
+def unsigned_approvals_count(domain: Domain) -> None:
+    """A policy of the domain under which unsigned approvals count at every tier: for tests about
+    counting and hotfixes at high risk, not about passkey signatures (tests/identity does those)."""
+    from changelogs.services import policy_create
+
+    policy_create(acting_user=_factory_user(), domain=domain, rules={"signed_approvals": []}, reason="tests")
+
+
+SECOND_FACTOR_URL = "/admin/identity/passkey/second-factor/"
+
+
+def totp_code(user: Any) -> str:
+    """The current code of the user's authenticator app (a confirmed TOTP device, made on first
+    use), as a person would read it off their phone."""
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="tests", confirmed=True)
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
+
+
 def hotfix_details() -> dict[str, str]:
     return {"incident_reference": "INC-4711", "emergency_reason": "Card payments fail for Maestro cards."}
 

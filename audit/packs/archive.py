@@ -23,6 +23,7 @@ from audit.merkle import ProofError, leaf_hash, verify_inclusion
 from audit.note import NoteError, NoteVerifier, open_checkpoint
 from audit.packs.data import AuditItem, ChangelogPack, ChangeRow, DeploymentRow, PopulationPack
 from audit.packs.howto import (
+    APPROVAL_SIGNATURES_NAME,
     CERTIFICATE_NAME,
     CHECKPOINT_NAME,
     DIGEST_MISMATCH,
@@ -35,6 +36,7 @@ from audit.packs.howto import (
     SIGNATURE_VALID,
     VERIFIER_DIR,
     VERIFY_NAME,
+    Step,
     changelog_steps,
 )
 
@@ -151,6 +153,10 @@ def _verify_md(pack: ChangelogPack, files: Mapping[str, bytes]) -> bytes:
     ]
     if CERTIFICATE_NAME in files:
         contents.insert(6, (CERTIFICATE_NAME, "the certificate the PDF is signed with"))
+    if APPROVAL_SIGNATURES_NAME in files:
+        contents.insert(
+            -1, (APPROVAL_SIGNATURES_NAME, "each signed approval's passkey assertion and the approver's public key")
+        )
     lines = [
         "# Verifying this evidence pack",
         "",
@@ -165,6 +171,17 @@ def _verify_md(pack: ChangelogPack, files: Mapping[str, bytes]) -> bytes:
         "in this order: each step trusts only what the steps before it checked.",
         "",
     ]
+    if APPROVAL_SIGNATURES_NAME in files:
+        steps.append(
+            Step(
+                "Each signed approval was signed by its approver's passkey over this content hash",
+                f"{APPROVAL_SIGNATURES_NAME} holds each signed approval's WebAuthn assertion and the public key of "
+                "the passkey a second administrator confirmed as the approver's. The verifier derives the challenge "
+                "from the changelog, revision, content hash, decision and reason, and checks the signature with "
+                "that key (run from the unpacked folder).",
+                (f"cd {VERIFIER_DIR} && python3 -m audit.verifier approvals ../{APPROVAL_SIGNATURES_NAME} && cd ..",),
+            )
+        )
     for n, step in enumerate(steps, 1):
         lines += [f"## {n}. {step.title}", "", step.text, ""]
         if step.commands:
@@ -234,6 +251,9 @@ def build_changelog_zip(
         files[f"{PROOFS_DIR}/{item.leaf_index}.json"] = proof_json(item, pack.checkpoint_size)
     if signing_certificate_pem:
         files[CERTIFICATE_NAME] = signing_certificate_pem
+    signatures = [dict(a.signature) for a in pack.approvals if a.signature is not None]
+    if signatures:
+        files[APPROVAL_SIGNATURES_NAME] = (json.dumps(signatures, indent=2, ensure_ascii=False) + "\n").encode()
     for path, data in verifier_sources.items():
         files[f"{VERIFIER_DIR}/{_safe(path, 'verifier source')}"] = data
     for name, data in (vectors or {}).items():

@@ -2,7 +2,7 @@
 number as it should appear: rendering never formats times or looks anything up, so the same
 data always gives the same bytes."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,8 @@ class ApprovalItem:
     reason: str
     counts: bool
     not_counted_because: str | None
+    # The approver's passkey signature (audit/verifier.py's approval signature fields), or None.
+    signature: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

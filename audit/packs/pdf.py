@@ -587,6 +587,16 @@ def _approval(n: int, item: ApprovalItem, pack: ChangelogPack, width: float, st:
         ("Retrospective", _yes_no(item.retrospective)),
         ("Counts", counts),
         ("Reason", item.reason or "—"),
+        (
+            "Signed",
+            _para(
+                f"with passkey {item.signature['credential_id']} (assertion and public key in "
+                "approval-signatures.json; verify with python3 -m audit.verifier approvals)",
+                st.hash,
+            )
+            if item.signature
+            else "no passkey signature",
+        ),
     ]
     return [_para(f"Approval {n}: {item.decision} by {item.approver}", st.h2), _fields_table(rows, width, st)]
 

@@ -14,7 +14,7 @@ from approvals.services import grant_revoke, retrospectives_mark_overdue
 from audit.models import AuditEvent
 from changelogs.models import Changelog
 from tests.conftest import Cast
-from tests.factories import UserFactory, authority_give, changelog_make, seen_of
+from tests.factories import UserFactory, authority_give, changelog_make, seen_of, unsigned_approvals_count
 
 PASSWORD = "a-test-password-1234"
 
@@ -163,6 +163,7 @@ def test_an_approval_no_longer_counts_once_the_content_changes(cast: Cast, submi
 
 
 def test_a_high_risk_change_needs_two_people(cast: Cast) -> None:
+    unsigned_approvals_count(cast.payments)
     changelog = changelog_make(service=cast.payments_api, by=cast.requester, submitted=True, risk_tier="high")
     second = UserFactory(username="approver-2")
     authority_give(domain=cast.payments, user=second)
@@ -253,6 +254,7 @@ def test_submitting_notifies_the_domains_signing_authorities(
 class TestHotfixes:
     @pytest.fixture
     def hotfix(self, cast: Cast) -> Changelog:
+        unsigned_approvals_count(cast.payments)
         return changelog_make(
             service=cast.payments_api, by=cast.requester, kind="hotfix", submitted=True, risk_tier="high"
         )
@@ -308,6 +310,7 @@ class TestHotfixes:
 def test_the_beat_task_marks_overdue_retrospectives(cast: Cast) -> None:
     from approvals.tasks import retrospectives_overdue
 
+    unsigned_approvals_count(cast.payments)
     hotfix = changelog_make(
         service=cast.payments_api, by=cast.requester, kind="hotfix", submitted=True, risk_tier="high"
     )

@@ -7,9 +7,10 @@ import pytest
 
 from audit.models import AuditEvent
 from changelogs.models import Changelog
+from releasegate.models import User
 from tests.browser import chromium
 from tests.conftest import Cast
-from tests.factories import changelog_make
+from tests.factories import SECOND_FACTOR_URL, changelog_make, totp_code
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a-test-password-1234"
@@ -32,6 +33,11 @@ def logged_in(browser: Any, live_server: Any, username: str) -> Any:
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    # Deciding needs a second factor in the session: the code of the person's authenticator app.
+    page.goto(f"{live_server.url}{SECOND_FACTOR_URL}")
+    page.fill("#id_token", totp_code(User.objects.get(username=username)))
+    page.click("#totp-form input[type=submit]")
     page.wait_for_url(f"{live_server.url}/admin/")
     return page
 

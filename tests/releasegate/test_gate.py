@@ -15,7 +15,15 @@ from changelogs.services import policy_create
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import GateDecision
 from tests.conftest import Cast
-from tests.factories import DIGEST, OTHER_DIGEST, authority_forced, authority_give, changelog_make, seen_of
+from tests.factories import (
+    DIGEST,
+    OTHER_DIGEST,
+    authority_forced,
+    authority_give,
+    changelog_make,
+    seen_of,
+    unsigned_approvals_count,
+)
 from tests.releasegate.gate_support import PASSWORD, approve, check, complete_evidence, ready_changelog
 
 
@@ -145,6 +153,7 @@ def test_a_self_given_approval_is_denied_even_if_it_got_into_the_database(cast: 
 
 
 def test_an_overdue_hotfix_retrospective_blocks_the_service(cast: Cast) -> None:
+    unsigned_approvals_count(cast.payments)
     hotfix = ready_changelog(cast, kind="hotfix", risk_tier="high")
     assert check(cast.pipeline.client()).json()["decision"] == "allow"  # one approval clears a hotfix
 

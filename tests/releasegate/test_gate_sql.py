@@ -38,6 +38,7 @@ from tests.factories import (
     authority_give,
     changelog_content,
     changelog_make,
+    unsigned_approvals_count,
 )
 from tests.releasegate.conftest import assert_read_agrees
 from tests.releasegate.gate_support import approve, ready_changelog
@@ -72,6 +73,7 @@ def approval_by(changelog: Changelog, user: User, *, decision: str = "approved",
 def test_authorities_through_groups_lost_by_deactivation_and_never_held_by_pipelines(
     cast: Cast, on_postgres: None
 ) -> None:
+    unsigned_approvals_count(cast.payments)  # about authorities, not passkey signatures
     changelog = ready_changelog(
         cast, approved=False, risk_tier="high", security_impact={"declared": True, "description": "New TLS settings"}
     )

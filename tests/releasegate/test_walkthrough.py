@@ -31,8 +31,8 @@ from audit.models import PackJob
 from changelogs import parsers
 from changelogs.models import Changelog
 from releasegate.management.commands.seed_demo import DEMO_USERS
-from releasegate.models import Deployment, GateDecision
-from tests.factories import DIGEST
+from releasegate.models import Deployment, GateDecision, User
+from tests.factories import DIGEST, SECOND_FACTOR_URL, totp_code
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {username: password for username, password, _ in DEMO_USERS}
@@ -120,6 +120,10 @@ def logged_in(username: str) -> Client:
     through django-axes, which wants the request)."""
     client = Client()
     response = client.post("/admin/login/?next=/admin/", {"username": username, "password": PASSWORDS[username]})
+    assert response.status_code == 302, response.content.decode()[:500]
+    # The second factor deciding needs: the code of the person's authenticator app.
+    code = totp_code(User.objects.get(username=username))
+    response = client.post(SECOND_FACTOR_URL, {"token": code})
     assert response.status_code == 302, response.content.decode()[:500]
     return client
 

@@ -17,7 +17,7 @@ from approvals.services import Seen, approval_decide, authority_grant_request, g
 from changelogs.content import content_validate
 from changelogs.models import Changelog, Domain, Journey, Service
 from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
-from changelogs.services import catalog_save, changelog_create, changelog_submit, evidence_add
+from changelogs.services import catalog_save, changelog_create, changelog_submit, evidence_add, policy_create
 from core.actors import Actor
 from incidents.demo import demo_incidents
 from releasegate.deployments import deployment_report
@@ -221,6 +221,14 @@ def demo_changes(*, pipeline: User, now: datetime | None = None) -> None:
     (unauthorised: auditor, approvers, requester)."""
     now = now or timezone.now()
     payments_api = Service.objects.get(slug="payments-api")
+    # The demo's people have no passkeys: approvals of the high-risk hotfix count unsigned here.
+    # A bank keeps the default (signed at high and critical risk; docs/identity.md).
+    policy_create(
+        acting_user=User.objects.get(username="admin"),
+        domain=payments_api.domain,
+        rules={"signed_approvals": []},
+        reason="Demo: no passkeys registered, approvals count unsigned at every tier.",
+    )
     _submitted_with_examples(
         pipeline,
         payments_api,

@@ -1,0 +1,225 @@
+"""An approval signed with the approver's own passkey, in a real browser: Chromium's virtual
+authenticator (the DevTools WebAuthn domain) registers a passkey, a second administrator
+confirms it, the approver signs a decision, and the stored assertion is checked here with a
+few lines of `cryptography` (not the project's verifier): the signature is valid over the
+authenticator data and the client data hash, and its challenge is the one derived from what
+was decided. The same assertion presented for changed content fails."""
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from approvals.models import Approval, ApprovalSignature
+from audit.models import AuditEvent
+from changelogs.models import Changelog
+from identity.models import Passkey
+from tests.browser import chromium
+from tests.conftest import Cast
+from tests.factories import SECOND_FACTOR_URL, changelog_make, seen_of, totp_code
+
+pytestmark = pytest.mark.browser
+PASSWORD = "a-test-password-1234"
+
+# The page's side of the ceremonies: JSON options in, JSON credential out (base64url fields),
+# as any front end would do it with the browser's WebAuthn API.
+CEREMONIES_JS = """
+async ([kind, url, body]) => {
+  const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+  const unb64 = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4)), c => c.charCodeAt(0));
+  const csrf = document.cookie.split('; ').find(c => c.startsWith('csrftoken=')).split('=')[1];
+  const post = async (path, data) => {
+    const response = await fetch(path, {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRFToken': csrf}, body: JSON.stringify(data)});
+    return {status: response.status, body: await response.json()};
+  };
+  const options = await post(url, body);
+  if (options.status !== 200) return options;
+  const publicKey = options.body.publicKey;
+  publicKey.challenge = unb64(publicKey.challenge);
+  if (kind === 'create') {
+    publicKey.user.id = unb64(publicKey.user.id);
+    publicKey.excludeCredentials = (publicKey.excludeCredentials || []).map(c => ({...c, id: unb64(c.id)}));
+    const credential = await navigator.credentials.create({publicKey});
+    return {status: 200, body: {id: credential.id, rawId: b64(credential.rawId), type: credential.type,
+      response: {clientDataJSON: b64(credential.response.clientDataJSON), attestationObject: b64(credential.response.attestationObject)}}};
+  }
+  publicKey.allowCredentials = (publicKey.allowCredentials || []).map(c => ({...c, id: unb64(c.id)}));
+  const credential = await navigator.credentials.get({publicKey});
+  return {status: 200, body: {id: credential.id, rawId: b64(credential.rawId), type: credential.type,
+    response: {clientDataJSON: b64(credential.response.clientDataJSON), authenticatorData: b64(credential.response.authenticatorData),
+               signature: b64(credential.response.signature), userHandle: credential.response.userHandle ? b64(credential.response.userHandle) : null}}};
+}
+"""
+
+POST_JS = """
+async ([path, data]) => {
+  const csrf = document.cookie.split('; ').find(c => c.startsWith('csrftoken=')).split('=')[1];
+  const response = await fetch(path, {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRFToken': csrf}, body: JSON.stringify(data)});
+  return {status: response.status, body: await response.json()};
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def relying_party(live_server: Any, settings: Any) -> str:
+    # A passkey is bound to a host name: localhost (an IP address cannot be a WebAuthn RP id).
+    origin = live_server.url.replace("127.0.0.1", "localhost")
+    settings.WEBAUTHN_RP_ID = "localhost"
+    settings.WEBAUTHN_ORIGINS = [origin]
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
+    return origin
+
+
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _expected_challenge(changelog_id: str, revision: int, content_hash: str, decision: str, reason: str) -> bytes:
+    """docs/identity.md's derivation, written out here on its own."""
+    statement = {
+        "changelog": changelog_id,
+        "content_hash": content_hash,
+        "context": "releasegate-approval-v1",
+        "decision": decision,
+        "reason_sha256": hashlib.sha256(reason.encode()).hexdigest(),
+        "revision": revision,
+    }
+    return hashlib.sha256(json.dumps(statement, separators=(",", ":"), sort_keys=True).encode()).digest()
+
+
+def _verified_by_hand(stored: ApprovalSignature, origin: str) -> dict[str, Any]:
+    """The stored assertion's signature, checked with cryptography alone; its client data."""
+    authenticator_data = _b64(stored.authenticator_data)
+    client_data_json = _b64(stored.client_data_json)
+    public_key = load_pem_public_key(stored.public_key_pem.encode())
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    public_key.verify(
+        _b64(stored.signature),
+        authenticator_data + hashlib.sha256(client_data_json).digest(),
+        ec.ECDSA(hashes.SHA256()),
+    )
+    assert authenticator_data[:32] == hashlib.sha256(b"localhost").digest()  # the RP id hash
+    assert authenticator_data[32] & 0x05 == 0x05  # user present and verified
+    client_data = json.loads(client_data_json)
+    assert client_data["type"] == "webauthn.get"
+    assert client_data["origin"] == origin
+    return client_data
+
+
+def _approver_with_authenticator(browser: Any, origin: str, cast: Cast) -> tuple[Any, Any]:
+    """The approver signed in (password, then their authenticator app's code) in a browser
+    with a virtual platform authenticator that verifies its user."""
+    context = browser.new_context()
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    page.goto(f"{origin}/admin/login/")
+    page.fill("#id_username", "approver")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{origin}/admin/")
+    page.goto(f"{origin}{SECOND_FACTOR_URL}")
+    page.fill("#id_token", totp_code(cast.approver))
+    page.click("#totp-form input[type=submit]")
+    page.wait_for_url(f"{origin}/admin/")
+
+    return context, page
+
+
+def test_a_passkey_signs_the_approval_and_the_signature_covers_the_content_hash(
+    browser: Any, relying_party: str, cast: Cast
+) -> None:
+    changelog = changelog_make(service=cast.payments_api, by=cast.requester, submitted=True, risk_tier="high")
+    context, page = _approver_with_authenticator(browser, relying_party, cast)
+
+    # Register a passkey: audited, pending until a second administrator confirms it.
+    created = page.evaluate(CEREMONIES_JS, ["create", "/api/v1/identity/passkeys/options", {}])
+    assert created["status"] == 200, created
+    registered = page.evaluate(
+        POST_JS, ["/api/v1/identity/passkeys", {"name": "laptop", "credential": created["body"]}]
+    )
+    assert registered["status"] == 201, registered
+    assert registered["body"]["status"] == "pending"
+    passkey = Passkey.objects.get(user=cast.approver)
+    assert AuditEvent.objects.filter(action="identity:passkey_registered", target_id=str(passkey.pk)).exists()
+
+    seen = seen_of(changelog)
+    decision = {"decision": "approved", "reason": "Rollback plan checked.", **seen}
+    challenge_url = f"/api/v1/changelogs/{changelog.pk}/approvals/challenge"
+    approvals_url = f"/api/v1/changelogs/{changelog.pk}/approvals/"
+    # Unconfirmed, it cannot sign.
+    early = page.evaluate(CEREMONIES_JS, ["get", challenge_url, decision])
+    refused = page.evaluate(POST_JS, [approvals_url, {**decision, "password": PASSWORD, "assertion": early["body"]}])
+    assert refused["status"] == 403
+    assert refused["body"]["code"] == "passkey_not_confirmed"
+
+    confirmed = cast.session(cast.admin).post(f"/api/v1/identity/passkeys/{passkey.pk}/confirm")
+    assert confirmed.status_code == 200, confirmed.content
+    assert confirmed.json()["confirmed_by"] == "admin"
+
+    assertion = page.evaluate(CEREMONIES_JS, ["get", challenge_url, decision])
+    assert assertion["status"] == 200, assertion
+    approved = page.evaluate(
+        POST_JS, [approvals_url, {**decision, "password": PASSWORD, "assertion": assertion["body"]}]
+    )
+    assert approved["status"] == 201, approved
+    [shown] = approved["body"]["approvals"]
+    assert shown["signed"] is True
+
+    # What is stored, checked here with cryptography alone.
+    stored = ApprovalSignature.objects.get(approval=Approval.objects.get(changelog=changelog))
+    client_data = _verified_by_hand(stored, relying_party)
+    expected = _expected_challenge(
+        str(changelog.pk), seen["revision"], seen["content_hash"], "approved", "Rollback plan checked."
+    )
+    assert _b64(client_data["challenge"]) == expected
+    assert stored.credential_id == passkey.credential_id
+    assert stored.public_key_pem == passkey.public_key_pem
+
+    # For any other content hash the signed challenge is not the derived one: the same assertion
+    # does not sign it, here by hand and at the API, for a revision with changed content.
+    other_hash = hashlib.sha256(b"other content").hexdigest()
+    assert _b64(client_data["challenge"]) != _expected_challenge(
+        str(changelog.pk), seen["revision"], other_hash, "approved", "Rollback plan checked."
+    )
+    requester = cast.session(cast.requester)
+    edited = requester.patch(
+        f"/api/v1/changelogs/{changelog.pk}/", {"rollback_plan": "Roll back with helm rollback."}, format="json"
+    )
+    assert edited.status_code == 200, edited.content
+    assert requester.post(f"/api/v1/changelogs/{changelog.pk}/submit").status_code == 200
+    changed = {**decision, **seen_of(Changelog.objects.get(pk=changelog.pk))}
+    assert changed["content_hash"] != seen["content_hash"]
+    replayed = cast.session(cast.approver).post(
+        approvals_url, {**changed, "password": PASSWORD, "assertion": assertion["body"]}, format="json"
+    )
+    assert replayed.status_code == 403, replayed.content
+    assert replayed.json()["code"] == "signature_invalid"
+    assert "challenge" in replayed.json()["message"]
+    assert Approval.objects.filter(changelog=changelog).count() == 1
+    context.close()
