@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from enum import StrEnum
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -36,9 +35,11 @@ from django.utils import timezone
 
 from approvals.models import Channel, DeliveryStatus, Notification
 from audit.canonical import canonical_json
+from outbox.services import outbox_put, publish_many
 
 logger = logging.getLogger(__name__)
 
+DELIVER_TASK = "approvals.tasks.notification_deliver"
 WEBHOOK_TIMEOUT_SECONDS = 10
 WEBHOOK_USER_AGENT = "ReleaseGate-Webhook/1"
 # However many attempts are configured, a notification waits at most this long between two.
@@ -94,10 +95,10 @@ def notification_enqueue(
         row.created_at = now
         row.next_attempt_at = now
         row.save(force_insert=True)
-    if rows:
-        # robust: the change is committed either way; a failure to hand over is logged and the
-        # flush task delivers the rows later.
-        transaction.on_commit(partial(_hand_over, [row.pk for row in rows]), robust=True)
+    for row in rows:
+        # The single outbox publishes after the commit with short timeouts; what does not go
+        # is published by its flush (a broker that is down or hung never holds the request).
+        outbox_put(task=DELIVER_TASK, args=[str(row.pk)])
     return rows
 
 
@@ -195,27 +196,10 @@ def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _hand_over(notification_ids: Iterable[UUID]) -> int:
-    """Queue a delivery task per notification (in eager mode: deliver it now). Nothing here may
-    fail the caller, whose change is already committed: a broker that is down leaves the row
-    pending for the next flush."""
-    from approvals.tasks import notification_deliver
-
-    handed = 0
-    for notification_id in notification_ids:
-        try:
-            notification_deliver.delay(str(notification_id))
-        except Exception as error:  # the broker, or in eager mode the delivery itself; the flush retries
-            logger.warning(
-                "could not hand notification %s to Celery (%s: %s); it stays pending for the flush task",
-                notification_id,
-                type(error).__name__,
-                error,
-                # a broker that is down needs no traceback; a failure of the eager delivery does
-                exc_info=bool(notification_deliver.app.conf.task_always_eager),
-            )
-        else:
-            handed += 1
-    return handed
+    """Queue a delivery task per notification (in eager mode: deliver it now), with the
+    outbox's short timeouts. Never raises: a broker that is down leaves the rows pending for
+    the next flush."""
+    return publish_many((DELIVER_TASK, [str(notification_id)]) for notification_id in notification_ids)
 
 
 def _send(notification: Notification, *, now: datetime) -> str | None:

@@ -38,7 +38,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +54,7 @@ from approvals.notifications import retry_delay
 from audit.canonical import canonical_json, sha256_hex
 from audit.services import SYSTEM
 from changelogs.models import ChangelogRevision, RevisionStatus, Service
+from outbox.services import outbox_put, publish_many
 from releasegate.audit_actions import GateAction
 from releasegate.errors import ApplicationError, Conflict, InvalidInput, NotFound, field_error
 from releasegate.gate import gate_check
@@ -75,6 +75,7 @@ SIGNATURE_PREFIX = "sha256="
 # The service account GitHub's questions are asked as (username svc-github-app).
 GITHUB_ACCOUNT_NAME = "github-app"
 HTTP_TIMEOUT_SECONDS = 10
+ANSWER_TASK = "releasegate.tasks.github_answer_deliver"
 USER_AGENT = "ReleaseGate-GitHubApp/1"
 API_VERSION = "2022-11-28"
 # GitHub shows at most this much of a comment.
@@ -460,8 +461,9 @@ def _evaluate(delivery: GitHubDelivery, *, actor: User, installation_id: int, ev
             "deployment_created_at": delivery.deployment_created_at,
         },
     )
-    # robust: the answer is committed either way; a failed hand-over leaves it to the flush.
-    transaction.on_commit(partial(_hand_over, [delivery.pk]), robust=True)
+    # Published after the commit by the single outbox, with short timeouts; what does not go
+    # is published by its flush.
+    outbox_put(task=ANSWER_TASK, args=[str(delivery.pk)])
 
 
 def _audit_data(delivery: GitHubDelivery) -> dict[str, Any]:
@@ -604,25 +606,9 @@ def _expire_stale_approval(delivery: GitHubDelivery, now: datetime) -> None:
 
 
 def _hand_over(delivery_ids: Iterable[UUID]) -> int:
-    """Queue an answer task per delivery (eager mode: answer now). Never fails the caller,
-    whose transaction is committed: what is not handed over stays pending for the flush."""
-    from releasegate.tasks import github_answer_deliver
-
-    handed = 0
-    for delivery_id in delivery_ids:
-        try:
-            github_answer_deliver.delay(str(delivery_id))
-        except Exception as error:  # the broker, or in eager mode the attempt itself; the flush retries
-            logger.warning(
-                "could not hand GitHub answer %s to Celery (%s: %s); it stays pending for the flush task",
-                delivery_id,
-                type(error).__name__,
-                error,
-                exc_info=bool(github_answer_deliver.app.conf.task_always_eager),
-            )
-        else:
-            handed += 1
-    return handed
+    """Queue an answer task per delivery (eager mode: answer now) with the outbox's short
+    timeouts. Never raises: what is not handed over stays pending for the flush."""
+    return publish_many((ANSWER_TASK, [str(delivery_id)]) for delivery_id in delivery_ids)
 
 
 # Talking to GitHub's API

@@ -56,6 +56,7 @@ from changelogs.authors import revision_authors
 from changelogs.models import Changelog, ChangelogRevision, CommitAuthors, Domain, RevisionStatus
 from changelogs.selectors import changelog_list_visible, revision_current
 from changelogs.storage import blob_read, evidence_storage
+from outbox.services import outbox_put, publish_many
 from releasegate.audit_actions import PackAction
 from releasegate.errors import Conflict, InvalidInput, NotFound
 from releasegate.models import Deployment, GateDecision, GateOutcome
@@ -576,12 +577,15 @@ def pack_request(
         return existing, False
     job = PackJob.objects.create(kind=kind, params=params, params_key=key, requested_by=acting_user, created_at=now)
     audit.record(actor=acting_user, action=PackAction.PACK_REQUESTED, target=job, data={"kind": kind, "params": params})
-    transaction.on_commit(lambda: _dispatch(job.pk), robust=True)
+    outbox_put(task=BUILD_TASK, args=[str(job.pk)])
     return job, True
 
 
-def _dispatch(job_id: Any) -> None:
-    pack_build.delay(str(job_id))
+BUILD_TASK = "releasegate.packs.pack_build"
+
+
+def _dispatch(job_ids: Any) -> int:
+    return publish_many((BUILD_TASK, [str(job_id)]) for job_id in job_ids)
 
 
 def _progress(job_id: Any, percent: int, stage: str) -> None:
@@ -783,6 +787,4 @@ def packs_resume() -> int:
         Q(status=PackStatus.QUEUED, created_at__lt=now - timedelta(minutes=5))
         | Q(status=PackStatus.RUNNING, started_at__lt=now - timedelta(minutes=30))
     ).values_list("id", flat=True)[:100]
-    for job_id in stale:
-        _dispatch(job_id)
-    return len(stale)
+    return _dispatch(stale)

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "guardian",
     "axes",
     "csp",
+    "outbox",
     "audit",
     "changelogs",
     "approvals",
@@ -201,6 +202,19 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "retrospectives-overdue": {"task": "approvals.tasks.retrospectives_overdue", "schedule": 60.0},
     "packs-resume": {"task": "releasegate.packs.packs_resume", "schedule": 60.0},
 }
+
+# --- The outbox (outbox/services.py, issue 19): the broker is never on a request's path ------
+# Requests write outbox rows; after the commit they are published with this connect and socket
+# timeout and no retries (a hung broker costs a request at most about twice this). Rows that did
+# not go are published by beat's flush once they are this old.
+OUTBOX_PUBLISH_TIMEOUT_MS = env_int("OUTBOX_PUBLISH_TIMEOUT_MS", 500, minimum=10)
+OUTBOX_FLUSH_SECONDS = env_int("OUTBOX_FLUSH_SECONDS", 10, minimum=1)
+OUTBOX_FLUSH_AFTER_SECONDS = env_int("OUTBOX_FLUSH_AFTER_SECONDS", 10, minimum=0)
+CELERY_BEAT_SCHEDULE["outbox-flush"] = {
+    "task": "outbox.tasks.outbox_flush_task",
+    "schedule": float(OUTBOX_FLUSH_SECONDS),
+}
+# --- end of the outbox ------------------------------------------------------------------------
 
 # Audit log. With eager Celery (no broker) events are sequenced right after each commit; with
 # a broker, by the beat task above or `manage.py audit_sequence --loop`.
