@@ -367,6 +367,14 @@ if not ORGANISATION_NAME:
         "ORGANISATION_NAME must be set when DEBUG is off (it names the signer of evidence packs)"
     )
 PACK_REUSE_MINUTES = env_int("PACK_REUSE_MINUTES", 60, minimum=0)
+# Pack builds through faults (issue 19): a build holds its job under a lease renewed at every
+# stage; a job whose lease ran out, or that waited queued this long, is handed over by beat's
+# packs-resume (every minute). Database errors during a build are retried on a fresh connection
+# for up to PACK_DB_RETRY_SECONDS before the attempt counts as failed.
+PACK_LEASE_SECONDS = env_int("PACK_LEASE_SECONDS", 120, minimum=5)
+PACK_QUEUED_STALE_SECONDS = env_int("PACK_QUEUED_STALE_SECONDS", 120, minimum=5)
+PACK_DB_RETRY_SECONDS = env_int("PACK_DB_RETRY_SECONDS", 30, minimum=0)
+PACK_MAX_ATTEMPTS = env_int("PACK_MAX_ATTEMPTS", 4, minimum=1)
 # The longest period a population pack may cover (issue 13: periods are bounded).
 PACK_MAX_PERIOD_DAYS = env_int("PACK_MAX_PERIOD_DAYS", 366, minimum=1)
 # The organisation's document-signing key and certificate (PEM), and optionally the chain to
