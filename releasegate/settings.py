@@ -392,6 +392,11 @@ CELERY_IMPORTS = ["releasegate.packs"]
 # answers 401, unless METRICS_PUBLIC=1 says the figures may be read by anyone who can reach it.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+# /readyz and /metrics (releasegate/health.py, issue 19): a warning when this process's clock is
+# further than this from the database's (business times come from the database's), and not
+# ready when the oldest audit event not yet in the Merkle log is older than this.
+CLOCK_OFFSET_WARN_SECONDS = env_int("CLOCK_OFFSET_WARN_SECONDS", 5, minimum=0)
+READYZ_AUDIT_LAG_SECONDS = env_int("READYZ_AUDIT_LAG_SECONDS", 300, minimum=1)
 
 # API tokens: the last-used time is written at most this often, to keep reads read-only.
 API_TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=env_int("API_TOKEN_LAST_USED_SECONDS", 60, minimum=0))
@@ -421,7 +426,7 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000,
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SECURE_PROXY_SSL and not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Content-Security-Policy (django-csp): scripts, styles, images and fonts from this site only,
 # no plugins, no framing, forms post only here. Inline styles stay allowed: the admin's
 # templates use style attributes; no inline script runs (the API docs load theirs as a file).

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from releasegate import views
+from releasegate import health, views
 from releasegate.metrics import metrics_view
 
 urlpatterns = [
@@ -10,7 +10,8 @@ urlpatterns = [
     path("docs/", views.doc, name="docs"),
     path("docs/<str:name>", views.doc, name="doc"),
     path("admin/", admin.site.urls),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/schema/", views.SchemaView.as_view(), name="schema"),
     # The split view serves its script as a file: the Content-Security-Policy allows no inline script.
