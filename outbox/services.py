@@ -22,6 +22,7 @@ from uuid import UUID
 from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from outbox.models import Message
@@ -34,7 +35,8 @@ def outbox_put(*, task: str, args: Sequence[Any] = ()) -> Message:
     """Write the row in the caller's transaction; publish it after the commit."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox rows are written inside the transaction of the change that needs them")
-    message = Message.objects.create(task=task, args=tuple(args), created_at=timezone.now())
+    # The database's clock (Now()): the flush, on another machine, compares with the same clock.
+    message = Message.objects.create(task=task, args=list(args), created_at=Now())
     transaction.on_commit(partial(_after_commit, message.pk), robust=True)
     return message
 
@@ -141,7 +143,7 @@ def _delete(message_ids: list[UUID]) -> None:
 
 def outbox_flush(*, limit: int = 500) -> int:
     """Publish the rows that were not published right after their commit (beat)."""
-    older = timezone.now() - timedelta(seconds=settings.OUTBOX_FLUSH_AFTER_SECONDS)
+    older = Now() - timedelta(seconds=settings.OUTBOX_FLUSH_AFTER_SECONDS)
     with transaction.atomic():
         # SKIP LOCKED: two flushes at once take different rows instead of publishing twice.
         messages = list(
