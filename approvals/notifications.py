@@ -31,10 +31,10 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.utils import timezone
 
 from approvals.models import Channel, DeliveryStatus, Notification
 from audit.canonical import canonical_json
+from audit.clock import business_now
 from outbox.services import outbox_put, publish_many
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def notification_enqueue(
     to Celery (robust: a broker that is down only leaves them pending for the flush task)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("notifications are enqueued inside the transaction of the change they announce")
-    now = now or timezone.now()
+    now = now or business_now()
     # What is stored is exactly what is signed and sent later: dates, UUIDs and decimals take
     # their JSON form now, and a payload JSON cannot carry (NaN, sets…) fails the caller now.
     plain = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
@@ -105,7 +105,7 @@ def notification_enqueue(
 def notification_dispatch_due(*, now: datetime | None = None, limit: int = FLUSH_BATCH) -> int:
     """Hand every pending notification whose next attempt is due to Celery (the flush, run by
     beat). Handing a row over twice is harmless: an attempt locks the row and re-checks it."""
-    now = now or timezone.now()
+    now = now or business_now()
     due = list(
         Notification.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
         .order_by("next_attempt_at")
@@ -125,7 +125,7 @@ def notification_attempt(
     flush and a Celery retry that both hold the row's id do not both spend an attempt; only
     eager mode, where Celery re-runs a retry at once and nothing runs concurrently, turns it off.
     """
-    now = now or timezone.now()
+    now = now or business_now()
     with transaction.atomic():
         notification = (
             Notification.objects.select_for_update(skip_locked=True, no_key=True)

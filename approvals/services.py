@@ -26,6 +26,7 @@ from approvals.models import (
 from approvals.notifications import notification_enqueue
 from approvals.rules import ApprovalStatus, Authority
 from approvals.selectors import approval_state_of, authorities_of, authority_holders, requester_ids
+from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs import services as changelog_services
 from changelogs.authors import identities
@@ -296,7 +297,7 @@ def changelog_submit_for_approval(
     *, acting_user: Any, changelog: Changelog, now: datetime | None = None
 ) -> ChangelogRevision:
     """Freeze and hash the draft (changelogs), then tell the domain's signing authorities."""
-    now = now or timezone.now()
+    now = now or business_now()
     revision = changelog_services.changelog_submit(acting_user=acting_user, changelog=changelog, now=now)
     requesters = requester_ids(changelog=changelog)
     approvers = [
@@ -347,7 +348,7 @@ def approval_decide(
     was revised since (a new revision, other content), nothing is recorded and the answer is
     ``content_changed``: an approval signs those bytes or nothing. Locks the changelog, so a
     decision and an edit never interleave."""
-    now = now or timezone.now()
+    now = now or business_now()
     changelog = changelog_lock(changelog=changelog)
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.SUBMITTED:
@@ -515,7 +516,7 @@ def _retrospective_follow_up(
 def retrospectives_mark_overdue(*, now: datetime | None = None) -> int:
     """Mark open retrospectives past their deadline as overdue, once each, and tell the
     domain's signing authorities. Run by beat; safe to run concurrently (skip locked)."""
-    now = now or timezone.now()
+    now = now or business_now()
     marked = 0
     while True:
         with transaction.atomic():

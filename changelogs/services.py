@@ -10,6 +10,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 import audit
+from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs import parsers
 from changelogs.audit_actions import ChangelogAction
@@ -137,7 +138,7 @@ def changelog_edit(
 @transaction.atomic
 def changelog_submit(*, acting_user: Any, changelog: Changelog, now: datetime | None = None) -> ChangelogRevision:
     """Freeze the current draft revision and hash its content. ``changelog`` must be locked."""
-    now = now or timezone.now()
+    now = now or business_now()
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.DRAFT:
         raise Conflict(

@@ -47,11 +47,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 import audit
 from approvals.notifications import retry_delay
 from audit.canonical import canonical_json, sha256_hex
+from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs.models import ChangelogRevision, RevisionStatus, Service
 from outbox.services import outbox_put, publish_many
@@ -362,7 +362,7 @@ def github_delivery_receive(
 ) -> Received:
     """Take a signed delivery: refuse a replay or a stale one (audited), recognise GitHub's
     redelivery, else record the question and the answer to it (sent after commit)."""
-    now = now or timezone.now()
+    now = now or business_now()
     key = github_replay_key(installation_id=installation_id, deployment_id=deployment_id, body_sha256=body_sha256)
     facts = {
         "replay_key": key,
@@ -514,7 +514,7 @@ def github_answer_attempt(
     committed, so two workers never answer at once. ``only_when_due`` as in
     ``approvals.notifications.notification_attempt``: only eager mode turns it off.
     """
-    now = now or timezone.now()
+    now = now or business_now()
     with transaction.atomic():
         delivery = (
             GitHubDelivery.objects.select_for_update(skip_locked=True, no_key=True)
@@ -578,7 +578,7 @@ def github_answer_attempt(
 
 def github_answers_dispatch_due(*, now: datetime | None = None, limit: int = 500) -> int:
     """Hand every pending answer whose attempt is due to Celery again (beat's flush)."""
-    now = now or timezone.now()
+    now = now or business_now()
     due = list(
         GitHubDelivery.objects.filter(status=GitHubAnswerStatus.PENDING, next_attempt_at__lte=now)
         .order_by("next_attempt_at")
