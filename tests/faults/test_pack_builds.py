@@ -6,6 +6,7 @@ blip mid-build ends in one valid pack."""
 import hashlib
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +15,12 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEvent, PackJob, PackStatus
-from changelogs.models import Changelog
+from changelogs.models import Changelog, Evidence
+from changelogs.storage import blob_put
 from releasegate import packs
 from releasegate.packs import _params_key, pack_build, packs_resume
 from tests.conftest import Cast, wait_for
+from tests.faults.disks import fill, small_disk
 from tests.releasegate.gate_support import ready_changelog
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -206,3 +209,37 @@ def test_a_database_blip_mid_build_ends_in_one_valid_pack(
     assert cut >= 1
     wait_for(lambda: PackJob.objects.get(pk=job_id).status == "done", what="one valid pack", timeout=90)
     the_pack_is_valid(PackJob.objects.get(pk=job_id))
+
+
+def test_a_pack_on_a_full_disk_leaves_no_file_and_is_built_once_space_is_back(
+    cast: Cast, changelog: Changelog, settings: Any, tmp_path: Path
+) -> None:
+    """Seen: a population pack on the full disk left a 0-byte PDF."""
+    root = tmp_path / "store"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "evidence": {
+            **settings.STORAGES["evidence"],
+            "OPTIONS": {**settings.STORAGES["evidence"]["OPTIONS"], "location": str(root)},
+        },
+    }
+    storages._storages = {}
+    evidence = [(Path(settings.EVIDENCE_STORAGE_DIR) / e.storage_key).read_bytes() for e in Evidence.objects.all()]
+    with small_disk(root, size_kb=256) as disk:
+        for data in evidence:  # the changelog's evidence, in the store the pack reads it from
+            blob_put(data)
+        filler = fill(disk, leave_bytes=2048)
+
+        ask(cast, changelog)
+
+        job = PackJob.objects.get()
+        assert job.status != PackStatus.DONE
+        assert "storage" in job.error.lower() or "space" in job.error.lower(), job.error
+        assert [path for path in (disk / "packs").rglob("*") if path.is_file()] == []
+
+        filler.unlink()
+        settings.PACK_QUEUED_STALE_SECONDS = 0
+        PackJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(seconds=1))
+        packs_resume()
+
+        the_pack_is_valid(job)
