@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from enum import StrEnum
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -32,13 +31,15 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.utils import timezone
 
 from approvals.models import Channel, DeliveryStatus, Notification
 from audit.canonical import canonical_json
+from audit.clock import business_now
+from outbox.services import outbox_put, publish_many
 
 logger = logging.getLogger(__name__)
 
+DELIVER_TASK = "approvals.tasks.notification_deliver"
 WEBHOOK_TIMEOUT_SECONDS = 10
 WEBHOOK_USER_AGENT = "ReleaseGate-Webhook/1"
 # However many attempts are configured, a notification waits at most this long between two.
@@ -75,7 +76,7 @@ def notification_enqueue(
     to Celery (robust: a broker that is down only leaves them pending for the flush task)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("notifications are enqueued inside the transaction of the change they announce")
-    now = now or timezone.now()
+    now = now or business_now()
     # What is stored is exactly what is signed and sent later: dates, UUIDs and decimals take
     # their JSON form now, and a payload JSON cannot carry (NaN, sets…) fails the caller now.
     plain = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
@@ -94,17 +95,17 @@ def notification_enqueue(
         row.created_at = now
         row.next_attempt_at = now
         row.save(force_insert=True)
-    if rows:
-        # robust: the change is committed either way; a failure to hand over is logged and the
-        # flush task delivers the rows later.
-        transaction.on_commit(partial(_hand_over, [row.pk for row in rows]), robust=True)
+    for row in rows:
+        # The single outbox publishes after the commit with short timeouts; what does not go
+        # is published by its flush (a broker that is down or hung never holds the request).
+        outbox_put(task=DELIVER_TASK, args=[str(row.pk)])
     return rows
 
 
 def notification_dispatch_due(*, now: datetime | None = None, limit: int = FLUSH_BATCH) -> int:
     """Hand every pending notification whose next attempt is due to Celery (the flush, run by
     beat). Handing a row over twice is harmless: an attempt locks the row and re-checks it."""
-    now = now or timezone.now()
+    now = now or business_now()
     due = list(
         Notification.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
         .order_by("next_attempt_at")
@@ -124,7 +125,7 @@ def notification_attempt(
     flush and a Celery retry that both hold the row's id do not both spend an attempt; only
     eager mode, where Celery re-runs a retry at once and nothing runs concurrently, turns it off.
     """
-    now = now or timezone.now()
+    now = now or business_now()
     with transaction.atomic():
         notification = (
             Notification.objects.select_for_update(skip_locked=True, no_key=True)
@@ -195,27 +196,10 @@ def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _hand_over(notification_ids: Iterable[UUID]) -> int:
-    """Queue a delivery task per notification (in eager mode: deliver it now). Nothing here may
-    fail the caller, whose change is already committed: a broker that is down leaves the row
-    pending for the next flush."""
-    from approvals.tasks import notification_deliver
-
-    handed = 0
-    for notification_id in notification_ids:
-        try:
-            notification_deliver.delay(str(notification_id))
-        except Exception as error:  # the broker, or in eager mode the delivery itself; the flush retries
-            logger.warning(
-                "could not hand notification %s to Celery (%s: %s); it stays pending for the flush task",
-                notification_id,
-                type(error).__name__,
-                error,
-                # a broker that is down needs no traceback; a failure of the eager delivery does
-                exc_info=bool(notification_deliver.app.conf.task_always_eager),
-            )
-        else:
-            handed += 1
-    return handed
+    """Queue a delivery task per notification (in eager mode: deliver it now), with the
+    outbox's short timeouts. Never raises: a broker that is down leaves the rows pending for
+    the next flush."""
+    return publish_many((DELIVER_TASK, [str(notification_id)]) for notification_id in notification_ids)
 
 
 def _send(notification: Notification, *, now: datetime) -> str | None:

@@ -28,6 +28,7 @@ from approvals.models import (
 from approvals.notifications import notification_enqueue
 from approvals.rules import ApprovalStatus, Authority
 from approvals.selectors import approval_state_of, authorities_of, authority_holders, requester_ids
+from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs import services as changelog_services
 from changelogs.authors import identities
@@ -314,7 +315,7 @@ def changelog_submit_for_approval(
     *, acting_user: ActingUser, changelog: Changelog, now: datetime | None = None
 ) -> ChangelogRevision:
     """Freeze and hash the draft (changelogs), then tell the domain's signing authorities."""
-    now = now or timezone.now()
+    now = now or business_now()
     revision = changelog_services.changelog_submit(acting_user=acting_user, changelog=changelog, now=now)
     requesters = requester_ids(changelog=changelog)
     approvers = [
@@ -370,7 +371,7 @@ def approval_decide(
     With an ``assertion`` (a WebAuthn PublicKeyCredential as JSON) the decision is signed: the
     assertion must verify, by one of the approver's confirmed passkeys, over the challenge
     derived from exactly this decision (identity.challenge); it is kept with the approval."""
-    now = now or timezone.now()
+    now = now or business_now()
     changelog = changelog_lock(changelog=changelog)
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.SUBMITTED:
@@ -570,7 +571,7 @@ def _retrospective_follow_up(
 def retrospectives_mark_overdue(*, now: datetime | None = None) -> int:
     """Mark open retrospectives past their deadline as overdue, once each, and tell the
     domain's signing authorities. Run by beat; safe to run concurrently (skip locked)."""
-    now = now or timezone.now()
+    now = now or business_now()
     marked = 0
     while True:
         with transaction.atomic():

@@ -162,6 +162,11 @@ class PackJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     files = models.JSONField(default=dict, blank=True, help_text="name -> {storage_key, sha256, size, media_type}")
+    # One builder at a time (issue 19): a delivery builds only while it holds an unexpired lease,
+    # renewed at every stage; a second delivery walks away, and a lease that ran out (a worker
+    # killed, a database blip) lets the next delivery take the job over.
+    lease_owner = models.CharField(max_length=64, blank=True, help_text="The delivery building it now.")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

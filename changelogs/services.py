@@ -10,6 +10,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 import audit
+from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs import parsers
 from changelogs.audit_actions import ChangelogAction
@@ -142,7 +143,7 @@ def changelog_submit(
 ) -> ChangelogRevision:
     """Freeze the current draft revision and hash its content. ``changelog`` must be locked."""
     changelog_lock_in_place(changelog=changelog)
-    now = now or timezone.now()
+    now = now or business_now()
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.DRAFT:
         raise Conflict(

@@ -33,6 +33,8 @@ class CommonError(StrEnum):
     LONE_SURROGATE = "lone_surrogate"
     TOO_MANY_FIELDS = "too_many_fields"
     TOO_MANY_FILES = "too_many_files"
+    # Infrastructure faults (issue 19): the request changed nothing.
+    STORAGE_FULL = "storage_full"
 
 
 class ApplicationError(Exception):
@@ -85,6 +87,12 @@ class TooManyAttempts(ApplicationError):
 
 class PayloadTooLarge(ApplicationError):
     status_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class InsufficientStorage(ApplicationError):
+    """The store has no room for what the request would keep: nothing was recorded."""
+
+    status_code = HTTPStatus.INSUFFICIENT_STORAGE
 
 
 class IntegrityFailure(ApplicationError):

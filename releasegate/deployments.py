@@ -32,12 +32,12 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 import audit
 from approvals.notifications import notification_enqueue
 from approvals.selectors import authority_holders
 from audit.canonical import canonical_json, sha256_hex
+from audit.clock import business_now
 from changelogs.lifecycle import may_change
 from changelogs.models import Changelog, ChangelogStatus, Service
 from changelogs.services import changelog_status_change
@@ -176,7 +176,7 @@ def deployment_report(
 ) -> tuple[Deployment, bool]:
     """Record a report; returns it and whether it is new. The same key with the same report
     changes nothing; the same key with another report is a conflict."""
-    now = now or timezone.now()
+    now = now or business_now()
     _refuse_impossible_times(started_at=started_at, finished_at=finished_at, now=now)
     fingerprint = sha256_hex(
         canonical_json(

@@ -26,12 +26,12 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Case, IntegerField, Q, Value, When
-from django.utils import timezone
 
 import audit
 from approvals.models import RetrospectiveStatus
 from approvals.rules import ApprovalFact, ApprovalState, Authority, approval_context, approval_state
 from approvals.selectors import approval_state_of
+from audit.clock import business_now
 from audit.services import event_inserted, event_row
 from changelogs import selectors as changelog_selectors
 from changelogs.authors import RevisionAuthors, revision_authors
@@ -427,7 +427,7 @@ def gate_check(
     """Decide for a service already known to be the caller's to ask about (the GitHub
     deployment protection rule resolves it from the repository)."""
     started = time.perf_counter()
-    now = now or timezone.now()
+    now = now or business_now()
     if _on_postgresql():
         row = _read(
             acting_user=acting_user, service_slug=service.slug, digest=digest, changelog_id=changelog_id, now=now
@@ -465,7 +465,7 @@ def gate_check_as_caller(
     no such service or the caller may not act on it. On PostgreSQL that check is part of the
     one read."""
     started = time.perf_counter()
-    now = now or timezone.now()
+    now = now or business_now()
     if _on_postgresql():
         row = _read(
             acting_user=acting_user, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=now

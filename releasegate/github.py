@@ -38,7 +38,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,14 +47,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 import audit
 from approvals.notifications import retry_delay
 from audit.canonical import canonical_json, sha256_hex
+from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs.models import ChangelogRevision, RevisionStatus, Service
 from core.errors import ApplicationError, Conflict, InvalidInput, NotFound, field_error
+from outbox.services import outbox_put, publish_many
 from releasegate.audit_actions import GateAction
 from releasegate.gate import gate_check
 from releasegate.models import (
@@ -75,6 +75,7 @@ SIGNATURE_PREFIX = "sha256="
 # The service account GitHub's questions are asked as (username svc-github-app).
 GITHUB_ACCOUNT_NAME = "github-app"
 HTTP_TIMEOUT_SECONDS = 10
+ANSWER_TASK = "releasegate.tasks.github_answer_deliver"
 USER_AGENT = "ReleaseGate-GitHubApp/1"
 API_VERSION = "2022-11-28"
 # GitHub shows at most this much of a comment.
@@ -361,7 +362,7 @@ def github_delivery_receive(
 ) -> Received:
     """Take a signed delivery: refuse a replay or a stale one (audited), recognise GitHub's
     redelivery, else record the question and the answer to it (sent after commit)."""
-    now = now or timezone.now()
+    now = now or business_now()
     key = github_replay_key(installation_id=installation_id, deployment_id=deployment_id, body_sha256=body_sha256)
     facts = {
         "replay_key": key,
@@ -460,8 +461,9 @@ def _evaluate(delivery: GitHubDelivery, *, actor: User, installation_id: int, ev
             "deployment_created_at": delivery.deployment_created_at,
         },
     )
-    # robust: the answer is committed either way; a failed hand-over leaves it to the flush.
-    transaction.on_commit(partial(_hand_over, [delivery.pk]), robust=True)
+    # Published after the commit by the single outbox, with short timeouts; what does not go
+    # is published by its flush.
+    outbox_put(task=ANSWER_TASK, args=[str(delivery.pk)])
 
 
 def _audit_data(delivery: GitHubDelivery) -> dict[str, Any]:
@@ -512,7 +514,7 @@ def github_answer_attempt(
     committed, so two workers never answer at once. ``only_when_due`` as in
     ``approvals.notifications.notification_attempt``: only eager mode turns it off.
     """
-    now = now or timezone.now()
+    now = now or business_now()
     with transaction.atomic():
         delivery = (
             GitHubDelivery.objects.select_for_update(skip_locked=True, no_key=True)
@@ -576,7 +578,7 @@ def github_answer_attempt(
 
 def github_answers_dispatch_due(*, now: datetime | None = None, limit: int = 500) -> int:
     """Hand every pending answer whose attempt is due to Celery again (beat's flush)."""
-    now = now or timezone.now()
+    now = now or business_now()
     due = list(
         GitHubDelivery.objects.filter(status=GitHubAnswerStatus.PENDING, next_attempt_at__lte=now)
         .order_by("next_attempt_at")
@@ -604,25 +606,9 @@ def _expire_stale_approval(delivery: GitHubDelivery, now: datetime) -> None:
 
 
 def _hand_over(delivery_ids: Iterable[UUID]) -> int:
-    """Queue an answer task per delivery (eager mode: answer now). Never fails the caller,
-    whose transaction is committed: what is not handed over stays pending for the flush."""
-    from releasegate.tasks import github_answer_deliver
-
-    handed = 0
-    for delivery_id in delivery_ids:
-        try:
-            github_answer_deliver.delay(str(delivery_id))
-        except Exception as error:  # the broker, or in eager mode the attempt itself; the flush retries
-            logger.warning(
-                "could not hand GitHub answer %s to Celery (%s: %s); it stays pending for the flush task",
-                delivery_id,
-                type(error).__name__,
-                error,
-                exc_info=bool(github_answer_deliver.app.conf.task_always_eager),
-            )
-        else:
-            handed += 1
-    return handed
+    """Queue an answer task per delivery (eager mode: answer now) with the outbox's short
+    timeouts. Never raises: what is not handed over stays pending for the flush."""
+    return publish_many((ANSWER_TASK, [str(delivery_id)]) for delivery_id in delivery_ids)
 
 
 # Talking to GitHub's API

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -16,6 +17,8 @@ from django.utils import timezone
 from approvals.models import Retrospective, RetrospectiveStatus
 from audit.models import AuditEvent, Checkpoint
 from changelogs.models import Domain
+from outbox.services import outbox_waiting
+from releasegate.health import clock_offset_seconds
 from releasegate.models import Deployment, GateDecision
 
 LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -27,8 +30,27 @@ def _escape(value: str) -> str:
 
 
 def metrics_text() -> str:
+    """The figures; with the database down, the figures that need it are left out and
+    ``releasegate_database_up`` says 0 (a scrape is never an HTML error page)."""
     lines: list[str] = []
+    try:
+        with transaction.atomic():  # one snapshot of every figure
+            _database_figures(lines)
+    except DatabaseError:
+        connection.close()
+        lines.clear()
+        up = 0
+    else:
+        up = 1
+    lines += [
+        "# HELP releasegate_database_up Whether the database answered this scrape.",
+        "# TYPE releasegate_database_up gauge",
+        f"releasegate_database_up {up}",
+    ]
+    return "\n".join(lines) + "\n"
 
+
+def _database_figures(lines: list[str]) -> None:
     def metric(name: str, kind: str, help_text: str) -> None:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
@@ -66,8 +88,16 @@ def metrics_text() -> str:
     lines.append(f"releasegate_audit_log_size {latest}")
     metric("releasegate_audit_events_unsequenced", "gauge", "Committed audit events not yet in the Merkle log.")
     lines.append(f"releasegate_audit_events_unsequenced {AuditEvent.objects.filter(leaf__isnull=True).count()}")
+
+    metric("releasegate_clock_offset_seconds", "gauge", "This process's clock minus the database's.")
+    lines.append(f"releasegate_clock_offset_seconds {clock_offset_seconds():.3f}")
+    waiting, oldest = outbox_waiting()
+    metric("releasegate_outbox_waiting", "gauge", "Tasks written to the outbox and not yet published.")
+    lines.append(f"releasegate_outbox_waiting {waiting}")
+    metric("releasegate_outbox_oldest_seconds", "gauge", "Age of the oldest task waiting in the outbox.")
+    lines.append(f"releasegate_outbox_oldest_seconds {oldest or 0:.3f}")
+
     _incident_metrics(metric, lines)
-    return "\n".join(lines) + "\n"
 
 
 # The delivery figures' window: what GET /api/v1/incidents/figures answers by default.
@@ -103,6 +133,7 @@ def _incident_metrics(metric: Any, lines: list[str]) -> None:
                 lines.append(f'releasegate_{name}{{domain="{_escape(slug)}"}} {value}')
 
 
+@transaction.non_atomic_requests  # answers with the database down (releasegate/health.py)
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """The figures, for whoever holds METRICS_TOKEN; for anyone only with METRICS_PUBLIC=1.
     With neither, nobody: the figures say how often the gate denies, and to whom."""

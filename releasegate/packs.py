@@ -12,18 +12,20 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import shared_task
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -50,17 +52,21 @@ from audit.packs.pdf import render_changelog_pdf, render_population_pdf
 from audit.packs.sample import sample_changelog_ids
 from audit.packs.signing import certificate_sha256, generate_development_certificate, sign_pdf
 from audit.selectors import event_canonical_bytes, inclusion_proofs
-from audit.sequencer import sequence_pending
+from audit.sequencer import database_now, sequence_pending
 from audit.signing import verifier_key
 from changelogs.authors import revision_authors
 from changelogs.models import Changelog, ChangelogRevision, CommitAuthors, Domain, RevisionStatus
 from changelogs.selectors import changelog_list_visible, revision_current
-from changelogs.storage import blob_read, evidence_storage
+from changelogs.storage import blob_read, evidence_storage, stored_write
 from core.actors import ActingUser
 from core.errors import Conflict, InvalidInput, NotFound
 from incidents.selectors import incidents_of_changelog
+from outbox.services import outbox_put, publish_many
 from releasegate.audit_actions import PackAction
 from releasegate.models import Deployment, GateDecision, GateOutcome
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class PackError(StrEnum):
@@ -568,8 +574,10 @@ def pack_request(
     *, acting_user: ActingUser, kind: str, params: dict[str, Any], now: datetime | None = None
 ) -> tuple[PackJob, bool]:
     """Ask for a pack. The same request while its job is queued or running, or done within
-    PACK_REUSE_MINUTES, returns that job rather than building again."""
-    now = now or timezone.now()
+    PACK_REUSE_MINUTES, returns that job rather than building again. A job that is stuck (its
+    builder's lease ran out, or it waited in the queue past PACK_QUEUED_STALE_SECONDS) is handed
+    over again on the way; a failed job is not reused: asking again starts a new one."""
+    now = now or database_now()
     key = _params_key(kind, params)
     reusable = (
         PackJob.objects.select_for_update()
@@ -581,28 +589,31 @@ def pack_request(
     )
     existing: PackJob | None = reusable.order_by("-created_at").first()
     if existing is not None:
+        if existing.pk in set(_stale_jobs(now)):
+            outbox_put(task=BUILD_TASK, args=[str(existing.pk)])
         return existing, False
     job = PackJob.objects.create(kind=kind, params=params, params_key=key, requested_by=acting_user, created_at=now)
     audit.record(actor=acting_user, action=PackAction.PACK_REQUESTED, target=job, data={"kind": kind, "params": params})
-    transaction.on_commit(lambda: _dispatch(job.pk), robust=True)
+    outbox_put(task=BUILD_TASK, args=[str(job.pk)])
     return job, True
 
 
-def _dispatch(job_id: Any) -> None:
-    pack_build.delay(str(job_id))
+def _stale_jobs(now: datetime) -> Any:
+    """Jobs nobody is building: running with a lease that ran out (a worker killed, a build
+    that could not record its failure), or queued for longer than a hand-over takes."""
+    queued_before = now - timedelta(seconds=settings.PACK_QUEUED_STALE_SECONDS)
+    return PackJob.objects.filter(
+        Q(status=PackStatus.RUNNING, lease_expires_at__lt=now)
+        | Q(status=PackStatus.RUNNING, lease_expires_at__isnull=True, started_at__lt=queued_before)
+        | Q(status=PackStatus.QUEUED, created_at__lt=queued_before, lease_owner="")
+    ).values_list("id", flat=True)
 
 
-def _progress(job_id: Any, percent: int, stage: str) -> None:
-    PackJob.objects.filter(pk=job_id).update(progress=max(0, min(percent, 99)), stage=stage)
+BUILD_TASK = "releasegate.packs.pack_build"
 
 
-def _store(job: PackJob, name: str, data: bytes, media_type: str) -> dict[str, Any]:
-    key = f"packs/{job.pk}/{name}"
-    storage = evidence_storage()
-    if storage.exists(key):  # a retried build replaces what an interrupted attempt left
-        storage.delete(key)
-    storage.save(key, ContentFile(data))
-    return {"storage_key": key, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "media_type": media_type}
+def _dispatch(job_ids: Any) -> int:
+    return publish_many((BUILD_TASK, [str(job_id)]) for job_id in job_ids)
 
 
 def _signature_of(approval: Approval, changelog: Changelog) -> dict[str, Any] | None:
@@ -627,58 +638,233 @@ def _signature_of(approval: Approval, changelog: Changelog) -> dict[str, Any] | 
     }
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3, ignore_result=True)
-def pack_build(self: Any, job_id: str) -> str:
-    """Build one pack. Safe to run again: a done job is left alone, an interrupted one is
-    rebuilt from the start."""
-    job = PackJob.objects.filter(pk=job_id).first()
-    if job is None or job.status == PackStatus.DONE:
-        return "skipped"
-    PackJob.objects.filter(pk=job_id).update(
-        status=PackStatus.RUNNING, attempts=job.attempts + 1, started_at=timezone.now(), progress=0, stage="starting"
-    )
+class LeaseLost(Exception):
+    """Another delivery holds the job now (ours ran out): stop, and keep nothing."""
+
+
+_DB_ERRORS = (OperationalError, InterfaceError)
+
+
+def _with_fresh_connection(work: Callable[[], T], *, what: str) -> T:
+    """Run ``work``; on a database error (a restart, a blip, a dropped connection) close the
+    connection and try again on a fresh one, for up to PACK_DB_RETRY_SECONDS. The error handler
+    of a build used to write over the dead connection, fail, and leave the job running."""
+    deadline = time.monotonic() + settings.PACK_DB_RETRY_SECONDS
+    pause = 0.25
+    while True:
+        try:
+            return work()
+        except _DB_ERRORS as error:
+            if connection.in_atomic_block or time.monotonic() + pause > deadline:
+                raise
+            logger.warning("pack build: database error while %s (%s); retrying on a fresh connection", what, error)
+            connection.close()
+            time.sleep(pause)
+            pause = min(pause * 2, 4.0)
+
+
+def _lease_until() -> datetime:
+    return database_now() + timedelta(seconds=settings.PACK_LEASE_SECONDS)
+
+
+class LeaseHeld(Exception):
+    """Another delivery is building the job; look again when its lease would run out."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"another delivery holds the job for {seconds:.0f} s more")
+        self.seconds = seconds
+
+
+def _lease_owner() -> str:
+    """Who builds: this machine and process (so that a delivery on the same machine can tell
+    a holder that was killed), and a token of the delivery."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(6)}"
+
+
+def _holder_is_dead(owner: str) -> bool:
+    """A holder on this machine whose process is gone (a pool process killed mid-build) holds
+    nothing: the redelivered message takes over at once instead of waiting out the lease."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:32] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
     try:
-        files = _build(job)
-    except Exception as error:
-        if self.request.retries < self.max_retries:
-            PackJob.objects.filter(pk=job_id).update(status=PackStatus.QUEUED, error=str(error)[:2000])
-            raise self.retry(exc=error, countdown=2 ** (self.request.retries + 1)) from error
-        PackJob.objects.filter(pk=job_id).update(
-            status=PackStatus.FAILED, error=str(error)[:2000], finished_at=timezone.now()
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def _claim(job_id: str, owner: str) -> PackJob | None:
+    """Take the job for this delivery; None when it is done. Raises ``LeaseHeld`` while
+    another delivery holds an unexpired lease on it."""
+    with transaction.atomic():
+        job: PackJob | None = PackJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status == PackStatus.DONE:
+            return None
+        now = database_now()
+        if (
+            job.lease_owner
+            and job.lease_expires_at
+            and job.lease_expires_at > now
+            and not _holder_is_dead(job.lease_owner)
+        ):
+            raise LeaseHeld((job.lease_expires_at - now).total_seconds())
+        job.status = PackStatus.RUNNING
+        job.attempts += 1
+        job.started_at = now
+        job.progress = 0
+        job.stage = "starting"
+        job.error = ""
+        job.lease_owner = owner
+        job.lease_expires_at = now + timedelta(seconds=settings.PACK_LEASE_SECONDS)
+        job.save(
+            update_fields=[
+                "status",
+                "attempts",
+                "started_at",
+                "progress",
+                "stage",
+                "error",
+                "lease_owner",
+                "lease_expires_at",
+            ]
         )
-        raise
+        return job
+
+
+def _progress(job_id: Any, owner: str, percent: int, stage: str) -> None:
+    """Report progress and renew the lease; a delivery that lost its lease stops here."""
+    held = PackJob.objects.filter(pk=job_id, lease_owner=owner, status=PackStatus.RUNNING).update(
+        progress=max(0, min(percent, 99)), stage=stage, lease_expires_at=_lease_until()
+    )
+    if not held:
+        raise LeaseLost(f"pack job {job_id}: another delivery took it over")
+
+
+def _store(job: PackJob, owner: str, name: str, data: bytes, media_type: str) -> dict[str, Any]:
+    """Each delivery writes under its own folder: nothing ever overwrites the files another
+    delivery recorded. The job's record points at them only once it is done."""
+    key = f"packs/{job.pk}/{owner}/{name}"
+    sha256 = stored_write(evidence_storage(), key, data)
+    return {"storage_key": key, "sha256": sha256, "size": len(data), "media_type": media_type}
+
+
+def _discard(job_id: str, owner: str) -> None:
+    """Remove what this delivery wrote (a build cut short, or one another delivery beat)."""
+    storage = evidence_storage()
+    folder = f"packs/{job_id}/{owner}"
+    try:
+        names = storage.listdir(folder)[1] if storage.exists(folder) else []
+        for name in names:
+            storage.delete(f"{folder}/{name}")
+    except OSError as error:  # an orphan file is untidy, not wrong: nothing points at it
+        logger.warning("pack build: could not remove %s (%s)", folder, error)
+
+
+def _finish(job_id: str, owner: str, files: dict[str, Any]) -> bool:
+    """Switch the job to done with its files and the audit event, in one transaction, if
+    this delivery still holds the lease."""
     with transaction.atomic():
         job = PackJob.objects.select_for_update().get(pk=job_id)
-        if job.status == PackStatus.DONE:
-            return "skipped"
+        if job.status == PackStatus.DONE or job.lease_owner != owner:
+            return False
         job.status = PackStatus.DONE
         job.files = files
         job.progress = 100
         job.stage = "done"
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "files", "progress", "stage", "finished_at"])
+        job.error = ""
+        job.finished_at = database_now()
+        job.lease_owner = ""
+        job.lease_expires_at = None
+        job.save(
+            update_fields=[
+                "status",
+                "files",
+                "progress",
+                "stage",
+                "error",
+                "finished_at",
+                "lease_owner",
+                "lease_expires_at",
+            ]
+        )
         audit.record(
             actor=audit.services.SYSTEM,
             action=PackAction.PACK_BUILT,
             target=job,
             data={"kind": job.kind, "params": job.params, "files": {name: f["sha256"] for name, f in files.items()}},
         )
-    return "built"
+    return True
 
 
-def _build(job: PackJob) -> dict[str, Any]:
+def _give_up(job_id: str, owner: str, error: BaseException, *, final: bool) -> None:
+    """Record the failed attempt and release the lease (only this delivery's)."""
+    values: dict[str, Any] = {
+        "error": f"{type(error).__name__}: {error}"[:2000],
+        "lease_owner": "",
+        "lease_expires_at": None,
+    }
+    if final:
+        values.update(status=PackStatus.FAILED, finished_at=database_now())
+    else:
+        values.update(status=PackStatus.QUEUED)
+    PackJob.objects.filter(pk=job_id, lease_owner=owner).update(**values)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3, ignore_result=True)
+def pack_build(self: Any, job_id: str) -> str:
+    """Build one pack, once. Safe to deliver twice: a done job is left alone, a job another
+    delivery holds is left to it, an interrupted one is rebuilt from the start. Database errors
+    are retried on a fresh connection; a delivery that cannot even record its failure leaves a
+    lease that runs out, and ``packs_resume`` hands the job over."""
+    owner = _lease_owner()
+    try:
+        job = _with_fresh_connection(lambda: _claim(job_id, owner), what="claiming the job")
+    except LeaseHeld as held:
+        if self.request.is_eager:
+            return "skipped"
+        # Look again when the holder's lease would run out: if it is still building it will
+        # have renewed it (or finished), and if it died this delivery takes over.
+        raise self.retry(countdown=int(held.seconds) + 1, max_retries=None) from held
+    if job is None:
+        return "skipped"
+    try:
+        files = _with_fresh_connection(lambda: _build(job, owner), what="building")
+        finished = _with_fresh_connection(lambda: _finish(job_id, owner, files), what="recording the pack")
+    except LeaseLost:
+        _discard(job_id, owner)
+        return "skipped"
+    except Exception as error:
+        _discard(job_id, owner)
+        # The job's own count decides (a delivery that waited on another's lease used Celery's).
+        final = job.attempts >= settings.PACK_MAX_ATTEMPTS
+        failure = error
+        _with_fresh_connection(lambda: _give_up(job_id, owner, failure, final=final), what="recording the failure")
+        if not final:
+            raise self.retry(exc=error, countdown=2 ** min(job.attempts, 6), max_retries=None) from error
+        raise
+    if finished:
+        return "built"
+    _discard(job_id, owner)  # another delivery finished first; its files are the pack
+    return "skipped"
+
+
+def _build(job: PackJob, owner: str) -> dict[str, Any]:
     """Render, sign and store the pack's files; returns their names, keys and hashes."""
     sequence_pending()  # the pack's proofs cover everything committed before the build
-    now = timezone.now()
+    now = database_now()
     if job.kind == PackKind.CHANGELOG:
-        _progress(job.pk, 10, "collecting the change")
+        _progress(job.pk, owner, 10, "collecting the change")
         changelog = Changelog.objects.select_related("service", "service__domain", "created_by").get(
             pk=job.params["changelog"]
         )
         pack, evidence_files = changelog_pack_data(changelog=changelog, now=now)
-        _progress(job.pk, 40, "rendering the PDF")
+        _progress(job.pk, owner, 40, "rendering the PDF")
         pdf = _sign(render_changelog_pdf(pack), reason=f"Evidence pack of changelog {changelog.pk}")
-        _progress(job.pk, 70, "building the ZIP")
+        _progress(job.pk, owner, 70, "building the ZIP")
         archive = build_changelog_zip(
             pack=pack,
             signed_pdf=pdf,
@@ -686,10 +872,10 @@ def _build(job: PackJob) -> dict[str, Any]:
             verifier_sources=standalone_verifier_sources(),
             signing_certificate_pem=pack_signing_material()[1],
         )
-        _progress(job.pk, 90, "storing")
+        _progress(job.pk, owner, 90, "storing")
         return {
-            "pack.pdf": _store(job, "pack.pdf", pdf, "application/pdf"),
-            "pack.zip": _store(job, "pack.zip", archive, "application/zip"),
+            "pack.pdf": _store(job, owner, "pack.pdf", pdf, "application/pdf"),
+            "pack.zip": _store(job, owner, "pack.zip", archive, "application/zip"),
         }
     params = job.params
     population = population_pack_data(
@@ -699,20 +885,20 @@ def _build(job: PackJob) -> dict[str, Any]:
         sample_size=params["sample_size"],
         seed=params["seed"],
         now=now,
-        progress=lambda done, total: _progress(job.pk, 5 + 60 * done // max(total, 1), "listing changes"),
+        progress=lambda done, total: _progress(job.pk, owner, 5 + 60 * done // max(total, 1), "listing changes"),
     )
-    _progress(job.pk, 5, "rendering the PDF")
+    _progress(job.pk, owner, 5, "rendering the PDF")
     rendered = io.BytesIO()
     render_population_pdf(population, rendered)
-    _progress(job.pk, 70, "signing")
+    _progress(job.pk, owner, 70, "signing")
     pdf = _sign(rendered.getvalue(), reason=f"Population pack {params['start']} to {params['end']}")
-    _progress(job.pk, 80, "writing the CSV")
+    _progress(job.pk, owner, 80, "writing the CSV")
     table = io.StringIO(newline="")
     write_population_csv(population, table)
-    _progress(job.pk, 90, "storing")
+    _progress(job.pk, owner, 90, "storing")
     return {
-        "population.pdf": _store(job, "population.pdf", pdf, "application/pdf"),
-        "population.csv": _store(job, "population.csv", table.getvalue().encode("utf-8"), "text/csv"),
+        "population.pdf": _store(job, owner, "population.pdf", pdf, "application/pdf"),
+        "population.csv": _store(job, owner, "population.csv", table.getvalue().encode("utf-8"), "text/csv"),
     }
 
 
@@ -805,14 +991,9 @@ def pack_file(*, job_id: Any, name: str) -> tuple[bytes, dict[str, Any]]:
 
 @shared_task(ignore_result=True)
 def packs_resume() -> int:
-    """Run by beat every minute: hands over again the pack jobs whose message was lost (the
-    broker was down when they were requested) or whose worker vanished without giving the task
-    back. A build that is really still running simply finds the job done and stops."""
-    now = timezone.now()
-    stale = PackJob.objects.filter(
-        Q(status=PackStatus.QUEUED, created_at__lt=now - timedelta(minutes=5))
-        | Q(status=PackStatus.RUNNING, started_at__lt=now - timedelta(minutes=30))
-    ).values_list("id", flat=True)[:100]
-    for job_id in stale:
-        _dispatch(job_id)
-    return len(stale)
+    """Run by beat every minute: hands over again the pack jobs nobody is building (the message
+    was lost, a worker was killed, a database blip left the job running): within
+    PACK_LEASE_SECONDS plus a minute, not half an hour. A delivery that finds another holding a
+    live lease walks away, so handing over too often is harmless."""
+    stale = list(_stale_jobs(database_now())[:100])
+    return _dispatch(stale)

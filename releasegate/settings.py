@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "csp",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "outbox",
     "audit",
     "changelogs",
     "identity",
@@ -208,6 +209,19 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "retrospectives-overdue": {"task": "approvals.tasks.retrospectives_overdue", "schedule": 60.0},
     "packs-resume": {"task": "releasegate.packs.packs_resume", "schedule": 60.0},
 }
+
+# --- The outbox (outbox/services.py, issue 19): the broker is never on a request's path ------
+# Requests write outbox rows; after the commit they are published with this connect and socket
+# timeout and no retries (a hung broker costs a request at most about twice this). Rows that did
+# not go are published by beat's flush once they are this old.
+OUTBOX_PUBLISH_TIMEOUT_MS = env_int("OUTBOX_PUBLISH_TIMEOUT_MS", 500, minimum=10)
+OUTBOX_FLUSH_SECONDS = env_int("OUTBOX_FLUSH_SECONDS", 10, minimum=1)
+OUTBOX_FLUSH_AFTER_SECONDS = env_int("OUTBOX_FLUSH_AFTER_SECONDS", 10, minimum=0)
+CELERY_BEAT_SCHEDULE["outbox-flush"] = {
+    "task": "outbox.tasks.outbox_flush_task",
+    "schedule": float(OUTBOX_FLUSH_SECONDS),
+}
+# --- end of the outbox ------------------------------------------------------------------------
 
 # Audit log. With eager Celery (no broker) events are sequenced right after each commit; with
 # a broker, by the beat task above or `manage.py audit_sequence --loop`.
@@ -378,6 +392,14 @@ if not ORGANISATION_NAME:
         "ORGANISATION_NAME must be set when DEBUG is off (it names the signer of evidence packs)"
     )
 PACK_REUSE_MINUTES = env_int("PACK_REUSE_MINUTES", 60, minimum=0)
+# Pack builds through faults (issue 19): a build holds its job under a lease renewed at every
+# stage; a job whose lease ran out, or that waited queued this long, is handed over by beat's
+# packs-resume (every minute). Database errors during a build are retried on a fresh connection
+# for up to PACK_DB_RETRY_SECONDS before the attempt counts as failed.
+PACK_LEASE_SECONDS = env_int("PACK_LEASE_SECONDS", 120, minimum=5)
+PACK_QUEUED_STALE_SECONDS = env_int("PACK_QUEUED_STALE_SECONDS", 120, minimum=5)
+PACK_DB_RETRY_SECONDS = env_int("PACK_DB_RETRY_SECONDS", 30, minimum=0)
+PACK_MAX_ATTEMPTS = env_int("PACK_MAX_ATTEMPTS", 4, minimum=1)
 # The longest period a population pack may cover (issue 13: periods are bounded).
 PACK_MAX_PERIOD_DAYS = env_int("PACK_MAX_PERIOD_DAYS", 366, minimum=1)
 # The organisation's document-signing key and certificate (PEM), and optionally the chain to
@@ -395,6 +417,11 @@ CELERY_IMPORTS = ["releasegate.packs"]
 # answers 401, unless METRICS_PUBLIC=1 says the figures may be read by anyone who can reach it.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+# /readyz and /metrics (releasegate/health.py, issue 19): a warning when this process's clock is
+# further than this from the database's (business times come from the database's), and not
+# ready when the oldest audit event not yet in the Merkle log is older than this.
+CLOCK_OFFSET_WARN_SECONDS = env_int("CLOCK_OFFSET_WARN_SECONDS", 5, minimum=0)
+READYZ_AUDIT_LAG_SECONDS = env_int("READYZ_AUDIT_LAG_SECONDS", 300, minimum=1)
 
 # API tokens: the last-used time is written at most this often, to keep reads read-only.
 API_TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=env_int("API_TOKEN_LAST_USED_SECONDS", 60, minimum=0))
@@ -424,7 +451,7 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000,
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SECURE_PROXY_SSL and not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Content-Security-Policy (django-csp): scripts, styles, images and fonts from this site only,
 # no plugins, no framing, forms post only here. Inline styles stay allowed: the admin's
 # templates use style attributes; no inline script runs (the API docs load theirs as a file).

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from releasegate import sso, views
+from releasegate import health, sso, views
 from releasegate.incident_report import LearningReportApi
 from releasegate.metrics import metrics_view
 
@@ -13,7 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("oidc/authenticate/", sso.sso_authenticate, name="oidc_authentication_init"),
     path("oidc/callback/", sso.sso_callback, name="sso-callback"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/schema/", views.SchemaView.as_view(), name="schema"),
     # The split view serves its script as a file: the Content-Security-Policy allows no inline script.

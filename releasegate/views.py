@@ -49,10 +49,6 @@ def doc(request: HttpRequest, name: str = "") -> HttpResponse:
     return HttpResponse((DOCS_DIR / name).read_bytes(), content_type="text/markdown; charset=utf-8")
 
 
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
-
-
 def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 

@@ -16,7 +16,8 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from changelogs.models import Changelog
 from releasegate.freezes import freeze_create
-from releasegate.models import Deployment, NotCovered
+from releasegate.models import Deployment, GateDecision, NotCovered
+from tests.clock import time_passes
 from tests.conftest import Cast
 from tests.factories import (
     DIGEST,
@@ -140,8 +141,8 @@ def test_an_allow_decision_covers_only_a_start_within_its_validity(cast: Cast) -
     pipeline = cast.pipeline.client()
     check(pipeline)
 
-    with time_machine.travel(timezone.now() + timedelta(minutes=61)):
-        late = report(pipeline, "run-816")
+    time_passes(timedelta(minutes=61))
+    late = report(pipeline, "run-816")
 
     assert late.json()["unauthorised"] is True
     assert late.json()["not_covered_because"] == "not_valid_at_start"
@@ -157,9 +158,9 @@ def test_reusing_a_run_url_after_the_decision_expired_borrows_no_coverage(cast: 
     covered = report(pipeline, "run-812-started", status="started").json()
     assert covered["unauthorised"] is False
 
-    with time_machine.travel(timezone.now() + timedelta(hours=3)):
-        # Another deployment, reported under the same run URL as the covered one.
-        reused = report(pipeline, "run-812-again", status="started", pipeline_run_url=RUN_URL)
+    time_passes(timedelta(hours=3))
+    # Another deployment, reported under the same run URL as the covered one.
+    reused = report(pipeline, "run-812-again", status="started", pipeline_run_url=RUN_URL)
 
     assert reused.json()["unauthorised"] is True
     assert reused.json()["not_covered_because"] == "not_valid_at_start"
@@ -316,17 +317,17 @@ def _started_before_the_check(cast: Cast, pipeline: APIClient) -> Any:
 def _started_after_the_decision_expired(cast: Cast, pipeline: APIClient) -> Any:
     ready_changelog(cast)
     check(pipeline)
-    with time_machine.travel(timezone.now() + timedelta(minutes=61)):
-        return report(pipeline, "run")
+    time_passes(timedelta(minutes=61))
+    return report(pipeline, "run")
 
 
 def _backdated_into_an_old_decision(cast: Cast, pipeline: APIClient) -> Any:
     """Deployed three hours after the check, reported as started five minutes after it."""
     ready_changelog(cast)
-    checked = timezone.now()
     check(pipeline)
-    with time_machine.travel(checked + timedelta(hours=3)):
-        return report(pipeline, "run", started_at=checked + timedelta(minutes=5))
+    time_passes(timedelta(hours=3))
+    checked = GateDecision.objects.get().evaluated_at
+    return report(pipeline, "run", started_at=checked + timedelta(minutes=5))
 
 
 def _rejected_after_the_check(cast: Cast, pipeline: APIClient) -> Any:
@@ -383,10 +384,10 @@ def _later_report_out_of_order(cast: Cast, pipeline: APIClient) -> Any:
 def _later_report_too_late(cast: Cast, pipeline: APIClient) -> Any:
     ready_changelog(cast)
     check(pipeline)
-    start = timezone.now()
-    report(pipeline, "started", status="started", started_at=start)
-    with time_machine.travel(start + timedelta(minutes=61)):
-        return report(pipeline, "succeeded", started_at=start)
+    report(pipeline, "started", status="started", started_at=timezone.now())
+    time_passes(timedelta(minutes=61))
+    start = Deployment.objects.get().started_at
+    return report(pipeline, "succeeded", started_at=start)
 
 
 COVERAGE_RULES = {

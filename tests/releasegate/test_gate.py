@@ -5,7 +5,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import time_machine
 from django.utils import timezone
 
 from approvals.models import AuthorityGrant
@@ -14,6 +13,7 @@ from audit.models import AuditEvent
 from changelogs.services import policy_create
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import GateDecision
+from tests.clock import time_passes
 from tests.conftest import Cast
 from tests.factories import (
     DIGEST,
@@ -117,8 +117,9 @@ def test_an_approval_of_earlier_content_is_stale(cast: Cast) -> None:
 def test_an_expired_approval_is_denied(cast: Cast) -> None:
     ready_changelog(cast)
 
-    with time_machine.travel(timezone.now() + timedelta(days=8)):
-        assert codes(check(cast.pipeline.client())) == ["approvals_missing", "approval_expired"]
+    time_passes(timedelta(days=8))
+
+    assert codes(check(cast.pipeline.client())) == ["approvals_missing", "approval_expired"]
 
 
 def test_an_approval_by_someone_who_lost_the_authority_is_denied(cast: Cast) -> None:
@@ -157,9 +158,9 @@ def test_an_overdue_hotfix_retrospective_blocks_the_service(cast: Cast) -> None:
     hotfix = ready_changelog(cast, kind="hotfix", risk_tier="high")
     assert check(cast.pipeline.client()).json()["decision"] == "allow"  # one approval clears a hotfix
 
-    with time_machine.travel(timezone.now() + timedelta(hours=25)):
-        retrospectives_mark_overdue()
-        found = codes(check(cast.pipeline.client()))
+    time_passes(timedelta(hours=25))
+    retrospectives_mark_overdue()
+    found = codes(check(cast.pipeline.client()))
 
     assert found == ["retrospective_overdue"]
     assert hotfix.kind == "hotfix"
