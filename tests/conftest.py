@@ -26,6 +26,7 @@ from releasegate.tokens import ALL_SCOPES
 from tests.factories import FACTORY_ACTOR, DomainFactory, ServiceFactory, UserFactory, authority_give
 from tests.network_guard import OutsideConnections
 from tests.outside_reads import OutsideReads, allowed_roots
+from tests.requirement_skips import pytest_runtest_makereport  # noqa: F401  (a hook: pytest finds it here)
 
 OUTSIDE_READS = OutsideReads(allowed_roots())
 OUTSIDE_CONNECTIONS = OutsideConnections()

@@ -75,6 +75,7 @@ FIELD_CHANGES = [
 
 
 @pytest.mark.parametrize("change", FIELD_CHANGES)
+@pytest.mark.requirement("PR-03")
 def test_any_field_change_yields_another_hash(change: dict[str, Any]) -> None:
     assert hash_of(changelog_content(**change)) != hash_of(changelog_content())
 
