@@ -113,6 +113,10 @@ class ChangelogContentSerializer(StrictInput):
     )
     rollback_plan = serializers.CharField(max_length=10000)
     reason = serializers.CharField(max_length=10000)
+    scope = serializers.CharField(
+        max_length=10000,
+        help_text="What the change touches: components, interfaces, data and customers affected, and what it does not.",
+    )
     expected_outcome = serializers.CharField(max_length=10000)
     planned_window = PlannedWindowSerializer()
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices)

@@ -397,6 +397,7 @@ _KNOWN_CONTENT = {
     "no_data_changes",
     "rollback_plan",
     "reason",
+    "scope",
     "expected_outcome",
     "planned_window",
     "risk_tier",
@@ -466,6 +467,7 @@ def _change_section(pack: ChangelogPack, width: float, st: _Styles) -> list[Flow
     artifact = _dict(content.get("artifact"))
     rows: list[tuple[str, Any]] = [
         ("Reason", content.get("reason", "")),
+        ("Scope", content.get("scope", "")),
         ("Expected outcome", content.get("expected_outcome", "")),
         ("Rollback plan", content.get("rollback_plan", "")),
         (

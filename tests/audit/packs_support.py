@@ -244,6 +244,7 @@ CONTENT: dict[str, Any] = {
     "no_data_changes": False,
     "rollback_plan": "Helm rollback to 2.13.2; the index is additive and can stay.",
     "reason": "Faster payment history for customers with many payments (PAY-4711).",
+    "scope": "GET /payments of payments-api and one new index on payments; no other endpoint.",
     "expected_outcome": "p95 of GET /payments below 150 ms; no change to error rate.",
     "planned_window": {"start": "2026-11-28T06:00:00Z", "end": "2026-11-28T07:00:00Z"},
     "risk_tier": "high",

@@ -95,6 +95,7 @@ def test_pdftotext_shows_every_field_of_the_content(text: str) -> None:
     flat = " ".join(text.split())
     for value in [
         CONTENT["reason"],
+        CONTENT["scope"],
         CONTENT["expected_outcome"],
         CONTENT["rollback_plan"],
         "none declared",

@@ -66,6 +66,7 @@ FIELD_CHANGES = [
     },
     {"rollback_plan": "Roll forward."},
     {"reason": "Fixes rounding of card fees!"},
+    {"scope": "Every service of the domain."},
     {"expected_outcome": "Nothing visible."},
     {"planned_window": {"start": "2026-12-01T09:00:00Z", "end": "2026-12-01T10:00:01Z"}},
     {"risk_tier": "high"},
