@@ -20,6 +20,7 @@ class FindingCode(StrEnum):
     EVIDENCE_MISSING = "evidence_missing"
     EVIDENCE_FAILED = "evidence_failed"
     EVIDENCE_WRONG_ENVIRONMENT = "evidence_wrong_environment"
+    EVIDENCE_OTHER_ARTIFACT = "evidence_other_artifact"
     JOURNEY_NOT_COVERED = "journey_not_covered"
     JOURNEY_FAILED = "journey_failed"
     THRESHOLD_EXCEEDED = "threshold_exceeded"
@@ -204,6 +205,7 @@ class EvidenceFact:
     environment: str
     verdict: str
     summary: Mapping[str, Any]
+    artifact_digest: str = ""  # the build it was produced against, when the upload named it
 
 
 # Every key of an evidence summary that ``readiness_findings`` reads. The gate reads only these
@@ -225,17 +227,40 @@ class ReadinessFacts:
     changelog_kind: str
     domain_critical_journeys: tuple[str, ...]
     evidence: Sequence[EvidenceFact]
+    artifact_digest: str = ""  # the revision's
+
+
+# Evidence about the build itself: tests and measurements of another build prove nothing of
+# this one (PR-02). A security scan of the source or a document is not tied to one build.
+ARTIFACT_BOUND_KINDS = ("sanity", "performance")
+
+
+def _of_other_artifact(item: EvidenceFact, digest: str) -> bool:
+    return item.kind in ARTIFACT_BOUND_KINDS and bool(item.artifact_digest) and item.artifact_digest != digest
 
 
 def readiness_findings(rules: PolicyRules, facts: ReadinessFacts) -> list[Finding]:
     findings: list[Finding] = []
-    by_kind: dict[str, list[EvidenceFact]] = {}
+    counted: list[EvidenceFact] = []
     for item in facts.evidence:
+        if _of_other_artifact(item, facts.artifact_digest):
+            findings.append(
+                Finding(
+                    FindingCode.EVIDENCE_OTHER_ARTIFACT,
+                    f"{item.file_name} was produced against {item.artifact_digest}, not {facts.artifact_digest}: "
+                    f"it does not count.",
+                    evidence=item.id,
+                )
+            )
+        else:
+            counted.append(item)
+    by_kind: dict[str, list[EvidenceFact]] = {}
+    for item in counted:
         by_kind.setdefault(item.kind, []).append(item)
     for kind in rules.required_evidence.get(facts.changelog_kind, ()):
         if not by_kind.get(kind):
             findings.append(Finding(FindingCode.EVIDENCE_MISSING, f"No {kind} evidence is attached."))
-    for item in facts.evidence:
+    for item in counted:
         if _did_not_pass(item):
             findings.append(
                 Finding(

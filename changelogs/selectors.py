@@ -204,6 +204,7 @@ def _fact(item: Evidence) -> EvidenceFact:
         environment=item.environment,
         verdict=item.verdict,
         summary=item.summary,
+        artifact_digest=item.artifact_digest,
     )
 
 
@@ -277,6 +278,7 @@ def readiness_of(*, changelog: Changelog, revision: ChangelogRevision | None = N
         changelog_kind=changelog.kind,
         domain_critical_journeys=critical,
         evidence=[_fact(item) for item in revision.evidence.all()],
+        artifact_digest=revision.artifact_digest,
     )
     return Readiness(revision=revision.number, policy=policy, findings=readiness_findings(policy.rules, facts))
 

@@ -8,7 +8,7 @@ written in YAML. It fails closed: it exits 0 only on a clear yes from the gate.
                       [--wait 30m] [--interval 15s]
     releasegate changelog create -f changelog.yaml [--set artifact.digest=...] [--quiet]
     releasegate changelog submit [-f changelog.yaml] [--changelog ID] [--set ...] [--quiet]
-    releasegate evidence add --changelog ID --kind K [--format F] [--environment E]
+    releasegate evidence add --changelog ID --kind K [--format F] [--environment E] [--artifact-digest D]
                              [--tool NAME] [--journeys IDS] [--quiet] FILE
     releasegate deploy report --service S --digest D --status STATUS [--env production]
                               [--run-url URL] [--started-at ISO] [--finished-at ISO] [--key KEY]
@@ -783,6 +783,7 @@ def cmd_evidence_add(args: argparse.Namespace, gate: Gate, out: Output) -> Resul
         "kind": args.kind,
         "format": args.format or "",
         "environment": args.environment or "",
+        "artifact_digest": args.artifact_digest or "",
         "tool": args.tool or "",
         "journeys": args.journeys or "",
     }
@@ -931,6 +932,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--kind", required=True, choices=EVIDENCE_KINDS)
     add.add_argument("--format", help="e.g. junit, k6_summary, sarif (detected from the content when left out)")
     add.add_argument("--environment", help="where it ran, e.g. staging")
+    add.add_argument("--artifact-digest", help="the artifact digest (sha256:…) the tests or measurements ran against")
     add.add_argument("--tool", help="the tool that produced it, e.g. pytest")
     add.add_argument("--journeys", help="journey ids the file is meant to cover, comma-separated")
     add.add_argument("-q", "--quiet", action="store_true", help="print only the evidence id")

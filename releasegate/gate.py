@@ -266,6 +266,7 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
             EvidenceFact(**{key: value for key, value in item.items() if key != "uploaded_by_id"})
             for item in row.evidence
         ],
+        artifact_digest=revision.artifact_digest,
     )
     read = row.commit_authors or {}
     authors = revision_authors(
