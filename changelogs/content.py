@@ -28,6 +28,7 @@ class ContentError(StrEnum):
     HOTFIX_DETAILS_NOT_ALLOWED = "hotfix_details_not_allowed"
     WINDOW_ENDS_BEFORE_START = "window_ends_before_start"
     SECURITY_IMPACT_UNDESCRIBED = "security_impact_undescribed"
+    INVALID_EVIDENCE_HASH = "invalid_evidence_hash"
 
 
 digest_validator = RegexValidator(
@@ -39,6 +40,13 @@ source_revision_validator = RegexValidator(
     r"^[0-9a-f]{7,64}$",
     "A source revision is a commit id: 7 to 64 lowercase hex digits.",
     code=ContentError.INVALID_SOURCE_REVISION,
+)
+
+
+evidence_hash_validator = RegexValidator(
+    r"^[0-9a-f]{64}$",
+    "An evidence file is named by its SHA-256: 64 lowercase hex digits.",
+    code=ContentError.INVALID_EVIDENCE_HASH,
 )
 
 
@@ -69,6 +77,16 @@ class DataChangeSerializer(StrictInput):
     version = serializers.CharField(max_length=200, help_text="Migration or script version, e.g. V42__add_index.")
     digest = serializers.CharField(max_length=71, validators=[digest_validator])
     rollback = serializers.CharField(max_length=2000, help_text="How this data change is undone.")
+    dry_run_evidence = serializers.CharField(
+        max_length=64,
+        validators=[evidence_hash_validator],
+        help_text="SHA-256 of the evidence file with the staging dry run's result (uploaded with environment staging).",
+    )
+    backup_evidence = serializers.CharField(
+        max_length=64,
+        validators=[evidence_hash_validator],
+        help_text="SHA-256 of the evidence file showing the backup taken (or the rollback tested) before it runs.",
+    )
 
 
 class PlannedWindowSerializer(StrictInput):

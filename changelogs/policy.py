@@ -21,6 +21,7 @@ class FindingCode(StrEnum):
     EVIDENCE_FAILED = "evidence_failed"
     EVIDENCE_WRONG_ENVIRONMENT = "evidence_wrong_environment"
     EVIDENCE_OTHER_ARTIFACT = "evidence_other_artifact"
+    DATA_CHANGE_EVIDENCE_MISSING = "data_change_evidence_missing"
     JOURNEY_NOT_COVERED = "journey_not_covered"
     JOURNEY_FAILED = "journey_failed"
     THRESHOLD_EXCEEDED = "threshold_exceeded"
@@ -206,6 +207,7 @@ class EvidenceFact:
     verdict: str
     summary: Mapping[str, Any]
     artifact_digest: str = ""  # the build it was produced against, when the upload named it
+    sha256: str = ""
 
 
 # Every key of an evidence summary that ``readiness_findings`` reads. The gate reads only these
@@ -228,6 +230,7 @@ class ReadinessFacts:
     domain_critical_journeys: tuple[str, ...]
     evidence: Sequence[EvidenceFact]
     artifact_digest: str = ""  # the revision's
+    data_changes: Sequence[Mapping[str, Any]] = ()  # the content's data-change steps
 
 
 # Evidence about the build itself: tests and measurements of another build prove nothing of
@@ -270,6 +273,37 @@ def readiness_findings(rules: PolicyRules, facts: ReadinessFacts) -> list[Findin
     findings += _sanity_findings(rules, facts, by_kind.get("sanity", []))
     findings += _performance_findings(rules, by_kind.get("performance", []))
     findings += _security_findings(rules, by_kind.get("security", []))
+    findings += _data_change_findings(rules, facts)
+    return findings
+
+
+def _data_change_findings(rules: PolicyRules, facts: ReadinessFacts) -> list[Finding]:
+    """Each data-change step names, by SHA-256, the file with its staging dry run's result and
+    the file showing its backup (or tested rollback); both must be attached to the revision,
+    and the dry run must have run where staging tests count (PR-23)."""
+    attached = {item.sha256: item for item in facts.evidence}
+    findings: list[Finding] = []
+    for change in facts.data_changes:
+        version = change.get("version", "a data change")
+        dry_run = attached.get(str(change.get("dry_run_evidence", "")))
+        if dry_run is None:
+            message = f"{version}: the dry run's result ({change.get('dry_run_evidence')}) is not attached."
+        elif dry_run.environment not in rules.sanity_environments:
+            message = (
+                f"{version}: the dry run {dry_run.file_name} ran in '{dry_run.environment or 'an unnamed environment'}'"
+                f", not in {', '.join(rules.sanity_environments)}."
+            )
+        else:
+            message = ""
+        if message:
+            findings.append(Finding(FindingCode.DATA_CHANGE_EVIDENCE_MISSING, message))
+        if str(change.get("backup_evidence", "")) not in attached:
+            findings.append(
+                Finding(
+                    FindingCode.DATA_CHANGE_EVIDENCE_MISSING,
+                    f"{version}: the backup or rollback evidence ({change.get('backup_evidence')}) is not attached.",
+                )
+            )
     return findings
 
 

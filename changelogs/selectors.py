@@ -205,6 +205,7 @@ def _fact(item: Evidence) -> EvidenceFact:
         verdict=item.verdict,
         summary=item.summary,
         artifact_digest=item.artifact_digest,
+        sha256=item.sha256,
     )
 
 
@@ -279,6 +280,7 @@ def readiness_of(*, changelog: Changelog, revision: ChangelogRevision | None = N
         domain_critical_journeys=critical,
         evidence=[_fact(item) for item in revision.evidence.all()],
         artifact_digest=revision.artifact_digest,
+        data_changes=revision.content.get("data_changes", ()),
     )
     return Readiness(revision=revision.number, policy=policy, findings=readiness_findings(policy.rules, facts))
 

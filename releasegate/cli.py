@@ -820,6 +820,8 @@ def cmd_deploy_report(args: argparse.Namespace, gate: Gate, out: Output) -> Resu
         "started_at": args.started_at or _utc_text(datetime.now(UTC).replace(microsecond=0)),
         "finished_at": args.finished_at,
     }
+    if args.data_change_executor:  # only when named: the derived keys of earlier reports stay the same
+        report["data_change_executor"] = args.data_change_executor
     key = args.key or deployment_key(report)
     answer = gate.post_json("/deployments/", {"idempotency_key": key, **report})
     if answer.status not in {200, 201}:
@@ -949,6 +951,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--run-url", type=_url_arg, help="the pipeline run, e.g. $CI_PIPELINE_URL")
     report.add_argument("--started-at", type=_timestamp_arg, help="ISO 8601 with offset (default: now)")
     report.add_argument("--finished-at", type=_timestamp_arg, help="ISO 8601 with offset")
+    report.add_argument(
+        "--data-change-executor", help="who ran the change's data changes (username or e-mail; none of its approvers)"
+    )
     report.add_argument("--key", help="idempotency key (default: derived from the report itself)")
     report.add_argument("-q", "--quiet", action="store_true", help="print only the deployment id")
     report.set_defaults(handler=cmd_deploy_report, command_name="deploy report")

@@ -267,6 +267,7 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
             for item in row.evidence
         ],
         artifact_digest=revision.artifact_digest,
+        data_changes=revision.content.get("data_changes", ()),
     )
     read = row.commit_authors or {}
     authors = revision_authors(

@@ -129,6 +129,7 @@ SELECT json_build_object(
         SELECT json_agg(json_build_object(
             'id', e.id, 'kind', e.kind, 'format', e.format, 'file_name', e.file_name,
             'environment', e.environment, 'verdict', e.verdict, 'artifact_digest', e.artifact_digest,
+            'sha256', e.sha256,
             'summary', (SELECT coalesce(jsonb_object_agg(key, e.summary -> key), '{}')
                         FROM unnest(%(summary_keys)s::text[]) AS key WHERE e.summary ? key),
             'uploaded_by_id', e.uploaded_by_id) ORDER BY e.uploaded_at, e.id)

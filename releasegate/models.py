@@ -159,6 +159,14 @@ class NotCovered(models.TextChoices):
     REVISION_SUPERSEDED = "revision_superseded", "The approved revision was superseded"
     UNCOVERED_DEPLOYMENT = "uncovered_deployment", "A later report of a deployment nothing covered"
     OUT_OF_ORDER = "out_of_order", "Does not follow the deployment's previous report"
+    DATA_CHANGE_EXECUTOR_UNNAMED = (
+        "data_change_executor_unnamed",
+        "The change has data changes and the report does not name who executed them",
+    )
+    DATA_CHANGE_EXECUTOR_APPROVED = (
+        "data_change_executor_approved",
+        "Whoever executed the data changes is one of the change's approvers",
+    )
 
 
 class Deployment(models.Model):
@@ -174,6 +182,11 @@ class Deployment(models.Model):
     artifact_digest = models.CharField(max_length=71)
     status = models.CharField(max_length=16, choices=DeploymentStatus.choices)
     pipeline_run_url = models.URLField(max_length=500, blank=True)
+    data_change_executor = models.CharField(
+        max_length=254,
+        blank=True,
+        help_text="Who executed the change's data changes (username or e-mail), as the report names them.",
+    )
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     decision = models.ForeignKey(

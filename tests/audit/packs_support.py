@@ -239,6 +239,8 @@ CONTENT: dict[str, Any] = {
             "version": "V42__payments_created_at_index",
             "digest": "sha256:1111222233334444555566667777888899990000aaaabbbbccccddddeeeeffff",
             "rollback": "DROP INDEX CONCURRENTLY payments_created_at_idx",
+            "dry_run_evidence": "2" * 64,
+            "backup_evidence": "3" * 64,
         }
     ],
     "no_data_changes": False,

@@ -174,7 +174,14 @@ INVALID = [
         "data changes listed and declared none",
         {
             "data_changes": [
-                {"description": "Add index", "version": "V42", "digest": OTHER_DIGEST, "rollback": "Drop it"}
+                {
+                    "description": "Add index",
+                    "version": "V42",
+                    "digest": OTHER_DIGEST,
+                    "rollback": "Drop it",
+                    "dry_run_evidence": "2" * 64,
+                    "backup_evidence": "3" * 64,
+                }
             ],
             "no_data_changes": True,
         },
@@ -184,7 +191,15 @@ INVALID = [
     (
         "data change without rollback",
         {
-            "data_changes": [{"description": "Add index", "version": "V42", "digest": OTHER_DIGEST}],
+            "data_changes": [
+                {
+                    "description": "Add index",
+                    "version": "V42",
+                    "digest": OTHER_DIGEST,
+                    "dry_run_evidence": "2" * 64,
+                    "backup_evidence": "3" * 64,
+                }
+            ],
             "no_data_changes": False,
         },
         "data_changes.0.rollback",

@@ -48,6 +48,9 @@ def test_the_hash_is_sha256_of_the_canonical_json() -> None:
     assert content_hash(service="payments-api", kind="train", content=content, evidence=[]) == expected
 
 
+DATA_CHANGE_EVIDENCE = {"dry_run_evidence": "2" * 64, "backup_evidence": "3" * 64}
+
+
 def _artifact(**changes: Any) -> dict[str, Any]:
     return {"artifact": {**changelog_content()["artifact"], **changes}}
 
@@ -61,7 +64,15 @@ FIELD_CHANGES = [
     {"deploy_steps": [{"description": "Roll out the new image"}]},
     {"deploy_steps": list(reversed(changelog_content()["deploy_steps"]))},
     {
-        "data_changes": [{"description": "Index", "version": "V42", "digest": OTHER_DIGEST, "rollback": "Drop"}],
+        "data_changes": [
+            {
+                "description": "Index",
+                "version": "V42",
+                "digest": OTHER_DIGEST,
+                "rollback": "Drop",
+                **DATA_CHANGE_EVIDENCE,
+            }
+        ],
         "no_data_changes": False,
     },
     {"rollback_plan": "Roll forward."},
