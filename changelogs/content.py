@@ -29,6 +29,7 @@ class ContentError(StrEnum):
     WINDOW_ENDS_BEFORE_START = "window_ends_before_start"
     SECURITY_IMPACT_UNDESCRIBED = "security_impact_undescribed"
     INVALID_EVIDENCE_HASH = "invalid_evidence_hash"
+    BUNDLES_NOT_ALLOWED = "bundles_not_allowed"
 
 
 digest_validator = RegexValidator(
@@ -89,6 +90,15 @@ class DataChangeSerializer(StrictInput):
     )
 
 
+class BundledChangeSerializer(StrictInput):
+    changelog = serializers.UUIDField(help_text="A changelog of the same service, approved on its own.")
+    content_hash = serializers.CharField(
+        max_length=64,
+        validators=[evidence_hash_validator],
+        help_text="The content hash of its revision that was approved: the train carries exactly that content.",
+    )
+
+
 class PlannedWindowSerializer(StrictInput):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
@@ -140,6 +150,13 @@ class ChangelogContentSerializer(StrictInput):
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices)
     security_impact = SecurityImpactSerializer()
     hotfix = HotfixSerializer(required=False, allow_null=True, default=None)
+    bundles = BundledChangeSerializer(  # type: ignore[call-arg]  # as above
+        many=True,
+        required=False,
+        default=list,
+        max_length=100,
+        help_text="A train's changes, each approved on its own; adding or removing one needs the train approved again.",
+    )
     commit_authors = serializers.ListField(
         child=serializers.CharField(max_length=254),
         required=False,
@@ -175,6 +192,8 @@ class ChangelogContentSerializer(StrictInput):
                 ContentError.HOTFIX_DETAILS_MISSING,
                 "A hotfix needs an incident reference and an emergency reason.",
             )
+        if kind == ChangelogKind.HOTFIX and attrs.get("bundles"):
+            add("bundles", ContentError.BUNDLES_NOT_ALLOWED, "Only a train bundles changes.")
         if kind == ChangelogKind.TRAIN and attrs.get("hotfix"):
             add("hotfix", ContentError.HOTFIX_DETAILS_NOT_ALLOWED, "Only hotfixes carry hotfix details.")
         if errors:

@@ -22,6 +22,7 @@ class FindingCode(StrEnum):
     EVIDENCE_WRONG_ENVIRONMENT = "evidence_wrong_environment"
     EVIDENCE_OTHER_ARTIFACT = "evidence_other_artifact"
     DATA_CHANGE_EVIDENCE_MISSING = "data_change_evidence_missing"
+    TRAIN_CHANGE_NOT_APPROVED = "train_change_not_approved"
     JOURNEY_NOT_COVERED = "journey_not_covered"
     JOURNEY_FAILED = "journey_failed"
     THRESHOLD_EXCEEDED = "threshold_exceeded"
@@ -231,6 +232,9 @@ class ReadinessFacts:
     evidence: Sequence[EvidenceFact]
     artifact_digest: str = ""  # the revision's
     data_changes: Sequence[Mapping[str, Any]] = ()  # the content's data-change steps
+    bundles: Sequence[Mapping[str, Any]] = ()  # a train's changes: changelog id and approved content hash
+    # Each listed changelog of the same service as it is now: id → (status, current content hash).
+    bundled_now: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 # Evidence about the build itself: tests and measurements of another build prove nothing of
@@ -274,6 +278,26 @@ def readiness_findings(rules: PolicyRules, facts: ReadinessFacts) -> list[Findin
     findings += _performance_findings(rules, by_kind.get("performance", []))
     findings += _security_findings(rules, by_kind.get("security", []))
     findings += _data_change_findings(rules, facts)
+    findings += _train_findings(facts)
+    return findings
+
+
+def _train_findings(facts: ReadinessFacts) -> list[Finding]:
+    """A train carries changes each approved on its own (PR-20): each listed change must be
+    approved now, on the very content the train lists (an edit since makes a new revision)."""
+    findings = []
+    for bundled in facts.bundles:
+        changelog, listed_hash = str(bundled.get("changelog", "")), str(bundled.get("content_hash", ""))
+        status, current_hash = facts.bundled_now.get(changelog, ("", ""))
+        if not status:
+            why = "is not a change of this service"
+        elif status != "approved":
+            why = f"is {status}, not approved"
+        elif current_hash != listed_hash:
+            why = f"was changed since: its content is now {current_hash or 'a draft'}, not {listed_hash}"
+        else:
+            continue
+        findings.append(Finding(FindingCode.TRAIN_CHANGE_NOT_APPROVED, f"The train's change {changelog} {why}."))
     return findings
 
 

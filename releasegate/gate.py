@@ -268,6 +268,8 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
         ],
         artifact_digest=revision.artifact_digest,
         data_changes=revision.content.get("data_changes", ()),
+        bundles=revision.content.get("bundles", ()),
+        bundled_now={item["id"]: (item["status"], item["content_hash"] or "") for item in row.bundled},
     )
     read = row.commit_authors or {}
     authors = revision_authors(

@@ -135,6 +135,13 @@ SELECT json_build_object(
             'uploaded_by_id', e.uploaded_by_id) ORDER BY e.uploaded_at, e.id)
         FROM changelogs_evidence e JOIN changelogs_evidence_revisions er ON er.evidence_id = e.id
         WHERE er.changelogrevision_id = revision.id), '[]'),
+    -- The changes a train lists (content 'bundles'), of the same service, as they are now.
+    'bundled', coalesce((
+        SELECT json_agg(json_build_object('id', c.id, 'status', c.status, 'content_hash', cr.content_hash))
+        FROM changelogs_changelog c LEFT JOIN changelogs_changelogrevision cr ON cr.id = c.current_revision_id
+        WHERE c.service_id = service.id AND c.id::text IN (
+            SELECT b ->> 'changelog' FROM jsonb_array_elements(coalesce(revision.content -> 'bundles', '[]')) b)),
+        '[]'),
     -- Who created, edited into being or submitted any revision of the change (with the
     -- changelog's creator, in 'revision'; duplicates and nulls are left to releasegate.gate).
     'requester_ids', ARRAY(
@@ -227,6 +234,7 @@ class GateRow:
     commit_authors: dict[str, Any] | None  # status, source, authors as read; None: not read
     approvals: list[dict[str, Any]]
     freezes: list[dict[str, Any]]
+    bundled: list[dict[str, Any]]  # a train's listed changes now: id, status, content_hash
 
 
 def read(
@@ -284,6 +292,7 @@ def read(
         commit_authors=document["commit_authors"],
         approvals=approvals,
         freezes=document["freezes"],
+        bundled=document["bundled"],
     )
 
 

@@ -404,6 +404,7 @@ _KNOWN_CONTENT = {
     "security_impact",
     "hotfix",
     "commit_authors",
+    "bundles",
 }
 
 
@@ -468,6 +469,11 @@ def _change_section(pack: ChangelogPack, width: float, st: _Styles) -> list[Flow
     rows: list[tuple[str, Any]] = [
         ("Reason", content.get("reason", "")),
         ("Scope", content.get("scope", "")),
+        *(
+            ("Train carries", f"{item.get('changelog', '')} at {item.get('content_hash', '')}")
+            for item in content.get("bundles") or []
+            if isinstance(item, dict)
+        ),
         ("Expected outcome", content.get("expected_outcome", "")),
         ("Rollback plan", content.get("rollback_plan", "")),
         (

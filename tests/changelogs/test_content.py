@@ -83,6 +83,7 @@ FIELD_CHANGES = [
     {"risk_tier": "high"},
     {"security_impact": {"declared": True, "description": "New TLS ciphers."}},
     {"commit_authors": ["someone-else@bank.example"]},
+    {"bundles": [{"changelog": "5d1f1c38-9a55-4b8e-9fd4-0e1f0c9b1f63", "content_hash": "4" * 64}]},
 ]
 
 
