@@ -123,9 +123,23 @@ class SecurityImpactSerializer(StrictInput):
         return attrs
 
 
+# Why a change could not wait for the normal approvals (PR-08): counted and sampled by category.
+EMERGENCY_CATEGORIES = {
+    "service_outage": "A production service is down or degraded for customers",
+    "security_incident": "An exploited or actively threatened vulnerability",
+    "data_integrity": "Data is being corrupted or lost",
+    "regulatory_deadline": "A legal or regulatory obligation falls due before a normal change could",
+    "financial_loss": "Money is being lost or misdirected (failed or duplicated payments)",
+    "third_party": "A supplier's failure or forced change (certificate, API, provider outage)",
+}
+
+
 class HotfixSerializer(StrictInput):
     incident_reference = serializers.CharField(
         max_length=100, help_text="The incident this hotfix answers, e.g. INC-1234."
+    )
+    emergency_category = serializers.ChoiceField(
+        choices=list(EMERGENCY_CATEGORIES.items()), help_text="Why it could not wait; explained in emergency_reason."
     )
     emergency_reason = serializers.CharField(max_length=5000)
 

@@ -109,7 +109,11 @@ def authority_forced(*, domain: Domain, authority: str = "sign_off", user: Any) 
 
 
 def hotfix_details() -> dict[str, str]:
-    return {"incident_reference": "INC-4711", "emergency_reason": "Card payments fail for Maestro cards."}
+    return {
+        "incident_reference": "INC-4711",
+        "emergency_category": "service_outage",
+        "emergency_reason": "Card payments fail for Maestro cards.",
+    }
 
 
 class UserFactory(DjangoModelFactory[User]):

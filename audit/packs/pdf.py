@@ -484,6 +484,7 @@ def _change_section(pack: ChangelogPack, width: float, st: _Styles) -> list[Flow
     if hotfix:
         rows += [
             ("Incident", hotfix.get("incident_reference", "")),
+            ("Emergency category", hotfix.get("emergency_category", "")),
             ("Emergency reason", hotfix.get("emergency_reason", "")),
         ]
     authors = [str(a) for a in _list(content.get("commit_authors"))]

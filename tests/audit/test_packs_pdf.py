@@ -112,7 +112,11 @@ def test_pdftotext_shows_every_field_of_the_content(text: str) -> None:
 def test_it_shows_hotfix_details_and_any_content_field_it_does_not_know(pack: ChangelogPack, tmp_path: Path) -> None:
     content = {
         **CONTENT,
-        "hotfix": {"incident_reference": "INC-4242", "emergency_reason": "Card payments failing for 3 % of customers."},
+        "hotfix": {
+            "incident_reference": "INC-4242",
+            "emergency_category": "service_outage",
+            "emergency_reason": "Card payments failing for 3 % of customers.",
+        },
         "security_impact": {"declared": True, "description": "Touches the card tokenisation path."},
         "no_data_changes": True,
         "data_changes": [],

@@ -97,7 +97,9 @@ def test_service_and_kind_are_part_of_the_hash() -> None:
     content = changelog_content()
 
     assert hash_of(content, service="payments-web") != hash_of(content)
-    hotfix = changelog_content(hotfix={"incident_reference": "INC-1", "emergency_reason": "Outage"})
+    hotfix = changelog_content(
+        hotfix={"incident_reference": "INC-1", "emergency_category": "service_outage", "emergency_reason": "Outage"}
+    )
     assert hash_of(hotfix, kind="hotfix") != hash_of(changelog_content(hotfix=None))
 
 

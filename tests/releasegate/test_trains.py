@@ -108,7 +108,12 @@ def test_only_a_train_bundles_changes(cast: Cast) -> None:
         "service": "payments-api",
         "kind": "hotfix",
         **changelog_content(
-            bundles=listed(first), hotfix={"incident_reference": "INC-1", "emergency_reason": "Outage"}
+            bundles=listed(first),
+            hotfix={
+                "incident_reference": "INC-1",
+                "emergency_category": "service_outage",
+                "emergency_reason": "Outage",
+            },
         ),
     }
 

@@ -181,7 +181,11 @@ class Command(BaseCommand):
 
 
 def _demo_content(*, version: str, digest: str, now: datetime, reason: str, kind: str = "train") -> dict[str, Any]:
-    hotfix = {"incident_reference": "INC-4711", "emergency_reason": "Card payments fail for Maestro cards."}
+    hotfix = {
+        "incident_reference": "INC-4711",
+        "emergency_category": "service_outage",
+        "emergency_reason": "Card payments fail for Maestro cards.",
+    }
     return content_validate(
         kind=kind,
         content={
