@@ -679,10 +679,14 @@ def _build(job: PackJob) -> dict[str, Any]:
     _progress(job.pk, 80, "writing the CSV")
     table = io.StringIO(newline="")
     write_population_csv(population, table)
+    from releasegate.population_json import population_json  # it reads this module's rows
+
+    document = population_json(population)
     _progress(job.pk, 90, "storing")
     return {
         "population.pdf": _store(job, "population.pdf", pdf, "application/pdf"),
         "population.csv": _store(job, "population.csv", table.getvalue().encode("utf-8"), "text/csv"),
+        "population.json": _store(job, "population.json", document, "application/json"),
     }
 
 

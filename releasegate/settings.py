@@ -355,6 +355,12 @@ if not ORGANISATION_NAME:
 PACK_REUSE_MINUTES = env_int("PACK_REUSE_MINUTES", 60, minimum=0)
 # The longest period a population pack may cover (issue 13: periods are bounded).
 PACK_MAX_PERIOD_DAYS = env_int("PACK_MAX_PERIOD_DAYS", 366, minimum=1)
+# The organisation's working hours (Monday to Friday, in its time zone): a change deployed (or
+# submitted, if never deployed) outside them is "off hours" in the population's strata (PR-17).
+ORGANISATION_TIME_ZONE = env_str("ORGANISATION_TIME_ZONE", "UTC")
+ORGANISATION_WORKING_HOURS = env_str("ORGANISATION_WORKING_HOURS", "08:00-18:00")
+# How many changes of each stratum (class, domain, off hours) population.json's sample draws.
+POPULATION_SAMPLE_PER_STRATUM = env_int("POPULATION_SAMPLE_PER_STRATUM", 2, minimum=0)
 # The organisation's document-signing key and certificate (PEM), and optionally the chain to
 # its CA and an RFC 3161 timestamp server. With DEBUG a development pair is made in var/.
 PACK_SIGNING_KEY_FILE = env_str("PACK_SIGNING_KEY_FILE", str(VAR_DIR / "pack-signing.key") if DEBUG else "")
