@@ -1,10 +1,11 @@
 from django.urls import path
 
-from releasegate import apis, github_apis, pack_apis
+from releasegate import apis, github_apis, pack_apis, smoke_apis
 
 urlpatterns = [
     path("gate/check", apis.GateCheckApi.as_view(), name="gate-check"),
     path("deployments/", apis.DeploymentListReportApi.as_view(), name="deployment-list"),
+    path("deployments/<uuid:deployment_id>/smoke", smoke_apis.DeploymentSmokeApi.as_view(), name="deployment-smoke"),
     path(
         "exceptions/unauthorised-deployments",
         apis.UnauthorisedDeploymentListApi.as_view(),

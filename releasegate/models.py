@@ -149,6 +149,11 @@ class DeploymentStatus(models.TextChoices):
     ROLLED_BACK = "rolled_back", "Rolled back"
 
 
+class SmokeStatus(models.TextChoices):
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+
+
 class NotCovered(models.TextChoices):
     """Why no allow decision covers a deployment report (releasegate/deployments.py, docs/gate.md)."""
 
@@ -201,6 +206,12 @@ class Deployment(models.Model):
     )
     reported_at = models.DateTimeField()
     request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the report, to spot a reused key.")
+    smoke_status = models.CharField(
+        max_length=16,
+        choices=SmokeStatus.choices,
+        blank=True,
+        help_text="The production smoke test's verdict (the latest reported); empty until one is reported.",
+    )
 
     class Meta:
         ordering = ["-reported_at"]
@@ -293,3 +304,28 @@ class GitHubDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository}@{self.sha[:12]} → {self.environment}: {self.state} ({self.status})"
+
+
+class SmokeTest(models.Model):
+    """A production smoke test of the critical journeys, reported against a deployment after it
+    succeeded (PR-19): the file kept byte for byte under its SHA-256, what its parser made of it,
+    and whether every critical journey passed. Never edited."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="smoke_tests")
+    file_name = models.CharField(max_length=255)
+    format = models.CharField(max_length=32)
+    sha256 = models.CharField(max_length=64)
+    storage_key = models.CharField(max_length=200)
+    summary = models.JSONField()
+    journeys = models.JSONField(help_text="Each critical journey's outcome in the file (missing: not run).")
+    failed_journeys = models.JSONField(help_text="The critical journeys that did not pass.")
+    passed = models.BooleanField()
+    reported_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    reported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["reported_at", "id"]
+
+    def __str__(self) -> str:
+        return f"smoke test of {self.deployment_id} ({'passed' if self.passed else 'failed'})"
