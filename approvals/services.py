@@ -2,9 +2,11 @@
 retrospectives. Each runs in one transaction with its audit event."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
@@ -12,6 +14,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 import audit
 from approvals.audit_actions import ApprovalAction
+from approvals.deadlines import retrospective_due
 from approvals.errors import ApprovalError
 from approvals.models import (
     GRANT_OPEN,
@@ -405,9 +408,7 @@ def approval_decide(
             "approvals_missing": list(state.missing),
         },
     )
-    _retrospective_follow_up(
-        changelog, state, retrospective, hours=policy.rules.hotfix_retrospective_hours, actor=acting_user, now=now
-    )
+    _retrospective_follow_up(changelog, state, retrospective, rules=policy.rules, actor=acting_user, now=now)
     return approval
 
 
@@ -481,14 +482,28 @@ def _status_after(changelog: Changelog, state: Any) -> str:
     return ChangelogStatus.SUBMITTED
 
 
+def _retrospective_due(opened: datetime, rules: Any) -> datetime:
+    """The policy's window: so many hours, or the organisation's next business day."""
+    closes = settings.ORGANISATION_WORKING_HOURS.partition("-")[2]
+    return retrospective_due(
+        opened,
+        hours=rules.hotfix_retrospective_hours,
+        next_business_day=rules.hotfix_retrospective_deadline == "next_business_day",
+        zone=ZoneInfo(settings.ORGANISATION_TIME_ZONE),
+        closes=time.fromisoformat(closes),
+        working_days=range(5),
+        holidays=[date.fromisoformat(day) for day in settings.ORGANISATION_HOLIDAYS],
+    )
+
+
 def _retrospective_follow_up(
-    changelog: Changelog, state: Any, retrospective: Retrospective | None, *, hours: int, actor: Any, now: datetime
+    changelog: Changelog, state: Any, retrospective: Retrospective | None, *, rules: Any, actor: Any, now: datetime
 ) -> None:
     if changelog.kind != ChangelogKind.HOTFIX:
         return
     if retrospective is None and state.one_independent_approval and state.status != ApprovalStatus.APPROVED:
         retrospective = Retrospective.objects.create(
-            changelog=changelog, service_id=changelog.service_id, opened_at=now, due_at=now + timedelta(hours=hours)
+            changelog=changelog, service_id=changelog.service_id, opened_at=now, due_at=_retrospective_due(now, rules)
         )
         audit.record(
             actor=actor,

@@ -66,6 +66,9 @@ class PolicyRules:
     )
     approval_validity_days: int = 7
     hotfix_retrospective_hours: int = 24
+    # "hours": due hotfix_retrospective_hours after it opens; "next_business_day": by the end of
+    # the organisation's next working day that is not a holiday (approvals/deadlines.py).
+    hotfix_retrospective_deadline: str = "hours"
     # Risk tiers whose changes the gate allows only once their commit authors have been read from
     # the source host (GitHub): until then it denies commit_authors_unverified.
     require_verified_commit_authors: tuple[str, ...] = ()
@@ -87,6 +90,7 @@ class PolicyRules:
             "required_approvals": dict(self.required_approvals),
             "approval_validity_days": self.approval_validity_days,
             "hotfix_retrospective_hours": self.hotfix_retrospective_hours,
+            "hotfix_retrospective_deadline": self.hotfix_retrospective_deadline,
             "require_verified_commit_authors": list(self.require_verified_commit_authors),
             "planned_window_grace_minutes": self.planned_window_grace_minutes,
         }
@@ -117,6 +121,7 @@ class PolicyRules:
             hotfix_retrospective_hours=_whole(
                 data, "hotfix_retrospective_hours", defaults.hotfix_retrospective_hours, minimum=1
             ),
+            hotfix_retrospective_deadline=_deadline_rule(data, defaults.hotfix_retrospective_deadline),
             require_verified_commit_authors=_tiers(data, "require_verified_commit_authors"),
             planned_window_grace_minutes=_whole(
                 data, "planned_window_grace_minutes", defaults.planned_window_grace_minutes, minimum=0
@@ -145,6 +150,16 @@ def _whole(data: Mapping[str, Any], key: str, default: int, *, minimum: int) -> 
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise PolicyError(f"{key} must be a whole number >= {minimum}")
     return int(value)
+
+
+DEADLINE_RULES = ("hours", "next_business_day")
+
+
+def _deadline_rule(data: Mapping[str, Any], default: str) -> str:
+    value = data.get("hotfix_retrospective_deadline", default)
+    if value not in DEADLINE_RULES:
+        raise PolicyError(f"hotfix_retrospective_deadline must be one of {', '.join(DEADLINE_RULES)}")
+    return str(value)
 
 
 def _tiers(data: Mapping[str, Any], key: str) -> tuple[str, ...]:

@@ -359,6 +359,9 @@ PACK_MAX_PERIOD_DAYS = env_int("PACK_MAX_PERIOD_DAYS", 366, minimum=1)
 # submitted, if never deployed) outside them is "off hours" in the population's strata (PR-17).
 ORGANISATION_TIME_ZONE = env_str("ORGANISATION_TIME_ZONE", "UTC")
 ORGANISATION_WORKING_HOURS = env_str("ORGANISATION_WORKING_HOURS", "08:00-18:00")
+# The organisation's holiday calendar (ISO dates, comma-separated): not business days when a
+# hotfix's retrospective is due "next business day" (PR-09).
+ORGANISATION_HOLIDAYS = env_list("ORGANISATION_HOLIDAYS", [])
 # How many changes of each stratum (class, domain, off hours) population.json's sample draws.
 POPULATION_SAMPLE_PER_STRATUM = env_int("POPULATION_SAMPLE_PER_STRATUM", 2, minimum=0)
 # The organisation's document-signing key and certificate (PEM), and optionally the chain to
