@@ -529,7 +529,8 @@ def _retrospective_follow_up(
 
 def retrospectives_mark_overdue(*, now: datetime | None = None) -> int:
     """Mark open retrospectives past their deadline as overdue, once each, and tell the
-    domain's signing authorities. Run by beat; safe to run concurrently (skip locked)."""
+    domain's signing authorities; then escalate those still owed long after (the second
+    level). Run by beat; safe to run concurrently (skip locked)."""
     now = now or timezone.now()
     marked = 0
     while True:
@@ -542,9 +543,54 @@ def retrospectives_mark_overdue(*, now: datetime | None = None) -> int:
                 .first()
             )
             if retrospective is None:
-                return marked
+                break
             _mark_overdue(retrospective, now)
             marked += 1
+    _escalate_overdue(now)
+    return marked
+
+
+def _escalate_overdue(now: datetime) -> None:
+    """The second level (PR-09): retrospectives still overdue RETROSPECTIVE_ESCALATION_HOURS after
+    their deadline go once to RETROSPECTIVE_ESCALATION_EMAILS, audited."""
+    to = sorted(settings.RETROSPECTIVE_ESCALATION_EMAILS)
+    if not to:
+        return
+    late = now - timedelta(hours=settings.RETROSPECTIVE_ESCALATION_HOURS)
+    while True:
+        with transaction.atomic():
+            retrospective = (
+                Retrospective.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("changelog__service__domain")
+                .filter(status=RetrospectiveStatus.OVERDUE, due_at__lte=late, escalated_at__isnull=True)
+                .order_by("due_at")
+                .first()
+            )
+            if retrospective is None:
+                return
+            retrospective.escalated_at = now
+            retrospective.save(update_fields=["escalated_at"])
+            changelog = retrospective.changelog
+            payload = {
+                "changelog": str(changelog.id),
+                "service": changelog.service.slug,
+                "domain": changelog.service.domain.slug,
+                "due_at": retrospective.due_at.isoformat(),
+                "overdue_since": retrospective.overdue_at.isoformat() if retrospective.overdue_at else None,
+            }
+            audit.record(
+                actor=SYSTEM,
+                action=ApprovalAction.RETROSPECTIVE_ESCALATED,
+                target=changelog,
+                data={**payload, "to": to},
+            )
+            notification_enqueue(
+                event="retrospective.escalated",
+                subject=f"[Release Gate] ESCALATED: hotfix {changelog.service.slug} still lacks its retrospective",
+                payload=payload,
+                emails=to,
+                now=now,
+            )
 
 
 def _mark_overdue(retrospective: Retrospective, now: datetime) -> None:

@@ -362,6 +362,10 @@ ORGANISATION_WORKING_HOURS = env_str("ORGANISATION_WORKING_HOURS", "08:00-18:00"
 # The organisation's holiday calendar (ISO dates, comma-separated): not business days when a
 # hotfix's retrospective is due "next business day" (PR-09).
 ORGANISATION_HOLIDAYS = env_list("ORGANISATION_HOLIDAYS", [])
+# An overdue retrospective goes to the domain's signing authorities; still owed this many hours
+# after its deadline, it is escalated once to these addresses (PR-09). No addresses: no second level.
+RETROSPECTIVE_ESCALATION_HOURS = env_int("RETROSPECTIVE_ESCALATION_HOURS", 24, minimum=1)
+RETROSPECTIVE_ESCALATION_EMAILS = env_list("RETROSPECTIVE_ESCALATION_EMAILS", [])
 # How many changes of each stratum (class, domain, off hours) population.json's sample draws.
 POPULATION_SAMPLE_PER_STRATUM = env_int("POPULATION_SAMPLE_PER_STRATUM", 2, minimum=0)
 # The organisation's document-signing key and certificate (PEM), and optionally the chain to
