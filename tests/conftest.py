@@ -170,6 +170,19 @@ def cast(db: None) -> Cast:
 
 
 @pytest.fixture
+def migrations_restored(transactional_db: None) -> Iterator[None]:
+    """For tests that migrate an app back and forward to a named migration: afterwards every
+    app is migrated to its latest migration again, so that migrations added later (by anyone)
+    are not left unapplied for the tests that follow on the same worker."""
+    yield
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.fixture
 def anonymous() -> APIClient:
     return APIClient()
 

@@ -149,7 +149,7 @@ def test_a_data_change_executed_by_someone_independent_of_its_approvals_is_cover
     assert changelog.status == "deployed"
 
 
-@pytest.mark.requirement("PR-23")
+@pytest.mark.requirement("PR-23", "PR-04")
 @pytest.mark.parametrize("executor", ["approver", "STEWARD@bank.example"])
 def test_a_data_change_executed_by_one_of_its_approvers_is_unauthorised(cast: Cast, executor: str) -> None:
     _data_change_changelog(cast)
