@@ -15,3 +15,4 @@ class ApprovalAction(StrEnum):
     RETROSPECTIVE_OPENED = "retrospective:opened"
     RETROSPECTIVE_COMPLETED = "retrospective:completed"
     RETROSPECTIVE_OVERDUE = "retrospective:overdue"
+    RETROSPECTIVE_ESCALATED = "retrospective:escalated"

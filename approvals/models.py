@@ -184,6 +184,9 @@ class Retrospective(models.Model):
     status = models.CharField(max_length=16, choices=RetrospectiveStatus.choices, default=RetrospectiveStatus.OPEN)
     completed_at = models.DateTimeField(null=True, blank=True)
     overdue_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was escalated to the second level (RETROSPECTIVE_ESCALATION_EMAILS)."
+    )
 
     class Meta:
         ordering = ["due_at"]

@@ -2,8 +2,9 @@
 retrospectives. Each runs in one transaction with its audit event."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -13,6 +14,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 import audit
 from approvals.audit_actions import ApprovalAction
+from approvals.deadlines import retrospective_due
 from approvals.errors import ApprovalError
 from approvals.models import (
     GRANT_OPEN,
@@ -455,9 +457,7 @@ def approval_decide(
             "approvals_missing": list(state.missing),
         },
     )
-    _retrospective_follow_up(
-        changelog, state, retrospective, hours=policy.rules.hotfix_retrospective_hours, actor=acting_user, now=now
-    )
+    _retrospective_follow_up(changelog, state, retrospective, rules=policy.rules, actor=acting_user, now=now)
     return approval
 
 
@@ -531,12 +531,26 @@ def _status_after(changelog: Changelog, state: Any) -> str:
     return ChangelogStatus.SUBMITTED
 
 
+def _retrospective_due(opened: datetime, rules: Any) -> datetime:
+    """The policy's window: so many hours, or the organisation's next business day."""
+    closes = settings.ORGANISATION_WORKING_HOURS.partition("-")[2]
+    return retrospective_due(
+        opened,
+        hours=rules.hotfix_retrospective_hours,
+        next_business_day=rules.hotfix_retrospective_deadline == "next_business_day",
+        zone=ZoneInfo(settings.ORGANISATION_TIME_ZONE),
+        closes=time.fromisoformat(closes),
+        working_days=range(5),
+        holidays=[date.fromisoformat(day) for day in settings.ORGANISATION_HOLIDAYS],
+    )
+
+
 def _retrospective_follow_up(
     changelog: Changelog,
     state: Any,
     retrospective: Retrospective | None,
     *,
-    hours: int,
+    rules: Any,
     actor: ActingUser,
     now: datetime,
 ) -> None:
@@ -544,7 +558,7 @@ def _retrospective_follow_up(
         return
     if retrospective is None and state.one_independent_approval and state.status != ApprovalStatus.APPROVED:
         retrospective = Retrospective.objects.create(
-            changelog=changelog, service_id=changelog.service_id, opened_at=now, due_at=now + timedelta(hours=hours)
+            changelog=changelog, service_id=changelog.service_id, opened_at=now, due_at=_retrospective_due(now, rules)
         )
         audit.record(
             actor=actor,
@@ -570,7 +584,8 @@ def _retrospective_follow_up(
 
 def retrospectives_mark_overdue(*, now: datetime | None = None) -> int:
     """Mark open retrospectives past their deadline as overdue, once each, and tell the
-    domain's signing authorities. Run by beat; safe to run concurrently (skip locked)."""
+    domain's signing authorities; then escalate those still owed long after (the second
+    level). Run by beat; safe to run concurrently (skip locked)."""
     now = now or business_now()
     marked = 0
     while True:
@@ -583,9 +598,54 @@ def retrospectives_mark_overdue(*, now: datetime | None = None) -> int:
                 .first()
             )
             if retrospective is None:
-                return marked
+                break
             _mark_overdue(retrospective, now)
             marked += 1
+    _escalate_overdue(now)
+    return marked
+
+
+def _escalate_overdue(now: datetime) -> None:
+    """The second level (PR-09): retrospectives still overdue RETROSPECTIVE_ESCALATION_HOURS after
+    their deadline go once to RETROSPECTIVE_ESCALATION_EMAILS, audited."""
+    to = sorted(settings.RETROSPECTIVE_ESCALATION_EMAILS)
+    if not to:
+        return
+    late = now - timedelta(hours=settings.RETROSPECTIVE_ESCALATION_HOURS)
+    while True:
+        with transaction.atomic():
+            retrospective = (
+                Retrospective.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("changelog__service__domain")
+                .filter(status=RetrospectiveStatus.OVERDUE, due_at__lte=late, escalated_at__isnull=True)
+                .order_by("due_at")
+                .first()
+            )
+            if retrospective is None:
+                return
+            retrospective.escalated_at = now
+            retrospective.save(update_fields=["escalated_at"])
+            changelog = retrospective.changelog
+            payload = {
+                "changelog": str(changelog.id),
+                "service": changelog.service.slug,
+                "domain": changelog.service.domain.slug,
+                "due_at": retrospective.due_at.isoformat(),
+                "overdue_since": retrospective.overdue_at.isoformat() if retrospective.overdue_at else None,
+            }
+            audit.record(
+                actor=SYSTEM,
+                action=ApprovalAction.RETROSPECTIVE_ESCALATED,
+                target=changelog,
+                data={**payload, "to": to},
+            )
+            notification_enqueue(
+                event="retrospective.escalated",
+                subject=f"[Release Gate] ESCALATED: hotfix {changelog.service.slug} still lacks its retrospective",
+                payload=payload,
+                emails=to,
+                now=now,
+            )
 
 
 def _mark_overdue(retrospective: Retrospective, now: datetime) -> None:

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from changelogs import parsers, selectors, services
-from changelogs.content import ChangelogContentSerializer, content_validate
+from changelogs.content import ChangelogContentSerializer, content_validate, digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_problem
 from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Service, Verdict
@@ -238,6 +238,9 @@ class EvidenceOutput(serializers.Serializer[Any]):
     media_type = serializers.CharField()
     tool = serializers.CharField()
     environment = serializers.CharField()
+    artifact_digest = serializers.CharField(
+        help_text="The artifact digest the evidence was produced against; empty when the upload named none."
+    )
     declared_journeys = serializers.ListField(child=serializers.CharField())
     parser_version = serializers.CharField()
     verdict = serializers.ChoiceField(choices=Verdict.choices, help_text="The parser's view; the policy decides.")
@@ -256,6 +259,16 @@ class EvidenceUploadInput(StrictInput):
     tool = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
     environment = serializers.CharField(
         max_length=50, required=False, default="", allow_blank=True, help_text="Where it ran, e.g. staging."
+    )
+    artifact_digest = serializers.CharField(
+        max_length=71,
+        required=False,
+        default="",
+        validators=[digest_validator],
+        help_text=(
+            "The artifact digest (sha256:…) the tests or measurements ran against. Sanity and performance "
+            "evidence naming another digest than the revision's does not count (evidence_other_artifact)."
+        ),
     )
     journeys = serializers.CharField(
         max_length=1000,
@@ -365,6 +378,7 @@ class EvidenceListAddApi(APIView):
             fmt=values.get("format"),
             tool=values["tool"],
             environment=values["environment"],
+            artifact_digest=values["artifact_digest"],
             declared_journeys=[j.strip() for j in values["journeys"].split(",") if j.strip()],
         )
         return Response(EvidenceOutput(evidence).data, status=status.HTTP_201_CREATED)

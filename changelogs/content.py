@@ -28,6 +28,8 @@ class ContentError(StrEnum):
     HOTFIX_DETAILS_NOT_ALLOWED = "hotfix_details_not_allowed"
     WINDOW_ENDS_BEFORE_START = "window_ends_before_start"
     SECURITY_IMPACT_UNDESCRIBED = "security_impact_undescribed"
+    INVALID_EVIDENCE_HASH = "invalid_evidence_hash"
+    BUNDLES_NOT_ALLOWED = "bundles_not_allowed"
 
 
 digest_validator = RegexValidator(
@@ -39,6 +41,13 @@ source_revision_validator = RegexValidator(
     r"^[0-9a-f]{7,64}$",
     "A source revision is a commit id: 7 to 64 lowercase hex digits.",
     code=ContentError.INVALID_SOURCE_REVISION,
+)
+
+
+evidence_hash_validator = RegexValidator(
+    r"^[0-9a-f]{64}$",
+    "An evidence file is named by its SHA-256: 64 lowercase hex digits.",
+    code=ContentError.INVALID_EVIDENCE_HASH,
 )
 
 
@@ -69,6 +78,25 @@ class DataChangeSerializer(StrictInput):
     version = serializers.CharField(max_length=200, help_text="Migration or script version, e.g. V42__add_index.")
     digest = serializers.CharField(max_length=71, validators=[digest_validator])
     rollback = serializers.CharField(max_length=2000, help_text="How this data change is undone.")
+    dry_run_evidence = serializers.CharField(
+        max_length=64,
+        validators=[evidence_hash_validator],
+        help_text="SHA-256 of the evidence file with the staging dry run's result (uploaded with environment staging).",
+    )
+    backup_evidence = serializers.CharField(
+        max_length=64,
+        validators=[evidence_hash_validator],
+        help_text="SHA-256 of the evidence file showing the backup taken (or the rollback tested) before it runs.",
+    )
+
+
+class BundledChangeSerializer(StrictInput):
+    changelog = serializers.UUIDField(help_text="A changelog of the same service, approved on its own.")
+    content_hash = serializers.CharField(
+        max_length=64,
+        validators=[evidence_hash_validator],
+        help_text="The content hash of its revision that was approved: the train carries exactly that content.",
+    )
 
 
 class PlannedWindowSerializer(StrictInput):
@@ -95,9 +123,23 @@ class SecurityImpactSerializer(StrictInput):
         return attrs
 
 
+# Why a change could not wait for the normal approvals (PR-08): counted and sampled by category.
+EMERGENCY_CATEGORIES = {
+    "service_outage": "A production service is down or degraded for customers",
+    "security_incident": "An exploited or actively threatened vulnerability",
+    "data_integrity": "Data is being corrupted or lost",
+    "regulatory_deadline": "A legal or regulatory obligation falls due before a normal change could",
+    "financial_loss": "Money is being lost or misdirected (failed or duplicated payments)",
+    "third_party": "A supplier's failure or forced change (certificate, API, provider outage)",
+}
+
+
 class HotfixSerializer(StrictInput):
     incident_reference = serializers.CharField(
         max_length=100, help_text="The incident this hotfix answers, e.g. INC-1234."
+    )
+    emergency_category = serializers.ChoiceField(
+        choices=list(EMERGENCY_CATEGORIES.items()), help_text="Why it could not wait; explained in emergency_reason."
     )
     emergency_reason = serializers.CharField(max_length=5000)
 
@@ -113,11 +155,22 @@ class ChangelogContentSerializer(StrictInput):
     )
     rollback_plan = serializers.CharField(max_length=10000)
     reason = serializers.CharField(max_length=10000)
+    scope = serializers.CharField(
+        max_length=10000,
+        help_text="What the change touches: components, interfaces, data and customers affected, and what it does not.",
+    )
     expected_outcome = serializers.CharField(max_length=10000)
     planned_window = PlannedWindowSerializer()
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices)
     security_impact = SecurityImpactSerializer()
     hotfix = HotfixSerializer(required=False, allow_null=True, default=None)
+    bundles = BundledChangeSerializer(  # type: ignore[call-arg]  # as above
+        many=True,
+        required=False,
+        default=list,
+        max_length=100,
+        help_text="A train's changes, each approved on its own; adding or removing one needs the train approved again.",
+    )
     commit_authors = serializers.ListField(
         child=serializers.CharField(max_length=254),
         required=False,
@@ -153,6 +206,8 @@ class ChangelogContentSerializer(StrictInput):
                 ContentError.HOTFIX_DETAILS_MISSING,
                 "A hotfix needs an incident reference and an emergency reason.",
             )
+        if kind == ChangelogKind.HOTFIX and attrs.get("bundles"):
+            add("bundles", ContentError.BUNDLES_NOT_ALLOWED, "Only a train bundles changes.")
         if kind == ChangelogKind.TRAIN and attrs.get("hotfix"):
             add("hotfix", ContentError.HOTFIX_DETAILS_NOT_ALLOWED, "Only hotfixes carry hotfix details.")
         if errors:

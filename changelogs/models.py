@@ -245,6 +245,11 @@ class Evidence(models.Model):
     storage_key = models.CharField(max_length=200, help_text="Content-addressed: sha256/ab/cd/<hash>.")
     tool = models.CharField(max_length=100, blank=True)
     environment = models.CharField(max_length=50, blank=True)
+    artifact_digest = models.CharField(
+        max_length=71,
+        blank=True,
+        help_text="The artifact the evidence was produced against (sha256:…), as the upload named it.",
+    )
     declared_journeys = models.JSONField(default=list, blank=True)
     parser_version = models.CharField(max_length=50)
     summary = models.JSONField()

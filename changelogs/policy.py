@@ -20,6 +20,9 @@ class FindingCode(StrEnum):
     EVIDENCE_MISSING = "evidence_missing"
     EVIDENCE_FAILED = "evidence_failed"
     EVIDENCE_WRONG_ENVIRONMENT = "evidence_wrong_environment"
+    EVIDENCE_OTHER_ARTIFACT = "evidence_other_artifact"
+    DATA_CHANGE_EVIDENCE_MISSING = "data_change_evidence_missing"
+    TRAIN_CHANGE_NOT_APPROVED = "train_change_not_approved"
     JOURNEY_NOT_COVERED = "journey_not_covered"
     JOURNEY_FAILED = "journey_failed"
     THRESHOLD_EXCEEDED = "threshold_exceeded"
@@ -63,6 +66,9 @@ class PolicyRules:
     )
     approval_validity_days: int = 7
     hotfix_retrospective_hours: int = 24
+    # "hours": due hotfix_retrospective_hours after it opens; "next_business_day": by the end of
+    # the organisation's next working day that is not a holiday (approvals/deadlines.py).
+    hotfix_retrospective_deadline: str = "hours"
     # Risk tiers whose changes the gate allows only once their commit authors have been read from
     # the source host (GitHub): until then it denies commit_authors_unverified.
     require_verified_commit_authors: tuple[str, ...] = ()
@@ -87,6 +93,7 @@ class PolicyRules:
             "required_approvals": dict(self.required_approvals),
             "approval_validity_days": self.approval_validity_days,
             "hotfix_retrospective_hours": self.hotfix_retrospective_hours,
+            "hotfix_retrospective_deadline": self.hotfix_retrospective_deadline,
             "require_verified_commit_authors": list(self.require_verified_commit_authors),
             "planned_window_grace_minutes": self.planned_window_grace_minutes,
             "signed_approvals": list(self.signed_approvals),
@@ -118,6 +125,7 @@ class PolicyRules:
             hotfix_retrospective_hours=_whole(
                 data, "hotfix_retrospective_hours", defaults.hotfix_retrospective_hours, minimum=1
             ),
+            hotfix_retrospective_deadline=_deadline_rule(data, defaults.hotfix_retrospective_deadline),
             require_verified_commit_authors=_tiers(data, "require_verified_commit_authors"),
             planned_window_grace_minutes=_whole(
                 data, "planned_window_grace_minutes", defaults.planned_window_grace_minutes, minimum=0
@@ -147,6 +155,16 @@ def _whole(data: Mapping[str, Any], key: str, default: int, *, minimum: int) -> 
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise PolicyError(f"{key} must be a whole number >= {minimum}")
     return int(value)
+
+
+DEADLINE_RULES = ("hours", "next_business_day")
+
+
+def _deadline_rule(data: Mapping[str, Any], default: str) -> str:
+    value = data.get("hotfix_retrospective_deadline", default)
+    if value not in DEADLINE_RULES:
+        raise PolicyError(f"hotfix_retrospective_deadline must be one of {', '.join(DEADLINE_RULES)}")
+    return str(value)
 
 
 def _tiers(data: Mapping[str, Any], key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -209,6 +227,8 @@ class EvidenceFact:
     environment: str
     verdict: str
     summary: Mapping[str, Any]
+    artifact_digest: str = ""  # the build it was produced against, when the upload named it
+    sha256: str = ""
 
 
 # Every key of an evidence summary that ``readiness_findings`` reads. The gate reads only these
@@ -230,17 +250,44 @@ class ReadinessFacts:
     changelog_kind: str
     domain_critical_journeys: tuple[str, ...]
     evidence: Sequence[EvidenceFact]
+    artifact_digest: str = ""  # the revision's
+    data_changes: Sequence[Mapping[str, Any]] = ()  # the content's data-change steps
+    bundles: Sequence[Mapping[str, Any]] = ()  # a train's changes: changelog id and approved content hash
+    # Each listed changelog of the same service as it is now: id → (status, current content hash).
+    bundled_now: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+# Evidence about the build itself: tests and measurements of another build prove nothing of
+# this one (PR-02). A security scan of the source or a document is not tied to one build.
+ARTIFACT_BOUND_KINDS = ("sanity", "performance")
+
+
+def _of_other_artifact(item: EvidenceFact, digest: str) -> bool:
+    return item.kind in ARTIFACT_BOUND_KINDS and bool(item.artifact_digest) and item.artifact_digest != digest
 
 
 def readiness_findings(rules: PolicyRules, facts: ReadinessFacts) -> list[Finding]:
     findings: list[Finding] = []
-    by_kind: dict[str, list[EvidenceFact]] = {}
+    counted: list[EvidenceFact] = []
     for item in facts.evidence:
+        if _of_other_artifact(item, facts.artifact_digest):
+            findings.append(
+                Finding(
+                    FindingCode.EVIDENCE_OTHER_ARTIFACT,
+                    f"{item.file_name} was produced against {item.artifact_digest}, not {facts.artifact_digest}: "
+                    f"it does not count.",
+                    evidence=item.id,
+                )
+            )
+        else:
+            counted.append(item)
+    by_kind: dict[str, list[EvidenceFact]] = {}
+    for item in counted:
         by_kind.setdefault(item.kind, []).append(item)
     for kind in rules.required_evidence.get(facts.changelog_kind, ()):
         if not by_kind.get(kind):
             findings.append(Finding(FindingCode.EVIDENCE_MISSING, f"No {kind} evidence is attached."))
-    for item in facts.evidence:
+    for item in counted:
         if _did_not_pass(item):
             findings.append(
                 Finding(
@@ -250,6 +297,57 @@ def readiness_findings(rules: PolicyRules, facts: ReadinessFacts) -> list[Findin
     findings += _sanity_findings(rules, facts, by_kind.get("sanity", []))
     findings += _performance_findings(rules, by_kind.get("performance", []))
     findings += _security_findings(rules, by_kind.get("security", []))
+    findings += _data_change_findings(rules, facts)
+    findings += _train_findings(facts)
+    return findings
+
+
+def _train_findings(facts: ReadinessFacts) -> list[Finding]:
+    """A train carries changes each approved on its own (PR-20): each listed change must be
+    approved now, on the very content the train lists (an edit since makes a new revision)."""
+    findings = []
+    for bundled in facts.bundles:
+        changelog, listed_hash = str(bundled.get("changelog", "")), str(bundled.get("content_hash", ""))
+        status, current_hash = facts.bundled_now.get(changelog, ("", ""))
+        if not status:
+            why = "is not a change of this service"
+        elif status != "approved":
+            why = f"is {status}, not approved"
+        elif current_hash != listed_hash:
+            why = f"was changed since: its content is now {current_hash or 'a draft'}, not {listed_hash}"
+        else:
+            continue
+        findings.append(Finding(FindingCode.TRAIN_CHANGE_NOT_APPROVED, f"The train's change {changelog} {why}."))
+    return findings
+
+
+def _data_change_findings(rules: PolicyRules, facts: ReadinessFacts) -> list[Finding]:
+    """Each data-change step names, by SHA-256, the file with its staging dry run's result and
+    the file showing its backup (or tested rollback); both must be attached to the revision,
+    and the dry run must have run where staging tests count (PR-23)."""
+    attached = {item.sha256: item for item in facts.evidence}
+    findings: list[Finding] = []
+    for change in facts.data_changes:
+        version = change.get("version", "a data change")
+        dry_run = attached.get(str(change.get("dry_run_evidence", "")))
+        if dry_run is None:
+            message = f"{version}: the dry run's result ({change.get('dry_run_evidence')}) is not attached."
+        elif dry_run.environment not in rules.sanity_environments:
+            message = (
+                f"{version}: the dry run {dry_run.file_name} ran in '{dry_run.environment or 'an unnamed environment'}'"
+                f", not in {', '.join(rules.sanity_environments)}."
+            )
+        else:
+            message = ""
+        if message:
+            findings.append(Finding(FindingCode.DATA_CHANGE_EVIDENCE_MISSING, message))
+        if str(change.get("backup_evidence", "")) not in attached:
+            findings.append(
+                Finding(
+                    FindingCode.DATA_CHANGE_EVIDENCE_MISSING,
+                    f"{version}: the backup or rollback evidence ({change.get('backup_evidence')}) is not attached.",
+                )
+            )
     return findings
 
 

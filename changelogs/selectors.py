@@ -196,6 +196,8 @@ def _fact(item: Evidence) -> EvidenceFact:
         environment=item.environment,
         verdict=item.verdict,
         summary=item.summary,
+        artifact_digest=item.artifact_digest,
+        sha256=item.sha256,
     )
 
 
@@ -256,6 +258,16 @@ class Readiness:
         }
 
 
+def bundled_now(*, service: Service, bundles: Any) -> dict[str, tuple[str, str]]:
+    """The changes a train lists, of its own service, as they are now: id → (status, the
+    content hash of their current revision; empty while a draft)."""
+    ids = [str(item.get("changelog", "")) for item in bundles or ()]
+    found = Changelog.objects.filter(service=service, pk__in=ids).values_list(
+        "pk", "status", "current_revision__content_hash"
+    )
+    return {str(pk): (status, content_hash or "") for pk, status, content_hash in found}
+
+
 def readiness_of(*, changelog: Changelog, revision: ChangelogRevision | None = None) -> Readiness:
     """What the policy says of the revision's evidence (the current revision by default)."""
     revision = revision or revision_current(changelog=changelog)
@@ -269,6 +281,10 @@ def readiness_of(*, changelog: Changelog, revision: ChangelogRevision | None = N
         changelog_kind=changelog.kind,
         domain_critical_journeys=critical,
         evidence=[_fact(item) for item in revision.evidence.all()],
+        artifact_digest=revision.artifact_digest,
+        data_changes=revision.content.get("data_changes", ()),
+        bundles=revision.content.get("bundles", ()),
+        bundled_now=bundled_now(service=changelog.service, bundles=revision.content.get("bundles", ())),
     )
     return Readiness(revision=revision.number, policy=policy, findings=readiness_findings(policy.rules, facts))
 

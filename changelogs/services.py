@@ -267,6 +267,7 @@ def evidence_add(
     fmt: str | None = None,
     tool: str = "",
     environment: str = "",
+    artifact_digest: str = "",
     declared_journeys: list[str] | None = None,
     now: datetime | None = None,
 ) -> Evidence:
@@ -317,6 +318,7 @@ def evidence_add(
         storage_key=key,
         tool=tool,
         environment=environment,
+        artifact_digest=artifact_digest,
         declared_journeys=list(declared_journeys or []),
         parser_version=parsers.FORMATS[fmt].parser_version,
         summary=summary.to_dict(),
@@ -335,6 +337,7 @@ def evidence_add(
             "revision": revision.number,
             "evidence": str(evidence.id),
             "sha256": sha256,
+            "artifact_digest": artifact_digest,
             "size": evidence.size,
             "kind": kind,
             "format": fmt,

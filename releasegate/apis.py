@@ -182,6 +182,16 @@ class DeploymentReportInput(StrictInput):
     pipeline_run_url = serializers.URLField(max_length=500, required=False, default="", allow_blank=True)
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    data_change_executor = serializers.CharField(
+        max_length=254,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text=(
+            "Who executed the change's data changes (username or e-mail). Required for a change with data "
+            "changes, and none of its approvers: otherwise the deployment is unauthorised."
+        ),
+    )
 
 
 class DeploymentOutput(serializers.Serializer[Any]):
@@ -192,6 +202,7 @@ class DeploymentOutput(serializers.Serializer[Any]):
     artifact_digest = serializers.CharField()
     status = serializers.ChoiceField(choices=DeploymentStatus.choices)
     pipeline_run_url = serializers.CharField()
+    data_change_executor = serializers.CharField()
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     decision = serializers.UUIDField(source="decision_id", allow_null=True, help_text="The allow decision covering it.")
@@ -248,6 +259,7 @@ class DeploymentListReportApi(APIView):
             pipeline_run_url=values["pipeline_run_url"],
             started_at=values["started_at"],
             finished_at=values["finished_at"],
+            data_change_executor=values["data_change_executor"],
         )
         return Response(
             DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK

@@ -28,6 +28,8 @@ class GateAction(StrEnum):
     GATE_DENIED = "gate:denied"
     DEPLOYMENT_REPORTED = "deployment:reported"
     DEPLOYMENT_UNAUTHORISED = "deployment:unauthorised"
+    DEPLOYMENT_SMOKE_PASSED = "deployment:smoke_passed"
+    DEPLOYMENT_SMOKE_FAILED = "deployment:smoke_failed"
     FREEZE_CREATED = "freeze:created"
     FREEZE_OVERRIDDEN = "freeze:overridden"
     GITHUB_RULE_REQUESTED = "github:protection_rule_requested"

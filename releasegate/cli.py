@@ -8,7 +8,7 @@ written in YAML. It fails closed: it exits 0 only on a clear yes from the gate.
                       [--wait 30m] [--interval 15s]
     releasegate changelog create -f changelog.yaml [--set artifact.digest=...] [--quiet]
     releasegate changelog submit [-f changelog.yaml] [--changelog ID] [--set ...] [--quiet]
-    releasegate evidence add --changelog ID --kind K [--format F] [--environment E]
+    releasegate evidence add --changelog ID --kind K [--format F] [--environment E] [--artifact-digest D]
                              [--tool NAME] [--journeys IDS] [--quiet] FILE
     releasegate deploy report --service S --digest D --status STATUS [--env production]
                               [--run-url URL] [--started-at ISO] [--finished-at ISO] [--key KEY]
@@ -783,6 +783,7 @@ def cmd_evidence_add(args: argparse.Namespace, gate: Gate, out: Output) -> Resul
         "kind": args.kind,
         "format": args.format or "",
         "environment": args.environment or "",
+        "artifact_digest": args.artifact_digest or "",
         "tool": args.tool or "",
         "journeys": args.journeys or "",
     }
@@ -819,6 +820,8 @@ def cmd_deploy_report(args: argparse.Namespace, gate: Gate, out: Output) -> Resu
         "started_at": args.started_at or _utc_text(datetime.now(UTC).replace(microsecond=0)),
         "finished_at": args.finished_at,
     }
+    if args.data_change_executor:  # only when named: the derived keys of earlier reports stay the same
+        report["data_change_executor"] = args.data_change_executor
     key = args.key or deployment_key(report)
     answer = gate.post_json("/deployments/", {"idempotency_key": key, **report})
     if answer.status not in {200, 201}:
@@ -931,6 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--kind", required=True, choices=EVIDENCE_KINDS)
     add.add_argument("--format", help="e.g. junit, k6_summary, sarif (detected from the content when left out)")
     add.add_argument("--environment", help="where it ran, e.g. staging")
+    add.add_argument("--artifact-digest", help="the artifact digest (sha256:…) the tests or measurements ran against")
     add.add_argument("--tool", help="the tool that produced it, e.g. pytest")
     add.add_argument("--journeys", help="journey ids the file is meant to cover, comma-separated")
     add.add_argument("-q", "--quiet", action="store_true", help="print only the evidence id")
@@ -947,6 +951,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--run-url", type=_url_arg, help="the pipeline run, e.g. $CI_PIPELINE_URL")
     report.add_argument("--started-at", type=_timestamp_arg, help="ISO 8601 with offset (default: now)")
     report.add_argument("--finished-at", type=_timestamp_arg, help="ISO 8601 with offset")
+    report.add_argument(
+        "--data-change-executor", help="who ran the change's data changes (username or e-mail; none of its approvers)"
+    )
     report.add_argument("--key", help="idempotency key (default: derived from the report itself)")
     report.add_argument("-q", "--quiet", action="store_true", help="print only the deployment id")
     report.set_defaults(handler=cmd_deploy_report, command_name="deploy report")

@@ -34,10 +34,12 @@ from django.conf import settings
 from django.db import transaction
 
 import audit
+from approvals.models import Approval, Decision
 from approvals.notifications import notification_enqueue
 from approvals.selectors import authority_holders
 from audit.canonical import canonical_json, sha256_hex
 from audit.clock import business_now
+from changelogs.authors import identities
 from changelogs.lifecycle import may_change
 from changelogs.models import Changelog, ChangelogStatus, Service
 from changelogs.services import changelog_status_change
@@ -132,6 +134,24 @@ def _first_report_coverage(
     return None, why
 
 
+def _data_change_executor_problem(decision: GateDecision, executor: str) -> NotCovered | None:
+    """Whoever executes a change's data changes is named in the report and is none of the
+    people who approved its revision (PR-23): they could otherwise approve a script and run
+    something else."""
+    revision = decision.revision
+    if revision is None or not revision.content.get("data_changes"):
+        return None
+    if not executor.strip():
+        return NotCovered.DATA_CHANGE_EXECUTOR_UNNAMED
+    approvers = Approval.objects.filter(revision=revision, decision=Decision.APPROVED).values_list(
+        "approver__username", "approver__email"
+    )
+    named = identities(name_or_login=executor, email=executor)
+    if any(identities(name_or_login=username, email=email) & named for username, email in approvers):
+        return NotCovered.DATA_CHANGE_EXECUTOR_APPROVED
+    return None
+
+
 def _later_report_coverage(
     *, first: Deployment, last: Deployment, status: str, now: datetime
 ) -> tuple[GateDecision | None, NotCovered | None]:
@@ -172,25 +192,25 @@ def deployment_report(
     pipeline_run_url: str = "",
     started_at: datetime,
     finished_at: datetime | None = None,
+    data_change_executor: str = "",
     now: datetime | None = None,
 ) -> tuple[Deployment, bool]:
     """Record a report; returns it and whether it is new. The same key with the same report
     changes nothing; the same key with another report is a conflict."""
     now = now or business_now()
     _refuse_impossible_times(started_at=started_at, finished_at=finished_at, now=now)
-    fingerprint = sha256_hex(
-        canonical_json(
-            {
-                "service": service.slug,
-                "environment": environment,
-                "artifact_digest": digest,
-                "status": status,
-                "pipeline_run_url": pipeline_run_url,
-                "started_at": started_at.isoformat(),
-                "finished_at": finished_at.isoformat() if finished_at else None,
-            }
-        )
-    )
+    reported = {
+        "service": service.slug,
+        "environment": environment,
+        "artifact_digest": digest,
+        "status": status,
+        "pipeline_run_url": pipeline_run_url,
+        "started_at": started_at.isoformat(),
+        "finished_at": finished_at.isoformat() if finished_at else None,
+    }
+    if data_change_executor:  # absent from reports made before it existed: their fingerprints stay
+        reported["data_change_executor"] = data_change_executor
+    fingerprint = sha256_hex(canonical_json(reported))
     existing = (
         Deployment.objects.select_for_update().filter(reported_by=acting_user, idempotency_key=idempotency_key).first()
     )
@@ -211,6 +231,11 @@ def deployment_report(
         decision, why = _first_report_coverage(
             service=service, environment=environment, digest=digest, started_at=started_at, now=now
         )
+        refused = decision and _data_change_executor_problem(decision, data_change_executor)
+        if decision is not None and refused:
+            # Attached to the change the decision judged, but not covered by it.
+            first_changelog: Changelog | None = decision.changelog
+            decision, why = None, refused
     else:
         last = reports.order_by("-reported_at", "-id").first() or first
         decision, why = _later_report_coverage(first=first, last=last, status=status, now=now)
@@ -218,6 +243,8 @@ def deployment_report(
         changelog: Changelog | None = first.changelog
     elif decision is not None:
         changelog = decision.changelog
+    elif why in {NotCovered.DATA_CHANGE_EXECUTOR_UNNAMED, NotCovered.DATA_CHANGE_EXECUTOR_APPROVED}:
+        changelog = first_changelog
     else:
         carrying = revision_for_digest(service, digest, None)
         changelog = carrying.changelog if carrying else None
@@ -229,6 +256,7 @@ def deployment_report(
         artifact_digest=digest,
         status=status,
         pipeline_run_url=pipeline_run_url,
+        data_change_executor=data_change_executor,
         started_at=started_at,
         finished_at=finished_at,
         decision=decision,
@@ -247,6 +275,7 @@ def deployment_report(
         "artifact_digest": digest,
         "status": status,
         "pipeline_run_url": pipeline_run_url,
+        "data_change_executor": data_change_executor,
         "started_at": started_at.isoformat(),
         "decision": str(decision.id) if decision else None,
         "changelog": str(changelog.id) if changelog else None,

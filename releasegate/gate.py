@@ -289,6 +289,10 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
             EvidenceFact(**{key: value for key, value in item.items() if key != "uploaded_by_id"})
             for item in row.evidence
         ],
+        artifact_digest=revision.artifact_digest,
+        data_changes=revision.content.get("data_changes", ()),
+        bundles=revision.content.get("bundles", ()),
+        bundled_now={item["id"]: (item["status"], item["content_hash"] or "") for item in row.bundled},
     )
     read = row.commit_authors or {}
     authors = revision_authors(

@@ -129,12 +129,20 @@ SELECT json_build_object(
     'evidence', coalesce((
         SELECT json_agg(json_build_object(
             'id', e.id, 'kind', e.kind, 'format', e.format, 'file_name', e.file_name,
-            'environment', e.environment, 'verdict', e.verdict,
+            'environment', e.environment, 'verdict', e.verdict, 'artifact_digest', e.artifact_digest,
+            'sha256', e.sha256,
             'summary', (SELECT coalesce(jsonb_object_agg(key, e.summary -> key), '{}')
                         FROM unnest(%(summary_keys)s::text[]) AS key WHERE e.summary ? key),
             'uploaded_by_id', e.uploaded_by_id) ORDER BY e.uploaded_at, e.id)
         FROM changelogs_evidence e JOIN changelogs_evidence_revisions er ON er.evidence_id = e.id
         WHERE er.changelogrevision_id = revision.id), '[]'),
+    -- The changes a train lists (content 'bundles'), of the same service, as they are now.
+    'bundled', coalesce((
+        SELECT json_agg(json_build_object('id', c.id, 'status', c.status, 'content_hash', cr.content_hash))
+        FROM changelogs_changelog c LEFT JOIN changelogs_changelogrevision cr ON cr.id = c.current_revision_id
+        WHERE c.service_id = service.id AND c.id::text IN (
+            SELECT b ->> 'changelog' FROM jsonb_array_elements(coalesce(revision.content -> 'bundles', '[]')) b)),
+        '[]'),
     -- Who created, edited into being or submitted any revision of the change (with the
     -- changelog's creator, in 'revision'; duplicates and nulls are left to releasegate.gate).
     'requester_ids', ARRAY(
@@ -244,6 +252,7 @@ class GateRow:
     freezes: list[dict[str, Any]]
     incident_min_severity: str | None  # None: the domain's incident rule is off
     open_incidents: list[tuple[str, str]]  # the domain's unresolved incidents (reference, severity)
+    bundled: list[dict[str, Any]]  # a train's listed changes now: id, status, content_hash
 
 
 def read(
@@ -304,6 +313,7 @@ def read(
         freezes=document["freezes"],
         incident_min_severity=document["incident_min_severity"],
         open_incidents=[(reference, severity) for reference, severity in document["open_incidents"]],
+        bundled=document["bundled"],
     )
 
 

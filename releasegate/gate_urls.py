@@ -1,10 +1,11 @@
 from django.urls import path
 
-from releasegate import apis, github_apis, pack_apis
+from releasegate import access_apis, apis, github_apis, pack_apis, smoke_apis
 
 urlpatterns = [
     path("gate/check", apis.GateCheckApi.as_view(), name="gate-check"),
     path("deployments/", apis.DeploymentListReportApi.as_view(), name="deployment-list"),
+    path("deployments/<uuid:deployment_id>/smoke", smoke_apis.DeploymentSmokeApi.as_view(), name="deployment-smoke"),
     path(
         "exceptions/unauthorised-deployments",
         apis.UnauthorisedDeploymentListApi.as_view(),
@@ -15,6 +16,7 @@ urlpatterns = [
         github_apis.GitHubDeploymentProtectionApi.as_view(),
         name="github-deployment-protection",
     ),
+    path("access/deployment-rights", access_apis.DeploymentRightsApi.as_view(), name="access-deployment-rights"),
     path("packs/", pack_apis.PackListRequestApi.as_view(), name="pack-list"),
     path("packs/<uuid:job_id>", pack_apis.PackJobApi.as_view(), name="pack-detail"),
     path("packs/<uuid:job_id>/files/<str:name>", pack_apis.PackFileApi.as_view(), name="pack-file"),

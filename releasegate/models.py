@@ -149,6 +149,11 @@ class DeploymentStatus(models.TextChoices):
     ROLLED_BACK = "rolled_back", "Rolled back"
 
 
+class SmokeStatus(models.TextChoices):
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+
+
 class NotCovered(models.TextChoices):
     """Why no allow decision covers a deployment report (releasegate/deployments.py, docs/gate.md)."""
 
@@ -159,6 +164,14 @@ class NotCovered(models.TextChoices):
     REVISION_SUPERSEDED = "revision_superseded", "The approved revision was superseded"
     UNCOVERED_DEPLOYMENT = "uncovered_deployment", "A later report of a deployment nothing covered"
     OUT_OF_ORDER = "out_of_order", "Does not follow the deployment's previous report"
+    DATA_CHANGE_EXECUTOR_UNNAMED = (
+        "data_change_executor_unnamed",
+        "The change has data changes and the report does not name who executed them",
+    )
+    DATA_CHANGE_EXECUTOR_APPROVED = (
+        "data_change_executor_approved",
+        "Whoever executed the data changes is one of the change's approvers",
+    )
 
 
 class Deployment(models.Model):
@@ -174,6 +187,11 @@ class Deployment(models.Model):
     artifact_digest = models.CharField(max_length=71)
     status = models.CharField(max_length=16, choices=DeploymentStatus.choices)
     pipeline_run_url = models.URLField(max_length=500, blank=True)
+    data_change_executor = models.CharField(
+        max_length=254,
+        blank=True,
+        help_text="Who executed the change's data changes (username or e-mail), as the report names them.",
+    )
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     decision = models.ForeignKey(
@@ -188,6 +206,12 @@ class Deployment(models.Model):
     )
     reported_at = models.DateTimeField()
     request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the report, to spot a reused key.")
+    smoke_status = models.CharField(
+        max_length=16,
+        choices=SmokeStatus.choices,
+        blank=True,
+        help_text="The production smoke test's verdict (the latest reported); empty until one is reported.",
+    )
 
     class Meta:
         ordering = ["-reported_at"]
@@ -328,3 +352,28 @@ class AccessReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grant} ({self.status})"
+
+
+class SmokeTest(models.Model):
+    """A production smoke test of the critical journeys, reported against a deployment after it
+    succeeded (PR-19): the file kept byte for byte under its SHA-256, what its parser made of it,
+    and whether every critical journey passed. Never edited."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="smoke_tests")
+    file_name = models.CharField(max_length=255)
+    format = models.CharField(max_length=32)
+    sha256 = models.CharField(max_length=64)
+    storage_key = models.CharField(max_length=200)
+    summary = models.JSONField()
+    journeys = models.JSONField(help_text="Each critical journey's outcome in the file (missing: not run).")
+    failed_journeys = models.JSONField(help_text="The critical journeys that did not pass.")
+    passed = models.BooleanField()
+    reported_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    reported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["reported_at", "id"]
+
+    def __str__(self) -> str:
+        return f"smoke test of {self.deployment_id} ({'passed' if self.passed else 'failed'})"

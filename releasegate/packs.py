@@ -895,10 +895,14 @@ def _build(job: PackJob, owner: str) -> dict[str, Any]:
     _progress(job.pk, owner, 80, "writing the CSV")
     table = io.StringIO(newline="")
     write_population_csv(population, table)
+    from releasegate.population_json import population_json  # it reads this module's rows
+
+    document = population_json(population)
     _progress(job.pk, owner, 90, "storing")
     return {
         "population.pdf": _store(job, owner, "population.pdf", pdf, "application/pdf"),
         "population.csv": _store(job, owner, "population.csv", table.getvalue().encode("utf-8"), "text/csv"),
+        "population.json": _store(job, owner, "population.json", document, "application/json"),
     }
 
 

@@ -402,6 +402,19 @@ PACK_DB_RETRY_SECONDS = env_int("PACK_DB_RETRY_SECONDS", 30, minimum=0)
 PACK_MAX_ATTEMPTS = env_int("PACK_MAX_ATTEMPTS", 4, minimum=1)
 # The longest period a population pack may cover (issue 13: periods are bounded).
 PACK_MAX_PERIOD_DAYS = env_int("PACK_MAX_PERIOD_DAYS", 366, minimum=1)
+# The organisation's working hours (Monday to Friday, in its time zone): a change deployed (or
+# submitted, if never deployed) outside them is "off hours" in the population's strata (PR-17).
+ORGANISATION_TIME_ZONE = env_str("ORGANISATION_TIME_ZONE", "UTC")
+ORGANISATION_WORKING_HOURS = env_str("ORGANISATION_WORKING_HOURS", "08:00-18:00")
+# The organisation's holiday calendar (ISO dates, comma-separated): not business days when a
+# hotfix's retrospective is due "next business day" (PR-09).
+ORGANISATION_HOLIDAYS = env_list("ORGANISATION_HOLIDAYS", [])
+# An overdue retrospective goes to the domain's signing authorities; still owed this many hours
+# after its deadline, it is escalated once to these addresses (PR-09). No addresses: no second level.
+RETROSPECTIVE_ESCALATION_HOURS = env_int("RETROSPECTIVE_ESCALATION_HOURS", 24, minimum=1)
+RETROSPECTIVE_ESCALATION_EMAILS = env_list("RETROSPECTIVE_ESCALATION_EMAILS", [])
+# How many changes of each stratum (class, domain, off hours) population.json's sample draws.
+POPULATION_SAMPLE_PER_STRATUM = env_int("POPULATION_SAMPLE_PER_STRATUM", 2, minimum=0)
 # The organisation's document-signing key and certificate (PEM), and optionally the chain to
 # its CA and an RFC 3161 timestamp server. With DEBUG a development pair is made in var/.
 PACK_SIGNING_KEY_FILE = env_str("PACK_SIGNING_KEY_FILE", str(VAR_DIR / "pack-signing.key") if DEBUG else "")

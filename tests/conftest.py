@@ -33,6 +33,7 @@ from tests.factories import (
 )
 from tests.network_guard import OutsideConnections
 from tests.outside_reads import OutsideReads, allowed_roots
+from tests.requirement_skips import pytest_runtest_makereport  # noqa: F401  (a hook: pytest finds it here)
 
 OUTSIDE_READS = OutsideReads(allowed_roots())
 OUTSIDE_CONNECTIONS = OutsideConnections()
@@ -173,6 +174,19 @@ def cast(db: None) -> Cast:
         pipeline=_pipeline("payments-ci", payments_api),
         other_pipeline=_pipeline("transfers-ci", transfers_api),
     )
+
+
+@pytest.fixture
+def migrations_restored(transactional_db: None) -> Iterator[None]:
+    """For tests that migrate an app back and forward to a named migration: afterwards every
+    app is migrated to its latest migration again, so that migrations added later (by anyone)
+    are not left unapplied for the tests that follow on the same worker."""
+    yield
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ def changelog_content(**overrides: Any) -> dict[str, Any]:
         "no_data_changes": True,
         "rollback_plan": "Roll back to 1.4.1 with kubectl rollout undo.",
         "reason": "Fixes rounding of card fees.",
+        "scope": "The card fee calculation of payments-api; no other service, no data.",
         "expected_outcome": "Card fees are rounded half-even.",
         "planned_window": planned_window_around_now(),
         "risk_tier": "medium",
@@ -145,7 +146,11 @@ def totp_code(user: Any) -> str:
 
 
 def hotfix_details() -> dict[str, str]:
-    return {"incident_reference": "INC-4711", "emergency_reason": "Card payments fail for Maestro cards."}
+    return {
+        "incident_reference": "INC-4711",
+        "emergency_category": "service_outage",
+        "emergency_reason": "Card payments fail for Maestro cards.",
+    }
 
 
 class UserFactory(DjangoModelFactory[User]):

@@ -20,6 +20,7 @@ from releasegate.github import GitHubError, GitHubReason
 from releasegate.packs import PackError
 from releasegate.policy import ReasonCode
 from releasegate.services import IdentityError
+from releasegate.smoke import SmokeError
 from releasegate.tokens import TokenError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +37,7 @@ ENUMS: list[type[StrEnum]] = [
     ApprovalError,
     ReasonCode,
     DeploymentError,
+    SmokeError,
     FreezeError,
     PackError,
     GitHubError,

@@ -397,12 +397,14 @@ _KNOWN_CONTENT = {
     "no_data_changes",
     "rollback_plan",
     "reason",
+    "scope",
     "expected_outcome",
     "planned_window",
     "risk_tier",
     "security_impact",
     "hotfix",
     "commit_authors",
+    "bundles",
 }
 
 
@@ -466,6 +468,12 @@ def _change_section(pack: ChangelogPack, width: float, st: _Styles) -> list[Flow
     artifact = _dict(content.get("artifact"))
     rows: list[tuple[str, Any]] = [
         ("Reason", content.get("reason", "")),
+        ("Scope", content.get("scope", "")),
+        *(
+            ("Train carries", f"{item.get('changelog', '')} at {item.get('content_hash', '')}")
+            for item in content.get("bundles") or []
+            if isinstance(item, dict)
+        ),
         ("Expected outcome", content.get("expected_outcome", "")),
         ("Rollback plan", content.get("rollback_plan", "")),
         (
@@ -476,6 +484,7 @@ def _change_section(pack: ChangelogPack, width: float, st: _Styles) -> list[Flow
     if hotfix:
         rows += [
             ("Incident", hotfix.get("incident_reference", "")),
+            ("Emergency category", hotfix.get("emergency_category", "")),
             ("Emergency reason", hotfix.get("emergency_reason", "")),
         ]
     authors = [str(a) for a in _list(content.get("commit_authors"))]

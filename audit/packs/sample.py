@@ -10,6 +10,7 @@ the pack. It also streams: one pass, never more than ``n`` ids held.
 import hashlib
 import heapq
 from collections.abc import Iterable
+from datetime import datetime, time, tzinfo
 
 SAMPLE_METHOD = (
     'A change is in the sample when SHA-256 of "<seed>:<changelog id>" (UTF-8, as lowercase hex) '
@@ -51,3 +52,34 @@ def sample_changelog_ids(changelog_ids: Iterable[str], *, seed: int, size: int) 
             members.discard(dropped)
             members.add(changelog_id)
     return [changelog_id for _, changelog_id in sorted(heap, reverse=True)]
+
+
+# --- Stratified sampling (PR-17) ---------------------------------------------------------------
+
+STRATIFIED_METHOD = (
+    "Changes are grouped into strata by class (train or hotfix), domain and whether they happened "
+    'off hours; in each stratum, a change is in the sample when SHA-256 of "<seed>:<changelog id>" '
+    "is among the {size} smallest of that stratum."
+)
+
+
+def stratum_of(*, kind: str, domain: str, off_hours: bool) -> str:
+    return f"{kind}/{domain}/{'off-hours' if off_hours else 'working-hours'}"
+
+
+def is_off_hours(moment: datetime, *, zone: tzinfo, opens: time, closes: time, working_days: Iterable[int]) -> bool:
+    """Whether ``moment`` (aware) falls outside the organisation's working hours, read in its
+    time zone: on a day not among ``working_days`` (Monday 0 … Sunday 6), or before ``opens`` or
+    at or after ``closes``."""
+    local = moment.astimezone(zone)
+    return local.weekday() not in set(working_days) or not opens <= local.time() < closes
+
+
+def stratified_sample(rows: Iterable[tuple[str, str]], *, seed: int, size: int) -> dict[str, list[str]]:
+    """``size`` ids of each stratum, from (changelog id, stratum) pairs, with the seeded draw of
+    ``sample_changelog_ids`` inside each stratum; strata in sorted order. Depends only on the
+    seed, the ids and their strata, so anyone can redraw it from the exported rows."""
+    strata: dict[str, list[str]] = {}
+    for changelog_id, stratum in rows:
+        strata.setdefault(stratum, []).append(changelog_id)
+    return {stratum: sample_changelog_ids(ids, seed=seed, size=size) for stratum, ids in sorted(strata.items())}

@@ -35,6 +35,7 @@ def _decide(client: Any, grant: AuthorityGrant, decision: str, password: str = P
     return client.post(URL, {"form": "decide", "grant": grant.pk, "decision": decision, "password": password})
 
 
+@pytest.mark.requirement("PR-05", "PR-21")
 def test_a_grant_takes_effect_only_when_a_second_administrator_confirms_it(cast: Cast, second_admin: Any) -> None:
     dba = UserFactory(username="dba")
     first = cast.session(cast.admin)
@@ -72,6 +73,7 @@ def test_a_grant_takes_effect_only_when_a_second_administrator_confirms_it(cast:
     ]
 
 
+@pytest.mark.requirement("PR-21")
 def test_a_superuser_cannot_grant_itself_authority(cast: Cast, second_admin: Any) -> None:
     response = _ask(cast.session(cast.admin), domain=cast.payments.pk, authority="sign_off", user=cast.admin.pk)
 
@@ -82,6 +84,7 @@ def test_a_superuser_cannot_grant_itself_authority(cast: Cast, second_admin: Any
     assert json.loads(refusal.data)["code"] == "grant_to_self"
 
 
+@pytest.mark.requirement("PR-21")
 def test_nobody_confirms_a_grant_that_empowers_them(cast: Cast, second_admin: Any) -> None:
     grant = authority_grant_request(
         acting_user=cast.admin, domain=cast.payments, authority="sign_off", user=second_admin, reason="x"
@@ -105,6 +108,7 @@ def test_an_administrator_cannot_empower_a_group_they_belong_to_or_join_one(cast
         membership_grant_request(acting_user=cast.admin, group=signers, user=cast.admin, reason="x")
 
 
+@pytest.mark.requirement("PR-04")
 def test_joining_a_signing_group_without_a_confirmed_membership_grants_nothing(cast: Cast, second_admin: Any) -> None:
     """An administrator adds themselves to a group that signs (Django's own membership, as a
     shell or a careless form could): it is not a signing authority."""

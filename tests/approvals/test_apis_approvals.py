@@ -87,6 +87,7 @@ def test_a_rejection_needs_a_reason_and_blocks_the_revision(cast: Cast, submitte
         ("anonymous", 401, "not_authenticated"),
     ],
 )
+@pytest.mark.requirement("PR-04", "PR-05")
 def test_only_a_signing_authority_of_the_domain_may_decide(
     cast: Cast, submitted: Changelog, who: str, status: int, code: str
 ) -> None:
@@ -99,6 +100,7 @@ def test_only_a_signing_authority_of_the_domain_may_decide(
     assert not Approval.objects.exists()
 
 
+@pytest.mark.requirement("PR-04")
 def test_a_requester_who_also_holds_authority_may_not_approve_their_own_change(
     cast: Cast, submitted: Changelog
 ) -> None:
@@ -110,6 +112,7 @@ def test_a_requester_who_also_holds_authority_may_not_approve_their_own_change(
     assert response.json()["code"] == "own_change"
 
 
+@pytest.mark.requirement("PR-04")
 def test_a_declared_commit_author_may_not_approve(cast: Cast) -> None:
     author = UserFactory(username="dev", email="dev@bank.example")
     authority_give(domain=cast.payments, user=author)
@@ -121,6 +124,7 @@ def test_a_declared_commit_author_may_not_approve(cast: Cast) -> None:
     assert response.json()["code"] == "own_change"
 
 
+@pytest.mark.requirement("PR-06")
 def test_the_password_is_asked_again(cast: Cast, submitted: Changelog) -> None:
     response = decide(cast.session(cast.approver), submitted, password="wrong-password")
 
@@ -150,6 +154,7 @@ def test_a_draft_cannot_be_approved(cast: Cast) -> None:
     assert response.json()["code"] == "changelog_not_submitted"
 
 
+@pytest.mark.requirement("PR-03")
 def test_an_approval_no_longer_counts_once_the_content_changes(cast: Cast, submitted: Changelog) -> None:
     decide(cast.session(cast.approver), submitted)
     pipeline = cast.pipeline.client()
@@ -163,6 +168,7 @@ def test_an_approval_no_longer_counts_once_the_content_changes(cast: Cast, submi
     assert state["approvals"][0]["not_counted_because"] == "stale_revision"
 
 
+@pytest.mark.requirement("PR-05")
 def test_a_high_risk_change_needs_two_people(cast: Cast) -> None:
     unsigned_approvals_count(cast.payments)
     changelog = changelog_make(service=cast.payments_api, by=cast.requester, submitted=True, risk_tier="high")
@@ -187,6 +193,7 @@ def test_an_approval_expires_with_the_policy(cast: Cast, submitted: Changelog) -
     assert state["approvals"][0]["not_counted_because"] == "expired"
 
 
+@pytest.mark.requirement("PR-05")
 def test_losing_the_authority_voids_the_approval(cast: Cast, submitted: Changelog) -> None:
     decide(cast.session(cast.approver), submitted)
 
@@ -199,6 +206,7 @@ def test_losing_the_authority_voids_the_approval(cast: Cast, submitted: Changelo
     assert AuditEvent.objects.filter(action="authority:revoked").count() == 1
 
 
+@pytest.mark.requirement("PR-05")
 def test_authority_through_a_group_counts_and_grants_are_audited(cast: Cast, submitted: Changelog) -> None:
     from django.contrib.auth.models import Group
 
@@ -260,6 +268,7 @@ class TestHotfixes:
             service=cast.payments_api, by=cast.requester, kind="hotfix", submitted=True, risk_tier="high"
         )
 
+    @pytest.mark.requirement("PR-08")
     def test_one_independent_approval_clears_a_hotfix_and_opens_its_retrospective(
         self, cast: Cast, hotfix: Changelog
     ) -> None:
@@ -274,6 +283,7 @@ class TestHotfixes:
         assert retrospective.due_at - retrospective.opened_at == timedelta(hours=24)
         assert retrospective.service_id == hotfix.service_id  # what the gate counts it by
 
+    @pytest.mark.requirement("PR-09")
     def test_with_time_past_the_deadline_the_retrospective_is_overdue_listed_and_notified_once(
         self,
         cast: Cast,
@@ -296,6 +306,7 @@ class TestHotfixes:
         [mail] = [mail for mail in mailoutbox if "OVERDUE" in mail.subject]
         assert mail.to == ["approver@bank.example"]
 
+    @pytest.mark.requirement("PR-09")
     def test_the_full_approvals_complete_the_retrospective(self, cast: Cast, hotfix: Changelog) -> None:
         second = UserFactory(username="approver-2")
         authority_give(domain=cast.payments, user=second)
@@ -308,6 +319,7 @@ class TestHotfixes:
         assert Retrospective.objects.get(changelog=hotfix).status == "completed"
 
 
+@pytest.mark.requirement("PR-09")
 def test_the_beat_task_marks_overdue_retrospectives(cast: Cast) -> None:
     from approvals.tasks import retrospectives_overdue
 
@@ -347,6 +359,7 @@ def _swap_content(cast: Cast, changelog: Changelog) -> None:
     assert pipeline.post(f"/api/v1/changelogs/{changelog.id}/submit").status_code == 200
 
 
+@pytest.mark.requirement("PR-03")
 def test_a_decision_on_content_that_changed_meanwhile_is_refused_and_records_nothing(
     cast: Cast, submitted: Changelog
 ) -> None:
@@ -372,6 +385,7 @@ def test_a_decision_on_content_that_changed_meanwhile_is_refused_and_records_not
     assert json.loads(refusal.data)["content_hash"] == seen["content_hash"]
 
 
+@pytest.mark.requirement("PR-03")
 def test_replaying_an_approval_after_the_content_changed_does_not_sign_the_new_content(
     cast: Cast, submitted: Changelog
 ) -> None:
@@ -390,6 +404,7 @@ def test_replaying_an_approval_after_the_content_changed_does_not_sign_the_new_c
 
 
 @pytest.mark.parametrize("missing", ["revision", "content_hash"])
+@pytest.mark.requirement("PR-03", "PR-06")
 def test_a_decision_must_name_the_revision_and_content_hash_it_signs(
     cast: Cast, submitted: Changelog, missing: str
 ) -> None:
@@ -403,6 +418,7 @@ def test_a_decision_must_name_the_revision_and_content_hash_it_signs(
     assert not submitted.approvals.exists()
 
 
+@pytest.mark.requirement("PR-03")
 def test_the_content_hash_of_another_change_does_not_sign_this_one(cast: Cast, submitted: Changelog) -> None:
     other = changelog_make(service=cast.payments_api, by=cast.requester, submitted=True, reason="Another change.")
     body = {"decision": "approved", "password": PASSWORD, **seen_of(other), "revision": 1}

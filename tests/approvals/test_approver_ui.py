@@ -113,6 +113,7 @@ def test_an_approver_of_another_domain_does_not_see_the_change(
     assert response.status == 404
 
 
+@pytest.mark.requirement("PR-03")
 def test_content_swapped_between_the_confirm_page_and_the_confirmation_is_not_signed(
     browser: Any, live_server: Any, cast: Cast, change: Changelog
 ) -> None:

@@ -58,6 +58,7 @@ NOT_COUNTED = [
 
 
 @pytest.mark.parametrize(("case", "fact", "reason"), NOT_COUNTED, ids=[c[0] for c in NOT_COUNTED])
+@pytest.mark.requirement("PR-04")
 def test_an_approval_that_must_not_count_does_not(case: str, fact: ApprovalFact, reason: str) -> None:
     state = approval_state(context(), [fact])
 
@@ -68,6 +69,7 @@ def test_an_approval_that_must_not_count_does_not(case: str, fact: ApprovalFact,
     assert not state.one_independent_approval
 
 
+@pytest.mark.requirement("PR-05")
 def test_the_same_person_twice_counts_once() -> None:
     state = approval_state(context(risk_tier="high"), [approval(5, id="first"), approval(5, id="second")])
 
@@ -100,6 +102,7 @@ def test_a_rejection_of_an_earlier_revision_does_not_block() -> None:
         ("critical", 2, "approved"),
     ],
 )
+@pytest.mark.requirement("PR-05")
 def test_distinct_authorised_people_reach_the_tiers_number(tier: str, people: int, status: str) -> None:
     state = approval_state(context(risk_tier=tier), [approval(10 + n) for n in range(people)])
 
@@ -118,6 +121,7 @@ def test_security_impact_needs_a_security_sign_off_by_another_person() -> None:
     assert two_people.status == ApprovalStatus.APPROVED
 
 
+@pytest.mark.requirement("PR-23")
 def test_data_changes_need_a_data_sign_off_and_roles_are_matched_to_people() -> None:
     ctx = context(has_data_changes=True, security_impact=True)
     # The only security authority also has sign_off: the matching must give them security.
@@ -133,6 +137,7 @@ def test_data_changes_need_a_data_sign_off_and_roles_are_matched_to_people() -> 
     assert state.missing == ()
 
 
+@pytest.mark.requirement("PR-08")
 def test_one_independent_sign_off_is_what_a_hotfix_needs_first() -> None:
     state = approval_state(context(risk_tier="high"), [approval(5)])
 
@@ -141,6 +146,7 @@ def test_one_independent_sign_off_is_what_a_hotfix_needs_first() -> None:
     assert state.missing == ("sign_off",)
 
 
+@pytest.mark.requirement("PR-08")
 def test_a_security_authority_alone_is_not_an_independent_sign_off() -> None:
     state = approval_state(context(), [approval(5, authorities_now=frozenset({"security_sign_off"}))])
 

@@ -121,6 +121,7 @@ def test_an_inclusion_proof_against_an_older_checkpoint(log: Cast) -> None:
     )
 
 
+@pytest.mark.requirement("PR-10")
 def test_a_consistency_proof_from_the_api_verifies_offline(log: Cast, tmp_path: Path) -> None:
     auditor = log.session(log.auditor)
     second = AuditEvent.objects.count()

@@ -24,6 +24,7 @@ def logged() -> AuditEvent:
     return AuditEvent.objects.filter(action="test:event").order_by("id").first()  # type: ignore[return-value]
 
 
+@pytest.mark.requirement("PR-11")
 def test_the_orm_refuses_to_update_or_delete_an_event(logged: AuditEvent) -> None:
     logged.action = "test:rewritten"
 
@@ -39,6 +40,7 @@ def test_the_orm_refuses_to_update_or_delete_an_event(logged: AuditEvent) -> Non
 
 
 @pytest.mark.parametrize("model", [AuditLeaf, AuditNode, Checkpoint])
+@pytest.mark.requirement("PR-11")
 def test_the_orm_refuses_to_change_the_log(logged: AuditEvent, model: type) -> None:
     row = model.objects.first()
 
@@ -74,6 +76,7 @@ def application_role_cursor() -> Iterator[object]:
 
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
 @pytest.mark.parametrize("statement", ["UPDATE {table} SET {column} = {column}", "DELETE FROM {table}"])
+@pytest.mark.requirement("PR-11")
 def test_sql_as_the_application_user_cannot_update_or_delete(
     logged: AuditEvent, application_role_cursor: object, table: str, statement: str
 ) -> None:
@@ -89,6 +92,7 @@ def test_sql_as_the_application_user_cannot_update_or_delete(
 
 
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
+@pytest.mark.requirement("PR-11")
 def test_sql_as_the_application_user_cannot_truncate(
     logged: AuditEvent, application_role_cursor: object, table: str, on_postgres: None
 ) -> None:
@@ -109,6 +113,7 @@ def test_the_application_user_cannot_set_the_event_time_or_transaction(logged: A
     assert stored.created_at > logged.created_at
 
 
+@pytest.mark.requirement("PR-11")
 def test_the_admin_shows_events_without_any_way_to_change_them(cast: Cast, logged: AuditEvent) -> None:
     admin = cast.session(cast.admin)
     change_url = f"/admin/audit/auditevent/{logged.pk}/change/"

@@ -317,6 +317,7 @@ def _csv(pack: PopulationPack) -> tuple[str, tuple[int, int]]:
     return out.getvalue(), counts
 
 
+@pytest.mark.requirement("PR-16")
 def test_the_population_csv_has_a_change_row_per_change_and_a_deployment_row_per_deployment() -> None:
     text, counts = _csv(make_population_pack())
     assert counts == (40, 50)
@@ -350,6 +351,7 @@ def test_the_population_csv_quotes_what_needs_quoting_and_defuses_spreadsheet_fo
     assert parsed["kind"] == "line\nbreak"
 
 
+@pytest.mark.requirement("PR-17")
 def test_the_sample_can_be_redone_from_the_csv_with_the_script_the_pack_prints(tmp_path: Path) -> None:
     pack = make_population_pack(changes=300, deployments=5, seed=424242, size=12)
     (tmp_path / "population.csv").write_text(_csv(replace(pack, changes=change_rows(300)))[0], newline="")

@@ -95,6 +95,7 @@ def test_pdftotext_shows_every_field_of_the_content(text: str) -> None:
     flat = " ".join(text.split())
     for value in [
         CONTENT["reason"],
+        CONTENT["scope"],
         CONTENT["expected_outcome"],
         CONTENT["rollback_plan"],
         "none declared",
@@ -111,7 +112,11 @@ def test_pdftotext_shows_every_field_of_the_content(text: str) -> None:
 def test_it_shows_hotfix_details_and_any_content_field_it_does_not_know(pack: ChangelogPack, tmp_path: Path) -> None:
     content = {
         **CONTENT,
-        "hotfix": {"incident_reference": "INC-4242", "emergency_reason": "Card payments failing for 3 % of customers."},
+        "hotfix": {
+            "incident_reference": "INC-4242",
+            "emergency_category": "service_outage",
+            "emergency_reason": "Card payments failing for 3 % of customers.",
+        },
         "security_impact": {"declared": True, "description": "Touches the card tokenisation path."},
         "no_data_changes": True,
         "data_changes": [],
@@ -148,6 +153,7 @@ def test_every_sha256_reaches_pdftotext_as_one_word(pack: ChangelogPack, text: s
     assert broken == []
 
 
+@pytest.mark.requirement("PR-06", "PR-18")
 def test_every_approval_shows_who_with_what_authority_when_and_the_hash_they_signed(
     pack: ChangelogPack, text: str
 ) -> None:
@@ -220,6 +226,7 @@ def test_the_how_to_verify_section_gives_the_commands(pack: ChangelogPack, text:
     )
 
 
+@pytest.mark.requirement("PR-18")
 def test_the_same_pack_renders_to_identical_bytes(pack: ChangelogPack, rendered: bytes) -> None:
     assert render_changelog_pdf(pack) == rendered
     assert render_changelog_pdf(make_changelog_pack()[0]) != rendered  # another log, another key
@@ -336,6 +343,7 @@ def test_population_rows_are_pulled_while_pages_are_laid_out_not_all_first(monke
     assert pages_before_last_row > 20  # most pages were out before the last rows were read
 
 
+@pytest.mark.requirement("PR-18")
 def test_a_population_pack_renders_to_identical_bytes() -> None:
     pack = make_population_pack()
     first, second = BytesIO(), BytesIO()

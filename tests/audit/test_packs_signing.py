@@ -79,6 +79,7 @@ def test_signing_appends_to_the_rendered_bytes_and_changes_none_of_them(unsigned
 
 
 @pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+@pytest.mark.requirement("PR-18")
 def test_one_changed_byte_in_the_signed_range_makes_the_signature_invalid(
     unsigned: bytes, signed: bytes, tmp_path: Path, where: float
 ) -> None:

@@ -33,6 +33,7 @@ def record_events(count: int, *, prefix: str = "e") -> None:
             )
 
 
+@pytest.mark.requirement("PR-10")
 def test_committed_events_become_dense_leaves_in_commit_order() -> None:
     record_events(5)
 
@@ -85,6 +86,7 @@ def test_a_leaf_hash_covers_the_canonical_event_bytes() -> None:
     )
 
 
+@pytest.mark.requirement("PR-10")
 def test_each_step_signs_a_checkpoint_over_the_whole_tree() -> None:
     record_events(3)
     sequence_pending()

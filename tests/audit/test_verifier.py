@@ -116,6 +116,7 @@ def test_it_reads_the_checkpoint_from_stdin(files: dict[str, Path], log: Log) ->
     assert "size: 13" in result.stdout
 
 
+@pytest.mark.requirement("PR-10")
 def test_it_refuses_a_tampered_checkpoint_with_exit_1(files: dict[str, Path]) -> None:
     tampered = files["cp21"].read_text().replace("\n21\n", "\n22\n")
     files["cp21"].write_text(tampered)
@@ -189,6 +190,7 @@ def test_it_verifies_an_inclusion_proof_against_a_bare_root_and_size(tmp_path: P
         lambda p: p.update(tree_size=13),  # not the checkpoint's size
     ],
 )
+@pytest.mark.requirement("PR-10")
 def test_it_refuses_a_tampered_inclusion_proof_with_exit_1(
     files: dict[str, Path], tmp_path: Path, log: Log, tamper: Any
 ) -> None:
@@ -272,6 +274,7 @@ def test_it_verifies_a_consistency_proof_between_bare_roots(tmp_path: Path, log:
         lambda p: p.update(proof=[]),
     ],
 )
+@pytest.mark.requirement("PR-10")
 def test_it_refuses_a_tampered_consistency_proof_with_exit_1(
     files: dict[str, Path], tmp_path: Path, log: Log, tamper: Any
 ) -> None:
@@ -283,6 +286,7 @@ def test_it_refuses_a_tampered_consistency_proof_with_exit_1(
     assert result.returncode == 1, result.stdout + result.stderr
 
 
+@pytest.mark.requirement("PR-10")
 def test_it_refuses_checkpoints_given_in_the_wrong_order_with_exit_1(
     files: dict[str, Path], tmp_path: Path, log: Log
 ) -> None:

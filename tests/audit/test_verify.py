@@ -63,6 +63,7 @@ def test_an_untouched_log_verifies(log: list[int]) -> None:
     assert out.getvalue().strip() == "ok: 10 leaves and 3 checkpoints verified"
 
 
+@pytest.mark.requirement("PR-10")
 def test_changing_one_byte_of_an_event_is_reported_at_its_leaf(log: list[int]) -> None:
     with triggers_bypassed() as cursor:
         cursor.execute("UPDATE audit_auditevent SET data = %s WHERE id = %s", ['{"n":5}', log[4]])
@@ -77,6 +78,7 @@ def test_changing_the_actor_is_reported_at_its_leaf(log: list[int]) -> None:
     assert verify().startswith("first divergent leaf: 6 ")
 
 
+@pytest.mark.requirement("PR-10")
 def test_deleting_an_event_is_reported_at_its_leaf(log: list[int]) -> None:
     with triggers_bypassed() as cursor:
         cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [log[3]])
@@ -86,6 +88,7 @@ def test_deleting_an_event_is_reported_at_its_leaf(log: list[int]) -> None:
     assert "is gone" in error
 
 
+@pytest.mark.requirement("PR-10")
 def test_deleting_an_event_and_its_leaf_is_reported_at_that_leaf(log: list[int]) -> None:
     with triggers_bypassed() as cursor:
         cursor.execute("DELETE FROM audit_auditleaf WHERE leaf_index = 5")
@@ -94,6 +97,7 @@ def test_deleting_an_event_and_its_leaf_is_reported_at_that_leaf(log: list[int])
     assert verify().startswith("first divergent leaf: 5 ")
 
 
+@pytest.mark.requirement("PR-10")
 def test_swapping_two_events_is_reported_at_the_first(log: list[int]) -> None:
     with triggers_bypassed() as cursor:
         cursor.execute("SELECT data FROM audit_auditevent WHERE id = %s", [log[2]])
@@ -126,6 +130,7 @@ def _forge_event(cursor: object, *, event_id: int, txid: int | None, like: int) 
     return _leaf_hash_of(event_id)
 
 
+@pytest.mark.requirement("PR-10")
 def test_inserting_an_event_into_the_middle_is_reported_where_it_was_put(log: list[int]) -> None:
     txid = AuditEvent.objects.get(pk=log[5]).txid
     with triggers_bypassed() as cursor:
@@ -151,6 +156,7 @@ def test_inserting_an_event_behind_the_sequencer_is_reported(log: list[int]) -> 
     assert "event -5 is not in the log" in error
 
 
+@pytest.mark.requirement("PR-10")
 def test_a_checkpoint_kept_outside_no_longer_matches_after_a_thorough_rewrite(log: list[int]) -> None:
     """The attacker rewrites an event and every hash the database holds, so that the database
     agrees with itself. Checkpoints signed before, kept outside, no longer match."""

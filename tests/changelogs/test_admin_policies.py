@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
+
 from audit.models import AuditEvent
 from changelogs.models import Policy
 from tests.conftest import Cast
 
 
+@pytest.mark.requirement("PR-05", "PR-21")
 def test_saving_a_policy_in_the_admin_makes_a_new_audited_version(cast: Cast) -> None:
     admin = cast.session(cast.admin)
     form = {"domain": cast.payments.pk, "service": "", "rules": json.dumps({"max_p95_ms": 300}), "reason": "Faster"}
@@ -33,6 +36,7 @@ def test_bad_rules_are_shown_and_nothing_is_saved(cast: Cast) -> None:
     assert not Policy.objects.exists()
 
 
+@pytest.mark.requirement("PR-21")
 def test_a_policy_version_cannot_be_changed_or_deleted(cast: Cast) -> None:
     from changelogs.services import policy_create
 

@@ -174,7 +174,14 @@ INVALID = [
         "data changes listed and declared none",
         {
             "data_changes": [
-                {"description": "Add index", "version": "V42", "digest": OTHER_DIGEST, "rollback": "Drop it"}
+                {
+                    "description": "Add index",
+                    "version": "V42",
+                    "digest": OTHER_DIGEST,
+                    "rollback": "Drop it",
+                    "dry_run_evidence": "2" * 64,
+                    "backup_evidence": "3" * 64,
+                }
             ],
             "no_data_changes": True,
         },
@@ -184,7 +191,15 @@ INVALID = [
     (
         "data change without rollback",
         {
-            "data_changes": [{"description": "Add index", "version": "V42", "digest": OTHER_DIGEST}],
+            "data_changes": [
+                {
+                    "description": "Add index",
+                    "version": "V42",
+                    "digest": OTHER_DIGEST,
+                    "dry_run_evidence": "2" * 64,
+                    "backup_evidence": "3" * 64,
+                }
+            ],
             "no_data_changes": False,
         },
         "data_changes.0.rollback",
@@ -215,6 +230,7 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("case", "overrides", "field", "code"), INVALID, ids=[case[0] for case in INVALID])
+@pytest.mark.requirement("PR-01")
 def test_an_invalid_changelog_is_refused_with_a_stable_code_and_creates_nothing(
     cast: Cast, case: str, overrides: dict[str, Any], field: str, code: str
 ) -> None:
@@ -251,6 +267,7 @@ def test_a_body_that_is_not_json_is_refused(cast: Cast) -> None:
     assert response.json()["code"] == "malformed_request"
 
 
+@pytest.mark.requirement("PR-08")
 def test_a_hotfix_carries_its_incident(cast: Cast) -> None:
     response = cast.pipeline.client().post(LIST, create_body(kind="hotfix", hotfix=hotfix_details()), format="json")
 

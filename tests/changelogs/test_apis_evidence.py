@@ -278,6 +278,7 @@ def test_each_caller_may_upload_and_read_as_expected(
     assert client.get(f"{evidence_url(draft)}{existing['id']}/download").status_code == read_status
 
 
+@pytest.mark.requirement("PR-03")
 def test_evidence_is_part_of_the_submitted_hash_and_carried_to_the_next_revision(cast: Cast, draft: Changelog) -> None:
     client = cast.pipeline.client()
     base = f"/api/v1/changelogs/{draft.id}/"
@@ -385,6 +386,7 @@ def test_a_failed_test_of_a_journey_makes_it_failed_not_covered(cast: Cast, draf
     assert ("journey_not_covered", "PAY-001") not in codes
 
 
+@pytest.mark.requirement("PR-05")
 def test_the_domain_policy_and_a_service_override_apply_by_version(cast: Cast, draft: Changelog) -> None:
     client = cast.pipeline.client()
     upload(

@@ -32,6 +32,7 @@ def test_co_author_trailers_are_read_in_any_case_one_per_line() -> None:
         ("  ", "", set()),
     ],
 )
+@pytest.mark.requirement("PR-04")
 def test_a_person_is_matched_by_login_email_and_the_login_of_a_github_no_reply_address(
     login: str, email: str, expected: set[str]
 ) -> None:

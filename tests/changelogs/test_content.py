@@ -48,6 +48,9 @@ def test_the_hash_is_sha256_of_the_canonical_json() -> None:
     assert content_hash(service="payments-api", kind="train", content=content, evidence=[]) == expected
 
 
+DATA_CHANGE_EVIDENCE = {"dry_run_evidence": "2" * 64, "backup_evidence": "3" * 64}
+
+
 def _artifact(**changes: Any) -> dict[str, Any]:
     return {"artifact": {**changelog_content()["artifact"], **changes}}
 
@@ -61,20 +64,31 @@ FIELD_CHANGES = [
     {"deploy_steps": [{"description": "Roll out the new image"}]},
     {"deploy_steps": list(reversed(changelog_content()["deploy_steps"]))},
     {
-        "data_changes": [{"description": "Index", "version": "V42", "digest": OTHER_DIGEST, "rollback": "Drop"}],
+        "data_changes": [
+            {
+                "description": "Index",
+                "version": "V42",
+                "digest": OTHER_DIGEST,
+                "rollback": "Drop",
+                **DATA_CHANGE_EVIDENCE,
+            }
+        ],
         "no_data_changes": False,
     },
     {"rollback_plan": "Roll forward."},
     {"reason": "Fixes rounding of card fees!"},
+    {"scope": "Every service of the domain."},
     {"expected_outcome": "Nothing visible."},
     {"planned_window": {"start": "2026-12-01T09:00:00Z", "end": "2026-12-01T10:00:01Z"}},
     {"risk_tier": "high"},
     {"security_impact": {"declared": True, "description": "New TLS ciphers."}},
     {"commit_authors": ["someone-else@bank.example"]},
+    {"bundles": [{"changelog": "5d1f1c38-9a55-4b8e-9fd4-0e1f0c9b1f63", "content_hash": "4" * 64}]},
 ]
 
 
 @pytest.mark.parametrize("change", FIELD_CHANGES)
+@pytest.mark.requirement("PR-03")
 def test_any_field_change_yields_another_hash(change: dict[str, Any]) -> None:
     assert hash_of(changelog_content(**change)) != hash_of(changelog_content())
 
@@ -83,7 +97,9 @@ def test_service_and_kind_are_part_of_the_hash() -> None:
     content = changelog_content()
 
     assert hash_of(content, service="payments-web") != hash_of(content)
-    hotfix = changelog_content(hotfix={"incident_reference": "INC-1", "emergency_reason": "Outage"})
+    hotfix = changelog_content(
+        hotfix={"incident_reference": "INC-1", "emergency_category": "service_outage", "emergency_reason": "Outage"}
+    )
     assert hash_of(hotfix, kind="hotfix") != hash_of(changelog_content(hotfix=None))
 
 

@@ -144,6 +144,7 @@ CASES: list[tuple[str, ReadinessFacts, list[str]]] = [
 
 
 @pytest.mark.parametrize(("case", "facts", "expected"), CASES, ids=[case for case, _, _ in CASES])
+@pytest.mark.requirement("PR-01")
 def test_each_finding_comes_from_a_minimal_case(case: str, facts: ReadinessFacts, expected: list[str]) -> None:
     assert sorted(codes(facts)) == sorted(expected)
 

@@ -815,3 +815,17 @@ def test_the_derived_deployment_key_changes_with_every_field() -> None:
     keys = {cli.deployment_key({**report, name: "other"}) for name in report}
 
     assert len(keys | {cli.deployment_key(report)}) == len(report) + 1
+
+
+@pytest.mark.requirement("PR-02")
+def test_evidence_names_the_artifact_digest_it_ran_against(
+    gate_env: dict[str, str], cast: Cast, tmp_path: Path
+) -> None:
+    changelog = changelog_make(service=cast.payments_api, by=cast.pipeline.account)
+    (_, _, file), *_ = evidence_files(tmp_path)
+    staging = ["--kind", "sanity", "--environment", "staging", "--artifact-digest", OTHER_DIGEST]
+
+    result = run(["evidence", "add", "--changelog", str(changelog.id), *staging, str(file)], gate_env)
+
+    assert result.returncode == 0, result.stderr
+    assert changelog.current_revision.evidence.get().artifact_digest == OTHER_DIGEST  # type: ignore[union-attr]

@@ -96,6 +96,7 @@ def test_a_covered_deployment_marks_the_changelog_deployed(cast: Cast) -> None:
     )
 
 
+@pytest.mark.requirement("PR-02", "PR-14")
 def test_a_digest_no_allow_decision_covered_is_flagged_unauthorised_and_listed(
     cast: Cast, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any, eager_celery: None
 ) -> None:
@@ -115,6 +116,7 @@ def test_a_digest_no_allow_decision_covered_is_flagged_unauthorised_and_listed(
     assert [mail.to for mail in mailoutbox if "UNAUTHORISED" in mail.subject] == [["approver@bank.example"]]
 
 
+@pytest.mark.requirement("PR-14")
 def test_a_deployment_without_asking_the_gate_is_unauthorised(cast: Cast) -> None:
     ready_changelog(cast)
 
@@ -409,6 +411,7 @@ COVERAGE_RULES = {
 
 
 @pytest.mark.parametrize("case", COVERAGE_RULES.values(), ids=COVERAGE_RULES.keys())
+@pytest.mark.requirement("PR-02")
 def test_the_coverage_rules(cast: Cast, settings: Any, case: Case) -> None:
     settings.GATE_ENVIRONMENTS = ["production", "production-eu"]
     settings.DEPLOYMENT_REPORT_WINDOW_MINUTES = 60
@@ -455,6 +458,7 @@ def test_reusing_a_key_for_another_report_is_a_conflict(cast: Cast) -> None:
     assert response.json()["code"] == "idempotency_key_reused"
 
 
+@pytest.mark.requirement("PR-19")
 def test_a_rollback_marks_the_changelog_rolled_back(cast: Cast) -> None:
     changelog = ready_changelog(cast)
     pipeline = cast.pipeline.client()

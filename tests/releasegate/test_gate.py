@@ -52,6 +52,7 @@ def test_a_complete_approved_changelog_is_allowed(cast: Cast) -> None:
     assert event.target_id == body["decision_id"]
 
 
+@pytest.mark.requirement("PR-01", "PR-02")
 def test_a_digest_nobody_submitted_is_denied(cast: Cast) -> None:
     ready_changelog(cast)
 
@@ -59,12 +60,14 @@ def test_a_digest_nobody_submitted_is_denied(cast: Cast) -> None:
     assert AuditEvent.objects.filter(action="gate:denied").count() == 1
 
 
+@pytest.mark.requirement("PR-01")
 def test_a_draft_is_denied(cast: Cast) -> None:
     changelog_make(service=cast.payments_api)
 
     assert "changelog_not_submitted" in codes(check(cast.pipeline.client()))
 
 
+@pytest.mark.requirement("PR-01")
 def test_missing_evidence_is_denied_with_the_readiness_findings(cast: Cast) -> None:
     changelog = changelog_make(service=cast.payments_api, by=cast.pipeline.account)
     cast.pipeline.client().post(f"/api/v1/changelogs/{changelog.id}/submit")
@@ -76,6 +79,7 @@ def test_missing_evidence_is_denied_with_the_readiness_findings(cast: Cast) -> N
     assert "approvals_missing" not in found
 
 
+@pytest.mark.requirement("PR-01")
 def test_a_failed_journey_is_denied(cast: Cast) -> None:
     from tests.factories import JourneyFactory
 
@@ -88,6 +92,7 @@ def test_a_failed_journey_is_denied(cast: Cast) -> None:
     assert "journey_failed" in codes(check(cast.pipeline.client()))
 
 
+@pytest.mark.requirement("PR-01")
 def test_a_change_without_approval_is_denied(cast: Cast) -> None:
     ready_changelog(cast, approved=False)
 
@@ -105,6 +110,7 @@ def test_a_rejected_change_is_denied(cast: Cast) -> None:
     assert codes(check(cast.pipeline.client())) == ["changelog_rejected"]
 
 
+@pytest.mark.requirement("PR-03")
 def test_an_approval_of_earlier_content_is_stale(cast: Cast) -> None:
     changelog = ready_changelog(cast)
     pipeline = cast.pipeline.client()
@@ -130,6 +136,7 @@ def test_an_approval_by_someone_who_lost_the_authority_is_denied(cast: Cast) -> 
     assert codes(check(cast.pipeline.client())) == ["approvals_missing", "approval_without_authority"]
 
 
+@pytest.mark.requirement("PR-04")
 def test_a_self_given_approval_is_denied_even_if_it_got_into_the_database(cast: Cast) -> None:
     """The service refuses self-approval at the door; the gate counts again, so a row written
     behind the service's back (a data fix, a bug) still does not open the gate."""
@@ -153,6 +160,7 @@ def test_a_self_given_approval_is_denied_even_if_it_got_into_the_database(cast: 
     assert codes(check(cast.pipeline.client())) == ["approvals_missing", "approval_self_given"]
 
 
+@pytest.mark.requirement("PR-09")
 def test_an_overdue_hotfix_retrospective_blocks_the_service(cast: Cast) -> None:
     unsigned_approvals_count(cast.payments)
     hotfix = ready_changelog(cast, kind="hotfix", risk_tier="high")

@@ -239,6 +239,7 @@ def test_freezes_of_every_scope_with_overrides(cast: Cast, on_postgres: None) ->
     ]
 
 
+@pytest.mark.requirement("PR-09")
 def test_overdue_retrospectives_of_the_service_only(cast: Cast, on_postgres: None) -> None:
     ready_changelog(cast)
     other = changelog_make(service=cast.transfers_api, kind="hotfix")

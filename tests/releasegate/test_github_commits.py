@@ -67,6 +67,7 @@ def read_authors() -> int:
     return int(commit_authors_sweep.delay().get())
 
 
+@pytest.mark.requirement("PR-04")
 def test_an_approver_who_wrote_a_commit_cannot_approve_even_when_the_pipeline_left_them_out(
     cast: Cast, repository: FakeGitHub
 ) -> None:
@@ -106,6 +107,7 @@ def test_an_approver_who_wrote_a_commit_cannot_approve_even_when_the_pipeline_le
     assert admin.get(f"/admin/approvals/approval/queue/{changelog.pk}/approved/").status_code == 403
 
 
+@pytest.mark.requirement("PR-04")
 def test_an_approval_given_before_github_was_read_stops_counting_once_its_approver_is_found_an_author(
     cast: Cast, repository: FakeGitHub
 ) -> None:

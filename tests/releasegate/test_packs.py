@@ -78,6 +78,7 @@ def download(cast: Cast, job: dict[str, Any], name: str) -> bytes:
     return response.content
 
 
+@pytest.mark.requirement("PR-18")
 def test_a_changelog_pack_shows_every_field_hash_approval_and_event(
     cast: Cast, deployed: Changelog, tmp_path: Path
 ) -> None:
@@ -111,6 +112,7 @@ def test_a_changelog_pack_shows_every_field_hash_approval_and_event(
         assert event.action in text
 
 
+@pytest.mark.requirement("PR-18")
 def test_a_changelog_pack_is_signed_and_one_changed_byte_breaks_the_signature(
     cast: Cast, deployed: Changelog, tmp_path: Path
 ) -> None:
@@ -132,6 +134,7 @@ def test_a_changelog_pack_is_signed_and_one_changed_byte_breaks_the_signature(
     assert "Signature is Valid." not in invalid
 
 
+@pytest.mark.requirement("PR-18")
 def test_the_zip_manifest_matches_and_its_proofs_verify_offline(
     cast: Cast, deployed: Changelog, tmp_path: Path
 ) -> None:
@@ -171,6 +174,7 @@ def test_the_zip_manifest_matches_and_its_proofs_verify_offline(
     assert json.loads(built.data)["files"]["pack.zip"] == job["files"][1]["sha256"]
 
 
+@pytest.mark.requirement("PR-16")
 def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptions(
     cast: Cast, deployed: Changelog, tmp_path: Path
 ) -> None:

@@ -187,7 +187,11 @@ class Command(BaseCommand):
 
 
 def _demo_content(*, version: str, digest: str, now: datetime, reason: str, kind: str = "train") -> dict[str, Any]:
-    hotfix = {"incident_reference": "INC-4711", "emergency_reason": "Card payments fail for Maestro cards."}
+    hotfix = {
+        "incident_reference": "INC-4711",
+        "emergency_category": "service_outage",
+        "emergency_reason": "Card payments fail for Maestro cards.",
+    }
     return content_validate(
         kind=kind,
         content={
@@ -203,6 +207,7 @@ def _demo_content(*, version: str, digest: str, now: datetime, reason: str, kind
             "no_data_changes": True,
             "rollback_plan": "kubectl rollout undo deploy/payments-api",
             "reason": reason,
+            "scope": "The fee calculation of payments-api; no other service, no data.",
             "expected_outcome": "Fees round half-even.",
             "planned_window": {"start": now - timedelta(hours=1), "end": now + timedelta(days=7)},
             # A high-risk hotfix needs two approvals: it goes out on one and owes the other.
