@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import selectors
+from audit.events import format_time
 from audit.signing import verifier_key
 from releasegate.api import cursor_page, error_responses
 
@@ -60,9 +61,16 @@ class PublicKeyApi(AuditorApi):
         return _text(verifier_key() + "\n")
 
 
+class LeafTimeField(serializers.DateTimeField):
+    """The time exactly as the leaf bytes have it (six decimals, also when they are zeros)."""
+
+    def to_representation(self, value: Any) -> str:
+        return format_time(value)
+
+
 class EventOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    time = serializers.DateTimeField(source="created_at", help_text="Database clock, UTC.")
+    time = LeafTimeField(source="created_at", help_text="Database clock, UTC, as in the leaf bytes.")
     actor = serializers.CharField()
     actor_id = serializers.IntegerField(allow_null=True)
     action = serializers.CharField()

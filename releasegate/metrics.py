@@ -11,7 +11,7 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
 
 from approvals.models import Retrospective, RetrospectiveStatus
-from audit.models import AuditEvent, Checkpoint
+from audit.models import AlarmKind, AuditAlarm, AuditEvent, Checkpoint
 from releasegate.models import Deployment, GateDecision
 
 LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -62,6 +62,16 @@ def metrics_text() -> str:
     lines.append(f"releasegate_audit_log_size {latest}")
     metric("releasegate_audit_events_unsequenced", "gauge", "Committed audit events not yet in the Merkle log.")
     lines.append(f"releasegate_audit_events_unsequenced {AuditEvent.objects.filter(leaf__isnull=True).count()}")
+    metric(
+        "releasegate_audit_alarms_open",
+        "gauge",
+        "Open audit alarms by kind: the stored log does not extend what was signed (docs/audit.md).",
+    )
+    open_alarms = dict(
+        AuditAlarm.objects.filter(resolved_at__isnull=True).values_list("kind").annotate(n=Count("id")).order_by()
+    )
+    for kind in AlarmKind:
+        lines.append(f'releasegate_audit_alarms_open{{kind="{kind.value}"}} {open_alarms.get(kind.value, 0)}')
     return "\n".join(lines) + "\n"
 
 

@@ -213,6 +213,14 @@ AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-
 if not DEBUG and not (AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE):
     raise ImproperlyConfigured("AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE must be set when DEBUG is off")
 AUDIT_SEQUENCE_BATCH = env_int("AUDIT_SEQUENCE_BATCH", 5000, minimum=1)
+# What the sequencer last signed, kept outside the database beside its key (audit/trust.py):
+# it signs nothing the database cannot show to extend it.
+AUDIT_SEQUENCER_STATE_FILE = env_str("AUDIT_SEQUENCER_STATE_FILE", str(VAR_DIR / "audit-sequencer-state.json"))
+# While an audit alarm is open (audit/alarms.py) the gate denies `audit_log_inconsistent`. On
+# by default except in DEBUG and the embedded default (no DATABASE_URL).
+AUDIT_ALARM_DENIES_GATE = env_bool("AUDIT_ALARM_DENIES_GATE", not DEBUG and bool(env_str("DATABASE_URL", "")))
+# audit_verify flags an event whose time lies before an earlier leaf's by more than this.
+AUDIT_BACKDATING_TOLERANCE_SECONDS = env_int("AUDIT_BACKDATING_TOLERANCE_SECONDS", 300, minimum=0)
 
 # --- Notifications (approvals/notifications.py, docs/notifications.md) ---------------------
 # An outbox delivered by Celery: e-mail through Django's backend and, when a URL is set, a
