@@ -156,7 +156,7 @@ def _sequence_batch(limit: int) -> int:
             raise LogInconsistent(
                 AlarmKind.STORE_FAILED, f"storing leaves from {leaves[0][0]} failed ({error}); nothing was signed"
             ) from error
-        checkpoint = _checkpoint_create(frontier, last=rows[-1])
+        checkpoint = _checkpoint_create(frontier, last=rows[-1], previous=latest.tree_size if latest else 0)
         head = SignedHead(checkpoint.tree_size, bytes(checkpoint.root_hash), checkpoint.signed_note)
         transaction.on_commit(lambda: state_save(head))
         return len(rows)
@@ -275,7 +275,7 @@ def _store(leaves: list[tuple[int, int, bytes]], nodes: list[tuple[int, int, byt
             )
 
 
-def _checkpoint_create(frontier: Frontier, *, last: tuple[Any, ...]) -> Checkpoint:
+def _checkpoint_create(frontier: Frontier, *, last: tuple[Any, ...], previous: int) -> Checkpoint:
     signer = checkpoint_signer()
     now = database_now()
     root = frontier.root()
@@ -283,7 +283,8 @@ def _checkpoint_create(frontier: Frontier, *, last: tuple[Any, ...]) -> Checkpoi
         origin=settings.AUDIT_LOG_ORIGIN,
         size=frontier.size,
         root_hash=root,
-        extensions=(f"time {format_time(now)}",),
+        # "previous": the checkpoint this one follows, so that audit_verify finds a deleted one.
+        extensions=(f"time {format_time(now)}", f"previous {previous}"),
     )
     return Checkpoint.objects.create(
         tree_size=frontier.size,
