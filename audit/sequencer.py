@@ -170,7 +170,15 @@ def trusted_frontier(latest: Checkpoint | None) -> Frontier:
     it signs; it must be the head in the state file or a consistent extension of it (the file
     is written after commit, so it may lag, never lead); no leaf may lie past it; and the
     position it records must be its last leaf's event."""
-    state = state_load()
+    return _frontier_checked(latest, state_load(), check_state=True)
+
+
+def trusted_frontier_unchecked_state(latest: Checkpoint) -> Frontier:
+    """The checks of ``trusted_frontier`` that need no state file (for audit_verify)."""
+    return _frontier_checked(latest, None, check_state=False)
+
+
+def _frontier_checked(latest: Checkpoint | None, state: SignedHead | None, *, check_state: bool) -> Frontier:
     if latest is None:
         if state is not None and state.size > 0:
             raise LogInconsistent(
@@ -199,7 +207,8 @@ def trusted_frontier(latest: Checkpoint | None) -> Frontier:
         raise LogInconsistent(
             AlarmKind.FRONTIER_MISMATCH, f"the frontier stored at size {size} does not reproduce the signed root"
         )
-    _check_against_state(state, signed.size, signed.root_hash)
+    if check_state:
+        _check_against_state(state, signed.size, signed.root_hash)
     if AuditLeaf.objects.filter(leaf_index__gte=size).exists():
         raise LogInconsistent(
             AlarmKind.LEAVES_PAST_CHECKPOINT, f"leaves at or past {size} exist that no checkpoint signs"

@@ -260,6 +260,7 @@ def verify_log(
                 )
             )
         if start is not None:
+            _check_head(report)
             _check_chain(report, walk, start)
             _check_nodes(report, start=start or 0)
             _check_backdating(report, start=start or 0)
@@ -292,6 +293,21 @@ def _start_from_trusted(walk: _Walk, kept: CheckpointNote) -> int | None:
     if last is not None:
         walk.previous_order = (last[0] or 0, last[1])
     return kept.size
+
+
+def _check_head(report: VerificationReport) -> None:
+    """What the sequencer extends next: the latest checkpoint's frontier must fold to its
+    signed root, and its position must be its last leaf's event (audit/sequencer.py)."""
+    from audit.alarms import LogInconsistent
+    from audit.sequencer import trusted_frontier_unchecked_state
+
+    latest = Checkpoint.objects.order_by("-tree_size").first()
+    if latest is None:
+        return
+    try:
+        trusted_frontier_unchecked_state(latest)
+    except LogInconsistent as problem:
+        report.divergences.append(Divergence(latest.tree_size, f"the latest checkpoint: {problem.detail}", exact=False))
 
 
 def _check_chain(report: VerificationReport, walk: _Walk, start: int) -> None:
