@@ -213,3 +213,19 @@ class AuditAlarm(models.Model):
     def __str__(self) -> str:
         state = "resolved" if self.resolved_at else "open"
         return f"audit alarm {self.kind} ({state})"
+
+
+class WitnessCosignature(AppendOnlyModel):
+    """A witness's C2SP tlog-cosignature on one of the log's checkpoints."""
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="cosignatures")
+    witness = models.CharField(max_length=200, help_text="The witness's key name.")
+    signature_line = models.TextField(help_text="The note signature line, as the witness sent it.")
+    signed_at = models.DateTimeField(help_text="The cosignature's own timestamp.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["checkpoint", "witness"], name="witness_cosigns_once")]
+        indexes = [models.Index(fields=["witness", "-signed_at"], name="witness_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.witness} on checkpoint {self.checkpoint_id}"

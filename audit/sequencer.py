@@ -90,6 +90,10 @@ def sequence_pending(*, batch_size: int | None = None) -> int:
             raise
         total += added
         if added < limit:
+            if total and settings.AUDIT_WITNESSES:
+                from audit.witnessing import submit_latest
+
+                submit_latest()
             return total
 
 

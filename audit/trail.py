@@ -9,4 +9,8 @@ def trail_facts() -> tuple[bool, bool]:
     """(an audit alarm is open and denies, the witness quorum is required and missing)."""
     inconsistent = bool(settings.AUDIT_ALARM_DENIES_GATE) and alarm_open_exists()
     quorum_missing = False
+    if settings.AUDIT_WITNESS_QUORUM:
+        from audit.witnessing import quorum_met
+
+        quorum_missing = not quorum_met()
     return inconsistent, quorum_missing

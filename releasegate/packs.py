@@ -636,9 +636,21 @@ def pack_build(self: Any, job_id: str) -> str:
     return "built"
 
 
+def _trail_vouches() -> None:
+    """No pack from a trail under alarm, or without the witnesses' quorum the policy requires."""
+    from audit.trail import trail_facts
+
+    inconsistent, quorum_missing = trail_facts()
+    if inconsistent:
+        raise RuntimeError("audit_log_inconsistent: an audit alarm is open; an operator must resolve it")
+    if quorum_missing:
+        raise RuntimeError("witness_quorum_missing: too few witnesses have recently cosigned the audit log")
+
+
 def _build(job: PackJob) -> dict[str, Any]:
     """Render, sign and store the pack's files; returns their names, keys and hashes."""
     sequence_pending()  # the pack's proofs cover everything committed before the build
+    _trail_vouches()
     now = timezone.now()
     if job.kind == PackKind.CHANGELOG:
         _progress(job.pk, 10, "collecting the change")
