@@ -23,6 +23,10 @@ SIGNATURE_VALID = "Signature Validation: Signature is Valid."
 """What poppler's ``pdfsig`` prints for a signature whose signed bytes are intact (22.12)."""
 DIGEST_MISMATCH = "Signature Validation: Digest Mismatch."
 """What it prints when a byte of the signed range changed."""
+TOTAL_DOCUMENT_SIGNED = "Total document signed"
+"""What it prints when the signature covers the whole file: nothing was appended after it."""
+NOT_TOTAL_DOCUMENT_SIGNED = "Not total document signed"
+"""What it prints when something was appended after the signature (an incremental update)."""
 
 MANIFEST_CHECK = (
     "python3 -c 'import hashlib,json,pathlib,sys; "
@@ -67,9 +71,12 @@ def _signature_step(pdf: str, certificate_sha256: str, organisation: str) -> Ste
     )
     return Step(
         "The PDF's signature",
-        f"The PDF is signed by {organisation} (PAdES, an incremental update). pdfsig must print "
-        f'"{SIGNATURE_VALID}": the signed bytes are exactly those that were signed; a single changed byte '
-        f'makes it print "{DIGEST_MISMATCH}" (other readers say the signature is invalid). The certificate '
+        f"The PDF is signed by {organisation} (PAdES, a certification signature that allows no changes). "
+        f'pdfsig must print "{SIGNATURE_VALID}": the signed bytes are exactly those that were signed; a single '
+        f'changed byte makes it print "{DIGEST_MISMATCH}". It must also print "{TOTAL_DOCUMENT_SIGNED}": '
+        f'"{NOT_TOTAL_DOCUMENT_SIGNED}" means something (text, a page, an annotation) was appended after '
+        "signing, which a valid signature alone does not show; such a PDF is not the one that was signed. "
+        "Other readers say the certification is broken or that changes were made. The certificate "
         "line depends on whether your machine trusts the issuer: for a development (self-signed) certificate it "
         'says "Certificate issuer is unknown.", which says '
         f"nothing about the document's integrity. {trust}",
