@@ -8,6 +8,7 @@ is retried.
 """
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import io
@@ -33,7 +34,13 @@ from approvals.selectors import approval_state_of
 from audit.events import format_time
 from audit.merkle import leaf_hash
 from audit.models import AuditEvent, Checkpoint, PackJob, PackKind, PackStatus
-from audit.packs.archive import build_changelog_zip, standalone_verifier_sources, write_population_csv
+from audit.packs.archive import (
+    build_changelog_zip,
+    changelog_manifest,
+    changelog_members,
+    standalone_verifier_sources,
+    write_population_csv,
+)
 from audit.packs.data import (
     ApprovalItem,
     AuditItem,
@@ -48,7 +55,7 @@ from audit.packs.data import (
 )
 from audit.packs.pdf import render_changelog_pdf, render_population_pdf
 from audit.packs.sample import sample_changelog_ids
-from audit.packs.signing import certificate_sha256, generate_development_certificate, sign_pdf
+from audit.packs.signing import certificate_sha256, generate_development_certificate, sign_manifest, sign_pdf
 from audit.selectors import event_canonical_bytes, inclusion_proofs
 from audit.sequencer import sequence_pending
 from audit.signing import verifier_key
@@ -658,6 +665,15 @@ def _build(job: PackJob) -> dict[str, Any]:
             pk=job.params["changelog"]
         )
         pack, evidence_files = changelog_pack_data(changelog=changelog, now=now)
+        key_pem, cert_pem, _ = pack_signing_material()
+        members = changelog_members(
+            pack=pack,
+            evidence_files=evidence_files,
+            verifier_sources=standalone_verifier_sources(),
+            signing_certificate_pem=cert_pem,
+        )
+        manifest = changelog_manifest(pack, members)
+        pack = dataclasses.replace(pack, manifest_sha256=hashlib.sha256(manifest).hexdigest())
         _progress(job.pk, 40, "rendering the PDF")
         pdf = _sign(render_changelog_pdf(pack), reason=f"Evidence pack of changelog {changelog.pk}")
         _progress(job.pk, 70, "building the ZIP")
@@ -666,7 +682,13 @@ def _build(job: PackJob) -> dict[str, Any]:
             signed_pdf=pdf,
             evidence_files=evidence_files,
             verifier_sources=standalone_verifier_sources(),
-            signing_certificate_pem=pack_signing_material()[1],
+            signing_certificate_pem=cert_pem,
+            manifest_signature=sign_manifest(
+                manifest,
+                key_pem=key_pem,
+                cert_pem=cert_pem,
+                key_passphrase=settings.PACK_SIGNING_KEY_PASSPHRASE.encode() or None,
+            ),
         )
         _progress(job.pk, 90, "storing")
         return {

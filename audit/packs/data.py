@@ -104,6 +104,8 @@ class ChangelogPack:
     # SHA-256 (hex) of the DER of the certificate the PDF will be signed with, printed under
     # "How to verify" so an auditor can check the signer (audit.packs.signing.certificate_sha256).
     signing_certificate_sha256: str = ""
+    # SHA-256 of the ZIP's manifest.json, printed in the signed PDF: binds the ZIP to the PDF.
+    manifest_sha256: str = ""
 
 
 @dataclass(frozen=True)

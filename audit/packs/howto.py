@@ -16,6 +16,7 @@ PROOFS_DIR = "proofs"
 EVIDENCE_DIR = "evidence"
 VERIFIER_DIR = "verifier"
 MANIFEST_NAME = "manifest.json"
+MANIFEST_SIGNATURE_NAME = "manifest.sig"
 VERIFY_NAME = "VERIFY.md"
 POPULATION_CSV_NAME = "population.csv"
 
@@ -33,7 +34,7 @@ MANIFEST_CHECK = (
     'f=json.loads(pathlib.Path("manifest.json").read_text())["files"]; '
     "bad=[p for p,h in sorted(f.items()) if hashlib.sha256(pathlib.Path(p).read_bytes()).hexdigest()!=h]; "
     'extra=sorted(str(p) for p in pathlib.Path(".").rglob("*") if p.is_file() and str(p) not in f '
-    'and str(p)!="manifest.json"); '
+    'and str(p) not in ("manifest.json","manifest.sig","pack.pdf","pack.pdf.sig0")); '
     'print(*(["MISMATCH "+p for p in bad]+["NOT IN MANIFEST "+p for p in extra]) or ["OK: %d files match" % len(f)], '
     "sep=chr(10)); sys.exit(1 if bad or extra else 0)'"
 )
@@ -152,6 +153,18 @@ def changelog_steps(
                 ("cd ..",),
             )
         ]
+    steps.append(
+        Step(
+            "The ZIP is this PDF's, as a whole",
+            f"{MANIFEST_NAME} is signed with the PDF's key ({MANIFEST_SIGNATURE_NAME}) and the PDF prints its SHA-256 "
+            '("ZIP manifest" on the first page): a file changed with the manifest recomputed no longer matches '
+            "either. The verifier's pack command checks that, every file against the manifest, that the PDF is "
+            "signed with the pack's certificate, and every proof. Run it with a verifier you installed "
+            f"independently (from the bank's published releasegate-verify source, say), not only the {VERIFIER_DIR}/ "
+            "copy in the ZIP, which whoever could change the ZIP could change too. From the unpacked folder:",
+            (f"cd {VERIFIER_DIR} && python3 -m audit.verifier pack .. && cd ..",),
+        )
+    )
     if vectors:
         steps.insert(
             3,

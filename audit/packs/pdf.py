@@ -437,6 +437,8 @@ def _cover(pack: ChangelogPack, width: float, st: _Styles) -> list[Flowable]:
         ("Pack generated", pack.generated_at),
         ("Audit checkpoint", f"tree size {pack.checkpoint_size}"),
     ]
+    if pack.manifest_sha256:
+        rows.append(("ZIP manifest (SHA-256)", _para(pack.manifest_sha256, st.hash)))
     counts = (
         f"{len(pack.evidence)} evidence files, {len(pack.approvals)} approvals, {len(pack.decisions)} gate decisions, "
         f"{len(pack.deployments)} deployments, {len(pack.audit_events)} audit events with inclusion proofs."
@@ -699,6 +701,11 @@ def _changelog_story(pack: ChangelogPack, width: float) -> list[Flowable]:
     ]
 
 
+MANIFEST_KEYWORD = "manifest-sha256:"
+"""In the PDF's keywords (its document information, plain text in the signed bytes) before the
+ZIP manifest's SHA-256, for the verifier to find without rendering the page."""
+
+
 def render_changelog_pdf(pack: ChangelogPack) -> bytes:
     """The changelog pack's PDF (unsigned): the same pack always gives the same bytes."""
     out = BytesIO()
@@ -712,7 +719,14 @@ def render_changelog_pdf(pack: ChangelogPack) -> bytes:
             "title": f"Change evidence pack: {pack.service}, changelog {pack.changelog_id}",
             "author": pack.organisation,
             "subject": f"{pack.kind} of {pack.service} ({pack.domain}), revision {pack.revision}, {pack.status}",
-            "keywords": ["evidence pack", "changelog", pack.changelog_id, pack.service, pack.domain],
+            "keywords": [
+                "evidence pack",
+                "changelog",
+                pack.changelog_id,
+                pack.service,
+                pack.domain,
+                *([f"{MANIFEST_KEYWORD}{pack.manifest_sha256}"] if pack.manifest_sha256 else []),
+            ],
         },
     )
     return out.getvalue()

@@ -166,8 +166,17 @@ def test_the_zip_manifest_matches_and_its_proofs_verify_offline(
         )
         assert result.returncode == 0, (proof.name, result.stderr)
     built = AuditEvent.objects.get(action="pack:built")
-    assert manifest["files"]["pack.pdf"] == hashlib.sha256((folder / "pack.pdf").read_bytes()).hexdigest()
     assert json.loads(built.data)["files"]["pack.zip"] == job["files"][1]["sha256"]
+    # The whole pack, with the repository's verifier: the manifest is signed by the pack key,
+    # and the PDF prints its hash.
+    whole = subprocess.run(
+        [sys.executable, "-m", "audit.verifier", "pack", str(folder)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert whole.returncode == 0, whole.stderr
 
 
 def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptions(
