@@ -705,18 +705,21 @@ def _build(job: PackJob) -> dict[str, Any]:
         now=now,
         progress=lambda done, total: _progress(job.pk, 5 + 60 * done // max(total, 1), "listing changes"),
     )
-    _progress(job.pk, 5, "rendering the PDF")
+    # The CSV first: the signed PDF prints its SHA-256, which binds the two.
+    _progress(job.pk, 5, "writing the CSV")
+    table = io.StringIO(newline="")
+    write_population_csv(population, table)
+    csv_bytes = table.getvalue().encode("utf-8")
+    population = dataclasses.replace(population, csv_sha256=hashlib.sha256(csv_bytes).hexdigest())
+    _progress(job.pk, 10, "rendering the PDF")
     rendered = io.BytesIO()
     render_population_pdf(population, rendered)
     _progress(job.pk, 70, "signing")
     pdf = _sign(rendered.getvalue(), reason=f"Population pack {params['start']} to {params['end']}")
-    _progress(job.pk, 80, "writing the CSV")
-    table = io.StringIO(newline="")
-    write_population_csv(population, table)
     _progress(job.pk, 90, "storing")
     return {
         "population.pdf": _store(job, "population.pdf", pdf, "application/pdf"),
-        "population.csv": _store(job, "population.csv", table.getvalue().encode("utf-8"), "text/csv"),
+        "population.csv": _store(job, "population.csv", csv_bytes, "text/csv"),
     }
 
 

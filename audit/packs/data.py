@@ -174,3 +174,4 @@ class PopulationPack:
     extra: dict[str, str] = field(default_factory=dict)  # more labelled lines for the cover
     public_key: str = ""  # the verifier key for the checkpoint
     signing_certificate_sha256: str = ""  # as for ChangelogPack
+    csv_sha256: str = ""  # SHA-256 of population.csv, printed in the signed PDF: binds the CSV to it

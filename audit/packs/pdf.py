@@ -941,6 +941,8 @@ def _population_cover(pack: PopulationPack, width: float, st: _Styles) -> list[F
         ("Audit log range", _leaf_range(pack)),
         *pack.extra.items(),
     ]
+    if pack.csv_sha256:
+        rows.append(("population.csv (SHA-256)", _para(pack.csv_sha256, st.hash)))
     totals = [(key.replace("_", " ").capitalize(), f"{value:,}") for key, value in pack.totals.items()]
     return [
         _para("Population of production changes", st.title),

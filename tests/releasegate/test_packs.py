@@ -211,7 +211,8 @@ def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptio
     end = (timezone.now() + timedelta(days=2)).isoformat()
 
     job = request_pack(cast, {"kind": "population", "start": start, "end": end, "sample_size": 1, "seed": 4242})
-    rows = list(csv.DictReader(io.StringIO(download(cast, job, "population.csv").decode())))
+    table = download(cast, job, "population.csv")
+    rows = list(csv.DictReader(io.StringIO(table.decode())))
     pdf = tmp_path / "population.pdf"
     pdf.write_bytes(download(cast, job, "population.pdf"))
     text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
@@ -223,6 +224,7 @@ def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptio
     assert unauthorised["id"] in text
     assert str(hotfix.pk) in text
     assert "4242" in text  # the seed is printed
+    assert hashlib.sha256(table).hexdigest() in text  # the signed PDF binds the CSV
     assert "retrospective" in text.lower()
 
 
