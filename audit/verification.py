@@ -338,19 +338,17 @@ def previous_size(signed_note: str) -> int | None:
     return None
 
 
+# One level of stored nodes against the level below (leaves for level 1): each child in index
+# order next to its left sibling (a window, one ordered index scan), every right child's pair
+# hashed by the server and compared with the stored parent. Returns the parents that differ.
 _NODES_SQL = """
-WITH children AS (
-    SELECT 0 AS level, leaf_index AS idx, leaf_hash AS h FROM audit_auditleaf WHERE leaf_index >= %(start)s
-    UNION ALL
-    SELECT level, "index", hash FROM audit_auditnode WHERE ("index" + 1) * (1::bigint << level) > %(start)s
-)
-SELECT n.level, n."index" FROM audit_auditnode n
-JOIN children a ON a.level = n.level - 1 AND a.idx = 2 * n."index"
-JOIN children b ON b.level = n.level - 1 AND b.idx = 2 * n."index" + 1
-WHERE n."index" * (1::bigint << n.level) >= %(start)s
-  AND n.hash <> pg_catalog.sha256(pg_catalog.decode('01', 'hex') || a.h || b.h)
-ORDER BY n."index" * (1::bigint << n.level), n.level
-LIMIT 100
+SELECT p."index" FROM (
+    SELECT {idx} AS idx, {h} AS h, lag({h}) OVER w AS prev, lag({idx}) OVER w AS prev_idx
+    FROM {table} WHERE {level_filter} {idx} >= %(start)s WINDOW w AS (ORDER BY {idx})
+) c JOIN audit_auditnode p ON p.level = %(level)s AND p."index" = c.idx / 2
+WHERE c.idx %% 2 = 1 AND c.prev_idx = c.idx - 1
+  AND p.hash <> pg_catalog.sha256(pg_catalog.decode('01', 'hex') || c.prev || c.h)
+ORDER BY p."index" LIMIT 100
 """
 
 
@@ -363,8 +361,16 @@ def _check_nodes(report: VerificationReport, *, start: int) -> None:
     bad: list[tuple[int, int]] = []
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_NODES_SQL, {"start": start})
-            bad = list(cursor.fetchall())
+            for level in range(1, max(size.bit_length(), 1)):
+                if level == 1:
+                    sql = _NODES_SQL.format(idx="leaf_index", h="leaf_hash", table="audit_auditleaf", level_filter="")
+                else:
+                    sql = _NODES_SQL.format(
+                        idx='"index"', h="hash", table="audit_auditnode", level_filter=f"level = {level - 1} AND"
+                    )
+                child_start = (start >> (level - 1)) & ~1  # the first pair at or after start
+                cursor.execute(sql, {"start": child_start, "level": level})
+                bad += [(level, index) for (index,) in cursor.fetchall()]
     else:
         known: dict[tuple[int, int], bytes] = {
             (0, index): bytes(digest)
