@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from audit.models import AuditEvent, Checkpoint
+from audit.models import AuditAlarm, AuditEvent, Checkpoint
 
 
 class AddOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -59,3 +59,22 @@ class CheckpointAdmin(ReadOnlyAdmin):
     @admin.display(description="root hash")
     def root_hex(self, obj: Checkpoint) -> str:
         return bytes(obj.root_hash).hex()
+
+
+@admin.register(AuditAlarm)
+class AuditAlarmAdmin(ReadOnlyAdmin):
+    """Alarms are raised by the service and resolved with ``manage.py audit_alarm_resolve``
+    (audited); while one is open the gate denies (docs/audit.md)."""
+
+    list_display = ("kind", "raised_at", "last_seen_at", "occurrences", "resolved_at", "resolved_by")
+    list_filter = ("kind", ("resolved_at", admin.EmptyFieldListFilter))
+    readonly_fields = (
+        "kind",
+        "detail",
+        "raised_at",
+        "last_seen_at",
+        "occurrences",
+        "resolved_at",
+        "resolved_by",
+        "resolution",
+    )

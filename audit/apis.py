@@ -14,7 +14,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import selectors
+from audit.events import format_time
 from audit.signing import verifier_key
+from audit.witnessing import note_with_cosignatures
 from core.api import cursor_page, error_responses
 
 _TEXT = {(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR)}
@@ -34,10 +36,11 @@ class CheckpointLatestApi(AuditorApi):
     @extend_schema(
         operation_id="audit_checkpoint_latest",
         responses={**_TEXT, **error_responses(401, 403, 404)},
-        description="The latest signed checkpoint, a C2SP tlog-checkpoint signed note.",
+        description="The latest signed checkpoint, a C2SP tlog-checkpoint signed note, with the witnesses' "
+        "tlog-cosignature lines.",
     )
     def get(self, request: Request) -> HttpResponse:
-        return _text(selectors.checkpoint_latest().signed_note)
+        return _text(note_with_cosignatures(selectors.checkpoint_latest()))
 
 
 class CheckpointAtApi(AuditorApi):
@@ -47,7 +50,7 @@ class CheckpointAtApi(AuditorApi):
         description="The signed checkpoint at a tree size.",
     )
     def get(self, request: Request, tree_size: int) -> HttpResponse:
-        return _text(selectors.checkpoint_at(tree_size=tree_size).signed_note)
+        return _text(note_with_cosignatures(selectors.checkpoint_at(tree_size=tree_size)))
 
 
 class PublicKeyApi(AuditorApi):
@@ -60,9 +63,16 @@ class PublicKeyApi(AuditorApi):
         return _text(verifier_key() + "\n")
 
 
+class LeafTimeField(serializers.DateTimeField):
+    """The time exactly as the leaf bytes have it (six decimals, also when they are zeros)."""
+
+    def to_representation(self, value: Any) -> str:
+        return format_time(value)
+
+
 class EventOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    time = serializers.DateTimeField(source="created_at", help_text="Database clock, UTC.")
+    time = LeafTimeField(source="created_at", help_text="Database clock, UTC, as in the leaf bytes.")
     actor = serializers.CharField()
     actor_id = serializers.IntegerField(allow_null=True)
     action = serializers.CharField()

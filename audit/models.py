@@ -174,3 +174,63 @@ class PackJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} pack {self.id} ({self.status})"
+
+
+class AlarmKind(models.TextChoices):
+    ROLLED_BACK = "rolled_back", "The log is shorter than what the sequencer signed"
+    FORKED = "forked", "The log's head differs from what the sequencer signed"
+    CHECKPOINT_INVALID = "checkpoint_invalid", "The latest checkpoint does not verify"
+    FRONTIER_MISMATCH = "frontier_mismatch", "The stored frontier does not reproduce the signed root"
+    NOT_AN_EXTENSION = "not_an_extension", "The log does not extend the last checkpoint the sequencer signed"
+    LEAVES_PAST_CHECKPOINT = "leaves_past_checkpoint", "Leaves past the latest checkpoint"
+    POSITION_MOVED = "position_moved", "The sequencer's position does not match the last leaf"
+    STATE_MISSING = "state_missing", "The sequencer's state file is missing"
+    STORE_FAILED = "store_failed", "The sequencer could not store the next batch"
+    VERIFICATION_FAILED = "verification_failed", "audit_verify found a divergence"
+    WITNESS_REFUSED = "witness_refused", "A witness refused the log's checkpoint"
+
+
+class AuditAlarm(models.Model):
+    """The audit log cannot be trusted as stored: raised by the sequencer (which then signs
+    nothing), by audit_verify or by a witness's refusal; resolved by an operator. While one is
+    open the gate denies (``AUDIT_ALARM_DENIES_GATE``). One open alarm per kind: a repeat
+    counts on it instead of adding rows."""
+
+    kind = models.CharField(max_length=32, choices=AlarmKind.choices)
+    detail = models.TextField()
+    raised_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    occurrences = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolution = models.TextField(blank=True, help_text="What the operator found and did.")
+
+    class Meta:
+        ordering = ["-raised_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(resolved_at__isnull=True), name="audit_alarm_one_open_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "resolved" if self.resolved_at else "open"
+        return f"audit alarm {self.kind} ({state})"
+
+
+class WitnessCosignature(AppendOnlyModel):
+    """A witness's C2SP tlog-cosignature on one of the log's checkpoints."""
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="cosignatures")
+    witness = models.CharField(max_length=200, help_text="The witness's key name.")
+    signature_line = models.TextField(help_text="The note signature line, as the witness sent it.")
+    signed_at = models.DateTimeField(help_text="The cosignature's own timestamp.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["checkpoint", "witness"], name="witness_cosigns_once")]
+        indexes = [models.Index(fields=["witness", "-signed_at"], name="witness_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.witness} on checkpoint {self.checkpoint_id}"

@@ -81,7 +81,7 @@ def event_canonical_bytes(event: AuditEvent) -> bytes:
     return event_bytes(tuple(getattr(event, column) for column in EVENT_COLUMNS))
 
 
-def _fetch_nodes(coords: Sequence[Coord]) -> dict[Coord, bytes]:
+def fetch_nodes(coords: Sequence[Coord]) -> dict[Coord, bytes]:
     """Every hash the proofs need, in two indexed queries (leaves, then interior nodes)."""
     leaf_indexes = [index for level, index in coords if level == 0]
     by_level: dict[int, list[int]] = {}
@@ -101,6 +101,18 @@ def _fetch_nodes(coords: Sequence[Coord]) -> dict[Coord, bytes]:
         for level, index, digest in AuditNode.objects.filter(wanted).values_list("level", "index", "hash"):
             found[(level, index)] = bytes(digest)
     return found
+
+
+_fetch_nodes = fetch_nodes
+
+
+def _proof(make: Any, *args: int, fetch: Any = None) -> list[bytes]:
+    """A proof from the stored nodes; a node missing from the store is an inconsistent log."""
+    try:
+        proof: list[bytes] = make(*args, fetch or fetch_nodes)
+    except ValueError as error:
+        raise _inconsistent(str(error)) from error
+    return proof
 
 
 def _inconsistent(what: str) -> IntegrityFailure:
@@ -131,8 +143,8 @@ def inclusion_proofs(*, leaf_hashes: Mapping[int, bytes], checkpoint: Checkpoint
     wanted = {
         coord for index in leaf_hashes for element in inclusion_proof_nodes(index, tree_size) for coord in element
     }
-    found = _fetch_nodes(sorted(wanted))
-    proofs = {index: inclusion_proof(index, tree_size, lambda _coords: found) for index in leaf_hashes}
+    found = fetch_nodes(sorted(wanted))
+    proofs = {index: _proof(inclusion_proof, index, tree_size, fetch=lambda _coords: found) for index in leaf_hashes}
     for index, proof in proofs.items():
         _inclusion_checked(leaf_hashes[index], index, tree_size, proof, root)
     return proofs
@@ -169,7 +181,7 @@ def inclusion_proof_get(*, event_id: int, tree_size: int | None = None) -> Inclu
             AuditError.TREE_SIZE_TOO_SMALL,
             f"The event is leaf {leaf.leaf_index}; the tree of size {checkpoint.tree_size} does not contain it.",
         )
-    proof = inclusion_proof(leaf.leaf_index, checkpoint.tree_size, _fetch_nodes)
+    proof = _proof(inclusion_proof, leaf.leaf_index, checkpoint.tree_size)
     hashed = leaf_hash(event_canonical_bytes(event))
     if hashed != bytes(leaf.leaf_hash):
         raise _inconsistent(f"event {event.pk} no longer matches leaf {leaf.leaf_index}")
@@ -191,7 +203,7 @@ def consistency_proof_get(*, first_size: int, second_size: int) -> list[bytes]:
         raise InvalidInput(AuditError.INVALID_SIZES, "Sizes must satisfy 0 < first <= second.")
     first = signed_root(checkpoint_at(tree_size=first_size))
     second = signed_root(checkpoint_at(tree_size=second_size))
-    proof = consistency_proof(first_size, second_size, _fetch_nodes)
+    proof = _proof(consistency_proof, first_size, second_size)
     try:
         verify_consistency(first_size, second_size, proof, first, second)
     except ProofError as error:

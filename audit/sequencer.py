@@ -13,17 +13,23 @@ commit order. Two sequencers never interleave: an advisory lock on PostgreSQL, t
 write lock on SQLite.
 """
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
+from audit.alarms import LogInconsistent, alarm_raise
 from audit.events import POSTGRES_TIME_SQL, canonical_event, format_time
-from audit.merkle import Frontier, leaf_hash
-from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
+from audit.merkle import Frontier, ProofError, consistency_proof, leaf_hash, verify_consistency
+from audit.models import AlarmKind, AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.note import Checkpoint as CheckpointNote
+from audit.note import NoteError
 from audit.signing import checkpoint_signer
+from audit.trust import SignedHead, state_load, state_save
+
+logger = logging.getLogger(__name__)
 
 # "RGAU": an arbitrary constant that no other code in this database uses.
 ADVISORY_LOCK_KEY = 0x52474155
@@ -70,13 +76,24 @@ def database_now() -> datetime:
 
 
 def sequence_pending(*, batch_size: int | None = None) -> int:
-    """Sequence every committed event not yet in the log. Returns how many were added."""
+    """Sequence every committed event not yet in the log. Returns how many were added.
+
+    Raises LogInconsistent, after raising the alarm, when the stored log is not one this
+    sequencer can extend (audit/trust.py): then nothing is signed."""
     limit = batch_size or settings.AUDIT_SEQUENCE_BATCH
     total = 0
     while True:
-        added = _sequence_batch(limit)
+        try:
+            added = _sequence_batch(limit)
+        except LogInconsistent as refusal:
+            alarm_raise(kind=refusal.kind, detail=refusal.detail)
+            raise
         total += added
         if added < limit:
+            if total and settings.AUDIT_WITNESSES:
+                from audit.witnessing import submit_latest
+
+                submit_latest()
             return total
 
 
@@ -125,19 +142,124 @@ def _sequence_batch(limit: int) -> int:
                 cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
                 xmin = cursor.fetchone()[0]
         latest = Checkpoint.objects.order_by("-tree_size").first()
+        # Checked also when nothing is pending: a moved position would otherwise hide events.
+        frontier = trusted_frontier(latest)
         rows = _pending_events(latest, xmin, limit)
         if not rows:
             return 0
-        frontier = Frontier.from_json(latest.frontier) if latest else Frontier(size=0, hashes=[])
         leaves: list[tuple[int, int, bytes]] = []
         nodes: list[tuple[int, int, bytes]] = []
         for row in rows:
             digest = leaf_hash(event_bytes(row))
             leaves.append((frontier.size, row[0], digest))
             nodes.extend(frontier.append(digest))
-        _store(leaves, nodes)
-        _checkpoint_create(frontier, last=rows[-1])
+        try:
+            with transaction.atomic():
+                _store(leaves, nodes)
+        except DatabaseError as error:  # a duplicate key: rows the sequencer did not write
+            raise LogInconsistent(
+                AlarmKind.STORE_FAILED, f"storing leaves from {leaves[0][0]} failed ({error}); nothing was signed"
+            ) from error
+        checkpoint = _checkpoint_create(frontier, last=rows[-1], previous=latest.tree_size if latest else 0)
+        head = SignedHead(checkpoint.tree_size, bytes(checkpoint.root_hash), checkpoint.signed_note)
+        transaction.on_commit(lambda: state_save(head))
         return len(rows)
+
+
+def trusted_frontier(latest: Checkpoint | None) -> Frontier:
+    """The frontier to extend, once the database is shown to hold what this sequencer last
+    signed (audit/trust.py); LogInconsistent otherwise.
+
+    The latest checkpoint must verify under the key; its stored frontier must fold to the root
+    it signs; it must be the head in the state file or a consistent extension of it (the file
+    is written after commit, so it may lag, never lead); no leaf may lie past it; and the
+    position it records must be its last leaf's event."""
+    return _frontier_checked(latest, state_load(), check_state=True)
+
+
+def trusted_frontier_unchecked_state(latest: Checkpoint) -> Frontier:
+    """The checks of ``trusted_frontier`` that need no state file (for audit_verify)."""
+    return _frontier_checked(latest, None, check_state=False)
+
+
+def _frontier_checked(latest: Checkpoint | None, state: SignedHead | None, *, check_state: bool) -> Frontier:
+    if latest is None:
+        if state is not None and state.size > 0:
+            raise LogInconsistent(
+                AlarmKind.ROLLED_BACK,
+                f"the database has no checkpoint, but this sequencer signed a log of {state.size} leaves",
+            )
+        if AuditLeaf.objects.exists():
+            raise LogInconsistent(AlarmKind.LEAVES_PAST_CHECKPOINT, "there are leaves but no checkpoint")
+        return Frontier(size=0, hashes=[])
+    size = latest.tree_size
+    try:
+        signed = CheckpointNote.parse(checkpoint_signer().verifier().open(latest.signed_note))
+    except NoteError as error:
+        raise LogInconsistent(
+            AlarmKind.CHECKPOINT_INVALID, f"the checkpoint at size {size} does not verify: {error}"
+        ) from error
+    if signed.size != size or signed.origin != settings.AUDIT_LOG_ORIGIN:
+        raise LogInconsistent(AlarmKind.CHECKPOINT_INVALID, f"the checkpoint at size {size} signs another size")
+    try:
+        frontier = Frontier.from_json(latest.frontier)
+    except (TypeError, ValueError) as error:
+        raise LogInconsistent(
+            AlarmKind.FRONTIER_MISMATCH, f"the frontier stored at size {size} is malformed: {error}"
+        ) from error
+    if frontier.size != size or frontier.root() != signed.root_hash:
+        raise LogInconsistent(
+            AlarmKind.FRONTIER_MISMATCH, f"the frontier stored at size {size} does not reproduce the signed root"
+        )
+    if check_state:
+        _check_against_state(state, signed.size, signed.root_hash)
+    if AuditLeaf.objects.filter(leaf_index__gte=size).exists():
+        raise LogInconsistent(
+            AlarmKind.LEAVES_PAST_CHECKPOINT, f"leaves at or past {size} exist that no checkpoint signs"
+        )
+    last = AuditLeaf.objects.filter(leaf_index=size - 1).values_list("event_id", "event__txid").first()
+    if size and (last is None or last != (latest.last_event_id, latest.last_txid)):
+        raise LogInconsistent(
+            AlarmKind.POSITION_MOVED,
+            f"the checkpoint at size {size} records position ({latest.last_txid}, {latest.last_event_id}), "
+            f"its last leaf is {last}",
+        )
+    return frontier
+
+
+def _check_against_state(state: SignedHead | None, size: int, root: bytes) -> None:
+    if state is None:
+        if settings.DEBUG:  # a development database from before the state file: adopt it
+            logger.warning("audit sequencer: no state file; adopting the database's checkpoint at size %s", size)
+            return
+        raise LogInconsistent(
+            AlarmKind.STATE_MISSING,
+            f"the sequencer's state file {settings.AUDIT_SEQUENCER_STATE_FILE} is missing; "
+            "after audit_verify passes, an operator adopts the log with manage.py audit_trust_adopt",
+        )
+    if state.size > size:
+        raise LogInconsistent(
+            AlarmKind.ROLLED_BACK,
+            f"this sequencer signed a log of {state.size} leaves; the database's latest checkpoint has {size}",
+        )
+    if state.size == size:
+        if state.root_hash != root:
+            raise LogInconsistent(
+                AlarmKind.FORKED, f"the checkpoint at size {size} is not the one this sequencer signed"
+            )
+        return
+    if state.size == 0:
+        return
+    from audit.selectors import fetch_nodes
+
+    try:
+        proof = consistency_proof(state.size, size, fetch_nodes)
+        verify_consistency(state.size, size, proof, state.root_hash, root)
+    except (ValueError, ProofError) as error:
+        raise LogInconsistent(
+            AlarmKind.NOT_AN_EXTENSION,
+            f"the log at size {size} does not extend the one of size {state.size} this sequencer signed: {error}",
+        ) from error
 
 
 def _store(leaves: list[tuple[int, int, bytes]], nodes: list[tuple[int, int, bytes]]) -> None:
@@ -166,7 +288,7 @@ def _store(leaves: list[tuple[int, int, bytes]], nodes: list[tuple[int, int, byt
             )
 
 
-def _checkpoint_create(frontier: Frontier, *, last: tuple[Any, ...]) -> Checkpoint:
+def _checkpoint_create(frontier: Frontier, *, last: tuple[Any, ...], previous: int) -> Checkpoint:
     signer = checkpoint_signer()
     now = database_now()
     root = frontier.root()
@@ -174,7 +296,8 @@ def _checkpoint_create(frontier: Frontier, *, last: tuple[Any, ...]) -> Checkpoi
         origin=settings.AUDIT_LOG_ORIGIN,
         size=frontier.size,
         root_hash=root,
-        extensions=(f"time {format_time(now)}",),
+        # "previous": the checkpoint this one follows, so that audit_verify finds a deleted one.
+        extensions=(f"time {format_time(now)}", f"previous {previous}"),
     )
     return Checkpoint.objects.create(
         tree_size=frontier.size,

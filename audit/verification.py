@@ -18,9 +18,10 @@ the walk alone (tests/audit/test_verify_paths.py). What that trusts: docs/audit.
 """
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -28,8 +29,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from audit.events import POSTGRES_TIME_SQL
-from audit.merkle import Frontier, leaf_hash
-from audit.models import AuditEvent, AuditLeaf, Checkpoint
+from audit.merkle import Frontier, fold_right, leaf_hash, node_hash, range_coords
+from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.note import Checkpoint as CheckpointNote
 from audit.note import NoteError, NoteVerifier
 from audit.sequencer import event_bytes
@@ -54,6 +55,10 @@ class VerificationReport:
     leaves: int = 0
     checkpoints: int = 0
     divergences: list[Divergence] = field(default_factory=list)
+    # Leaves past the latest checkpoint: no signature covers them, so they are not verified.
+    unsigned: int = 0
+    trusted: int = 0  # checkpoints kept outside that the log was checked against
+    start: int = 0  # the first leaf checked (a trusted checkpoint's size with since_trusted)
 
     @property
     def ok(self) -> bool:
@@ -85,6 +90,8 @@ class _Walk:
     frontier: Frontier = field(default_factory=lambda: Frontier(size=0, hashes=[]))
     next_checkpoint: int = 0
     last_good_size: int = 0
+    trusted: list[CheckpointNote] = field(default_factory=list)  # sorted by size
+    next_trusted: int = 0
     previous_order: tuple[int, int] | None = None
     before_previous: tuple[int, int] | None = None
 
@@ -108,6 +115,18 @@ class _Walk:
 
     def _check_checkpoints(self) -> None:
         checkpoints, frontier = self.checkpoints, self.frontier
+        while self.next_trusted < len(self.trusted) and self.trusted[self.next_trusted].size <= frontier.size:
+            kept = self.trusted[self.next_trusted]
+            if kept.size == frontier.size and kept.root_hash != frontier.root():
+                self.report.divergences.append(
+                    Divergence(
+                        self.start_of(kept.size),
+                        f"the log no longer matches the checkpoint at size {kept.size} kept outside; "
+                        f"the divergence is in leaves {self.start_of(kept.size)}..{kept.size - 1}",
+                        exact=False,
+                    )
+                )
+            self.next_trusted += 1
         while self.next_checkpoint < len(checkpoints) and checkpoints[self.next_checkpoint][0] == frontier.size:
             problem = _checkpoint_problem(self.verifier, checkpoints[self.next_checkpoint], frontier.root())
             if problem:
@@ -121,6 +140,10 @@ class _Walk:
             else:
                 self.last_good_size = frontier.size
             self.next_checkpoint += 1
+
+    def start_of(self, size: int) -> int:
+        """The first leaf after the last trusted or signed size that checked out."""
+        return min(self.last_good_size, size)
 
 
 def _leaf_rows(start: int = 0) -> Iterator[tuple[Any, ...]]:
@@ -153,8 +176,27 @@ def _leaf_rows(start: int = 0) -> Iterator[tuple[Any, ...]]:
                 yield from rows
 
 
-def verify_log(*, progress: Callable[[int], None] | None = None) -> VerificationReport:
-    report = VerificationReport()
+def trusted_checkpoint_parse(text: str) -> CheckpointNote:
+    """A checkpoint kept outside the database, as a signed note: NoteError unless the log's
+    key signed it for this log."""
+    body = CheckpointNote.parse(checkpoint_signer().verifier().open(text))
+    if body.origin != settings.AUDIT_LOG_ORIGIN:
+        raise NoteError(f"the checkpoint is for {body.origin}, not {settings.AUDIT_LOG_ORIGIN}")
+    return body
+
+
+def verify_log(
+    *,
+    progress: Callable[[int], None] | None = None,
+    trusted: Sequence[CheckpointNote] = (),
+    since_trusted: bool = False,
+) -> VerificationReport:
+    """Verify the stored log. ``trusted``: checkpoints kept outside the database (parsed with
+    ``trusted_checkpoint_parse``); the log must extend each. ``since_trusted``: check only the
+    leaves after the largest of them, starting from its root, so that the cost is in
+    proportion to the new events."""
+    report = VerificationReport(trusted=len(trusted))
+    kept = sorted(trusted, key=lambda body: body.size)
     postgres = connection.vendor == "postgresql"
     # PostgreSQL: one transaction, so that every query below (and the second process, which
     # imports its snapshot) sees the same log. Only when it is ours to begin: inside a
@@ -169,9 +211,23 @@ def verify_log(*, progress: Callable[[int], None] | None = None) -> Verification
             Checkpoint.objects.order_by("tree_size").values_list("tree_size", "root_hash", "signed_note")
         )
         report.checkpoints = len(checkpoints)
-        walk = _Walk(report=report, verifier=checkpoint_signer().verifier(), checkpoints=checkpoints, progress=progress)
+        walk = _Walk(
+            report=report,
+            verifier=checkpoint_signer().verifier(),
+            checkpoints=checkpoints,
+            progress=progress,
+            trusted=kept,
+        )
         last_key: tuple[int, int] | None = None
-        if postgres and FAST_PATH:
+        start: int | None = 0
+        if since_trusted and kept and kept[-1].size:
+            start = _start_from_trusted(walk, kept[-1])
+        if start is None:
+            pass  # the stored nodes do not reproduce the trusted root: reported
+        elif start:
+            report.start = start
+            _exact_walk(walk, start)
+        elif postgres and FAST_PATH:
             resume, last_key = _fast_walk(walk, parallel=own_transaction)
             if resume is not None:
                 _exact_walk(walk, resume)
@@ -184,8 +240,219 @@ def verify_log(*, progress: Callable[[int], None] | None = None) -> Verification
                     walk.frontier.size, f"checkpoint at size {size} signs leaves the log no longer has", exact=False
                 )
             )
-        _check_unsequenced(report, clean_through=last_key)
+        for body in kept[walk.next_trusted :]:
+            report.divergences.append(
+                Divergence(
+                    walk.frontier.size,
+                    f"the log has {walk.frontier.size} leaves, fewer than the checkpoint at size {body.size} "
+                    "kept outside: it was rolled back",
+                    exact=False,
+                )
+            )
+        signed = checkpoints[-1][0] if checkpoints else 0
+        if walk.frontier.size > signed:
+            report.unsigned = walk.frontier.size - signed
+            report.divergences.append(
+                Divergence(
+                    signed,
+                    f"leaves {signed}..{walk.frontier.size - 1} are past the latest checkpoint: unsigned, not verified",
+                    exact=False,
+                )
+            )
+        if start is not None:
+            _check_head(report)
+            _check_chain(report, walk, start)
+            _check_nodes(report, start=start or 0)
+            _check_backdating(report, start=start or 0)
+            _check_unsequenced(report, clean_through=last_key, start=start or 0)
     return report
+
+
+def _start_from_trusted(walk: _Walk, kept: CheckpointNote) -> int | None:
+    """Start the walk at a trusted checkpoint: its frontier from the stored nodes, accepted
+    only if it folds to the trusted root. Returns its size, or None (reported) if not."""
+    from audit.selectors import fetch_nodes
+
+    coords = range_coords(0, kept.size)
+    found = fetch_nodes(coords)
+    hashes = [found.get(coord) for coord in coords]
+    if any(h is None for h in hashes) or fold_right([bytes(h) for h in hashes if h is not None]) != kept.root_hash:
+        walk.report.divergences.append(
+            Divergence(
+                0,
+                f"the stored tree no longer reproduces the checkpoint at size {kept.size} kept outside",
+                exact=False,
+            )
+        )
+        return None
+    walk.frontier = Frontier(kept.size, [bytes(h) for h in hashes if h is not None])
+    walk.last_good_size = kept.size
+    walk.next_trusted = len(walk.trusted)  # all at or below it are covered by this one
+    walk.next_checkpoint = sum(1 for size, _, _ in walk.checkpoints if size <= kept.size)
+    last = AuditLeaf.objects.filter(leaf_index=kept.size - 1).values_list("event__txid", "event_id").first()
+    if last is not None:
+        walk.previous_order = (last[0] or 0, last[1])
+    return kept.size
+
+
+def _check_head(report: VerificationReport) -> None:
+    """What the sequencer extends next: the latest checkpoint's frontier must fold to its
+    signed root, and its position must be its last leaf's event (audit/sequencer.py)."""
+    from audit.alarms import LogInconsistent
+    from audit.sequencer import trusted_frontier_unchecked_state
+
+    latest = Checkpoint.objects.order_by("-tree_size").first()
+    if latest is None:
+        return
+    try:
+        trusted_frontier_unchecked_state(latest)
+    except LogInconsistent as problem:
+        report.divergences.append(Divergence(latest.tree_size, f"the latest checkpoint: {problem.detail}", exact=False))
+
+
+def _check_chain(report: VerificationReport, walk: _Walk, start: int) -> None:
+    """Each checkpoint names the one before it (a ``previous`` line): none may be missing."""
+    sizes = {size for size, _, _ in walk.checkpoints}
+    for size, _, signed_note in walk.checkpoints:
+        if size <= start:
+            continue
+        previous = previous_size(signed_note)
+        if previous is not None and previous and previous not in sizes and previous > 0:
+            report.divergences.append(
+                Divergence(
+                    previous,
+                    f"the checkpoint at size {previous}, which the one at size {size} follows, is missing",
+                    exact=False,
+                )
+            )
+
+
+PREVIOUS_PREFIX = "previous "
+
+
+def previous_size(signed_note: str) -> int | None:
+    """The ``previous <size>`` extension line of a checkpoint note (None when it has none)."""
+    for line in signed_note.split("\n\n", 1)[0].split("\n")[3:]:
+        if line.startswith(PREVIOUS_PREFIX) and line[len(PREVIOUS_PREFIX) :].isdigit():
+            return int(line[len(PREVIOUS_PREFIX) :])
+    return None
+
+
+# One level of stored nodes against the level below (leaves for level 1): each child in index
+# order next to its left sibling (a window, one ordered index scan), every right child's pair
+# hashed by the server and compared with the stored parent. Returns the parents that differ.
+_NODES_SQL = """
+SELECT p."index" FROM (
+    SELECT {idx} AS idx, {h} AS h, lag({h}) OVER w AS prev, lag({idx}) OVER w AS prev_idx
+    FROM {table} WHERE {level_filter} {idx} >= %(start)s WINDOW w AS (ORDER BY {idx})
+) c JOIN audit_auditnode p ON p.level = %(level)s AND p."index" = c.idx / 2
+WHERE c.idx %% 2 = 1 AND c.prev_idx = c.idx - 1
+  AND p.hash <> pg_catalog.sha256(pg_catalog.decode('01', 'hex') || c.prev || c.h)
+ORDER BY p."index" LIMIT 100
+"""
+
+
+def _check_nodes(report: VerificationReport, *, start: int) -> None:
+    """Every stored interior node is the hash of its two children, down to the leaves (whose
+    hashes the walk checked against the events), and every node the tree needs is there.
+    Nodes from ``start`` on only. A missing leaf is the walk's to report; a missing or extra
+    node is found by counting each level against the number of stored leaves."""
+    size = (AuditLeaf.objects.order_by("-leaf_index").values_list("leaf_index", flat=True).first() or -1) + 1
+    bad: list[tuple[int, int]] = []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for level in range(1, max(size.bit_length(), 1)):
+                if level == 1:
+                    sql = _NODES_SQL.format(idx="leaf_index", h="leaf_hash", table="audit_auditleaf", level_filter="")
+                else:
+                    sql = _NODES_SQL.format(
+                        idx='"index"', h="hash", table="audit_auditnode", level_filter=f"level = {level - 1} AND"
+                    )
+                child_start = (start >> (level - 1)) & ~1  # the first pair at or after start
+                cursor.execute(sql, {"start": child_start, "level": level})
+                bad += [(level, index) for (index,) in cursor.fetchall()]
+    else:
+        known: dict[tuple[int, int], bytes] = {
+            (0, index): bytes(digest)
+            for index, digest in AuditLeaf.objects.filter(leaf_index__gte=start).values_list("leaf_index", "leaf_hash")
+        }
+        nodes = sorted(
+            (level, index, bytes(digest))
+            for level, index, digest in AuditNode.objects.values_list("level", "index", "hash")
+        )
+        for level, index, digest in nodes:
+            known[(level, index)] = digest
+        for level, index, digest in nodes:
+            if (index << level) < start:
+                continue
+            left, right = known.get((level - 1, 2 * index)), known.get((level - 1, 2 * index + 1))
+            if left is not None and right is not None and node_hash(left, right) != digest:
+                bad.append((level, index))
+    flagged = set(bad)
+    for level, index in bad:
+        if (level - 1, 2 * index) in flagged or (level - 1, 2 * index + 1) in flagged:
+            continue  # follows from an altered child, which is reported
+        report.divergences.append(
+            Divergence(
+                index << level,
+                f"stored node ({level}, {index}) does not match leaves {index << level}..{((index + 1) << level) - 1}",
+                exact=False,
+            )
+        )
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT level, count(*), min("index"), max("index") FROM audit_auditnode GROUP BY level')
+        counts = {level: (count, low, high) for level, count, low, high in cursor.fetchall()}
+    for level in sorted(set(range(1, size.bit_length())) | set(counts)):
+        expected = size >> level
+        count, low, high = counts.get(level, (0, None, None))
+        if count != expected or (expected and (low != 0 or high != expected - 1)):
+            report.divergences.append(
+                Divergence(
+                    start,
+                    f"level {level} of the tree has {count} stored nodes, the log's {size} leaves need {expected}",
+                    exact=False,
+                )
+            )
+
+
+def _check_backdating(report: VerificationReport, *, start: int) -> None:
+    """An event whose time lies before an earlier leaf's by more than the tolerance was
+    appended with a time it did not happen at."""
+    tolerance = timedelta(seconds=settings.AUDIT_BACKDATING_TOLERANCE_SECONDS)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT leaf_index FROM ("
+                " SELECT l.leaf_index, e.created_at, max(e.created_at) OVER ("
+                "  ORDER BY l.leaf_index ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS latest"
+                " FROM audit_auditleaf l JOIN audit_auditevent e ON e.id = l.event_id"
+                " WHERE l.leaf_index >= %s) t"
+                " WHERE created_at < latest - %s::interval ORDER BY leaf_index LIMIT 100",
+                [max(start - 1, 0), f"{tolerance.total_seconds()} seconds"],
+            )
+            flagged = [row[0] for row in cursor.fetchall()]
+    else:
+        flagged = []
+        latest = None
+        rows = (
+            AuditLeaf.objects.filter(leaf_index__gte=max(start - 1, 0))
+            .order_by("leaf_index")
+            .values_list("leaf_index", "event__created_at")
+        )
+        for leaf_index, created_at in rows.iterator(chunk_size=_BATCH):
+            if created_at is None:
+                continue
+            if latest is not None and created_at < latest - tolerance:
+                flagged.append(leaf_index)
+            latest = created_at if latest is None else max(latest, created_at)
+    for leaf_index in flagged:
+        report.divergences.append(
+            Divergence(
+                leaf_index,
+                f"leaf {leaf_index}: its event's time lies before an earlier leaf's by more than "
+                f"{tolerance.total_seconds():.0f} s (backdated)",
+            )
+        )
 
 
 def _exact_walk(walk: _Walk, start: int) -> None:
@@ -311,7 +578,9 @@ def _after(txid: int | None, event_id: int) -> Q:
     return Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id)
 
 
-def _check_unsequenced(report: VerificationReport, *, clean_through: tuple[int, int] | None = None) -> None:
+def _check_unsequenced(
+    report: VerificationReport, *, clean_through: tuple[int, int] | None = None, start: int = 0
+) -> None:
     """Events that are not in the log but sort before the sequencer's position were slipped in
     behind its back: the sequencer will never take them.
 
@@ -333,6 +602,11 @@ def _check_unsequenced(report: VerificationReport, *, clean_through: tuple[int, 
     if latest.last_txid is not None:
         cursor |= Q(txid__isnull=True)  # PostgreSQL stamps every event; a missing stamp is forged
     slipped_in = AuditEvent.objects.filter(cursor, leaf__isnull=True).order_by("id")
+    if start:
+        # From a trusted checkpoint: only events written after its last one (a new id).
+        first = AuditLeaf.objects.filter(leaf_index=start - 1).values_list("event_id", flat=True).first()
+        if first is not None:
+            slipped_in = slipped_in.filter(id__gt=first)
     for event_id, txid in slipped_in.values_list("id", "txid")[:100]:
         position = (
             AuditLeaf.objects.filter(event__in=AuditEvent.objects.filter(_after(txid, event_id)))

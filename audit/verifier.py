@@ -12,6 +12,7 @@ Subcommands (each FILE may be ``-`` for standard input)::
                  | --old-root HEX --old-size N --new-root HEX --new-size N) PROOF_JSON
     vectors     DIR
     approvals   SIGNATURES_JSON
+    pack        [--key VKEY_FILE] DIR
 
 Exit status: 0 everything verified; 1 something did not verify (the reason is on stderr);
 2 the verifier could not run: bad arguments, unreadable files, malformed JSON or hex, or an
@@ -514,6 +515,84 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+# --- A whole evidence pack ---------------------------------------------------------------
+
+_PACK_OWN_FILES = ("manifest.json", "manifest.sig", "pack.pdf", "pack.pdf.sig0")
+_MANIFEST_KEYWORD = re.compile(rb"manifest-sha256:([0-9a-f]{64})")
+_PDF_CONTENTS = re.compile(rb"/Contents\s*<([0-9A-Fa-f]+)>")
+
+
+def verify_manifest_signature(certificate_pem: bytes, manifest: bytes, signature: bytes) -> None:
+    """The manifest's signature by the certificate's key (RSA PKCS#1 v1.5, ECDSA or Ed25519,
+    SHA-256); VerificationFailed otherwise."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+    try:
+        key = x509.load_pem_x509_certificate(certificate_pem).public_key()
+    except ValueError as exc:
+        raise UsageError(f"unreadable certificate: {exc}") from exc
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, manifest, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, manifest, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, manifest)
+        else:
+            raise UsageError("the certificate's key type is not supported")
+    except InvalidSignature as exc:
+        raise VerificationFailed("manifest.sig is not a signature of manifest.json by the pack certificate") from exc
+
+
+def cmd_pack(args: argparse.Namespace) -> str:
+    """Everything of an unpacked changelog pack that needs no PDF reader: the manifest's
+    signature, every member against the manifest, the PDF's binding to the manifest and to
+    the certificate, every inclusion proof against the checkpoint. The PDF's own signature is
+    pdfsig's to check ("Signature is Valid." and "Total document signed")."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    folder = Path(args.directory)
+    manifest_bytes = _read(str(folder / "manifest.json"))
+    certificate_pem = _read(str(folder / "signing-certificate.pem"))
+    verify_manifest_signature(certificate_pem, manifest_bytes, _read(str(folder / "manifest.sig")))
+    manifest = json.loads(manifest_bytes)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise UsageError("manifest.json has no files")
+    for name, digest in sorted(files.items()):
+        if sha256_hex(_read(str(folder / name))) != digest:
+            raise VerificationFailed(f"{name} does not match the manifest")
+    present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    extra = sorted(present - set(files) - set(_PACK_OWN_FILES))
+    if extra:
+        raise VerificationFailed(f"not in the manifest: {', '.join(extra)}")
+    pdf = _read_raw(str(folder / "pack.pdf"), _MAX_INPUT)
+    printed = _MANIFEST_KEYWORD.findall(pdf)
+    if sha256_hex(manifest_bytes) not in {value.decode() for value in printed}:
+        raise VerificationFailed("the PDF does not print this manifest's SHA-256: the ZIP is not the PDF's")
+    der = x509.load_pem_x509_certificate(certificate_pem).public_bytes(serialization.Encoding.DER)
+    if not any(der in bytes.fromhex(found.decode()) for found in _PDF_CONTENTS.findall(pdf)):
+        raise VerificationFailed("the PDF's signature is not by signing-certificate.pem")
+    key_file = args.key or str(folder / "public-key.txt")
+    verifier = _load_key(key_file)
+    checkpoint = _load_checkpoint(verifier, str(folder / "checkpoint.txt"))
+    proofs = sorted((folder / "proofs").glob("*.json")) if (folder / "proofs").is_dir() else []
+    for proof in proofs:
+        cmd_inclusion(
+            argparse.Namespace(
+                key=key_file, checkpoint=str(folder / "checkpoint.txt"), root=None, size=None, proof_json=str(proof)
+            )
+        )
+    return (
+        f"OK: manifest signed by the pack certificate, {len(files)} files match, the PDF is bound to them, "
+        f"{len(proofs)} inclusion proofs verify against the checkpoint of size {checkpoint.size}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m audit.verifier",
@@ -544,6 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-size", type=_size_arg)
     p.add_argument("proof_json", metavar="PROOF_JSON")
     p.set_defaults(func=cmd_consistency)
+
+    p = sub.add_parser("pack", help="verify an unpacked changelog evidence pack (all but the PDF signature)")
+    p.add_argument("--key", help="the log's verifier key as published (default: the pack's public-key.txt)")
+    p.add_argument("directory", metavar="DIR")
+    p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("vectors", help="self-test against RFC 6962 test vectors")
     p.add_argument("directory", metavar="DIR")

@@ -342,6 +342,16 @@ def _on_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
+def _with_trail(facts: GateFacts) -> GateFacts:
+    """The facts with the audit trail's state (audit/alarms.py, audit/witnessing.py)."""
+    from audit.trail import trail_facts
+
+    inconsistent, quorum_missing = trail_facts()
+    if inconsistent or quorum_missing:
+        return dataclasses.replace(facts, audit_log_inconsistent=inconsistent, witness_quorum_missing=quorum_missing)
+    return facts
+
+
 def _decide_and_record(
     *,
     acting_user: ActingUser,
@@ -353,7 +363,7 @@ def _decide_and_record(
     now: datetime,
     started: float,
 ) -> GateDecision:
-    decision = evaluate(snapshot.facts)
+    decision = evaluate(_with_trail(snapshot.facts))
     revision = snapshot.revision
     record = GateDecision(
         service=service,

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from approvals.models import Retrospective, RetrospectiveStatus
-from audit.models import AuditEvent, Checkpoint
+from audit.models import AlarmKind, AuditAlarm, AuditEvent, Checkpoint
 from changelogs.models import Domain
 from outbox.services import outbox_waiting
 from releasegate.health import clock_offset_seconds
@@ -96,6 +96,17 @@ def _database_figures(lines: list[str]) -> None:
     lines.append(f"releasegate_outbox_waiting {waiting}")
     metric("releasegate_outbox_oldest_seconds", "gauge", "Age of the oldest task waiting in the outbox.")
     lines.append(f"releasegate_outbox_oldest_seconds {oldest or 0:.3f}")
+
+    metric(
+        "releasegate_audit_alarms_open",
+        "gauge",
+        "Open audit alarms by kind: the stored log does not extend what was signed (docs/audit.md).",
+    )
+    open_alarms = dict(
+        AuditAlarm.objects.filter(resolved_at__isnull=True).values_list("kind").annotate(n=Count("id")).order_by()
+    )
+    for kind in AlarmKind:
+        lines.append(f'releasegate_audit_alarms_open{{kind="{kind.value}"}} {open_alarms.get(kind.value, 0)}')
 
     _incident_metrics(metric, lines)
 

@@ -8,6 +8,7 @@ is retried.
 """
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import io
@@ -35,7 +36,13 @@ from approvals.selectors import approval_state_of
 from audit.events import format_time
 from audit.merkle import leaf_hash
 from audit.models import AuditEvent, Checkpoint, PackJob, PackKind, PackStatus
-from audit.packs.archive import build_changelog_zip, standalone_verifier_sources, write_population_csv
+from audit.packs.archive import (
+    build_changelog_zip,
+    changelog_manifest,
+    changelog_members,
+    standalone_verifier_sources,
+    write_population_csv,
+)
 from audit.packs.data import (
     ApprovalItem,
     AuditItem,
@@ -50,7 +57,7 @@ from audit.packs.data import (
 )
 from audit.packs.pdf import render_changelog_pdf, render_population_pdf
 from audit.packs.sample import sample_changelog_ids
-from audit.packs.signing import certificate_sha256, generate_development_certificate, sign_pdf
+from audit.packs.signing import certificate_sha256, generate_development_certificate, sign_manifest, sign_pdf
 from audit.selectors import event_canonical_bytes, inclusion_proofs
 from audit.sequencer import database_now, sequence_pending
 from audit.signing import verifier_key
@@ -800,6 +807,17 @@ def _finish(job_id: str, owner: str, files: dict[str, Any]) -> bool:
     return True
 
 
+def _trail_vouches() -> None:
+    """No pack from a trail under alarm, or without the witnesses' quorum the policy requires."""
+    from audit.trail import trail_facts
+
+    inconsistent, quorum_missing = trail_facts()
+    if inconsistent:
+        raise RuntimeError("audit_log_inconsistent: an audit alarm is open; an operator must resolve it")
+    if quorum_missing:
+        raise RuntimeError("witness_quorum_missing: too few witnesses have recently cosigned the audit log")
+
+
 def _give_up(job_id: str, owner: str, error: BaseException, *, final: bool) -> None:
     """Record the failed attempt and release the lease (only this delivery's)."""
     values: dict[str, Any] = {
@@ -855,6 +873,7 @@ def pack_build(self: Any, job_id: str) -> str:
 def _build(job: PackJob, owner: str) -> dict[str, Any]:
     """Render, sign and store the pack's files; returns their names, keys and hashes."""
     sequence_pending()  # the pack's proofs cover everything committed before the build
+    _trail_vouches()
     now = database_now()
     if job.kind == PackKind.CHANGELOG:
         _progress(job.pk, owner, 10, "collecting the change")
@@ -862,6 +881,15 @@ def _build(job: PackJob, owner: str) -> dict[str, Any]:
             pk=job.params["changelog"]
         )
         pack, evidence_files = changelog_pack_data(changelog=changelog, now=now)
+        key_pem, cert_pem, _ = pack_signing_material()
+        members = changelog_members(
+            pack=pack,
+            evidence_files=evidence_files,
+            verifier_sources=standalone_verifier_sources(),
+            signing_certificate_pem=cert_pem,
+        )
+        manifest = changelog_manifest(pack, members)
+        pack = dataclasses.replace(pack, manifest_sha256=hashlib.sha256(manifest).hexdigest())
         _progress(job.pk, owner, 40, "rendering the PDF")
         pdf = _sign(render_changelog_pdf(pack), reason=f"Evidence pack of changelog {changelog.pk}")
         _progress(job.pk, owner, 70, "building the ZIP")
@@ -870,7 +898,13 @@ def _build(job: PackJob, owner: str) -> dict[str, Any]:
             signed_pdf=pdf,
             evidence_files=evidence_files,
             verifier_sources=standalone_verifier_sources(),
-            signing_certificate_pem=pack_signing_material()[1],
+            signing_certificate_pem=cert_pem,
+            manifest_signature=sign_manifest(
+                manifest,
+                key_pem=key_pem,
+                cert_pem=cert_pem,
+                key_passphrase=settings.PACK_SIGNING_KEY_PASSPHRASE.encode() or None,
+            ),
         )
         _progress(job.pk, owner, 90, "storing")
         return {
@@ -887,21 +921,24 @@ def _build(job: PackJob, owner: str) -> dict[str, Any]:
         now=now,
         progress=lambda done, total: _progress(job.pk, owner, 5 + 60 * done // max(total, 1), "listing changes"),
     )
-    _progress(job.pk, owner, 5, "rendering the PDF")
+    # The CSV first: the signed PDF prints its SHA-256, which binds the two.
+    _progress(job.pk, owner, 5, "writing the CSV")
+    table = io.StringIO(newline="")
+    write_population_csv(population, table)
+    csv_bytes = table.getvalue().encode("utf-8")
+    population = dataclasses.replace(population, csv_sha256=hashlib.sha256(csv_bytes).hexdigest())
+    _progress(job.pk, owner, 10, "rendering the PDF")
     rendered = io.BytesIO()
     render_population_pdf(population, rendered)
     _progress(job.pk, owner, 70, "signing")
     pdf = _sign(rendered.getvalue(), reason=f"Population pack {params['start']} to {params['end']}")
-    _progress(job.pk, owner, 80, "writing the CSV")
-    table = io.StringIO(newline="")
-    write_population_csv(population, table)
     from releasegate.population_json import population_json  # it reads this module's rows
 
     document = population_json(population)
     _progress(job.pk, owner, 90, "storing")
     return {
         "population.pdf": _store(job, owner, "population.pdf", pdf, "application/pdf"),
-        "population.csv": _store(job, owner, "population.csv", table.getvalue().encode("utf-8"), "text/csv"),
+        "population.csv": _store(job, owner, "population.csv", csv_bytes, "text/csv"),
         "population.json": _store(job, owner, "population.json", document, "application/json"),
     }
 

@@ -30,6 +30,8 @@ class ReasonCode(StrEnum):
     COMMIT_AUTHORS_UNVERIFIED = "commit_authors_unverified"
     OUTSIDE_PLANNED_WINDOW = "outside_planned_window"
     INCIDENT_OPEN = "incident_open"
+    AUDIT_LOG_INCONSISTENT = "audit_log_inconsistent"
+    WITNESS_QUORUM_MISSING = "witness_quorum_missing"
     ALLOWED = "allowed"
 
 
@@ -109,6 +111,10 @@ class GateFacts:
     # Unresolved incidents of the service's domain at or above the domain's severity
     # (incidents.rules.blocking_incidents), each answered or not by this change.
     open_incidents: Sequence[BlockingIncident] = ()
+    # The audit trail cannot be vouched for: an open audit alarm, or too few fresh witness
+    # cosignatures (audit/alarms.py, audit/witnessing.py). Nothing is allowed without a trail.
+    audit_log_inconsistent: bool = False
+    witness_quorum_missing: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,11 +127,31 @@ class GateDecision:
         return "allow" if self.allow else "deny"
 
 
+def _trail_reasons(facts: GateFacts) -> list[Reason]:
+    reasons = []
+    if facts.audit_log_inconsistent:
+        reasons.append(
+            Reason(
+                ReasonCode.AUDIT_LOG_INCONSISTENT,
+                "The audit log does not match what was signed; an operator must resolve the audit alarm.",
+            )
+        )
+    if facts.witness_quorum_missing:
+        reasons.append(
+            Reason(ReasonCode.WITNESS_QUORUM_MISSING, "Too few witnesses have recently cosigned the audit log.")
+        )
+    return reasons
+
+
 def evaluate(facts: GateFacts) -> GateDecision:
-    reasons: list[Reason] = []
+    reasons: list[Reason] = _trail_reasons(facts)
     if not facts.changelog_found:
         return GateDecision(
-            False, (Reason(ReasonCode.NO_CHANGELOG, "No changelog of this service carries this artifact digest."),)
+            False,
+            (
+                *reasons,
+                Reason(ReasonCode.NO_CHANGELOG, "No changelog of this service carries this artifact digest."),
+            ),
         )
     if facts.revision_status != "submitted":
         reasons.append(

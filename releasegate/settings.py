@@ -22,6 +22,16 @@ from releasegate.env import (
     missing_required_message,
 )
 
+
+def env_json_list(name: str) -> list[dict[str, str]]:
+    import json
+
+    value = json.loads(env_str(name, "[]") or "[]")
+    if not isinstance(value, list) or not all(isinstance(item, dict) and {"url", "key"} <= set(item) for item in value):
+        raise ImproperlyConfigured(f'{name} must be a JSON list of {{"url": ..., "key": ...}}')
+    return value
+
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RELEASEGATE_VAR_DIR", str(BASE_DIR / "var")))
 
@@ -234,6 +244,21 @@ AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-
 if not DEBUG and not (AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE):
     raise ImproperlyConfigured("AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE must be set when DEBUG is off")
 AUDIT_SEQUENCE_BATCH = env_int("AUDIT_SEQUENCE_BATCH", 5000, minimum=1)
+# What the sequencer last signed, kept outside the database beside its key (audit/trust.py):
+# it signs nothing the database cannot show to extend it.
+AUDIT_SEQUENCER_STATE_FILE = env_str("AUDIT_SEQUENCER_STATE_FILE", str(VAR_DIR / "audit-sequencer-state.json"))
+# While an audit alarm is open (audit/alarms.py) the gate denies `audit_log_inconsistent`. On
+# by default except in DEBUG and the embedded default (no DATABASE_URL).
+AUDIT_ALARM_DENIES_GATE = env_bool("AUDIT_ALARM_DENIES_GATE", not DEBUG and bool(env_str("DATABASE_URL", "")))
+# Witnesses (docs/audit.md): a JSON list of {"url": ".../add-checkpoint", "key": "<verifier key>"}.
+# Each new checkpoint is submitted to each after it is signed. With a quorum above 0, the gate
+# and pack builds need that many witnesses to have cosigned within AUDIT_WITNESS_MAX_AGE_SECONDS.
+AUDIT_WITNESSES = env_json_list("AUDIT_WITNESSES")
+AUDIT_WITNESS_QUORUM = env_int("AUDIT_WITNESS_QUORUM", 0, minimum=0)
+AUDIT_WITNESS_MAX_AGE_SECONDS = env_int("AUDIT_WITNESS_MAX_AGE_SECONDS", 300, minimum=1)
+AUDIT_WITNESS_TIMEOUT_SECONDS = env_int("AUDIT_WITNESS_TIMEOUT_SECONDS", 5, minimum=1)
+# audit_verify flags an event whose time lies before an earlier leaf's by more than this.
+AUDIT_BACKDATING_TOLERANCE_SECONDS = env_int("AUDIT_BACKDATING_TOLERANCE_SECONDS", 300, minimum=0)
 
 # --- Notifications (approvals/notifications.py, docs/notifications.md) ---------------------
 # An outbox delivered by Celery: e-mail through Django's backend and, when a URL is set, a

@@ -58,6 +58,17 @@ def _nothing_from_outside() -> Iterator[None]:
         pytest.fail(f"the test reached beyond this machine: {sorted(set(OUTSIDE_CONNECTIONS.seen))[:5]}")
 
 
+@pytest.fixture(autouse=True)
+def _audit_sequencer_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's database starts empty, so each gets a fresh sequencer state file (audit/trust.py),
+    also for the worker processes it starts."""
+    path = str(tmp_path_factory.mktemp("audit-state") / "audit-sequencer-state.json")
+    from django.conf import settings
+
+    monkeypatch.setattr(settings, "AUDIT_SEQUENCER_STATE_FILE", path)
+    monkeypatch.setenv("AUDIT_SEQUENCER_STATE_FILE", path)
+
+
 def _flush_with_audit_triggers_suspended(original: Any) -> Any:
     """Tests that commit (transactional_db) end with a flush, which the append-only triggers
     rightly refuse. Suspend them for the flush only: on PostgreSQL with the superuser's

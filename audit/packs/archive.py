@@ -30,6 +30,7 @@ from audit.packs.howto import (
     EVENTS_NAME,
     EVIDENCE_DIR,
     MANIFEST_NAME,
+    MANIFEST_SIGNATURE_NAME,
     PDF_NAME,
     PROOFS_DIR,
     PUBLIC_KEY_NAME,
@@ -149,7 +150,8 @@ def _verify_md(pack: ChangelogPack, files: Mapping[str, bytes]) -> bytes:
         (CHECKPOINT_NAME, f"the signed checkpoint (tree size {pack.checkpoint_size}) the proofs are against"),
         (PUBLIC_KEY_NAME, "the audit log's public (verifier) key"),
         (f"{VERIFIER_DIR}/", "the standalone verifier (Python 3.11+, needs only the cryptography package)"),
-        (MANIFEST_NAME, "the SHA-256 of every other file"),
+        (MANIFEST_NAME, f"the SHA-256 of every other file but {PDF_NAME}, which prints this file's SHA-256"),
+        (MANIFEST_SIGNATURE_NAME, "the manifest's signature by the pack key (the PDF's certificate)"),
     ]
     if CERTIFICATE_NAME in files:
         contents.insert(6, (CERTIFICATE_NAME, "the certificate the PDF is signed with"))
@@ -215,7 +217,8 @@ def _write_zip(files: Mapping[str, bytes], generated_at: str) -> bytes:
     stamp = _zip_time(generated_at)
     out = BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
-        for name in [*sorted(n for n in files if n != MANIFEST_NAME), MANIFEST_NAME]:
+        last = [name for name in (MANIFEST_NAME, MANIFEST_SIGNATURE_NAME) if name in files]
+        for name in [*sorted(n for n in files if n not in last), *last]:
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # Unix, so the permissions below mean the same everywhere
@@ -224,16 +227,15 @@ def _write_zip(files: Mapping[str, bytes], generated_at: str) -> bytes:
     return out.getvalue()
 
 
-def build_changelog_zip(
+def changelog_members(
     *,
     pack: ChangelogPack,
-    signed_pdf: bytes,
     evidence_files: Mapping[str, bytes],
     verifier_sources: Mapping[str, bytes],
     vectors: Mapping[str, bytes] | None = None,
     signing_certificate_pem: bytes = b"",
-) -> bytes:
-    """The changelog pack's ZIP.
+) -> dict[str, bytes]:
+    """Every file of the changelog pack's ZIP but the PDF, the manifest and its signature.
 
     ``evidence_files`` maps each evidence item's ``archive_name`` to its bytes (exactly the
     pack's evidence, no more); ``verifier_sources`` maps ``audit/<module>.py`` paths to their
@@ -242,7 +244,7 @@ def build_changelog_zip(
     vectors``, placed under ``verifier/vectors/``. Raises PackError if the pack would not
     verify."""
     check_changelog_pack(pack)
-    files: dict[str, bytes] = {PDF_NAME: signed_pdf, **_evidence(pack, evidence_files)}
+    files: dict[str, bytes] = dict(_evidence(pack, evidence_files))
     events = sorted(pack.audit_events, key=lambda e: e.leaf_index)
     files[EVENTS_NAME] = "".join(f"{e.event}\n" for e in events).encode("utf-8")
     files[CHECKPOINT_NAME] = pack.checkpoint.encode("utf-8")
@@ -259,15 +261,52 @@ def build_changelog_zip(
     for name, data in (vectors or {}).items():
         files[f"{VERIFIER_DIR}/vectors/{_safe(name, 'vector file')}"] = data
     files[VERIFY_NAME] = _verify_md(pack, files)
+    return files
+
+
+def changelog_manifest(pack: ChangelogPack, members: Mapping[str, bytes]) -> bytes:
+    """manifest.json: the SHA-256 of every member. The PDF is not in it: the PDF prints the
+    manifest's own SHA-256 (and is signed), and the manifest is signed with the pack key
+    (manifest.sig), which binds the two both ways."""
     manifest = {
         "format": MANIFEST_FORMAT,
         "changelog_id": pack.changelog_id,
         "generated_at": pack.generated_at,
         "checkpoint_size": pack.checkpoint_size,
         "algorithm": "sha256",
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+        "pdf": f"{PDF_NAME} prints this file's SHA-256; {MANIFEST_SIGNATURE_NAME} signs it with the pack key",
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(members.items())},
     }
-    files[MANIFEST_NAME] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def build_changelog_zip(
+    *,
+    pack: ChangelogPack,
+    signed_pdf: bytes,
+    evidence_files: Mapping[str, bytes],
+    verifier_sources: Mapping[str, bytes],
+    vectors: Mapping[str, bytes] | None = None,
+    signing_certificate_pem: bytes = b"",
+    manifest_signature: bytes = b"",
+) -> bytes:
+    """The changelog pack's ZIP: ``changelog_members``, the signed PDF, the manifest and, when
+    given, its signature (``audit.packs.signing.sign_manifest``). When the pack carries a
+    ``manifest_sha256`` (printed in its PDF) the manifest must have it."""
+    files = changelog_members(
+        pack=pack,
+        evidence_files=evidence_files,
+        verifier_sources=verifier_sources,
+        vectors=vectors,
+        signing_certificate_pem=signing_certificate_pem,
+    )
+    manifest = changelog_manifest(pack, files)
+    if pack.manifest_sha256 and hashlib.sha256(manifest).hexdigest() != pack.manifest_sha256:
+        raise PackError("the manifest is not the one whose hash the PDF prints")
+    files[PDF_NAME] = signed_pdf
+    files[MANIFEST_NAME] = manifest
+    if manifest_signature:
+        files[MANIFEST_SIGNATURE_NAME] = manifest_signature
     return _write_zip(files, pack.generated_at)
 
 

@@ -109,6 +109,8 @@ class ChangelogPack:
     # Incidents linked to the change (incidents.selectors.incidents_of_changelog):
     # (reference, "caused" or "answered", severity, title).
     incidents: Sequence[tuple[str, str, str, str]] = ()
+    # SHA-256 of the ZIP's manifest.json, printed in the signed PDF: binds the ZIP to the PDF.
+    manifest_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,3 +179,4 @@ class PopulationPack:
     extra: dict[str, str] = field(default_factory=dict)  # more labelled lines for the cover
     public_key: str = ""  # the verifier key for the checkpoint
     signing_certificate_sha256: str = ""  # as for ChangelogPack
+    csv_sha256: str = ""  # SHA-256 of population.csv, printed in the signed PDF: binds the CSV to it

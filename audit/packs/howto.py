@@ -17,6 +17,7 @@ PROOFS_DIR = "proofs"
 EVIDENCE_DIR = "evidence"
 VERIFIER_DIR = "verifier"
 MANIFEST_NAME = "manifest.json"
+MANIFEST_SIGNATURE_NAME = "manifest.sig"
 VERIFY_NAME = "VERIFY.md"
 POPULATION_CSV_NAME = "population.csv"
 
@@ -24,13 +25,17 @@ SIGNATURE_VALID = "Signature Validation: Signature is Valid."
 """What poppler's ``pdfsig`` prints for a signature whose signed bytes are intact (22.12)."""
 DIGEST_MISMATCH = "Signature Validation: Digest Mismatch."
 """What it prints when a byte of the signed range changed."""
+TOTAL_DOCUMENT_SIGNED = "Total document signed"
+"""What it prints when the signature covers the whole file: nothing was appended after it."""
+NOT_TOTAL_DOCUMENT_SIGNED = "Not total document signed"
+"""What it prints when something was appended after the signature (an incremental update)."""
 
 MANIFEST_CHECK = (
     "python3 -c 'import hashlib,json,pathlib,sys; "
     'f=json.loads(pathlib.Path("manifest.json").read_text())["files"]; '
     "bad=[p for p,h in sorted(f.items()) if hashlib.sha256(pathlib.Path(p).read_bytes()).hexdigest()!=h]; "
     'extra=sorted(str(p) for p in pathlib.Path(".").rglob("*") if p.is_file() and str(p) not in f '
-    'and str(p)!="manifest.json"); '
+    'and str(p) not in ("manifest.json","manifest.sig","pack.pdf","pack.pdf.sig0")); '
     'print(*(["MISMATCH "+p for p in bad]+["NOT IN MANIFEST "+p for p in extra]) or ["OK: %d files match" % len(f)], '
     "sep=chr(10)); sys.exit(1 if bad or extra else 0)'"
 )
@@ -68,9 +73,12 @@ def _signature_step(pdf: str, certificate_sha256: str, organisation: str) -> Ste
     )
     return Step(
         "The PDF's signature",
-        f"The PDF is signed by {organisation} (PAdES, an incremental update). pdfsig must print "
-        f'"{SIGNATURE_VALID}": the signed bytes are exactly those that were signed; a single changed byte '
-        f'makes it print "{DIGEST_MISMATCH}" (other readers say the signature is invalid). The certificate '
+        f"The PDF is signed by {organisation} (PAdES, a certification signature that allows no changes). "
+        f'pdfsig must print "{SIGNATURE_VALID}": the signed bytes are exactly those that were signed; a single '
+        f'changed byte makes it print "{DIGEST_MISMATCH}". It must also print "{TOTAL_DOCUMENT_SIGNED}": '
+        f'"{NOT_TOTAL_DOCUMENT_SIGNED}" means something (text, a page, an annotation) was appended after '
+        "signing, which a valid signature alone does not show; such a PDF is not the one that was signed. "
+        "Other readers say the certification is broken or that changes were made. The certificate "
         "line depends on whether your machine trusts the issuer: for a development (self-signed) certificate it "
         'says "Certificate issuer is unknown.", which says '
         f"nothing about the document's integrity. {trust}",
@@ -146,6 +154,18 @@ def changelog_steps(
                 ("cd ..",),
             )
         ]
+    steps.append(
+        Step(
+            "The ZIP is this PDF's, as a whole",
+            f"{MANIFEST_NAME} is signed with the PDF's key ({MANIFEST_SIGNATURE_NAME}) and the PDF prints its SHA-256 "
+            '("ZIP manifest" on the first page): a file changed with the manifest recomputed no longer matches '
+            "either. The verifier's pack command checks that, every file against the manifest, that the PDF is "
+            "signed with the pack's certificate, and every proof. Run it with a verifier you installed "
+            f"independently (from the bank's published releasegate-verify source, say), not only the {VERIFIER_DIR}/ "
+            "copy in the ZIP, which whoever could change the ZIP could change too. From the unpacked folder:",
+            (f"cd {VERIFIER_DIR} && python3 -m audit.verifier pack .. && cd ..",),
+        )
+    )
     if vectors:
         steps.insert(
             3,

@@ -439,6 +439,8 @@ def _cover(pack: ChangelogPack, width: float, st: _Styles) -> list[Flowable]:
         ("Pack generated", pack.generated_at),
         ("Audit checkpoint", f"tree size {pack.checkpoint_size}"),
     ]
+    if pack.manifest_sha256:
+        rows.append(("ZIP manifest (SHA-256)", _para(pack.manifest_sha256, st.hash)))
     counts = (
         f"{len(pack.evidence)} evidence files, {len(pack.approvals)} approvals, {len(pack.decisions)} gate decisions, "
         f"{len(pack.deployments)} deployments, {len(pack.audit_events)} audit events with inclusion proofs."
@@ -725,6 +727,11 @@ def _changelog_story(pack: ChangelogPack, width: float) -> list[Flowable]:
     ]
 
 
+MANIFEST_KEYWORD = "manifest-sha256:"
+"""In the PDF's keywords (its document information, plain text in the signed bytes) before the
+ZIP manifest's SHA-256, for the verifier to find without rendering the page."""
+
+
 def render_changelog_pdf(pack: ChangelogPack) -> bytes:
     """The changelog pack's PDF (unsigned): the same pack always gives the same bytes."""
     out = BytesIO()
@@ -738,7 +745,14 @@ def render_changelog_pdf(pack: ChangelogPack) -> bytes:
             "title": f"Change evidence pack: {pack.service}, changelog {pack.changelog_id}",
             "author": pack.organisation,
             "subject": f"{pack.kind} of {pack.service} ({pack.domain}), revision {pack.revision}, {pack.status}",
-            "keywords": ["evidence pack", "changelog", pack.changelog_id, pack.service, pack.domain],
+            "keywords": [
+                "evidence pack",
+                "changelog",
+                pack.changelog_id,
+                pack.service,
+                pack.domain,
+                *([f"{MANIFEST_KEYWORD}{pack.manifest_sha256}"] if pack.manifest_sha256 else []),
+            ],
         },
     )
     return out.getvalue()
@@ -953,6 +967,8 @@ def _population_cover(pack: PopulationPack, width: float, st: _Styles) -> list[F
         ("Audit log range", _leaf_range(pack)),
         *pack.extra.items(),
     ]
+    if pack.csv_sha256:
+        rows.append(("population.csv (SHA-256)", _para(pack.csv_sha256, st.hash)))
     totals = [(key.replace("_", " ").capitalize(), f"{value:,}") for key, value in pack.totals.items()]
     return [
         _para("Population of production changes", st.title),

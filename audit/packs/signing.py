@@ -4,8 +4,11 @@ with.
 
 The signature is an incremental update: the rendered PDF's bytes stay exactly as they were,
 followed by a signature field ("ReleaseGate", invisible) whose byte range covers everything
-but the signature itself. Poppler's ``pdfsig`` (22.12) then reports "Signature is Valid." and,
-after any byte of the signed range changes, "Digest Mismatch.". Whether the certificate is
+but the signature itself. It is a certification signature allowing no changes (DocMDP P=1).
+Poppler's ``pdfsig`` (22.12) then reports "Signature is Valid." and "Total document signed";
+after any byte of the signed range changes, "Digest Mismatch."; after anything is appended
+(a later incremental update, which leaves the signed bytes intact), "Not total document
+signed". Whether the certificate is
 trusted is a separate question for the reader's trust store: for a self-signed development
 certificate pdfsig says "Certificate issuer is unknown.".
 """
@@ -24,7 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.keys import load_certs_from_pemder_data
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
-from pyhanko.sign.fields import SigSeedSubFilter
+from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimestampRequestError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -126,6 +129,11 @@ def sign_pdf(
         field_name=FIELD_NAME,
         md_algorithm="sha256",
         subfilter=SigSeedSubFilter.PADES,
+        # A certification signature that allows no changes (DocMDP P=1): any update appended
+        # later, even a visible one that leaves the signed bytes intact, is a modification
+        # readers report (Acrobat: "changes have been made"; pdfsig: "Not total document signed").
+        certify=True,
+        docmdp_permissions=MDPPerm.NO_CHANGES,
         reason=reason,
         location=location or None,
     )
@@ -138,6 +146,17 @@ def sign_pdf(
     except SigningError as exc:
         raise PackSigningError(f"pyHanko could not sign: {exc}") from exc
     return bytes(signed.getvalue())
+
+
+def sign_manifest(manifest: bytes, *, key_pem: bytes, cert_pem: bytes, key_passphrase: bytes | None = None) -> bytes:
+    """A detached signature of the ZIP's manifest by the pack key (RSA PKCS#1 v1.5 or ECDSA,
+    SHA-256), which ``python -m audit.verifier pack`` checks with the pack's certificate."""
+    key = _signer(key_pem, cert_pem, b"", key_passphrase)._private_key
+    if isinstance(key, rsa.RSAPrivateKey):
+        return bytes(key.sign(manifest, padding.PKCS1v15(), hashes.SHA256()))
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return bytes(key.sign(manifest, ec.ECDSA(hashes.SHA256())))
+    raise PackSigningError("the pack key must be RSA or ECDSA to sign the manifest")
 
 
 def generate_development_certificate(

@@ -48,3 +48,21 @@ def run_verifier(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[st
 def write(path: Path, content: str | dict[str, Any] | list[Any]) -> Path:
     path.write_text(content if isinstance(content, str) else json.dumps(content))
     return path
+
+
+def sequence_all(*, timeout: float = 60.0) -> None:
+    """Sequence until every committed event has a leaf. On PostgreSQL the sequencer waits for
+    the server-wide transaction horizon, which other databases' open transactions hold back."""
+    import time
+
+    from audit.models import AuditEvent
+    from audit.sequencer import sequence_pending
+
+    deadline = time.monotonic() + timeout
+    while True:
+        sequence_pending()
+        if not AuditEvent.objects.filter(leaf__isnull=True).exists():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("events were not sequenced in time")
+        time.sleep(0.05)

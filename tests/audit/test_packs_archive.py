@@ -20,6 +20,8 @@ from audit.packs.archive import (
     POPULATION_COLUMNS,
     PackError,
     build_changelog_zip,
+    changelog_manifest,
+    changelog_members,
     standalone_verifier_sources,
     write_population_csv,
 )
@@ -27,7 +29,7 @@ from audit.packs.data import ChangelogPack, ChangeRow, PopulationPack
 from audit.packs.howto import SIGNATURE_VALID
 from audit.packs.pdf import render_changelog_pdf
 from audit.packs.sample import SAMPLE_SCRIPT
-from audit.packs.signing import certificate_sha256, generate_development_certificate, sign_pdf
+from audit.packs.signing import certificate_sha256, generate_development_certificate, sign_manifest, sign_pdf
 from tests.audit.packs_support import change_rows, make_changelog_pack, make_population_pack, pdfsig
 from tests.shared_data import MERKLE_VECTORS_DIR
 
@@ -40,8 +42,26 @@ def built() -> tuple[ChangelogPack, dict[str, bytes], bytes, bytes]:
     pack, evidence, _ = make_changelog_pack()
     key, cert = generate_development_certificate("Release Gate evidence packs (development)", "Example Bank plc")
     pack = replace(pack, signing_certificate_sha256=certificate_sha256(cert))
-    signed = sign_pdf(render_changelog_pdf(pack), key_pem=key, cert_pem=cert, reason="Evidence pack")
     vectors = {p.name: p.read_bytes() for p in MERKLE_VECTORS_DIR.iterdir() if p.is_file()}
+    pack, archive = bound_zip(pack, evidence, key, cert, vectors=vectors)
+    return pack, evidence, cert, archive
+
+
+def bound_zip(
+    pack: ChangelogPack, evidence: dict[str, bytes], key: bytes, cert: bytes, vectors: dict[str, bytes] | None = None
+) -> tuple[ChangelogPack, bytes]:
+    """As the service builds it: the manifest first, its hash printed in the PDF, the PDF
+    signed, the manifest signed with the same key."""
+    members = changelog_members(
+        pack=pack,
+        evidence_files=evidence,
+        verifier_sources=standalone_verifier_sources(),
+        vectors=vectors,
+        signing_certificate_pem=cert,
+    )
+    manifest = changelog_manifest(pack, members)
+    pack = replace(pack, manifest_sha256=hashlib.sha256(manifest).hexdigest())
+    signed = sign_pdf(render_changelog_pdf(pack), key_pem=key, cert_pem=cert, reason="Evidence pack")
     archive = build_changelog_zip(
         pack=pack,
         signed_pdf=signed,
@@ -49,8 +69,9 @@ def built() -> tuple[ChangelogPack, dict[str, bytes], bytes, bytes]:
         verifier_sources=standalone_verifier_sources(),
         vectors=vectors,
         signing_certificate_pem=cert,
+        manifest_signature=sign_manifest(manifest, key_pem=key, cert_pem=cert),
     )
-    return pack, evidence, cert, archive
+    return pack, archive
 
 
 @pytest.fixture
@@ -69,7 +90,10 @@ def _verifier(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _rebuild(pack: ChangelogPack, evidence: dict[str, bytes]) -> bytes:
     return build_changelog_zip(
-        pack=pack, signed_pdf=b"%PDF", evidence_files=evidence, verifier_sources=standalone_verifier_sources()
+        pack=replace(pack, manifest_sha256=""),  # another pack: not the manifest the fixture's PDF prints
+        signed_pdf=b"%PDF",
+        evidence_files=evidence,
+        verifier_sources=standalone_verifier_sources(),
     )
 
 
@@ -107,7 +131,11 @@ def test_the_zip_holds_the_pdf_evidence_events_checkpoint_proofs_key_verifier_an
 
 def test_the_manifest_lists_every_other_file_and_every_hash_matches(unpacked: Path) -> None:
     manifest = json.loads((unpacked / "manifest.json").read_text())
-    files = {str(p.relative_to(unpacked)) for p in unpacked.rglob("*") if p.is_file()} - {"manifest.json"}
+    files = {str(p.relative_to(unpacked)) for p in unpacked.rglob("*") if p.is_file()} - {
+        "manifest.json",
+        "manifest.sig",
+        "pack.pdf",  # which prints the manifest's hash instead
+    }
     assert set(manifest["files"]) == files
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((unpacked / name).read_bytes()).hexdigest() == digest, name
@@ -150,12 +178,13 @@ def test_the_same_inputs_give_the_same_zip_with_sorted_entries_and_the_manifest_
         verifier_sources=standalone_verifier_sources(),
         vectors=vectors,
         signing_certificate_pem=cert,
+        manifest_signature=zipfile.ZipFile(io.BytesIO(archive)).read("manifest.sig"),
     )
     assert again == archive
     infos = zipfile.ZipFile(io.BytesIO(archive)).infolist()
     names = [info.filename for info in infos]
-    assert names[-1] == "manifest.json"
-    assert names[:-1] == sorted(names[:-1])
+    assert names[-2:] == ["manifest.json", "manifest.sig"]
+    assert names[:-2] == sorted(names[:-2])
     assert {info.date_time for info in infos} == {(2026, 11, 28, 10, 0, 0)}
 
 
@@ -232,7 +261,7 @@ def test_the_commands_in_verify_md_run_and_pass(
         ["bash", "-c", "\n".join(script)], cwd=unpacked, env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK: 28 files match" in result.stdout  # the manifest check, before pdfsig -dump adds a file
+    assert "OK: 27 files match" in result.stdout  # the manifest check, before pdfsig -dump adds a file
     assert "OK: every proof verified" in result.stdout
     assert "OK: all vectors pass" in result.stdout
     assert "OK: 10 events, each the event of its proof" in result.stdout
@@ -405,3 +434,67 @@ def test_a_change_without_audit_events_gets_a_pack_that_says_so(
     assert not any(name.startswith("proofs/") for name in names)
     assert "no audit events in the log up to the checkpoint" in verify
     assert "proofs/0.json" not in verify
+
+
+# --- The pack as a whole, with an independently installed verifier --------------------------
+
+
+def _verify_pack(folder: Path) -> subprocess.CompletedProcess[str]:
+    """The repository's verifier (installed independently of the ZIP), not the ZIP's copy."""
+    return subprocess.run(
+        [sys.executable, "-m", "audit.verifier", "pack", str(folder)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _rewrite_manifest(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for name in manifest["files"]:
+        manifest["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def test_an_intact_pack_verifies_as_a_whole(unpacked: Path) -> None:
+    result = _verify_pack(unpacked)
+
+    assert result.returncode == 0, result.stderr
+    assert "manifest signed by the pack certificate, 27 files match, the PDF is bound to them" in result.stdout
+
+
+def test_the_pdf_prints_the_manifest_hash(unpacked: Path, tmp_path: Path) -> None:
+    from tests.audit.packs_support import pdftotext
+
+    digest = hashlib.sha256((unpacked / "manifest.json").read_bytes()).hexdigest()
+
+    assert digest in pdftotext((unpacked / "pack.pdf").read_bytes(), tmp_path)
+
+
+def test_an_edited_member_with_a_recomputed_manifest_and_a_doctored_verifier_fails(unpacked: Path) -> None:
+    events = unpacked / "events.jsonl"
+    events.write_text(events.read_text().replace("test", "tset", 1))
+    (unpacked / "verifier" / "audit" / "verifier.py").write_text("print('OK')\n")
+    _rewrite_manifest(unpacked)
+
+    result = _verify_pack(unpacked)
+
+    assert result.returncode == 1
+    assert "manifest.sig is not a signature of manifest.json by the pack certificate" in result.stderr
+
+
+def test_a_manifest_re_signed_with_another_key_does_not_match_the_pdf(unpacked: Path) -> None:
+    events = unpacked / "events.jsonl"
+    events.write_text(events.read_text().replace("test", "tset", 1))
+    key, cert = generate_development_certificate("Mallory", "Mallory plc")
+    (unpacked / "signing-certificate.pem").write_bytes(cert)
+    _rewrite_manifest(unpacked)
+    (unpacked / "manifest.sig").write_bytes(
+        sign_manifest((unpacked / "manifest.json").read_bytes(), key_pem=key, cert_pem=cert)
+    )
+
+    result = _verify_pack(unpacked)
+
+    assert result.returncode == 1
+    assert "the PDF does not print this manifest's SHA-256" in result.stderr

@@ -273,3 +273,36 @@ def test_a_timestamp_server_that_does_not_answer_fails_the_signing(
     timestamp_authority.stop()
     with pytest.raises(PackSigningError, match="gave no timestamp"):
         sign_pdf(unsigned, key_pem=key_and_cert[0], cert_pem=key_and_cert[1], timestamp_url=url, reason="x")
+
+
+def _with_visible_text_appended(pdf: bytes) -> bytes:
+    """What a forger does without the key: an incremental update drawing text on page 1. The
+    signed bytes stay intact, so the signature alone still verifies."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.stamp import TextStamp, TextStampStyle
+
+    writer = IncrementalPdfFileWriter(BytesIO(pdf))
+    TextStamp(writer, TextStampStyle(stamp_text="APPROVED BY THE BOARD")).apply(0, 50, 700)
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_visible_update_appended_after_signing_is_reported_by_pdfsig(signed: bytes, tmp_path: Path) -> None:
+    doctored = _with_visible_text_appended(signed)
+    assert doctored.startswith(signed)
+
+    result = pdfsig(doctored, tmp_path)
+
+    assert "Not total document signed" in result.stdout, result.stdout
+    assert "- Total document signed" not in result.stdout
+
+
+def test_the_pack_signature_certifies_that_no_changes_are_allowed(signed: bytes) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.fields import MDPPerm
+
+    reader = PdfFileReader(BytesIO(signed))
+    signature = reader.embedded_signatures[0]
+
+    assert signature.docmdp_level == MDPPerm.NO_CHANGES

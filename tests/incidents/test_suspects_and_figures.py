@@ -104,7 +104,11 @@ def test_time_to_restore_and_a_hotfix_reference_becomes_a_link(cast: Cast) -> No
             "source_revision": "0123456789abcdef0123456789abcdef01234567",
             "links": [],
         },
-        hotfix={"incident_reference": incident.reference.lower(), "emergency_reason": "Slow payments."},
+        hotfix={
+            "incident_reference": incident.reference.lower(),
+            "emergency_category": "service_outage",
+            "emergency_reason": "Slow payments.",
+        },
     )
     other = changelog_make(service=cast.payments_api, kind=ChangelogKind.HOTFIX)  # names INC-4711: no such incident
     client = cast.session(cast.requester)

@@ -170,8 +170,17 @@ def test_the_zip_manifest_matches_and_its_proofs_verify_offline(
         )
         assert result.returncode == 0, (proof.name, result.stderr)
     built = AuditEvent.objects.get(action="pack:built")
-    assert manifest["files"]["pack.pdf"] == hashlib.sha256((folder / "pack.pdf").read_bytes()).hexdigest()
     assert json.loads(built.data)["files"]["pack.zip"] == job["files"][1]["sha256"]
+    # The whole pack, with the repository's verifier: the manifest is signed by the pack key,
+    # and the PDF prints its hash.
+    whole = subprocess.run(
+        [sys.executable, "-m", "audit.verifier", "pack", str(folder)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert whole.returncode == 0, whole.stderr
 
 
 @pytest.mark.requirement("PR-16")
@@ -208,7 +217,8 @@ def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptio
     end = (timezone.now() + timedelta(days=2)).isoformat()
 
     job = request_pack(cast, {"kind": "population", "start": start, "end": end, "sample_size": 1, "seed": 4242})
-    rows = list(csv.DictReader(io.StringIO(download(cast, job, "population.csv").decode())))
+    table = download(cast, job, "population.csv")
+    rows = list(csv.DictReader(io.StringIO(table.decode())))
     pdf = tmp_path / "population.pdf"
     pdf.write_bytes(download(cast, job, "population.pdf"))
     text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
@@ -220,6 +230,7 @@ def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptio
     assert unauthorised["id"] in text
     assert str(hotfix.pk) in text
     assert "4242" in text  # the seed is printed
+    assert hashlib.sha256(table).hexdigest() in text  # the signed PDF binds the CSV
     assert "retrospective" in text.lower()
 
 

@@ -1,0 +1,16 @@
+"""Whether the audit trail can vouch for new decisions: what the gate and pack builds ask."""
+
+from django.conf import settings
+
+from audit.alarms import alarm_open_exists
+
+
+def trail_facts() -> tuple[bool, bool]:
+    """(an audit alarm is open and denies, the witness quorum is required and missing)."""
+    inconsistent = bool(settings.AUDIT_ALARM_DENIES_GATE) and alarm_open_exists()
+    quorum_missing = False
+    if settings.AUDIT_WITNESS_QUORUM:
+        from audit.witnessing import quorum_met
+
+        quorum_missing = not quorum_met()
+    return inconsistent, quorum_missing
