@@ -24,8 +24,15 @@ run: install
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
+# The OpenID provider the single sign-on tests start (Node's oidc-provider, pinned in tests/oidc).
+# Without Node.js those tests are skipped with the reason printed; .ci/run installs it.
+OIDC_MODULES := tests/oidc/node_modules/.package-lock.json
+$(OIDC_MODULES): tests/oidc/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the single sign-on tests will be skipped (install Node.js to run them)"; fi
+
 # The whole suite; SQLite unless DATABASE_URL says otherwise.
-test: install
+test: install $(OIDC_MODULES)
 	$(BIN)/pytest
 
 lint: install
