@@ -176,6 +176,18 @@ def cast(db: None) -> Cast:
 
 
 @pytest.fixture
+def migrations_restored(transactional_db: None) -> Iterator[None]:
+    """For tests that migrate back to an older state: afterwards every app is migrated forward
+    to its latest migration again, so that later tests in the same worker find every table."""
+    yield
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.fixture
 def anonymous() -> APIClient:
     return APIClient()
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from tests.conftest import Cast
 from tests.factories import changelog_make
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("migrations_restored")]
 
 BEFORE = [("approvals", "0001_approvals_retrospectives_outbox")]
 AFTER = [("approvals", "0002_retrospective_service")]

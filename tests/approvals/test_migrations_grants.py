@@ -11,6 +11,7 @@ AFTER = [("approvals", "0003_authority_grants")]
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("migrations_restored")
 def test_authorities_held_as_permissions_become_grants_in_force() -> None:
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)

@@ -214,6 +214,7 @@ def test_scopes_read_the_way_people_write_them() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("migrations_restored")
 def test_tokens_issued_before_scopes_keep_every_scope(cast: Cast) -> None:
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
