@@ -236,7 +236,11 @@ def may_reconfirm(user: Any, grant: AuthorityGrant) -> bool:
 def review_item_reconfirm(
     *, acting_user: ActingUser, item: AccessReviewItem, now: datetime | None = None
 ) -> AccessReviewItem:
-    item = AccessReviewItem.objects.select_for_update().select_related("grant__group", "grant__domain").get(pk=item.pk)
+    item = (
+        AccessReviewItem.objects.select_for_update(of=("self",))
+        .select_related("grant__group", "grant__domain")
+        .get(pk=item.pk)
+    )
     if item.status != AccessReviewItemStatus.PENDING:
         raise Conflict(ReviewError.ITEM_NOT_PENDING, f"This item is {item.status}.")
     if not may_reconfirm(acting_user, item.grant):
@@ -259,7 +263,11 @@ def review_item_reconfirm(
 
 
 def _revoke_unconfirmed(item: AccessReviewItem, now: datetime) -> None:
-    grant = AuthorityGrant.objects.select_for_update().select_related("domain", "user", "group").get(pk=item.grant_id)
+    grant = (
+        AuthorityGrant.objects.select_for_update(of=("self",))
+        .select_related("domain", "user", "group")
+        .get(pk=item.grant_id)
+    )
     if grant.status != GrantStatus.ACTIVE:
         item.status = AccessReviewItemStatus.ENDED
         item.save(update_fields=["status"])
@@ -307,7 +315,7 @@ def reviews_close_due(*, now: datetime | None = None) -> int:
         for item_id in review.items.filter(status=AccessReviewItemStatus.PENDING).values_list("pk", flat=True):
             with transaction.atomic():
                 item = (
-                    AccessReviewItem.objects.select_for_update(skip_locked=True)
+                    AccessReviewItem.objects.select_for_update(skip_locked=True, of=("self",))
                     .select_related("review")
                     .filter(pk=item_id, status=AccessReviewItemStatus.PENDING)
                     .first()

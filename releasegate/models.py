@@ -330,6 +330,10 @@ class AccessReview(models.Model):
 
     class Meta:
         ordering = ["-opened_at"]
+        # One review open at a time, even when two administrators open one at once.
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=models.Q(status="open"), name="access_review_one_open")
+        ]
 
     def __str__(self) -> str:
         return f"access review of {self.opened_at:%Y-%m-%d} (until {self.deadline:%Y-%m-%d})"
