@@ -73,7 +73,7 @@ def test_a_missing_node_fails_verification(log: list[int]) -> None:
     with triggers_bypassed() as cursor:
         cursor.execute('DELETE FROM audit_auditnode WHERE level = 2 AND "index" = 1')
 
-    assert "level 2 of the tree has 1 stored nodes, the log's 10 leaves need 2" in verify()
+    assert "level 2 of the tree has 1 stored nodes from node 0, the log's 10 leaves need 2" in verify()
 
 
 def test_a_deleted_intermediate_checkpoint_is_missing_from_the_chain(log: list[int]) -> None:
