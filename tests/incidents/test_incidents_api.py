@@ -101,6 +101,15 @@ def test_an_update_is_audited_with_what_changed_and_people_outside_see_nothing(c
     assert cast.session(cast.other_approver).get(url).status_code == 404
     assert cast.session(cast.approver).get(url).status_code == 200  # signing authority of payments
     assert cast.session(cast.auditor).get(url).status_code == 200
+    refused = cast.session(cast.auditor).patch(url, {"severity": "low"}, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "incident_read_only"
+    status = cast.session(cast.auditor).post(
+        f"/api/v1/incidents/{incident['id']}/status", {"status": "resolved"}, format="json"
+    )
+    assert status.status_code == 403
+    assert Incident.objects.get(pk=incident["id"]).severity == "critical"
+    assert Incident.objects.get(pk=incident["id"]).status == "open"
 
 
 @pytest.mark.parametrize("field", ["sevrity", "status"])
