@@ -8,6 +8,7 @@ Pure: the standalone verifier and evidence packs use it too.
 
 from datetime import UTC, datetime
 from json.encoder import encode_basestring  # C-accelerated
+from typing import Any
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -129,3 +130,34 @@ def canonical_event(
             encode_basestring(time_text),
         )
     ).encode("utf-8")
+
+
+# The columns of an audit event row, in the order event_bytes reads them.
+EVENT_COLUMNS = (
+    "id",
+    "created_at",
+    "actor",
+    "actor_id",
+    "action",
+    "target_type",
+    "target_id",
+    "data",
+    "request_id",
+    "txid",
+)
+
+
+def event_bytes(row: tuple[Any, ...]) -> bytes:
+    """Canonical bytes of an event given as a row of EVENT_COLUMNS."""
+    event_id, created_at, actor, actor_id, action, target_type, target_id, data, request_id, _ = row
+    return canonical_event(
+        event_id=event_id,
+        time=created_at,
+        actor=actor,
+        actor_id=actor_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        data=data,
+        request_id=request_id,
+    )

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from audit.errors import AuditError
+from audit.events import EVENT_COLUMNS, event_bytes
 from audit.merkle import (
     Coord,
     ProofError,
@@ -23,7 +24,6 @@ from audit.merkle import (
 from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.note import Checkpoint as CheckpointNote
 from audit.note import NoteError
-from audit.sequencer import EVENT_COLUMNS, event_bytes
 from audit.signing import checkpoint_signer
 from core.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, PermissionDenied
 from core.queries import narrowed

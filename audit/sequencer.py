@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from audit.alarms import LogInconsistent, alarm_raise
-from audit.events import POSTGRES_TIME_SQL, canonical_event, format_time
+from audit.events import EVENT_COLUMNS, POSTGRES_TIME_SQL, event_bytes, format_time
 from audit.merkle import Frontier, ProofError, consistency_proof, leaf_hash, verify_consistency
 from audit.models import AlarmKind, AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.note import Checkpoint as CheckpointNote
@@ -33,35 +33,6 @@ logger = logging.getLogger(__name__)
 
 # "RGAU": an arbitrary constant that no other code in this database uses.
 ADVISORY_LOCK_KEY = 0x52474155
-
-EVENT_COLUMNS = (
-    "id",
-    "created_at",
-    "actor",
-    "actor_id",
-    "action",
-    "target_type",
-    "target_id",
-    "data",
-    "request_id",
-    "txid",
-)
-
-
-def event_bytes(row: tuple[Any, ...]) -> bytes:
-    """Canonical bytes of an event given as a row of EVENT_COLUMNS."""
-    event_id, created_at, actor, actor_id, action, target_type, target_id, data, request_id, _ = row
-    return canonical_event(
-        event_id=event_id,
-        time=created_at,
-        actor=actor,
-        actor_id=actor_id,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        data=data,
-        request_id=request_id,
-    )
 
 
 def database_now() -> datetime:

@@ -1,7 +1,7 @@
 """Writing to the audit trail."""
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
@@ -114,10 +114,15 @@ def _event_insert_sql(alias: str) -> str:
     )
 
 
-def _sequence_after_commit() -> None:
-    from audit.sequencer import sequence_pending
+# What sequences committed events where no beat runs (the embedded default), set by
+# audit.apps once the app is ready: the sequencer records its alarms through this module, so
+# this module does not import the sequencer.
+sequence_pending_hook: Callable[[], object] | None = None
 
-    sequence_pending()
+
+def _sequence_after_commit() -> None:
+    if sequence_pending_hook is not None:
+        sequence_pending_hook()
 
 
 def _sequence_once_after_commit(connection: Any) -> None:

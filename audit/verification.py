@@ -28,12 +28,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
-from audit.events import POSTGRES_TIME_SQL
+from audit.events import POSTGRES_TIME_SQL, event_bytes
 from audit.merkle import Frontier, fold_right, leaf_hash, node_hash, range_coords
 from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.note import Checkpoint as CheckpointNote
 from audit.note import NoteError, NoteVerifier
-from audit.sequencer import event_bytes
 from audit.signing import checkpoint_signer
 
 logger = logging.getLogger(__name__)

@@ -373,7 +373,7 @@ def events_generate(count: int, log: Callable[[str], None]) -> dict[str, float]:
 def event_bytes_average() -> float:
     from django.db import connection
 
-    from audit.sequencer import EVENT_COLUMNS, event_bytes
+    from audit.events import EVENT_COLUMNS, event_bytes
 
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM audit_auditevent ORDER BY id DESC LIMIT 1000")  # noqa: S608

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import transaction
+from django.db import models, transaction
 from django.forms.models import model_to_dict
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -32,9 +32,14 @@ from incidents.models import (
     TimelineEvent,
 )
 
+# URLs are https: Django 6's default, asked for now (Django 5.2 warns otherwise).
+HTTPS_URLS: dict[Any, dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
+
 
 class AuditedDataAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Settings kept as data: each save and delete is audited with what it now says."""
+
+    formfield_overrides = HTTPS_URLS
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         with transaction.atomic():
@@ -56,23 +61,27 @@ class AuditedDataAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(PagerDutyService)
 class PagerDutyServiceAdmin(AuditedDataAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ("pagerduty_id", "name", "service")
     search_fields = ("pagerduty_id", "name", "service__slug")
 
 
 @admin.register(IncidentGatePolicy)
 class IncidentGatePolicyAdmin(AuditedDataAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ("domain", "enabled", "min_severity")
 
 
 @admin.register(RootCauseTag)
 class RootCauseTagAdmin(AuditedDataAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ("slug", "name", "active")
     list_filter = ("active",)
 
 
 @admin.register(DoraThresholdVersion)
 class DoraThresholdVersionAdmin(AuditedDataAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ("version", "created_at")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -91,22 +100,29 @@ class DoraThresholdVersionAdmin(AuditedDataAdmin):
 
 
 class TimelineInline(ReadOnlyInline):
+    formfield_overrides = HTTPS_URLS
     model = TimelineEvent
     fields = ("at", "kind", "summary", "source", "actor")
+    readonly_fields = fields
 
 
 class VerdictInline(ReadOnlyInline):
+    formfield_overrides = HTTPS_URLS
     model = SuspectVerdict
     fields = ("deployment", "changelog", "verdict", "reason", "decided_by", "decided_at")
+    readonly_fields = fields
 
 
 class DoraReportInline(ReadOnlyInline):
+    formfield_overrides = HTTPS_URLS
     model = DoraReport
     fields = ("kind", "due_at", "sent_at", "reference")
+    readonly_fields = fields
 
 
 @admin.register(Incident)
 class IncidentAdmin(ReadOnlyAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ("reference", "title", "severity", "status", "started_at", "resolved_at", "source")
     list_filter = ("status", "severity", "source", "security", "planned", "services__domain")
     search_fields = ("reference", "title", "external_id")
@@ -147,12 +163,15 @@ class IncidentAdmin(ReadOnlyAdmin):
 
 
 class ActionInline(ReadOnlyInline):
+    formfield_overrides = HTTPS_URLS
     model = PostmortemAction
     fields = ("kind", "description", "owner", "due_date", "ticket_url", "status")
+    readonly_fields = fields
 
 
 @admin.register(Postmortem)
 class PostmortemAdmin(ReadOnlyAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ("incident", "status", "due_at", "completed_at")
     list_filter = ("status",)
     inlines = [ActionInline]
@@ -160,6 +179,7 @@ class PostmortemAdmin(ReadOnlyAdmin):
 
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ("received_at", "source", "event_type", "event_id", "outcome", "incident")
     list_filter = ("source", "outcome", "event_type")
     search_fields = ("event_id",)

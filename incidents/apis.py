@@ -1,5 +1,6 @@
 """HTTP API of incidents (docs/incidents.md): thin views over incidents.services and selectors."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from rest_framework.views import APIView
 from changelogs.models import Domain, Journey, Service
 from core.actors import actor_of
 from core.api import StrictInput, error_responses
-from core.errors import InvalidInput, NotFound
+from core.errors import CommonError, InvalidInput, NotFound
 from incidents import dora, selectors, services
 from incidents.errors import IncidentError
 from incidents.models import (
@@ -30,6 +31,43 @@ from incidents.models import (
 from incidents.rules import Severity
 
 SEVERITIES = [s.value for s in Severity]
+
+
+class Text(serializers.CharField):
+    """A string, and only a string: DRF's CharField would take 0 for "0"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class Flag(serializers.BooleanField):
+    """true or false, and only those: DRF's BooleanField would take 0, 1 and "yes"."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+def body_of(request: Request) -> dict[str, Any]:
+    """The JSON body, which must be an object."""
+    if not isinstance(request.data, Mapping):
+        raise InvalidInput(CommonError.INVALID_INPUT, "The request body must be a JSON object.")
+    return dict(request.data)
+
+
+def query_of(request: Request) -> dict[str, Any]:
+    """The query, where a parameter given empty is a mistake, not one left out."""
+    blank = sorted(name for name, value in request.query_params.items() if value == "")
+    if blank:
+        raise InvalidInput(
+            CommonError.INVALID_INPUT,
+            f"Empty query parameter(s): {', '.join(blank)}.",
+            fields={name: [{"code": "blank", "message": "This may not be empty."}] for name in blank},
+        )
+    return {name: request.query_params.get(name) for name in request.query_params}
 
 
 class TimelineOutput(serializers.Serializer[Any]):
@@ -133,31 +171,29 @@ def _journeys(ids: list[str]) -> list[Journey]:
 
 
 class IncidentInput(StrictInput):
-    title = serializers.CharField(max_length=300)
-    description = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
+    title = Text(max_length=300)
+    description = Text(max_length=20000, required=False, allow_blank=True, default="")
     services = serializers.ListField(child=serializers.SlugField(), min_length=1, max_length=50)
-    journeys = serializers.ListField(
-        child=serializers.CharField(max_length=20), required=False, default=list, max_length=50
-    )
-    planned = serializers.BooleanField(required=False, default=False)
-    security = serializers.BooleanField(required=False, default=False)
+    journeys = serializers.ListField(child=Text(max_length=20), required=False, default=list, max_length=50)
+    planned = Flag(required=False, default=False)
+    security = Flag(required=False, default=False)
     severity = serializers.ChoiceField(choices=SEVERITIES)
     impact = serializers.ChoiceField(choices=ImpactBucket.choices, required=False, allow_blank=True, default="")
-    impact_rationale = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    impact_rationale = Text(max_length=5000, required=False, allow_blank=True, default="")
     started_at = serializers.DateTimeField()
     detected_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
 class IncidentUpdateInput(StrictInput):
-    title = serializers.CharField(max_length=300, required=False)
-    description = serializers.CharField(max_length=20000, required=False, allow_blank=True)
+    title = Text(max_length=300, required=False)
+    description = Text(max_length=20000, required=False, allow_blank=True)
     services = serializers.ListField(child=serializers.SlugField(), min_length=1, max_length=50, required=False)
-    journeys = serializers.ListField(child=serializers.CharField(max_length=20), required=False, max_length=50)
-    planned = serializers.BooleanField(required=False)
-    security = serializers.BooleanField(required=False)
+    journeys = serializers.ListField(child=Text(max_length=20), required=False, max_length=50)
+    planned = Flag(required=False)
+    security = Flag(required=False)
     severity = serializers.ChoiceField(choices=SEVERITIES, required=False)
     impact = serializers.ChoiceField(choices=ImpactBucket.choices, required=False, allow_blank=True)
-    impact_rationale = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    impact_rationale = Text(max_length=5000, required=False, allow_blank=True)
     started_at = serializers.DateTimeField(required=False)
     detected_at = serializers.DateTimeField(required=False)
 
@@ -180,7 +216,7 @@ class IncidentListCreateApi(APIView):
         description="Incidents the caller may see, newest start first (at most 200).",
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
+        filters = self.FilterSerializer(data=query_of(request))
         filters.is_valid(raise_exception=True)
         incidents = selectors.incident_list_visible(user=request.user)
         if "status" in filters.validated_data:
@@ -198,7 +234,7 @@ class IncidentListCreateApi(APIView):
         "`incidents` scope).",
     )
     def post(self, request: Request) -> Response:
-        given = IncidentInput(data=request.data)
+        given = IncidentInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         values = dict(given.validated_data)
         incident = services.incident_open(
@@ -224,7 +260,7 @@ class IncidentDetailApi(APIView):
     )
     def patch(self, request: Request, incident_id: str) -> Response:
         incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
-        given = IncidentUpdateInput(data=request.data)
+        given = IncidentUpdateInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         values = dict(given.validated_data)
         if "services" in values:
@@ -238,7 +274,7 @@ class IncidentDetailApi(APIView):
 class StatusInput(StrictInput):
     status = serializers.ChoiceField(choices=IncidentStatus.choices)
     at = serializers.DateTimeField(required=False, allow_null=True, default=None, help_text="Default: now.")
-    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    note = Text(max_length=2000, required=False, allow_blank=True, default="")
 
 
 class IncidentStatusApi(APIView):
@@ -253,7 +289,7 @@ class IncidentStatusApi(APIView):
     )
     def post(self, request: Request, incident_id: str) -> Response:
         incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
-        given = StatusInput(data=request.data)
+        given = StatusInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.incident_status_change(acting_user=actor_of(request), incident=incident, **given.validated_data)
         return Response(_incident(incident))
@@ -285,7 +321,7 @@ class SuspectListApi(APIView):
 
 class VerdictInput(StrictInput):
     verdict = serializers.ChoiceField(choices=Verdict.choices)
-    reason = serializers.CharField(max_length=5000)
+    reason = Text(max_length=5000)
 
 
 class SuspectDecideApi(APIView):
@@ -298,7 +334,7 @@ class SuspectDecideApi(APIView):
     )
     def post(self, request: Request, incident_id: str, deployment_id: str) -> Response:
         incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
-        given = VerdictInput(data=request.data)
+        given = VerdictInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.suspect_decide(
             acting_user=actor_of(request), incident=incident, deployment_id=deployment_id, **given.validated_data
@@ -307,21 +343,21 @@ class SuspectDecideApi(APIView):
 
 
 class CriteriaInput(StrictInput):
-    critical_services_affected = serializers.BooleanField()
-    malicious_access_with_possible_data_loss = serializers.BooleanField(required=False, default=False)
+    critical_services_affected = Flag()
+    malicious_access_with_possible_data_loss = Flag(required=False, default=False)
     clients_percent = serializers.FloatField(min_value=0, max_value=100, required=False, default=0)
     clients_number = serializers.IntegerField(min_value=0, required=False, default=0)
     counterparts_percent = serializers.FloatField(min_value=0, max_value=100, required=False, default=0)
     transactions_percent_number = serializers.FloatField(min_value=0, max_value=100, required=False, default=0)
     transactions_percent_value = serializers.FloatField(min_value=0, max_value=100, required=False, default=0)
-    reputational_media = serializers.BooleanField(required=False, default=False)
-    reputational_complaints = serializers.BooleanField(required=False, default=False)
-    reputational_regulatory = serializers.BooleanField(required=False, default=False)
-    reputational_client_loss = serializers.BooleanField(required=False, default=False)
+    reputational_media = Flag(required=False, default=False)
+    reputational_complaints = Flag(required=False, default=False)
+    reputational_regulatory = Flag(required=False, default=False)
+    reputational_client_loss = Flag(required=False, default=False)
     duration_hours = serializers.FloatField(min_value=0, required=False, default=0)
     downtime_hours = serializers.FloatField(min_value=0, required=False, default=0)
     member_states = serializers.IntegerField(min_value=0, max_value=100, required=False, default=0)
-    data_losses = serializers.BooleanField(required=False, default=False)
+    data_losses = Flag(required=False, default=False)
     economic_eur = serializers.FloatField(min_value=0, required=False, default=0)
 
 
@@ -335,7 +371,7 @@ class DoraClassifyApi(APIView):
     )
     def post(self, request: Request, incident_id: str) -> Response:
         incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
-        given = CriteriaInput(data=request.data)
+        given = CriteriaInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.dora_classify(
             acting_user=actor_of(request), incident=incident, criteria=dora.Criteria(**given.validated_data)
@@ -344,7 +380,7 @@ class DoraClassifyApi(APIView):
 
 
 class ReportSentInput(StrictInput):
-    reference = serializers.CharField(max_length=200)
+    reference = Text(max_length=200)
     sent_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
@@ -359,7 +395,7 @@ class DoraReportSentApi(APIView):
         if kind not in dora.ReportKind.__members__.values():
             raise NotFound("not_found", "No such report kind.")
         incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
-        given = ReportSentInput(data=request.data)
+        given = ReportSentInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.dora_report_sent(acting_user=actor_of(request), incident=incident, kind=kind, **given.validated_data)
         return Response(_incident(incident))
@@ -395,19 +431,19 @@ class PostmortemOutput(serializers.Serializer[Any]):
 
 class ChronologyItem(StrictInput):
     at = serializers.DateTimeField()
-    text = serializers.CharField(max_length=2000)
-    source = serializers.CharField(max_length=32, required=False, default="manual")  # type: ignore[assignment]
+    text = Text(max_length=2000)
+    source = Text(max_length=32, required=False, default="manual")  # type: ignore[assignment]
 
 
 class PostmortemInput(StrictInput):
-    customer_impact = serializers.CharField(max_length=20000, required=False, allow_blank=True)
-    impact_determination = serializers.CharField(max_length=20000, required=False, allow_blank=True)
-    components_impacted = serializers.CharField(max_length=20000, required=False, allow_blank=True)
-    root_cause = serializers.CharField(max_length=20000, required=False, allow_blank=True)
+    customer_impact = Text(max_length=20000, required=False, allow_blank=True)
+    impact_determination = Text(max_length=20000, required=False, allow_blank=True)
+    components_impacted = Text(max_length=20000, required=False, allow_blank=True)
+    root_cause = Text(max_length=20000, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.SlugField(), required=False, max_length=20)
     chronology = serializers.ListField(child=ChronologyItem(), required=False, max_length=500)
-    participants = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=100)
-    complete = serializers.BooleanField(required=False, default=False)
+    participants = serializers.ListField(child=Text(max_length=200), required=False, max_length=100)
+    complete = Flag(required=False, default=False)
 
 
 def _postmortem(incident: Incident) -> Postmortem:
@@ -446,7 +482,7 @@ class PostmortemApi(APIView):
     def patch(self, request: Request, incident_id: str) -> Response:
         incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
         postmortem = _postmortem(incident)
-        given = PostmortemInput(data=request.data)
+        given = PostmortemInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         values = dict(given.validated_data)
         complete = values.pop("complete")
@@ -463,8 +499,8 @@ class PostmortemApi(APIView):
 
 class ActionInput(StrictInput):
     kind = serializers.ChoiceField(choices=ActionKind.choices)
-    description = serializers.CharField(max_length=5000)
-    owner = serializers.CharField(max_length=150, help_text="The owner's username.")
+    description = Text(max_length=5000)
+    owner = Text(max_length=150, help_text="The owner's username.")
     due_date = serializers.DateField()
     ticket_url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
 
@@ -479,7 +515,7 @@ class ActionListApi(APIView):
     def post(self, request: Request, incident_id: str) -> Response:
         incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
         postmortem = _postmortem(incident)
-        given = ActionInput(data=request.data)
+        given = ActionInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         values = dict(given.validated_data)
         owner = get_user_model().objects.filter(username=values.pop("owner"), is_active=True).first()
@@ -507,7 +543,7 @@ class ActionDetailApi(APIView):
         action = PostmortemAction.objects.filter(postmortem=postmortem, pk=action_id).first()
         if action is None:
             raise NotFound("not_found", "No such action.")
-        given = ActionStatusInput(data=request.data)
+        given = ActionStatusInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.action_status_change(
             acting_user=actor_of(request), action=action, status=given.validated_data["status"]
@@ -587,7 +623,7 @@ class FiguresApi(APIView):
         "restore; and incident counts.",
     )
     def get(self, request: Request) -> Response:
-        given = PeriodInput(data=request.query_params)
+        given = PeriodInput(data=query_of(request))
         given.is_valid(raise_exception=True)
         return Response(FiguresOutput(figures_of(dict(given.validated_data))).data)
 
@@ -614,7 +650,7 @@ class ReviewApi(APIView):
         description="The weekly review: incidents resolved in the week with their postmortem's state.",
     )
     def get(self, request: Request) -> Response:
-        given = self.WeekInput(data=request.query_params)
+        given = self.WeekInput(data=query_of(request))
         given.is_valid(raise_exception=True)
         day = given.validated_data.get("week") or timezone.now().date()
         monday = day - timedelta(days=day.weekday())

@@ -3,6 +3,7 @@ from enum import StrEnum
 
 class IncidentError(StrEnum):
     SERVICE_NOT_YOURS = "incident_service_not_yours"
+    READ_ONLY = "incident_read_only"
     STATUS_TRANSITION = "incident_status_transition"
     TIMES_INCONSISTENT = "incident_times_inconsistent"
     NOT_A_SUSPECT = "incident_not_a_suspect"

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -110,8 +110,18 @@ _PRIORITY_SEVERITY = {
 _STATUS_OF_EVENT = {"incident.resolved": IncidentStatus.RESOLVED, "incident.reopened": IncidentStatus.OPEN}
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A nested object of the payload, or empty when it is missing or of another type: what
+    PagerDuty sends is signed, not necessarily well-formed."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
 def _pd_severity(data: dict[str, Any]) -> str:
-    priority = (data.get("priority") or {}).get("summary", "")
+    priority = _text(_obj(data.get("priority")).get("summary"), 16)
     if priority in _PRIORITY_SEVERITY:
         return _PRIORITY_SEVERITY[priority].value
     return Severity.HIGH.value if data.get("urgency") == "high" else Severity.LOW.value
@@ -122,25 +132,25 @@ def pagerduty_event(payload: Any) -> SourceEvent | None:
     event = payload.get("event") if isinstance(payload, dict) else None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("data"), dict):
         raise InvalidInput(IncidentError.EVENT_INVALID, "Not a PagerDuty V3 webhook payload (event.id, event.data).")
-    event_type = str(event.get("event_type", ""))
+    event_type = _text(event.get("event_type"), 64)
     if not event_type.startswith("incident."):
         return None
     data: dict[str, Any] = event["data"]
     occurred_at = _time(event.get("occurred_at"), "event.occurred_at")
-    agent = (event.get("agent") or {}).get("summary", "")
-    priority = (data.get("priority") or {}).get("summary", "")
+    agent = _text(_obj(event.get("agent")).get("summary"), 200)
+    priority = _text(_obj(data.get("priority")).get("summary"), 16)
     if data.get("type") == "incident":
         mapped = [
             m.service
             for m in PagerDutyService.objects.filter(
-                pagerduty_id=(data.get("service") or {}).get("id", "")
+                pagerduty_id=_text(_obj(data.get("service")).get("id"), 32)
             ).select_related("service")
         ]
         summary = {
-            "incident.triggered": f"Triggered in PagerDuty: {data.get('title', '')}",
+            "incident.triggered": f"Triggered in PagerDuty: {_text(data.get('title'), 300)}",
             "incident.acknowledged": "Acknowledged in PagerDuty.",
             "incident.resolved": "Resolved in PagerDuty."
-            + (f" {data['resolve_reason']}" if data.get("resolve_reason") else ""),
+            + (f" {_text(data.get('resolve_reason'), 1000)}" if data.get("resolve_reason") else ""),
             "incident.priority_updated": f"Priority set to {priority or 'none'} in PagerDuty.",
         }.get(event_type, f"{event_type} in PagerDuty.")
         return SourceEvent(
@@ -148,25 +158,25 @@ def pagerduty_event(payload: Any) -> SourceEvent | None:
             event_id=event["id"],
             event_type=event_type,
             occurred_at=occurred_at,
-            external_id=str(data.get("id", "")),
+            external_id=_text(data.get("id"), 200),
             summary=summary,
             actor=agent,
-            title=str(data.get("title", ""))[:300],
-            url=str(data.get("html_url", ""))[:500],
+            title=_text(data.get("title"), 300),
+            url=_text(data.get("html_url"), 500) if _text(data.get("html_url"), 500).startswith("https://") else "",
             created_at=_time(data["created_at"], "event.data.created_at") if data.get("created_at") else None,
             # Every incident event carries the incident's priority at that moment.
             severity=_pd_severity(data),
             status=_STATUS_OF_EVENT.get(event_type),
             services=mapped,
         )
-    incident = data.get("incident") or {}
-    text = data.get("content") or data.get("message") or ""
+    incident = _obj(data.get("incident"))
+    text = _text(data.get("content"), 4000) or _text(data.get("message"), 4000)
     return SourceEvent(
         source=IncidentSource.PAGERDUTY,
         event_id=event["id"],
         event_type=event_type,
         occurred_at=occurred_at,
-        external_id=str(incident.get("id", "")),
+        external_id=_text(incident.get("id"), 200),
         summary=f"{event_type}: {text}".strip(),
         actor=agent,
     )
@@ -226,17 +236,21 @@ def _refused(event: SourceEvent, error: ApplicationError, body_sha256: str) -> R
     return Received("refused", None, error)
 
 
+def _seen_before(event: SourceEvent, seen: InboundEvent, body_sha256: str) -> Received:
+    if seen.body_sha256 == body_sha256:
+        return Received("duplicate", seen.incident)
+    return _refused(
+        event, Conflict(IncidentError.EVENT_ID_REUSED, "This event id came before with another body."), body_sha256
+    )
+
+
 @transaction.atomic
 def event_receive(*, event: SourceEvent, body_sha256: str, now: datetime | None = None) -> Received:
     now = now or timezone.now()
     actor = Actor(f"integration:{event.source}")
     seen = InboundEvent.objects.filter(source=event.source, event_id=event.event_id).first()
     if seen is not None:
-        if seen.body_sha256 == body_sha256:
-            return Received("duplicate", seen.incident)
-        return _refused(
-            event, Conflict(IncidentError.EVENT_ID_REUSED, "This event id came before with another body."), body_sha256
-        )
+        return _seen_before(event, seen, body_sha256)
     max_age = timedelta(seconds=settings.INCIDENT_EVENT_MAX_AGE_SECONDS)
     if event.occurred_at < now - max_age or event.occurred_at > now + CLOCK_SKEW:
         return _refused(
@@ -248,6 +262,19 @@ def event_receive(*, event: SourceEvent, body_sha256: str, now: datetime | None 
             ),
             body_sha256,
         )
+    try:
+        with transaction.atomic():
+            claim = InboundEvent.objects.create(
+                source=event.source,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                body_sha256=body_sha256,
+                occurred_at=event.occurred_at,
+                outcome="pending",
+                received_at=now,
+            )
+    except IntegrityError:  # the same event delivered twice at once: the other delivery committed it
+        return _seen_before(event, InboundEvent.objects.get(source=event.source, event_id=event.event_id), body_sha256)
     incident = (
         Incident.objects.select_for_update().filter(source=event.source, external_id=event.external_id).first()
         if event.external_id
@@ -256,15 +283,8 @@ def event_receive(*, event: SourceEvent, body_sha256: str, now: datetime | None 
     outcome = "applied"
     if incident is None:
         if not event.services or not event.title:
-            InboundEvent.objects.create(
-                source=event.source,
-                event_id=event.event_id,
-                event_type=event.event_type,
-                body_sha256=body_sha256,
-                occurred_at=event.occurred_at,
-                outcome="unmapped",
-                received_at=now,
-            )
+            claim.outcome = "unmapped"
+            claim.save(update_fields=["outcome"])
             audit.record(
                 actor=actor,
                 action=IncidentAction.INCIDENT_EVENT_RECEIVED,
@@ -320,16 +340,9 @@ def event_receive(*, event: SourceEvent, body_sha256: str, now: datetime | None 
         actor=event.actor,
         now=now,
     )
-    InboundEvent.objects.create(
-        source=event.source,
-        event_id=event.event_id,
-        event_type=event.event_type,
-        body_sha256=body_sha256,
-        occurred_at=event.occurred_at,
-        incident=incident,
-        outcome=outcome,
-        received_at=now,
-    )
+    claim.incident = incident
+    claim.outcome = outcome
+    claim.save(update_fields=["incident", "outcome"])
     audit.record(
         actor=actor,
         action=IncidentAction.INCIDENT_EVENT_RECEIVED,

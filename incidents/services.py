@@ -15,7 +15,7 @@ from approvals.notifications import notification_enqueue
 from approvals.selectors import authority_holders
 from audit.services import SYSTEM
 from changelogs.models import Journey, Service
-from changelogs.selectors import service_may_manage
+from changelogs.selectors import domain_list_with_authority, service_may_manage
 from core.actors import ActingUser, Actor
 from core.errors import Conflict, InvalidInput, PermissionDenied, field_error
 from incidents import dora, selectors
@@ -72,6 +72,21 @@ def _require_services(acting_user: ActingUser | Actor, services: Iterable[Servic
             raise PermissionDenied(
                 IncidentError.SERVICE_NOT_YOURS, f"You may not record incidents of service {service.slug}."
             )
+
+
+def _require_may_act(acting_user: ActingUser | Actor, incident: Incident) -> None:
+    """Who changes an incident: an administrator, someone managing one of its services, or a
+    signing authority of one of its domains. Auditors read; integrations act through their
+    administrator's mapping."""
+    if isinstance(acting_user, Actor) or not acting_user.pk or acting_user.is_superuser:
+        return
+    services = list(incident.services.all())
+    if any(service_may_manage(user=acting_user, service=service) for service in services):
+        return
+    domains = {service.domain_id for service in services}
+    if domain_list_with_authority(user=acting_user).filter(pk__in=domains).exists():
+        return
+    raise PermissionDenied(IncidentError.READ_ONLY, "You may read this incident but not change it.")
 
 
 def _next_reference() -> str:
@@ -215,6 +230,7 @@ def incident_update(
     now: datetime | None = None,
 ) -> Incident:
     now = now or timezone.now()
+    _require_may_act(acting_user, incident)
     changed: dict[str, Any] = {}
     for name in _EDITABLE:
         if name in changes and changes[name] != getattr(incident, name):
@@ -271,6 +287,7 @@ def incident_status_change(
     the step is kept; resolving a medium-or-worse incident opens its postmortem, due in
     POSTMORTEM_DUE_DAYS."""
     now = now or timezone.now()
+    _require_may_act(acting_user, incident)
     at = at or now
     old = incident.status
     if status == old:
@@ -325,6 +342,7 @@ def suspect_decide(
     now = now or timezone.now()
     if not _is_person(acting_user):
         raise PermissionDenied(IncidentError.PERSON_REQUIRED, "A person decides what caused an incident.")
+    _require_may_act(acting_user, incident)
     if not reason.strip():
         raise InvalidInput(
             IncidentError.REASON_REQUIRED, "Say why.", fields={"reason": [field_error("required", "Say why.")]}
@@ -506,6 +524,7 @@ def _postmortem_due(*, acting_user: ActingUser | Actor, incident: Incident, now:
 def postmortem_start(*, acting_user: ActingUser, incident: Incident, now: datetime | None = None) -> Postmortem:
     """Open the postmortem of an incident before it is resolved, or of a low one."""
     now = now or timezone.now()
+    _require_may_act(acting_user, incident)
     if Postmortem.objects.filter(incident=incident).exists():
         raise Conflict(IncidentError.POSTMORTEM_EXISTS, "The incident has a postmortem.")
     postmortem = Postmortem.objects.create(
@@ -544,6 +563,7 @@ def postmortem_update(
     now: datetime | None = None,
 ) -> Postmortem:
     now = now or timezone.now()
+    _require_may_act(acting_user, postmortem.incident)
     if postmortem.status == PostmortemStatus.COMPLETED:
         raise Conflict(IncidentError.POSTMORTEM_COMPLETED, "The postmortem is completed; it is no longer edited.")
     changed: dict[str, Any] = {}
@@ -592,6 +612,7 @@ def action_add(
     now: datetime | None = None,
 ) -> PostmortemAction:
     now = now or timezone.now()
+    _require_may_act(acting_user, postmortem.incident)
     action = PostmortemAction.objects.create(
         postmortem=postmortem,
         kind=kind,
@@ -618,6 +639,7 @@ def action_add(
 
 @transaction.atomic
 def action_status_change(*, acting_user: ActingUser, action: PostmortemAction, status: str) -> PostmortemAction:
+    _require_may_act(acting_user, action.postmortem.incident)
     old = action.status
     ActionStatus(status)
     if old == status:

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from core.api import StrictInput, error_responses
 from core.errors import CommonError, InvalidInput, PayloadTooLarge, error_body
 from incidents import receivers
+from incidents.apis import Text
 from incidents.rules import Severity
 
 
@@ -102,8 +103,9 @@ class PagerDutyWebhookApi(APIView):
 
 
 class GenericEventInput(StrictInput):
+    # Strings and flags are strict (incidents.apis.Text): a tool's 0 is not "0".
     tool = serializers.RegexField(r"^[a-z][a-z0-9-]{1,31}$", help_text="opsgenie, alertmanager…")
-    event_id = serializers.CharField(max_length=150)
+    event_id = Text(max_length=150)
     incident_id = serializers.CharField(max_length=150, help_text="The tool's id of the incident.")
     action = serializers.ChoiceField(choices=sorted(receivers.GENERIC_ACTIONS))
     occurred_at = serializers.DateTimeField()
@@ -146,7 +148,10 @@ class GenericWebhookApi(APIView):
             prefix="sha256=",
             name="INCIDENT_WEBHOOK_SECRETS",
         )
-        given = GenericEventInput(data=_json(body))
+        payload = _json(body)
+        if not isinstance(payload, dict):
+            raise InvalidInput(CommonError.MALFORMED_REQUEST, "The delivery is not a JSON object.")
+        given = GenericEventInput(data=payload)
         given.is_valid(raise_exception=True)
         event = receivers.generic_event(dict(given.validated_data))
         return _answer(receivers.event_receive(event=event, body_sha256=hashlib.sha256(body).hexdigest()))

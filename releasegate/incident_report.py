@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 import audit
 from core.api import error_responses
 from core.errors import PermissionDenied
-from incidents.apis import PeriodInput, figures_of
+from incidents.apis import PeriodInput, figures_of, query_of
 from incidents.audit_actions import IncidentAction
 from incidents.errors import IncidentError
 from incidents.report import render_learning_report
@@ -45,7 +45,7 @@ class LearningReportApi(APIView):
     )
     def get(self, request: Request) -> HttpResponse:
         _require_reader(request.user)
-        given = PeriodInput(data=request.query_params)
+        given = PeriodInput(data=query_of(request))
         given.is_valid(raise_exception=True)
         figures = figures_of(dict(given.validated_data))
         pdf = render_learning_report(

@@ -51,7 +51,8 @@ def _too_deep() -> InvalidInput:
 def json_input_check(value: Any) -> None:
     """Refuse what a JSON parser accepts but no input of ours can hold: nesting deeper than
     MAX_JSON_DEPTH, and strings or keys with a lone surrogate."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    # A bare scalar (null, 0, true) has nothing inside to walk; the view says it is no object.
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
     while stack:
         node, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:

@@ -71,6 +71,7 @@ from incidents.selectors import incidents_of_changelog
 from outbox.services import outbox_put, publish_many
 from releasegate.audit_actions import PackAction
 from releasegate.models import Deployment, GateDecision, GateOutcome
+from releasegate.population_json import population_json
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -932,9 +933,7 @@ def _build(job: PackJob, owner: str) -> dict[str, Any]:
     render_population_pdf(population, rendered)
     _progress(job.pk, owner, 70, "signing")
     pdf = _sign(rendered.getvalue(), reason=f"Population pack {params['start']} to {params['end']}")
-    from releasegate.population_json import population_json  # it reads this module's rows
-
-    document = population_json(population)
+    document = population_json(population, audit_items=_audit_items)
     _progress(job.pk, owner, 90, "storing")
     return {
         "population.pdf": _store(job, owner, "population.pdf", pdf, "application/pdf"),

@@ -11,7 +11,7 @@ standalone verifier proves a sampled row against the checkpoint without asking t
 """
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -20,10 +20,9 @@ from django.conf import settings
 
 from audit.models import AuditEvent, Checkpoint
 from audit.packs.archive import proof_json
-from audit.packs.data import ChangeRow, DeploymentRow, PopulationPack
+from audit.packs.data import AuditItem, ChangeRow, DeploymentRow, PopulationPack
 from audit.packs.sample import STRATIFIED_METHOD, is_off_hours, stratified_sample, stratum_of
 from changelogs.models import Changelog
-from releasegate.packs import _audit_items
 
 FORMAT = "releasegate/population/v1"
 WORKING_DAYS = (0, 1, 2, 3, 4)  # Monday to Friday
@@ -96,7 +95,11 @@ def _deployment(row: DeploymentRow, leaves: list[int]) -> dict[str, Any]:
     }
 
 
-def population_json(population: PopulationPack) -> bytes:
+def population_json(
+    population: PopulationPack, *, audit_items: Callable[[Changelog, Checkpoint], Iterable[AuditItem]]
+) -> bytes:
+    """``audit_items`` gives a change's audit events with their proofs, as its changelog pack
+    carries them (releasegate.packs passes its own, so both packs prove the same events)."""
     checkpoint = Checkpoint.objects.get(signed_note=population.checkpoint)
     zone, opens, closes = working_hours()
     per_stratum = settings.POPULATION_SAMPLE_PER_STRATUM
@@ -122,7 +125,7 @@ def population_json(population: PopulationPack) -> bytes:
     sampled = sorted({changelog_id for ids in strata.values() for changelog_id in ids})
     proofs = {
         str(changelog.pk): [
-            json.loads(proof_json(item, checkpoint.tree_size)) for item in _audit_items(changelog, checkpoint)
+            json.loads(proof_json(item, checkpoint.tree_size)) for item in audit_items(changelog, checkpoint)
         ]
         for changelog in Changelog.objects.filter(pk__in=sampled).order_by("pk")
     }

@@ -101,9 +101,27 @@ def test_an_update_is_audited_with_what_changed_and_people_outside_see_nothing(c
     assert cast.session(cast.other_approver).get(url).status_code == 404
     assert cast.session(cast.approver).get(url).status_code == 200  # signing authority of payments
     assert cast.session(cast.auditor).get(url).status_code == 200
+    refused = cast.session(cast.auditor).patch(url, {"severity": "low"}, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "incident_read_only"
+    status = cast.session(cast.auditor).post(
+        f"/api/v1/incidents/{incident['id']}/status", {"status": "resolved"}, format="json"
+    )
+    assert status.status_code == 403
+    assert Incident.objects.get(pk=incident["id"]).severity == "critical"
+    assert Incident.objects.get(pk=incident["id"]).status == "open"
 
 
 @pytest.mark.parametrize("field", ["sevrity", "status"])
 def test_unknown_fields_are_refused(cast: Cast, field: str) -> None:
     response = _open(cast.session(cast.requester), **{field: "high"})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("body", ["null", "0", "true", '"text"', "[]"])
+@pytest.mark.parametrize("path", ["/api/v1/incidents/", "/api/v1/gate/check"])
+def test_a_body_that_is_no_object_is_a_400_not_a_500(cast: Cast, body: str, path: str) -> None:
+    """Found by the schemathesis fuzz: a bare null or number failed the JSON input check."""
+    response = cast.pipeline.client().post(path, body, content_type="application/json")
+
+    assert response.status_code == 400, response.content

@@ -231,3 +231,28 @@ def test_the_generic_receiver_opens_and_resolves_through_the_same_service(cast: 
     incident = Incident.objects.get()
     assert (incident.source, incident.external_id, incident.status) == ("webhook", "opsgenie:OG-77", "resolved")
     assert unsigned.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"agent": "someone"},
+        {"data": {"type": "incident", "id": 7, "service": "PF9KMXH", "priority": "P1", "title": ["x"]}},
+        {"data": {"type": "incident_note", "incident": "PGR0VU2", "content": 5}},
+        {"occurred_at": "yesterday"},
+        {"occurred_at": "2026-12-01T09:00:00"},
+        {"event_type": None},
+    ],
+)
+def test_a_signed_but_malformed_payload_is_refused_or_ignored_never_a_500(
+    pagerduty: Cast, change: dict[str, Any]
+) -> None:
+    body = with_body("incident.triggered", **change)
+
+    response = deliver(body, sign(body, SECRET))
+
+    assert response.status_code in (200, 202, 400), response.content
+    if response.status_code == 202:  # a malformed part PagerDuty's event can do without (the agent)
+        assert Incident.objects.get().title == "Card payments time out"
+    else:
+        assert not Incident.objects.exists()

@@ -33,7 +33,11 @@ def _hotfix(cast: Cast, reference: str) -> Any:
         cast,
         kind="hotfix",
         artifact=artifact,
-        hotfix={"incident_reference": reference.lower() + " ", "emergency_reason": "Card payments fail."},
+        hotfix={
+            "incident_reference": reference.lower() + " ",
+            "emergency_category": "service_outage",
+            "emergency_reason": "Card payments fail.",
+        },
     )
 
 
