@@ -309,6 +309,7 @@ def _false_roots(honest: list[bytes], before: set[tuple[int, str]]) -> list[int]
     return false
 
 
+@pytest.mark.requirement("PR-10", "PR-11")
 def test_the_tamper_matrix(on_postgres: None, cast: Cast, settings: Any, tmp_path: Path) -> None:
     settings.AUDIT_SEQUENCE_ON_COMMIT = False
     settings.AUDIT_ALARM_DENIES_GATE = True

@@ -69,6 +69,7 @@ def test_the_state_file_follows_every_signed_checkpoint(log: list[int]) -> None:
     assert (head.size, head.root_hash, head.signed_note) == (10, bytes(latest.root_hash), latest.signed_note)
 
 
+@pytest.mark.requirement("PR-10")
 def test_a_rebuild_from_edited_events_is_not_signed(log: list[int], caplog: pytest.LogCaptureFixture) -> None:
     with triggers_bypassed() as cursor:
         cursor.execute("UPDATE audit_auditevent SET data = %s WHERE id = %s", ['{"n":99}', log[3]])
@@ -79,6 +80,7 @@ def test_a_rebuild_from_edited_events_is_not_signed(log: list[int], caplog: pyte
     assert AuditLeaf.objects.count() == 0
 
 
+@pytest.mark.requirement("PR-10")
 def test_a_rolled_back_tail_is_not_signed(log: list[int], caplog: pytest.LogCaptureFixture) -> None:
     with triggers_bypassed() as cursor:
         cursor.execute("DELETE FROM audit_checkpoint WHERE tree_size > 4")

@@ -154,6 +154,7 @@ def _grow(batches: int = 2) -> Checkpoint:
     return Checkpoint.objects.latest()
 
 
+@pytest.mark.requirement("PR-10")
 def test_both_witnesses_cosign_and_the_api_serves_their_cosignatures(
     witnessed: list[dict[str, str]], cast: Cast
 ) -> None:
@@ -209,6 +210,7 @@ def _witness_sizes() -> list[int]:
     return [next(iter(json.loads(path.read_text()).values()))["size"] for path in WITNESS_STATES]
 
 
+@pytest.mark.requirement("PR-10")
 def test_after_a_rollback_both_witnesses_refuse_and_the_alarm_is_raised(witnessed: list[dict[str, str]]) -> None:
     cosigned = _grow(3)
     keep = Checkpoint.objects.order_by("tree_size").first()
@@ -231,6 +233,7 @@ def test_after_a_rollback_both_witnesses_refuse_and_the_alarm_is_raised(witnesse
     assert _witness_sizes() == [cosigned.tree_size, cosigned.tree_size]
 
 
+@pytest.mark.requirement("PR-10")
 def test_after_a_rebuild_both_witnesses_refuse_and_the_alarm_is_raised(witnessed: list[dict[str, str]]) -> None:
     cosigned = _grow(2)
     first = AuditEvent.objects.order_by("id").first()

@@ -151,6 +151,7 @@ def _approver_with_authenticator(browser: Any, origin: str, cast: Cast) -> tuple
     return context, page
 
 
+@pytest.mark.requirement("PR-06")
 def test_a_passkey_signs_the_approval_and_the_signature_covers_the_content_hash(
     browser: Any, relying_party: str, cast: Cast
 ) -> None:

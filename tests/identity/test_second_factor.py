@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import time_machine
 from django.test import Client
 from rest_framework.test import APIClient
@@ -29,6 +30,7 @@ def _password_only(user: Any) -> APIClient:
     return client
 
 
+@pytest.mark.requirement("PR-06")
 def test_a_password_session_cannot_approve_until_it_proves_a_second_factor(cast: Cast) -> None:
     changelog = changelog_make(service=cast.payments_api, by=cast.requester, submitted=True)
     client = _password_only(cast.approver)
@@ -58,6 +60,7 @@ def test_a_password_session_cannot_approve_until_it_proves_a_second_factor(cast:
     assert again.json()["code"] == "totp_invalid"
 
 
+@pytest.mark.requirement("PR-06")
 def test_an_old_second_factor_asks_for_reauthentication(cast: Cast, settings: Any) -> None:
     settings.SIGNING_REAUTH_MINUTES = 10
     settings.ADMIN_IDLE_TIMEOUT_MINUTES = 60

@@ -50,6 +50,7 @@ def signers(cast: Cast) -> Group:
     return group
 
 
+@pytest.mark.requirement("PR-22")
 def test_the_report_counts_what_the_database_holds(cast: Cast, signers: Group, tmp_path: Path) -> None:
     changelog = changelog_make(service=cast.payments_api, by=cast.requester, submitted=True)
     body = {"decision": "approved", "reason": "ok", "password": PASSWORD, **seen_of(changelog)}
@@ -90,6 +91,7 @@ def test_the_report_counts_what_the_database_holds(cast: Cast, signers: Group, t
     assert cast.session(cast.requester).get(f"{URL}report.csv").status_code == 403
 
 
+@pytest.mark.requirement("PR-22")
 def test_an_authority_not_reconfirmed_by_the_deadline_is_revoked_and_audited(cast: Cast, signers: Group) -> None:
     admin = cast.session(cast.admin)
     assert admin.post(URL, {"open": "1"}).status_code == 302

@@ -25,6 +25,7 @@ def _codes(response: Any) -> list[str]:
     return [reason["code"] for reason in response.json()["reasons"]]
 
 
+@pytest.mark.requirement("PR-06")
 def test_an_unsigned_approval_of_a_high_risk_change_does_not_count(cast: Cast) -> None:
     changelog = ready_changelog(cast, approved=False, risk_tier="high")
     signer = cast.session(cast.approver)
