@@ -17,7 +17,7 @@ from audit import selectors
 from audit.events import format_time
 from audit.signing import verifier_key
 from audit.witnessing import note_with_cosignatures
-from core.api import cursor_page, error_responses
+from core.api import QueryFilters, cursor_page, error_responses
 
 _TEXT = {(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR)}
 
@@ -99,7 +99,7 @@ class LogOrderPagination(CursorPagination):
 
 
 class EventListApi(AuditorApi):
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QueryFilters):
         after = serializers.DateTimeField(required=False, help_text="At or after this time.")
         before = serializers.DateTimeField(required=False, help_text="Before this time.")
         target_type = serializers.CharField(required=False, help_text="e.g. changelogs.changelog")
@@ -129,7 +129,7 @@ class InclusionProofOutput(serializers.Serializer[Any]):
 
 
 class InclusionProofApi(AuditorApi):
-    class QuerySerializer(serializers.Serializer[Any]):
+    class QuerySerializer(QueryFilters):
         tree_size = serializers.IntegerField(required=False, min_value=1, help_text="Default: the latest checkpoint.")
 
     @extend_schema(
@@ -165,7 +165,7 @@ class ConsistencyProofOutput(serializers.Serializer[Any]):
 
 
 class ConsistencyProofApi(AuditorApi):
-    class QuerySerializer(serializers.Serializer[Any]):
+    class QuerySerializer(QueryFilters):
         first_size = serializers.IntegerField(min_value=1)
         second_size = serializers.IntegerField(min_value=1)
 

@@ -26,6 +26,7 @@ from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Serv
 from core.actors import actor_of
 from core.api import (
     NewestFirstCursorPagination,
+    QueryFilters,
     StrictInput,
     cursor_page,
     error_responses,
@@ -69,7 +70,7 @@ class ServiceListApi(APIView):
 
 
 class JourneyListApi(APIView):
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QueryFilters):
         domain = serializers.SlugField(required=False)
         critical = serializers.BooleanField(required=False, allow_null=True, default=None)
 
@@ -118,7 +119,7 @@ class ChangelogCreateInput(ChangelogContentSerializer):
 class ChangelogListCreateApi(APIView):
     write_scope = "changelogs"  # the API token scope its writes need (releasegate.tokens)
 
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QueryFilters):
         service = serializers.SlugField(required=False)
         domain = serializers.SlugField(required=False)
         kind = serializers.ChoiceField(choices=ChangelogKind.choices, required=False)
@@ -327,7 +328,7 @@ class EvidenceListAddApi(APIView):
     parser_classes = [EvidenceMultiPartParser]
     write_scope = "evidence"  # the API token scope its writes need (releasegate.tokens)
 
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QueryFilters):
         revision = serializers.IntegerField(
             required=False, min_value=1, max_value=2**31 - 1, help_text="A revision number; the current one by default."
         )
@@ -463,7 +464,7 @@ class PolicyOutput(serializers.Serializer[Any]):
 
 
 class PolicyListApi(APIView):
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QueryFilters):
         domain = serializers.SlugField(required=False, help_text="A domain slug.")
 
     @extend_schema(

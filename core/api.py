@@ -102,3 +102,18 @@ class NewestFirstCursorPagination(CursorPagination):
     max_page_size = 500
     page_size_query_param = "limit"
     ordering = ("-created_at", "-id")
+
+
+class QueryFilters(serializers.Serializer[Any]):
+    """A list endpoint's query parameters. REST framework reads a query string like a form, where
+    an empty value (``?status=``) of an optional field means "not given"; for a filter that
+    would silently widen the answer, so an empty value is refused, as the schema says (minLength 1)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        names: list[str] = [str(name) for name in self.fields]
+        blank = sorted(name for name in names if hasattr(data, "get") and data.get(name) == "")
+        if blank:
+            raise serializers.ValidationError(
+                {name: [ErrorDetail("This may not be empty.", code="blank")] for name in blank}
+            )
+        return super().to_internal_value(data)

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from changelogs.models import Domain, Journey, Service
 from core.actors import actor_of
-from core.api import StrictInput, error_responses
+from core.api import QueryFilters, StrictInput, error_responses
 from core.errors import CommonError, InvalidInput, NotFound
 from incidents import dora, selectors, services
 from incidents.errors import IncidentError
@@ -205,7 +205,7 @@ def _incident(incident: Incident) -> dict[str, Any]:
 class IncidentListCreateApi(APIView):
     write_scope = "incidents"
 
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QueryFilters):
         status = serializers.ChoiceField(choices=IncidentStatus.choices, required=False)
         service = serializers.SlugField(required=False)
 

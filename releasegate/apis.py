@@ -16,7 +16,7 @@ from changelogs.content import digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.models import DIGEST_PATTERN, Service
 from core.actors import actor_of
-from core.api import NewestFirstCursorPagination, StrictInput, cursor_page, error_responses
+from core.api import NewestFirstCursorPagination, QueryFilters, StrictInput, cursor_page, error_responses
 from core.errors import InvalidInput, field_error
 from releasegate.authentication import token_of
 from releasegate.deployments import deployment_report
@@ -265,7 +265,7 @@ class DeploymentListReportApi(APIView):
             DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
-    class FilterSerializer(serializers.Serializer[Any]):
+    class FilterSerializer(QueryFilters):
         service = serializers.SlugField(required=False, help_text="A service slug.")
         unauthorised = serializers.BooleanField(required=False, help_text="Only deployments flagged unauthorised.")
 
