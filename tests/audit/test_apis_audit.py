@@ -9,8 +9,7 @@ from rest_framework.test import APIClient
 
 from audit import record
 from audit.models import AuditEvent
-from audit.sequencer import sequence_pending
-from tests.audit.support import run_verifier, write
+from tests.audit.support import run_verifier, sequence_all, write
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR
 
@@ -23,11 +22,11 @@ def log(cast: Cast, settings: object) -> Cast:
     for number in range(5):
         with transaction.atomic():
             record(actor=FACTORY_ACTOR, action="test:early", target=("test.thing", str(number)), data={"n": number})
-    sequence_pending()
+    sequence_all()  # on PostgreSQL, after the server's transaction horizon passed them
     for number in range(6):
         with transaction.atomic():
             record(actor=cast.requester, action="test:late", target=("test.thing", f"late-{number}"), data={})
-    sequence_pending()
+    sequence_all()  # on PostgreSQL, after the server's transaction horizon passed them
     return cast
 
 

@@ -105,9 +105,9 @@ def test_a_worker_killed_mid_build_leaves_no_half_pack_and_the_retry_makes_one(
     wait_for(lambda: PackJob.objects.get(pk=job_id).status == "done", what="the retried build", timeout=120)
     job = PackJob.objects.get(pk=job_id)
     assert job.attempts >= 2
-    assert sorted(job.files) == ["population.csv", "population.pdf"]
+    assert sorted(job.files) == ["population.csv", "population.json", "population.pdf"]
     assert AuditEvent.objects.filter(action="pack:built", target_id=job_id).count() == 1
     final = auditor.get(f"/api/v1/packs/{job_id}").json()
-    assert {f["name"] for f in final["files"]} == {"population.csv", "population.pdf"}
+    assert {f["name"] for f in final["files"]} == {"population.csv", "population.json", "population.pdf"}
     assert auditor.get(f"/api/v1/packs/{job_id}/files/population.pdf").status_code == 200
     assert prefork_worker.poll() is None
