@@ -3,6 +3,7 @@ password asked again, and the authority matrix. Views stay thin: selectors and s
 the work, and a refused action is a 403, never a silent no-op."""
 
 import functools
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -83,10 +84,19 @@ def non_atomic(view: Any) -> Any:
     return transaction.non_atomic_requests(wrapped)
 
 
+# What apps above approvals add to a change's pages, as template context: incidents (which sit
+# above approvals in the layers) registers the incidents a change caused or answers.
+change_context_extras: list[Callable[[Changelog], dict[str, Any]]] = []
+
+
 def change_context(changelog: Changelog, revision: Any) -> dict[str, Any]:
     """Everything an approver reads before signing one revision."""
     previous = changelog_selectors.revision_previous_submitted(revision=revision)
+    extras: dict[str, Any] = {}
+    for extra in change_context_extras:
+        extras.update(extra(changelog))
     return {
+        **extras,
         "changelog": changelog,
         "revision": revision,
         "content": revision.content,

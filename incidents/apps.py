@@ -18,6 +18,15 @@ def taxonomy_ensure(sender: Any, **kwargs: Any) -> None:
         taxonomy_seed(using=using)
 
 
+def linked_incidents_context(changelog: Any) -> dict[str, Any]:
+    """For the approver's pages of a change (approvals.admin.change_context): the incidents the
+    change was confirmed to cause and the one it answers as a hotfix."""
+    from incidents.selectors import incidents_of_changelog
+
+    linked = incidents_of_changelog(changelog=changelog)
+    return {"incidents_caused": linked["caused"], "incidents_answered": linked["answered"]}
+
+
 class IncidentsConfig(AppConfig):
     name = "incidents"
     verbose_name = "Incidents"
@@ -25,3 +34,7 @@ class IncidentsConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(taxonomy_ensure, sender=self, dispatch_uid="incidents.taxonomy_ensure")
+        from approvals.admin import change_context_extras
+
+        if linked_incidents_context not in change_context_extras:
+            change_context_extras.append(linked_incidents_context)
