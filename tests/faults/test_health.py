@@ -72,6 +72,7 @@ def test_readyz_is_not_ready_when_evidence_storage_is_full(db: None, evidence_di
     assert leftovers == []
 
 
+@pytest.mark.requirement("PR-12")
 def test_a_web_clock_70_minutes_slow_is_reported_with_a_warning(db: None, settings: Any) -> None:
     settings.METRICS_PUBLIC = True
     with time_machine.travel(timezone.now() - timedelta(minutes=70), tick=True):

@@ -4,6 +4,7 @@ it was flagged unauthorised. Business times now come from the database's clock."
 
 from datetime import timedelta
 
+import pytest
 import time_machine
 from django.utils import timezone
 
@@ -18,6 +19,7 @@ from tests.releasegate.test_deployments import report
 SLOW = timedelta(minutes=70)
 
 
+@pytest.mark.requirement("PR-12")
 def test_a_slow_web_clock_neither_expires_an_allow_decision_nor_flags_the_deployment_after_it(cast: Cast) -> None:
     ready_changelog(cast)
     pipeline = cast.pipeline.client()
