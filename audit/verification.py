@@ -224,16 +224,15 @@ def verify_log(
         start: int | None = 0
         if since_trusted and kept and kept[-1].size:
             start = _start_from_trusted(walk, kept[-1])
-        if start is None:
-            pass  # the stored nodes do not reproduce the trusted root: reported
-        elif start:
+        # start None: the stored nodes do not reproduce the trusted root (reported); nothing to walk.
+        if start:
             report.start = start
             _exact_walk(walk, start)
-        elif postgres and FAST_PATH:
+        elif start == 0 and postgres and FAST_PATH:
             resume, last_key = _fast_walk(walk, parallel=own_transaction)
             if resume is not None:
                 _exact_walk(walk, resume)
-        else:
+        elif start == 0:
             _exact_walk(walk, 0)
         report.leaves = walk.frontier.size
         for size, _, _ in checkpoints[walk.next_checkpoint :]:

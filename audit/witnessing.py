@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.alarms import alarm_raise
@@ -129,13 +128,12 @@ def submit(checkpoint: Checkpoint) -> int:
             signed_at = witness.cosignature_time(line, body)
             if signed_at is None:
                 continue
-            try:
-                with transaction.atomic():
-                    WitnessCosignature.objects.create(
-                        checkpoint=checkpoint, witness=witness.name, signature_line=line, signed_at=signed_at
-                    )
-            except IntegrityError:
-                pass  # cosigned already
+            # A checkpoint is cosigned once per witness (witness_cosigns_once): a repeat keeps the first.
+            WitnessCosignature.objects.get_or_create(
+                checkpoint=checkpoint,
+                witness=witness.name,
+                defaults={"signature_line": line, "signed_at": signed_at},
+            )
             cosigned += 1
             break
     return cosigned
