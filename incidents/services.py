@@ -2,12 +2,13 @@
 the DORA classification and reports, postmortems and their actions, and the overdue sweep.
 Each runs in one transaction with its audit event (``audit.record``)."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 import audit
@@ -665,97 +666,83 @@ def _domain_people(incident: Incident) -> list[str]:
     return sorted(emails)
 
 
+def _each_overdue_once(overdue: QuerySet[Any], *, now: datetime, notify: Callable[[Any], None]) -> int:
+    """Claim the overdue rows not yet notified one at a time (skip locked, so that two beats at
+    once take different rows), mark each notified and hand it to ``notify``, each in its own
+    transaction. Returns how many were notified."""
+    notified = 0
+    while True:
+        with transaction.atomic():
+            row = overdue.filter(overdue_notified_at=None).select_for_update(skip_locked=True, of=("self",)).first()
+            if row is None:
+                return notified
+            row.overdue_notified_at = now
+            row.save(update_fields=["overdue_notified_at"])
+            notify(row)
+            notified += 1
+
+
 def overdue_notify(*, now: datetime | None = None) -> dict[str, int]:
     """Notify, once each, the postmortems, long-term actions and DORA reports past their due
-    time. Each is marked, audited and notified in its own transaction; skip locked, so that two
-    beats running at once notify each thing once."""
+    time. Each is marked, audited and notified in its own transaction."""
     now = now or timezone.now()
-    counts = {"postmortems": 0, "actions": 0, "dora_reports": 0}
-    while True:
-        with transaction.atomic():
-            postmortem = (
-                selectors.postmortems_overdue(now=now)
-                .filter(overdue_notified_at=None)
-                .select_for_update(skip_locked=True, of=("self",))
-                .first()
-            )
-            if postmortem is None:
-                break
-            postmortem.overdue_notified_at = now
-            postmortem.save(update_fields=["overdue_notified_at"])
-            incident = postmortem.incident
-            audit.record(
-                actor=SYSTEM,
-                action=IncidentAction.POSTMORTEM_OVERDUE,
-                target=postmortem,
-                data={"incident": incident.reference, "due_at": postmortem.due_at},
-            )
-            notification_enqueue(
-                event="postmortem.overdue",
-                subject=f"[Release Gate] OVERDUE: postmortem of {incident.reference} {incident.title}",
-                payload={"incident": incident.reference, "due_at": postmortem.due_at},
-                emails=_domain_people(incident),
-                now=now,
-            )
-            counts["postmortems"] += 1
-    while True:
-        with transaction.atomic():
-            action = (
-                selectors.actions_overdue(now=now)
-                .filter(overdue_notified_at=None)
-                .select_for_update(skip_locked=True, of=("self",))
-                .first()
-            )
-            if action is None:
-                break
-            action.overdue_notified_at = now
-            action.save(update_fields=["overdue_notified_at"])
-            incident = action.postmortem.incident
-            audit.record(
-                actor=SYSTEM,
-                action=IncidentAction.ACTION_OVERDUE,
-                target=action.postmortem,
-                data={"incident": incident.reference, "action": action.pk, "due_date": action.due_date},
-            )
-            notification_enqueue(
-                event="postmortem_action.overdue",
-                subject=f"[Release Gate] OVERDUE: long-term fix of {incident.reference}: {action.description[:80]}",
-                payload={
-                    "incident": incident.reference,
-                    "action": action.pk,
-                    "due_date": action.due_date,
-                    "ticket_url": action.ticket_url,
-                    "owner": action.owner.username,
-                },
-                emails=sorted({action.owner.email, *_domain_people(incident)} - {""}),
-                now=now,
-            )
-            counts["actions"] += 1
-    while True:
-        with transaction.atomic():
-            report = (
-                selectors.dora_reports_overdue(now=now)
-                .filter(overdue_notified_at=None)
-                .select_for_update(skip_locked=True, of=("self",))
-                .first()
-            )
-            if report is None:
-                break
-            report.overdue_notified_at = now
-            report.save(update_fields=["overdue_notified_at"])
-            incident = report.incident
-            audit.record(
-                actor=SYSTEM,
-                action=IncidentAction.DORA_REPORT_OVERDUE,
-                target=incident,
-                data={"reference": incident.reference, "kind": report.kind, "due_at": report.due_at},
-            )
-            notification_enqueue(
-                event="dora_report.overdue",
-                subject=f"[Release Gate] OVERDUE: DORA {report.kind} report of major incident {incident.reference}",
-                payload={"incident": incident.reference, "kind": report.kind, "due_at": report.due_at},
-                emails=_domain_people(incident),
-                now=now,
-            )
-            counts["dora_reports"] += 1
-    return counts
+
+    def postmortem_overdue(postmortem: Postmortem) -> None:
+        incident = postmortem.incident
+        audit.record(
+            actor=SYSTEM,
+            action=IncidentAction.POSTMORTEM_OVERDUE,
+            target=postmortem,
+            data={"incident": incident.reference, "due_at": postmortem.due_at},
+        )
+        notification_enqueue(
+            event="postmortem.overdue",
+            subject=f"[Release Gate] OVERDUE: postmortem of {incident.reference} {incident.title}",
+            payload={"incident": incident.reference, "due_at": postmortem.due_at},
+            emails=_domain_people(incident),
+            now=now,
+        )
+
+    def action_overdue(action: PostmortemAction) -> None:
+        incident = action.postmortem.incident
+        audit.record(
+            actor=SYSTEM,
+            action=IncidentAction.ACTION_OVERDUE,
+            target=action.postmortem,
+            data={"incident": incident.reference, "action": action.pk, "due_date": action.due_date},
+        )
+        notification_enqueue(
+            event="postmortem_action.overdue",
+            subject=f"[Release Gate] OVERDUE: long-term fix of {incident.reference}: {action.description[:80]}",
+            payload={
+                "incident": incident.reference,
+                "action": action.pk,
+                "due_date": action.due_date,
+                "ticket_url": action.ticket_url,
+                "owner": action.owner.username,
+            },
+            emails=sorted({action.owner.email, *_domain_people(incident)} - {""}),
+            now=now,
+        )
+
+    def report_overdue(report: DoraReport) -> None:
+        incident = report.incident
+        audit.record(
+            actor=SYSTEM,
+            action=IncidentAction.DORA_REPORT_OVERDUE,
+            target=incident,
+            data={"reference": incident.reference, "kind": report.kind, "due_at": report.due_at},
+        )
+        notification_enqueue(
+            event="dora_report.overdue",
+            subject=f"[Release Gate] OVERDUE: DORA {report.kind} report of major incident {incident.reference}",
+            payload={"incident": incident.reference, "kind": report.kind, "due_at": report.due_at},
+            emails=_domain_people(incident),
+            now=now,
+        )
+
+    return {
+        "postmortems": _each_overdue_once(selectors.postmortems_overdue(now=now), now=now, notify=postmortem_overdue),
+        "actions": _each_overdue_once(selectors.actions_overdue(now=now), now=now, notify=action_overdue),
+        "dora_reports": _each_overdue_once(selectors.dora_reports_overdue(now=now), now=now, notify=report_overdue),
+    }
