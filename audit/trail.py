@@ -5,9 +5,12 @@ from django.conf import settings
 from audit.alarms import alarm_open_exists
 
 
-def trail_facts() -> tuple[bool, bool]:
-    """(an audit alarm is open and denies, the witness quorum is required and missing)."""
-    inconsistent = bool(settings.AUDIT_ALARM_DENIES_GATE) and alarm_open_exists()
+def trail_facts(*, alarm_open: bool | None = None) -> tuple[bool, bool]:
+    """(an audit alarm is open and denies, the witness quorum is required and missing).
+    ``alarm_open`` when the caller read it already (the gate's one statement on PostgreSQL)."""
+    if alarm_open is None and settings.AUDIT_ALARM_DENIES_GATE:
+        alarm_open = alarm_open_exists()
+    inconsistent = bool(settings.AUDIT_ALARM_DENIES_GATE) and bool(alarm_open)
     quorum_missing = False
     if settings.AUDIT_WITNESS_QUORUM:
         from audit.witnessing import quorum_met

@@ -61,6 +61,8 @@ class Snapshot:
     facts: GateFacts
     revision: ChangelogRevision | None
     policy: str
+    # Whether an audit alarm is open, when the read already asked (gate_sql); None: ask.
+    audit_alarm_open: bool | None = None
 
 
 def _facts(
@@ -265,7 +267,7 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
         facts = GateFacts(
             changelog_found=False, overdue_retrospectives=row.overdue_retrospectives, active_freezes=freezes
         )
-        return Snapshot(facts=facts, revision=None, policy="")
+        return Snapshot(facts=facts, revision=None, policy="", audit_alarm_open=row.audit_alarm_open)
     changelog = _loaded(
         Changelog,
         id=found["changelog_id"],
@@ -332,7 +334,7 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
             revision=revision,
         ),
     )
-    return Snapshot(facts=facts, revision=revision, policy=policy.label)
+    return Snapshot(facts=facts, revision=revision, policy=policy.label, audit_alarm_open=row.audit_alarm_open)
 
 
 # --- Deciding and recording ------------------------------------------------------------------------
@@ -342,11 +344,11 @@ def _on_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _with_trail(facts: GateFacts) -> GateFacts:
+def _with_trail(facts: GateFacts, *, alarm_open: bool | None) -> GateFacts:
     """The facts with the audit trail's state (audit/alarms.py, audit/witnessing.py)."""
     from audit.trail import trail_facts
 
-    inconsistent, quorum_missing = trail_facts()
+    inconsistent, quorum_missing = trail_facts(alarm_open=alarm_open)
     if inconsistent or quorum_missing:
         return dataclasses.replace(facts, audit_log_inconsistent=inconsistent, witness_quorum_missing=quorum_missing)
     return facts
@@ -363,7 +365,7 @@ def _decide_and_record(
     now: datetime,
     started: float,
 ) -> GateDecision:
-    decision = evaluate(_with_trail(snapshot.facts))
+    decision = evaluate(_with_trail(snapshot.facts, alarm_open=snapshot.audit_alarm_open))
     revision = snapshot.revision
     record = GateDecision(
         service=service,

@@ -203,7 +203,9 @@ SELECT json_build_object(
         FROM incidents_incident i
         WHERE i.status IN ('open', 'mitigated') AND EXISTS (
             SELECT 1 FROM incidents_incident_services isv JOIN changelogs_service sv ON sv.id = isv.service_id
-            WHERE isv.incident_id = i.id AND sv.domain_id = service.domain_id)), '[]')
+            WHERE isv.incident_id = i.id AND sv.domain_id = service.domain_id)), '[]'),
+    -- An open audit alarm (audit.alarms): the trail cannot vouch for a decision now.
+    'audit_alarm_open', EXISTS (SELECT 1 FROM audit_auditalarm al WHERE al.resolved_at IS NULL)
 )::text
 FROM service
 CROSS JOIN content_types
@@ -253,6 +255,7 @@ class GateRow:
     incident_min_severity: str | None  # None: the domain's incident rule is off
     open_incidents: list[tuple[str, str]]  # the domain's unresolved incidents (reference, severity)
     bundled: list[dict[str, Any]]  # a train's listed changes now: id, status, content_hash
+    audit_alarm_open: bool  # an audit alarm is open (audit.alarms.alarm_open_exists)
 
 
 def read(
@@ -314,6 +317,7 @@ def read(
         incident_min_severity=document["incident_min_severity"],
         open_incidents=[(reference, severity) for reference, severity in document["open_incidents"]],
         bundled=document["bundled"],
+        audit_alarm_open=document["audit_alarm_open"],
     )
 
 
