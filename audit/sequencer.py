@@ -22,7 +22,7 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.alarms import LogInconsistent, alarm_raise
 from audit.events import EVENT_COLUMNS, POSTGRES_TIME_SQL, event_bytes, format_time
-from audit.merkle import Frontier, ProofError, consistency_proof, leaf_hash, verify_consistency
+from audit.merkle import EMPTY_ROOT, Frontier, ProofError, consistency_proof, leaf_hash, verify_consistency
 from audit.models import AlarmKind, AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.note import Checkpoint as CheckpointNote
 from audit.note import NoteError
@@ -118,6 +118,11 @@ def _sequence_batch(limit: int) -> int:
         rows = _pending_events(latest, xmin, limit)
         if not rows:
             return 0
+        if latest is None and state_load() is None:
+            # The state file is written after the commit, once the lock is released: record the
+            # empty log now, under the lock, so that a second sequencer arriving in between finds
+            # a head this first checkpoint extends rather than no state file at all.
+            state_save(SignedHead(0, EMPTY_ROOT, ""))
         leaves: list[tuple[int, int, bytes]] = []
         nodes: list[tuple[int, int, bytes]] = []
         for row in rows:
