@@ -21,6 +21,7 @@ class FindingCode(StrEnum):
     EVIDENCE_FAILED = "evidence_failed"
     EVIDENCE_WRONG_ENVIRONMENT = "evidence_wrong_environment"
     EVIDENCE_OTHER_ARTIFACT = "evidence_other_artifact"
+    EVIDENCE_DIGEST_MISSING = "evidence_digest_missing"
     DATA_CHANGE_EVIDENCE_MISSING = "data_change_evidence_missing"
     TRAIN_CHANGE_NOT_APPROVED = "train_change_not_approved"
     JOURNEY_NOT_COVERED = "journey_not_covered"
@@ -77,6 +78,9 @@ class PolicyRules:
     # Risk tiers whose approvals count only when signed with the approver's passkey over what
     # they decided (identity.challenge); an unsigned one is approval_unsigned.
     signed_approvals: tuple[str, ...] = ("high", "critical")
+    # Staging tests and performance results count only when they name the artifact digest they
+    # ran against (PR-02): one that names none proves nothing of this build (evidence_digest_missing).
+    require_evidence_digest: bool = True
 
     def requires_verified_authors(self, risk_tier: str) -> bool:
         return risk_tier in self.require_verified_commit_authors
@@ -97,6 +101,7 @@ class PolicyRules:
             "require_verified_commit_authors": list(self.require_verified_commit_authors),
             "planned_window_grace_minutes": self.planned_window_grace_minutes,
             "signed_approvals": list(self.signed_approvals),
+            "require_evidence_digest": self.require_evidence_digest,
         }
 
     @classmethod
@@ -131,6 +136,7 @@ class PolicyRules:
                 data, "planned_window_grace_minutes", defaults.planned_window_grace_minutes, minimum=0
             ),
             signed_approvals=_tiers(data, "signed_approvals", defaults.signed_approvals),
+            require_evidence_digest=_flag(data, "require_evidence_digest", defaults.require_evidence_digest),
         )
 
 
@@ -155,6 +161,13 @@ def _whole(data: Mapping[str, Any], key: str, default: int, *, minimum: int) -> 
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise PolicyError(f"{key} must be a whole number >= {minimum}")
     return int(value)
+
+
+def _flag(data: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise PolicyError(f"{key} must be true or false")
+    return value
 
 
 DEADLINE_RULES = ("hours", "next_business_day")
@@ -266,11 +279,24 @@ def _of_other_artifact(item: EvidenceFact, digest: str) -> bool:
     return item.kind in ARTIFACT_BOUND_KINDS and bool(item.artifact_digest) and item.artifact_digest != digest
 
 
+def _of_no_artifact(rules: PolicyRules, item: EvidenceFact) -> bool:
+    return rules.require_evidence_digest and item.kind in ARTIFACT_BOUND_KINDS and not item.artifact_digest
+
+
 def readiness_findings(rules: PolicyRules, facts: ReadinessFacts) -> list[Finding]:
     findings: list[Finding] = []
     counted: list[EvidenceFact] = []
     for item in facts.evidence:
-        if _of_other_artifact(item, facts.artifact_digest):
+        if _of_no_artifact(rules, item):
+            findings.append(
+                Finding(
+                    FindingCode.EVIDENCE_DIGEST_MISSING,
+                    f"{item.file_name} names no artifact digest: the policy counts {item.kind} evidence only "
+                    f"when it names the digest it ran against ({facts.artifact_digest}).",
+                    evidence=item.id,
+                )
+            )
+        elif _of_other_artifact(item, facts.artifact_digest):
             findings.append(
                 Finding(
                     FindingCode.EVIDENCE_OTHER_ARTIFACT,

@@ -8,10 +8,16 @@ import pytest
 from changelogs.policy import EvidenceFact, FindingCode, PolicyError, PolicyRules, ReadinessFacts, readiness_findings
 
 CRITICAL = ("PAY-001", "PAY-002")
+BUILD = "sha256:" + "b" * 64  # the changelog's artifact, which the tests and measurements name (PR-02)
 
 
 def sanity(
-    journeys: dict[str, str] | None = None, *, verdict: str = "pass", environment: str = "staging", id: str = "s"
+    journeys: dict[str, str] | None = None,
+    *,
+    verdict: str = "pass",
+    environment: str = "staging",
+    id: str = "s",
+    digest: str = BUILD,
 ) -> EvidenceFact:
     return EvidenceFact(
         id=id,
@@ -21,6 +27,7 @@ def sanity(
         environment=environment,
         verdict=verdict,
         summary={"journeys": {"PAY-001": "passed", "PAY-002": "passed"} if journeys is None else journeys},
+        artifact_digest=digest,
     )
 
 
@@ -35,6 +42,7 @@ def performance(
         environment=environment,
         verdict=verdict,
         summary={"latency_ms": {"p95": p95}, "error_rate": error_rate},
+        artifact_digest=BUILD,
     )
 
 
@@ -53,7 +61,9 @@ def security(
 
 
 def complete(*evidence: EvidenceFact, kind: str = "train") -> ReadinessFacts:
-    return ReadinessFacts(changelog_kind=kind, domain_critical_journeys=CRITICAL, evidence=list(evidence))
+    return ReadinessFacts(
+        changelog_kind=kind, domain_critical_journeys=CRITICAL, evidence=list(evidence), artifact_digest=BUILD
+    )
 
 
 def codes(facts: ReadinessFacts, rules: PolicyRules | None = None) -> list[str]:
@@ -75,6 +85,11 @@ CASES: list[tuple[str, ReadinessFacts, list[str]]] = [
         ["evidence_missing", "journey_not_covered", "journey_not_covered"],
     ),
     ("no performance evidence", complete(sanity(), security()), ["evidence_missing"]),
+    (
+        "staging tests that name no digest",
+        complete(sanity(digest=""), performance(), security()),
+        ["evidence_digest_missing", "evidence_missing", "journey_not_covered", "journey_not_covered"],
+    ),
     ("no security evidence", complete(sanity(), performance()), ["evidence_missing"]),
     (
         "failed tests",

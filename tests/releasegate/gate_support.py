@@ -21,10 +21,14 @@ def complete_evidence(client: APIClient, changelog: Changelog, journeys: dict[st
         ("performance", "k6.json", k6_passing()),
         ("security", "semgrep.sarif", sarif_clean()),
     ]
+    revision = Changelog.objects.select_related("current_revision").get(pk=changelog.pk).current_revision
+    assert revision is not None
+    digest = revision.artifact_digest
     for kind, name, data in files:
-        response = client.post(
-            url, {"kind": kind, "environment": "staging", "file": SimpleUploadedFile(name, data)}, format="multipart"
-        )
+        body = {"kind": kind, "environment": "staging", "file": SimpleUploadedFile(name, data)}
+        if kind != "security":
+            body["artifact_digest"] = digest  # PR-02: the tests and measurements of this very build
+        response = client.post(url, body, format="multipart")
         assert response.status_code == 201, response.json()
 
 

@@ -1,7 +1,8 @@
 """PR-02: evidence names the artifact it was produced against. Staging tests and performance
 results of another build prove nothing about this one: they do not count for the gate
-(`evidence_other_artifact`), on either of the gate's reads (the ORM path and gate_sql, which
-the conftest checks against each other on PostgreSQL)."""
+(`evidence_other_artifact`), nor, under the policy's `require_evidence_digest` (on by default),
+do those that name no build (`evidence_digest_missing`), on either of the gate's reads (the ORM
+path and gate_sql, which the conftest checks against each other on PostgreSQL)."""
 
 from typing import Any
 
@@ -11,7 +12,8 @@ from django.db import connection
 from django.utils import timezone
 
 from changelogs.models import Evidence
-from changelogs.policy import EvidenceFact, PolicyRules, ReadinessFacts, readiness_findings
+from changelogs.policy import EvidenceFact, PolicyError, PolicyRules, ReadinessFacts, readiness_findings
+from changelogs.services import policy_create
 from releasegate import gate
 from tests.changelogs.evidence_files import junit_with_journeys, k6_passing, sarif_clean
 from tests.conftest import Cast
@@ -91,6 +93,49 @@ def test_both_gate_reads_find_the_evidence_of_another_artifact(cast: Cast) -> No
         assert row is not None
         assert gate.snapshot_of(row, service=cast.payments_api, now=now).facts == reference.facts
     assert Evidence.objects.get(changelog=changelog, kind="sanity").artifact_digest == OTHER_DIGEST
+
+
+@pytest.mark.requirement("PR-02")
+def test_staging_tests_that_name_no_digest_do_not_count_at_the_gate(cast: Cast) -> None:
+    _changelog_with_evidence(cast, {"performance": DIGEST})
+
+    found = codes(check(cast.pipeline.client()))
+
+    assert found[:2] == ["evidence_digest_missing", "evidence_missing"]
+    assert "journey_not_covered" in found
+
+
+@pytest.mark.requirement("PR-02")
+def test_both_gate_reads_find_the_evidence_that_names_no_digest(cast: Cast) -> None:
+    _changelog_with_evidence(cast, {"sanity": DIGEST})
+    now = timezone.now()
+
+    reference = gate.gate_facts(service=cast.payments_api, digest=DIGEST, now=now)
+
+    assert [code for code, _ in reference.facts.findings][:2] == ["evidence_digest_missing", "evidence_missing"]
+    if connection.vendor == "postgresql":
+        question = {"service_slug": "payments-api", "digest": DIGEST, "changelog_id": None}
+        row = gate._read(acting_user=cast.pipeline.account, **question, now=now)
+        assert row is not None
+        assert gate.snapshot_of(row, service=cast.payments_api, now=now).facts == reference.facts
+
+
+@pytest.mark.requirement("PR-02")
+def test_a_policy_version_may_count_evidence_that_names_no_digest(cast: Cast) -> None:
+    policy_create(
+        acting_user=cast.admin, domain=cast.payments, rules={"require_evidence_digest": False}, reason="legacy runners"
+    )
+    _changelog_with_evidence(cast, {})
+
+    assert codes(check(cast.pipeline.client())) == ["allowed"]
+
+
+def test_the_digest_rule_is_on_by_default_and_must_be_true_or_false() -> None:
+    assert PolicyRules().require_evidence_digest
+    assert PolicyRules.from_json({}).require_evidence_digest
+    assert not PolicyRules.from_json({"require_evidence_digest": False}).require_evidence_digest
+    with pytest.raises(PolicyError, match="require_evidence_digest"):
+        PolicyRules.from_json({"require_evidence_digest": "no"})
 
 
 def test_the_policy_names_the_file_and_both_digests() -> None:
