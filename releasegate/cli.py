@@ -771,14 +771,27 @@ def cmd_changelog_submit(args: argparse.Namespace, gate: Gate, out: Output) -> R
     )
 
 
-def cmd_evidence_add(args: argparse.Namespace, gate: Gate, out: Output) -> Result:
-    path = Path(args.file)
+def _file_read(name: str) -> tuple[Path, bytes]:
+    path = Path(name)
     if not path.is_file():
-        raise UsageError(f"{args.file}: no such file")
+        raise UsageError(f"{name}: no such file")
     try:
-        data = path.read_bytes()
+        return path, path.read_bytes()
     except OSError as error:
-        raise UsageError(f"{args.file}: cannot be read: {error}") from error
+        raise UsageError(f"{name}: cannot be read: {error}") from error
+
+
+def _same_bytes(recorded: dict[str, Any], data: bytes) -> None:
+    """The gate answers the SHA-256 of what it stored: anything else was not what was sent."""
+    sent = hashlib.sha256(data).hexdigest()
+    if recorded.get("sha256") != sent:
+        raise Unavailable(
+            f"the gate recorded sha256 {recorded.get('sha256')!r} but the file sent has {sent}", result=recorded
+        )
+
+
+def cmd_evidence_add(args: argparse.Namespace, gate: Gate, out: Output) -> Result:
+    path, data = _file_read(args.file)
     fields = {
         "kind": args.kind,
         "format": args.format or "",
@@ -792,11 +805,7 @@ def cmd_evidence_add(args: argparse.Namespace, gate: Gate, out: Output) -> Resul
     if answer.status != 201:
         raise rejection(answer, content=True)
     evidence = answer.body
-    sent = hashlib.sha256(data).hexdigest()
-    if evidence.get("sha256") != sent:
-        raise Unavailable(
-            f"the gate recorded sha256 {evidence.get('sha256')!r} but the file sent has {sent}", result=evidence
-        )
+    _same_bytes(evidence, data)
     lines = [
         f"Evidence {evidence.get('id')} stored on changelog {args.changelog}: {evidence.get('kind')} "
         f"({evidence.get('format')}) {evidence.get('file_name')}, {evidence.get('size')} bytes",
@@ -847,6 +856,36 @@ def cmd_deploy_report(args: argparse.Namespace, gate: Gate, out: Output) -> Resu
         return Result(EXIT_NO, "unauthorised", lines, deployment, quiet=deployment["id"], extra=extra)
     lines = [head, f"  covered by gate decision {deployment.get('decision')}, changelog {deployment.get('changelog')}"]
     return Result(EXIT_OK, "recorded", lines, deployment, quiet=deployment["id"], extra=extra)
+
+
+def cmd_deploy_smoke(args: argparse.Namespace, gate: Gate, out: Output) -> Result:
+    """The production smoke test of the critical journeys, reported against the deployment it
+    tested (PR-19). Exit 0 when every critical journey passed; 1 when one did not: the gate
+    has then marked the deployment failed and the change rolled back, and the pipeline runs
+    the rollback plan it prints."""
+    path, data = _file_read(args.file)
+    body, content_type = multipart_encode({}, file_name=path.name, data=data)
+    answer = gate.request("POST", f"/deployments/{args.deployment}/smoke", body, content_type)
+    if answer.status != 201:
+        raise rejection(answer, content=True)
+    smoke = answer.body
+    if not isinstance(smoke.get("passed"), bool) or not isinstance(smoke.get("journeys"), dict):
+        raise Unavailable("the gate's answer does not describe a smoke test", result=smoke)
+    _same_bytes(smoke, data)
+    journeys = ", ".join(f"{journey} {outcome}" for journey, outcome in sorted(smoke["journeys"].items()))
+    head = f"Smoke test {smoke.get('id')} of deployment {args.deployment} recorded: {path.name}"
+    extra = {"passed": smoke["passed"], "failed_journeys": smoke.get("failed_journeys") or []}
+    if smoke["passed"]:
+        lines = [head, f"  passed: {journeys or 'no critical journeys'}"]
+        return Result(EXIT_OK, "passed", lines, smoke, quiet=str(smoke.get("id")), extra=extra)
+    failed = ", ".join(extra["failed_journeys"]) or "a critical journey"
+    lines = [
+        head,
+        f"  FAILED: {failed} (all: {journeys})",
+        "  the gate marked the deployment failed and the change rolled back, and told the domain's signing "
+        "authorities: run the change's rollback plan now (docs/gate.md)",
+    ]
+    return Result(EXIT_NO, "failed", lines, smoke, quiet=str(smoke.get("id")), extra=extra)
 
 
 # --- the command line ---------------------------------------------------------------------
@@ -957,6 +996,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--key", help="idempotency key (default: derived from the report itself)")
     report.add_argument("-q", "--quiet", action="store_true", help="print only the deployment id")
     report.set_defaults(handler=cmd_deploy_report, command_name="deploy report")
+    smoke = deploy_commands.add_parser(
+        "smoke", parents=[common], help="report the production smoke test of the critical journeys"
+    )
+    smoke.add_argument("--deployment", required=True, type=_uuid_arg, help="the id `deploy report` printed")
+    smoke.add_argument("-q", "--quiet", action="store_true", help="print only the smoke test's id")
+    smoke.add_argument("file", metavar="FILE", help="JUnit XML, Playwright or CTRF JSON, tagged with journey ids")
+    smoke.set_defaults(handler=cmd_deploy_smoke, command_name="deploy smoke")
     return parser
 
 
@@ -969,7 +1015,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         parser = build_parser()
         args = parser.parse_args(arguments)
         if not hasattr(args, "handler"):
-            error = UsageError("name a command: check, changelog create|submit, evidence add, deploy report")
+            error = UsageError("name a command: check, changelog create|submit, evidence add, deploy report|smoke")
             error.usage = parser.format_usage()
             raise error
         command = args.command_name

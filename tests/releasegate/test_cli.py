@@ -27,7 +27,7 @@ import yaml
 
 from changelogs.models import Changelog, ChangelogStatus
 from releasegate import cli
-from releasegate.models import ApiToken, Deployment, GateDecision
+from releasegate.models import ApiToken, Deployment, GateDecision, SmokeTest
 from releasegate.services import api_token_revoke
 from tests.changelogs.evidence_files import junit_with_journeys, k6_passing, sample, sarif_clean
 from tests.conftest import Cast
@@ -537,6 +537,8 @@ def test_the_ci_flow_create_evidence_submit_check_deploy_exits_0_and_the_changel
                 "staging",
                 "--tool",
                 tool,
+                "--artifact-digest",
+                DIGEST,
                 str(file),
             ],
             gate_env,
@@ -829,3 +831,68 @@ def test_evidence_names_the_artifact_digest_it_ran_against(
 
     assert result.returncode == 0, result.stderr
     assert changelog.current_revision.evidence.get().artifact_digest == OTHER_DIGEST  # type: ignore[union-attr]
+
+
+# --- the production smoke test (PR-19) ----------------------------------------------------------
+
+
+def _deployed_through_the_cli(gate_env: dict[str, str], cast: Cast) -> tuple[Changelog, str]:
+    """A ready change, checked and reported deployed by the pipeline; the deployment's id."""
+    changelog = ready_changelog(cast)
+    assert run(check_args(), gate_env).returncode == 0
+    report = ["deploy", "report", "--service", "payments-api", "--digest", DIGEST, "--status", "succeeded", "-q"]
+    reported = run(report, gate_env)
+    assert reported.returncode == 0, reported.stderr
+    return changelog, reported.stdout.strip()
+
+
+@pytest.mark.requirement("PR-19")
+def test_a_passing_smoke_test_is_reported_against_the_deployment_and_exits_0(
+    gate_env: dict[str, str], cast: Cast, tmp_path: Path
+) -> None:
+    changelog, deployment_id = _deployed_through_the_cli(gate_env, cast)
+    report = tmp_path / "smoke-junit.xml"
+    report.write_bytes(junit_with_journeys({"PAY-001": "passed", "PAY-002": "passed"}))
+
+    result = run(["deploy", "smoke", "--deployment", deployment_id, str(report)], gate_env)
+
+    assert result.returncode == 0, result.stderr
+    assert "passed: PAY-001 passed, PAY-002 passed" in result.stdout
+    deployment = Deployment.objects.get(pk=deployment_id)
+    assert deployment.smoke_status == "passed"
+    smoke = SmokeTest.objects.get(deployment=deployment)
+    assert smoke.sha256 == hashlib.sha256(report.read_bytes()).hexdigest()
+    changelog.refresh_from_db()
+    assert changelog.status == ChangelogStatus.DEPLOYED
+
+
+@pytest.mark.requirement("PR-19")
+def test_a_failed_smoke_test_exits_1_and_the_change_is_rolled_back(
+    gate_env: dict[str, str], cast: Cast, tmp_path: Path
+) -> None:
+    changelog, deployment_id = _deployed_through_the_cli(gate_env, cast)
+    report = tmp_path / "smoke-junit.xml"
+    report.write_bytes(junit_with_journeys({"PAY-001": "passed", "PAY-002": "failed"}))
+
+    result = run(["deploy", "smoke", "--deployment", deployment_id, str(report), "--json"], gate_env)
+
+    document = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert document["outcome"] == "failed"
+    assert document["failed_journeys"] == ["PAY-002"]
+    assert Deployment.objects.get(pk=deployment_id).smoke_status == "failed"
+    changelog.refresh_from_db()
+    assert changelog.status == ChangelogStatus.ROLLED_BACK
+
+
+def test_a_smoke_test_of_an_unknown_deployment_exits_2_and_records_nothing(
+    gate_env: dict[str, str], cast: Cast, tmp_path: Path
+) -> None:
+    report = tmp_path / "smoke-junit.xml"
+    report.write_bytes(junit_with_journeys({"PAY-001": "passed"}))
+
+    result = run(["deploy", "smoke", "--deployment", "0190f4a0-0000-7000-8000-000000000000", str(report)], gate_env)
+
+    assert result.returncode == 2
+    assert "deployment_not_found" in result.stderr
+    assert not Deployment.objects.exists()
