@@ -262,6 +262,14 @@ class QueueApi(APIView):
         return Response(QueueItemOutput(selectors.queue_for(user=request.user), many=True).data)
 
 
+class ReviewOutput(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    summary = serializers.CharField()
+    follow_up = serializers.CharField()
+    written_by = serializers.CharField(source="written_by.username")
+    written_at = serializers.DateTimeField()
+
+
 class RetrospectiveOutput(serializers.Serializer[Any]):
     changelog = serializers.UUIDField(source="changelog.id")
     service = serializers.SlugField(source="changelog.service.slug")
@@ -269,8 +277,72 @@ class RetrospectiveOutput(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=RetrospectiveStatus.choices)
     opened_at = serializers.DateTimeField()
     due_at = serializers.DateTimeField()
+    approved_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the tier's full approvals were in; null while they are owed."
+    )
     completed_at = serializers.DateTimeField(allow_null=True)
     overdue_at = serializers.DateTimeField(allow_null=True)
+    review = serializers.SerializerMethodField(help_text="The post-implementation review; null while it is owed.")
+
+    @extend_schema_field(ReviewOutput(allow_null=True))
+    def get_review(self, retrospective: Any) -> dict[str, Any] | None:
+        review = getattr(retrospective, "review", None)
+        return ReviewOutput(review).data if review is not None else None
+
+
+class ReviewInput(StrictInput):
+    summary = serializers.CharField(
+        max_length=20000, help_text="What happened, what the hotfix changed and whether it worked."
+    )
+    follow_up = serializers.CharField(
+        max_length=20000, required=False, default="", allow_blank=True, help_text="The lasting fix, actions, owners."
+    )
+
+
+class RetrospectiveReviewApi(APIView):
+    write_scope = "changelogs"
+
+    @extend_schema(
+        operation_id="retrospectives_review_attach",
+        request=ReviewInput,
+        responses={201: ReviewOutput, **error_responses(400, 401, 403, 404, 409)},
+        description=(
+            "Attach the hotfix's post-implementation review to its retrospective, once, after the deployment "
+            "(PR-09). Written by a person who may act on the change; audited (`retrospective:reviewed`). "
+            "403 `reviewer_not_a_person`; 409 `no_retrospective`, `review_before_deployment`, `review_exists`."
+        ),
+    )
+    def post(self, request: Request, changelog_id: str) -> Response:
+        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        values = ReviewInput(data=request.data)
+        values.is_valid(raise_exception=True)
+        review = services.retrospective_review_attach(
+            acting_user=actor_of(request),
+            changelog=changelog,
+            summary=values.validated_data["summary"],
+            follow_up=values.validated_data["follow_up"],
+        )
+        return Response(ReviewOutput(review).data, status=status.HTTP_201_CREATED)
+
+
+class CloseApi(APIView):
+    write_scope = "changelogs"
+
+    @extend_schema(
+        operation_id="changelogs_close",
+        request=None,
+        responses={200: ChangelogOutput, **error_responses(401, 403, 404, 409)},
+        description=(
+            "Close a deployed or rolled-back change: its record is finished. A hotfix closes only once its "
+            "tests, its retrospective's approvals and its post-implementation review are in: else 409 "
+            "`hotfix_not_closable`, naming each in `fields`, and nothing changes. 409 `status_change_not_allowed` "
+            "for a change that has not gone out."
+        ),
+    )
+    def post(self, request: Request, changelog_id: str) -> Response:
+        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        services.changelog_close(acting_user=actor_of(request), changelog=changelog)
+        return Response(ChangelogOutput(changelog).data)
 
 
 class RetrospectiveListApi(APIView):

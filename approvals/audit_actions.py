@@ -16,3 +16,6 @@ class ApprovalAction(StrEnum):
     RETROSPECTIVE_COMPLETED = "retrospective:completed"
     RETROSPECTIVE_OVERDUE = "retrospective:overdue"
     RETROSPECTIVE_ESCALATED = "retrospective:escalated"
+    RETROSPECTIVE_REVIEWED = "retrospective:reviewed"
+    # The cause recorded with the changelog's status change to closed.
+    CHANGELOG_CLOSED = "changelog:closed"

@@ -171,8 +171,9 @@ class RetrospectiveStatus(models.TextChoices):
 
 
 class Retrospective(models.Model):
-    """What a hotfix owes after going out on one approval: its tier's full approvals by a
-    deadline. Overdue ones are exceptions and block the service's next deployments."""
+    """What every hotfix owes after going out on one approval: its tier's full approvals and its
+    post-implementation review, by a deadline. Overdue ones are exceptions and block the
+    service's next deployments."""
 
     changelog = models.OneToOneField("changelogs.Changelog", on_delete=models.PROTECT, related_name="retrospective")
     # The changelog's service (which never changes), so that the gate finds a service's overdue
@@ -187,6 +188,9 @@ class Retrospective(models.Model):
     escalated_at = models.DateTimeField(
         null=True, blank=True, help_text="When it was escalated to the second level (RETROSPECTIVE_ESCALATION_EMAILS)."
     )
+    approved_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the tier's full approvals were in (the review may still be owed)."
+    )
 
     class Meta:
         ordering = ["due_at"]
@@ -197,6 +201,22 @@ class Retrospective(models.Model):
 
     def __str__(self) -> str:
         return f"retrospective of {self.changelog_id} ({self.status})"
+
+
+class PostImplementationReview(models.Model):
+    """A hotfix's post-implementation review (PIR): what happened, whether the fix worked, and
+    what follows. Attached once to the retrospective, after the deployment, by a person; never
+    edited. A hotfix closes only with it (PR-09)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    retrospective = models.OneToOneField(Retrospective, on_delete=models.PROTECT, related_name="review")
+    summary = models.TextField(help_text="What happened, what the hotfix changed and whether it worked.")
+    follow_up = models.TextField(blank=True, help_text="What follows: the lasting fix, actions, owners.")
+    written_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    written_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"post-implementation review of {self.retrospective}"
 
 
 class Channel(models.TextChoices):

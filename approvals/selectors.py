@@ -173,7 +173,8 @@ def queue_for(*, user: Any) -> QuerySet[Changelog]:
     domains = domain_list_with_authority(user=user)
     decided = Approval.objects.filter(approver=user).values("revision_id")
     waiting = Q(status=ChangelogStatus.SUBMITTED) | Q(
-        retrospective__status__in=[RetrospectiveStatus.OPEN, RetrospectiveStatus.OVERDUE]
+        retrospective__status__in=[RetrospectiveStatus.OPEN, RetrospectiveStatus.OVERDUE],
+        retrospective__approved_at__isnull=True,  # else only its post-implementation review is owed
     )
     return (
         Changelog.objects.filter(
@@ -188,7 +189,7 @@ def queue_for(*, user: Any) -> QuerySet[Changelog]:
 
 def retrospective_list(*, status: str | None = None) -> QuerySet[Retrospective]:
     retrospectives = Retrospective.objects.select_related(
-        "changelog", "changelog__service", "changelog__service__domain"
+        "changelog", "changelog__service", "changelog__service__domain", "review", "review__written_by"
     )
     return retrospectives.filter(status=status) if status else retrospectives
 

@@ -24,6 +24,7 @@ from approvals.models import (
     Decision,
     GrantKind,
     GrantStatus,
+    PostImplementationReview,
     Retrospective,
     RetrospectiveStatus,
 )
@@ -554,9 +555,13 @@ def _retrospective_follow_up(
     actor: ActingUser,
     now: datetime,
 ) -> None:
+    """Every hotfix opens a retrospective with its first independent approval, whatever its
+    tier (PR-08): one whose tier needs no more approvals still owes its post-implementation
+    review. The full approvals are noted when they are in; the retrospective is complete once
+    the review is attached too."""
     if changelog.kind != ChangelogKind.HOTFIX:
         return
-    if retrospective is None and state.one_independent_approval and state.status != ApprovalStatus.APPROVED:
+    if retrospective is None and state.one_independent_approval:
         retrospective = Retrospective.objects.create(
             changelog=changelog, service_id=changelog.service_id, opened_at=now, due_at=_retrospective_due(now, rules)
         )
@@ -566,20 +571,122 @@ def _retrospective_follow_up(
             target=changelog,
             data={"due_at": retrospective.due_at, "approvals_missing": list(state.missing)},
         )
-    elif (
-        retrospective is not None
-        and retrospective.status != RetrospectiveStatus.COMPLETED
-        and state.status == ApprovalStatus.APPROVED
-    ):
-        retrospective.status = RetrospectiveStatus.COMPLETED
-        retrospective.completed_at = now
-        retrospective.save(update_fields=["status", "completed_at"])
-        audit.record(
-            actor=actor,
-            action=ApprovalAction.RETROSPECTIVE_COMPLETED,
-            target=changelog,
-            data={"due_at": retrospective.due_at, "late": now > retrospective.due_at},
+    if retrospective is not None and retrospective.approved_at is None and state.status == ApprovalStatus.APPROVED:
+        retrospective.approved_at = now
+        retrospective.save(update_fields=["approved_at"])
+    if retrospective is not None:
+        _retrospective_complete_when_owed_nothing(changelog, retrospective, actor=actor, now=now)
+
+
+def _retrospective_complete_when_owed_nothing(
+    changelog: Changelog, retrospective: Retrospective, *, actor: ActingUser, now: datetime
+) -> None:
+    owed = (
+        retrospective.approved_at is None
+        or not PostImplementationReview.objects.filter(retrospective=retrospective).exists()
+    )
+    if owed or retrospective.status == RetrospectiveStatus.COMPLETED:
+        return
+    retrospective.status = RetrospectiveStatus.COMPLETED
+    retrospective.completed_at = now
+    retrospective.save(update_fields=["status", "completed_at"])
+    audit.record(
+        actor=actor,
+        action=ApprovalAction.RETROSPECTIVE_COMPLETED,
+        target=changelog,
+        data={"due_at": retrospective.due_at, "late": now > retrospective.due_at},
+    )
+
+
+# A review is of what went out: the change has been deployed (or rolled back) first.
+_IMPLEMENTED = frozenset({ChangelogStatus.DEPLOYED, ChangelogStatus.ROLLED_BACK})
+
+
+@transaction.atomic
+def retrospective_review_attach(
+    *, acting_user: ActingUser, changelog: Changelog, summary: str, follow_up: str = "", now: datetime | None = None
+) -> PostImplementationReview:
+    """Attach the hotfix's post-implementation review to its retrospective (PR-09), once, by a
+    person, after the deployment; completes the retrospective when its approvals are in.
+    ``changelog`` must be locked."""
+    now = now or business_now()
+    if acting_user.is_service_account:
+        raise PermissionDenied(
+            ApprovalError.REVIEWER_NOT_A_PERSON, "A post-implementation review is written by a person."
         )
+    summary, follow_up = summary.strip(), follow_up.strip()
+    if not summary:
+        message = "Say what happened, what the hotfix changed and whether it worked."
+        raise InvalidInput(
+            ApprovalError.REVIEW_SUMMARY_REQUIRED,
+            message,
+            fields={"summary": [field_error(ApprovalError.REVIEW_SUMMARY_REQUIRED, message)]},
+        )
+    retrospective = Retrospective.objects.select_for_update().filter(changelog=changelog).first()
+    if retrospective is None:
+        raise Conflict(
+            ApprovalError.NO_RETROSPECTIVE,
+            "Only a hotfix that went out on its first approval has a retrospective to review.",
+        )
+    if changelog.status not in _IMPLEMENTED:
+        raise Conflict(
+            ApprovalError.REVIEW_BEFORE_DEPLOYMENT,
+            f"The hotfix is {changelog.status}: a post-implementation review follows its deployment.",
+        )
+    if PostImplementationReview.objects.filter(retrospective=retrospective).exists():
+        raise Conflict(ApprovalError.REVIEW_EXISTS, "This hotfix's post-implementation review is already attached.")
+    review = PostImplementationReview.objects.create(
+        retrospective=retrospective, summary=summary, follow_up=follow_up, written_by=acting_user, written_at=now
+    )
+    audit.record(
+        actor=acting_user,
+        action=ApprovalAction.RETROSPECTIVE_REVIEWED,
+        target=changelog,
+        data={"review": str(review.id), "summary": summary, "follow_up": follow_up, "status": changelog.status},
+    )
+    _retrospective_complete_when_owed_nothing(changelog, retrospective, actor=acting_user, now=now)
+    return review
+
+
+def hotfix_owes(*, changelog: Changelog) -> dict[str, str]:
+    """What a hotfix still owes before it may close, by field: its tests (staging test evidence
+    on the revision that went out), its retrospective's full approvals and its
+    post-implementation review. Empty when nothing is owed (or for a train)."""
+    if changelog.kind != ChangelogKind.HOTFIX:
+        return {}
+    owed = {}
+    if not revision_current(changelog=changelog).evidence.filter(kind="sanity").exists():
+        owed["tests"] = "No test evidence (sanity) is attached to the revision that went out."
+    retrospective = Retrospective.objects.filter(changelog=changelog).first()
+    if retrospective is None or retrospective.approved_at is None:
+        owed["approvals"] = "The retrospective's full approvals of the change's risk tier are not in."
+    if retrospective is None or not PostImplementationReview.objects.filter(retrospective=retrospective).exists():
+        owed["post_implementation_review"] = "No post-implementation review is attached."
+    return owed
+
+
+@transaction.atomic
+def changelog_close(*, acting_user: ActingUser, changelog: Changelog, now: datetime | None = None) -> None:
+    """Close a deployed or rolled-back change: its record is finished. A hotfix closes only once
+    its tests and post-implementation review are attached and its retrospective's approvals are
+    in (PR-09); refused with ``hotfix_not_closable`` naming what is owed, and nothing changes.
+    ``changelog`` must be locked."""
+    now = now or business_now()
+    if changelog.status in _IMPLEMENTED:
+        owed = hotfix_owes(changelog=changelog)
+        if owed:
+            raise Conflict(
+                ApprovalError.HOTFIX_NOT_CLOSABLE,
+                f"The hotfix cannot close yet: {' '.join(owed.values())}",
+                fields={name: [field_error(ApprovalError.HOTFIX_NOT_CLOSABLE, text)] for name, text in owed.items()},
+            )
+    changelog_services.changelog_status_change(
+        acting_user=acting_user,
+        changelog=changelog,
+        status=ChangelogStatus.CLOSED,
+        cause=ApprovalAction.CHANGELOG_CLOSED,
+        now=now,
+    )
 
 
 def retrospectives_mark_overdue(*, now: datetime | None = None) -> int:
@@ -654,11 +761,16 @@ def _mark_overdue(retrospective: Retrospective, now: datetime) -> None:
     retrospective.overdue_at = now
     retrospective.save(update_fields=["status", "overdue_at"])
     state = approval_state_of(changelog=changelog, now=now)
+    review_missing = not PostImplementationReview.objects.filter(retrospective=retrospective).exists()
     audit.record(
         actor=SYSTEM,
         action=ApprovalAction.RETROSPECTIVE_OVERDUE,
         target=changelog,
-        data={"due_at": retrospective.due_at, "approvals_missing": list(state.missing)},
+        data={
+            "due_at": retrospective.due_at,
+            "approvals_missing": list(state.missing),
+            "review_missing": review_missing,
+        },
     )
     approvers = authority_holders(domain=changelog.service.domain)
     notification_enqueue(
@@ -670,6 +782,7 @@ def _mark_overdue(retrospective: Retrospective, now: datetime) -> None:
             "domain": changelog.service.domain.slug,
             "due_at": retrospective.due_at.isoformat(),
             "approvals_missing": list(state.missing),
+            "review_missing": review_missing,
         },
         emails=sorted(user.email for user in approvers if user.email),
         now=now,

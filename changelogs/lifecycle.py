@@ -16,10 +16,13 @@ class Status(StrEnum):
     REJECTED = "rejected"
     DEPLOYED = "deployed"
     ROLLED_BACK = "rolled_back"
+    # The record is finished: nothing more is owed (a hotfix's tests, its retrospective's
+    # approvals and post-implementation review: approvals.services.changelog_close).
+    CLOSED = "closed"
 
 
 # Once deployed or rolled back a changelog is history: a new deployment needs a new changelog.
-CLOSED = frozenset({Status.DEPLOYED, Status.ROLLED_BACK})
+CLOSED = frozenset({Status.DEPLOYED, Status.ROLLED_BACK, Status.CLOSED})
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     # submitted: the draft is frozen and hashed
@@ -29,8 +32,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     # a later rejection of the same revision still blocks it; a covered deployment closes it
     Status.APPROVED: frozenset({Status.SUBMITTED, Status.REJECTED, Status.DRAFT, Status.DEPLOYED, Status.ROLLED_BACK}),
     Status.REJECTED: frozenset({Status.DRAFT}),
-    Status.DEPLOYED: frozenset({Status.ROLLED_BACK}),
-    Status.ROLLED_BACK: frozenset(),
+    Status.DEPLOYED: frozenset({Status.ROLLED_BACK, Status.CLOSED}),
+    Status.ROLLED_BACK: frozenset({Status.CLOSED}),
+    Status.CLOSED: frozenset(),
 }
 
 

@@ -84,6 +84,7 @@ class ChangelogStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     DEPLOYED = "deployed", "Deployed"
     ROLLED_BACK = "rolled_back", "Rolled back"
+    CLOSED = "closed", "Closed"
 
 
 class RevisionStatus(models.TextChoices):

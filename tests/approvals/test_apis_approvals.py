@@ -307,7 +307,9 @@ class TestHotfixes:
         assert mail.to == ["approver@bank.example"]
 
     @pytest.mark.requirement("PR-09")
-    def test_the_full_approvals_complete_the_retrospective(self, cast: Cast, hotfix: Changelog) -> None:
+    def test_the_full_approvals_leave_the_retrospective_owing_only_its_review(
+        self, cast: Cast, hotfix: Changelog
+    ) -> None:
         second = UserFactory(username="approver-2")
         authority_give(domain=cast.payments, user=second)
         decide(cast.session(cast.approver), hotfix)
@@ -316,7 +318,10 @@ class TestHotfixes:
 
         assert state["status"] == "approved"
         assert [a["retrospective"] for a in state["approvals"]] == [False, True]
-        assert Retrospective.objects.get(changelog=hotfix).status == "completed"
+        retrospective = Retrospective.objects.get(changelog=hotfix)
+        assert retrospective.approved_at is not None
+        assert retrospective.status == "open"  # the post-implementation review is still owed
+        assert cast.session(UserFactory(username="approver-3")).get("/api/v1/approvals/queue").json() == []
 
 
 @pytest.mark.requirement("PR-09")

@@ -20,8 +20,9 @@ REFUSED = [(old, new) for old in Status for new in Status if new != old and new 
 
 def test_the_lifecycle_knows_every_status_and_closes_deployed_changes() -> None:
     assert set(TRANSITIONS) == set(Status) == set(ChangelogStatus.values)
-    assert {Status.DEPLOYED, Status.ROLLED_BACK} == CLOSED
-    assert not TRANSITIONS[Status.ROLLED_BACK]
+    assert {Status.DEPLOYED, Status.ROLLED_BACK, Status.CLOSED} == CLOSED
+    assert TRANSITIONS[Status.ROLLED_BACK] == {Status.CLOSED}
+    assert not TRANSITIONS[Status.CLOSED]
     assert not any(may_change(closed, Status.DRAFT) for closed in CLOSED)
 
 

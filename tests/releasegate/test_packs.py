@@ -183,6 +183,30 @@ def test_the_zip_manifest_matches_and_its_proofs_verify_offline(
     assert whole.returncode == 0, whole.stderr
 
 
+@pytest.mark.requirement("PR-18")
+def test_a_hotfix_pack_carries_its_post_implementation_review(cast: Cast, tmp_path: Path) -> None:
+    pdftotext = needs("pdftotext")
+    hotfix = ready_changelog(cast, kind="hotfix", risk_tier="medium")
+    check(cast.pipeline.client())
+    assert report_succeeded(cast.pipeline.client(), hotfix, "hotfix-run-1").status_code == 201
+    summary = "The hotfix restored the old rounding of Maestro card fees; payments recovered at 14:05."
+    reviewed = cast.session(cast.requester).post(
+        f"/api/v1/changelogs/{hotfix.pk}/retrospective/review", {"summary": summary}, format="json"
+    )
+    assert reviewed.status_code == 201, reviewed.json()
+
+    job = request_pack(cast, {"kind": "changelog", "changelog": str(hotfix.pk)})
+    pdf = tmp_path / "pack.pdf"
+    pdf.write_bytes(download(cast, job, "pack.pdf"))
+    with zipfile.ZipFile(io.BytesIO(download(cast, job, "pack.zip"))) as archive:
+        events = [json.loads(line) for line in archive.read("events.jsonl").splitlines()]
+
+    text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "retrospective:reviewed" in text
+    [review] = [event for event in events if event["action"] == "retrospective:reviewed"]
+    assert review["data"]["summary"] == summary
+
+
 @pytest.mark.requirement("PR-16")
 def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptions(
     cast: Cast, deployed: Changelog, tmp_path: Path
