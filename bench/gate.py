@@ -197,6 +197,7 @@ def history_build() -> dict[str, Any]:
                 file_name=file_name,
                 kind=kind,
                 environment="staging",
+                artifact_digest=content["artifact"]["digest"],
             )
     with transaction.atomic():
         changelog_submit_for_approval(acting_user=pipeline, changelog=changelog_lock(changelog=changelog))

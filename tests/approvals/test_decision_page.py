@@ -8,13 +8,13 @@ from changelogs.diff import EvidenceItem, revision_changes
 from changelogs.policy import EvidenceFact, PolicyRules, evidence_brief
 from tests.changelogs.evidence_files import junit_with_journeys, k6_passing, sarif_clean
 from tests.conftest import Cast
-from tests.factories import JourneyFactory, changelog_make
+from tests.factories import DIGEST, JourneyFactory, changelog_make
 
 
 def _upload(cast: Cast, changelog_id: str, kind: str, name: str, data: bytes) -> None:
     response = cast.pipeline.client().post(
         f"/api/v1/changelogs/{changelog_id}/evidence/",
-        {"kind": kind, "environment": "staging", "file": SimpleUploadedFile(name, data)},
+        {"kind": kind, "environment": "staging", "artifact_digest": DIGEST, "file": SimpleUploadedFile(name, data)},
         format="multipart",
     )
     assert response.status_code == 201, response.json()

@@ -15,7 +15,7 @@ from changelogs.models import Changelog, Evidence
 from changelogs.services import policy_create
 from tests.changelogs.evidence_files import REAL_SAMPLES, junit_with_journeys, k6_passing, sample, sarif_clean
 from tests.conftest import Cast
-from tests.factories import JourneyFactory, changelog_make
+from tests.factories import DIGEST, JourneyFactory, changelog_make
 
 
 def evidence_url(changelog: Changelog) -> str:
@@ -23,10 +23,12 @@ def evidence_url(changelog: Changelog) -> str:
 
 
 def upload(client: APIClient, changelog: Changelog, name: str, data: bytes, kind: str, **extra: str) -> Any:
-    """Sanity and performance results come from staging unless the test says otherwise (the
-    default policy counts them from nowhere else, and refuses them without an environment)."""
+    """Sanity and performance results come from staging and name the factory's artifact unless
+    the test says otherwise (the default policy counts them from nowhere else, refuses them
+    without an environment, and counts them only when they name the digest they ran against)."""
     if kind in {"sanity", "performance"}:
         extra.setdefault("environment", "staging")
+        extra.setdefault("artifact_digest", DIGEST)
     if "/" in name or "\\" in name:
         return raw_upload(client, changelog, name, data, kind)
     body = {"kind": kind, "file": SimpleUploadedFile(name, data), **extra}

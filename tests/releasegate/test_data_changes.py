@@ -46,6 +46,8 @@ def data_change(**overrides: Any) -> dict[str, Any]:
 
 def _upload(client: Any, changelog: Changelog, kind: str, name: str, data: bytes, environment: str = "staging") -> None:
     body = {"kind": kind, "environment": environment, "file": SimpleUploadedFile(name, data)}
+    if kind in {"sanity", "performance"}:
+        body["artifact_digest"] = DIGEST  # the build they ran against (PR-02)
     response = client.post(f"/api/v1/changelogs/{changelog.id}/evidence/", body, format="multipart")
     assert response.status_code == 201, response.json()
 

@@ -291,6 +291,8 @@ def _submitted_with_examples(
             kind=evidence_kind,
             tool=tool,
             environment=environment,
+            # The build the tests and measurements ran against (PR-02: require_evidence_digest).
+            artifact_digest=content["artifact"]["digest"] if evidence_kind != "security" else "",
         )
     changelog_submit(acting_user=pipeline, changelog=changelog_lock(changelog=changelog))
     return changelog
