@@ -846,13 +846,19 @@ def _deployed_through_the_cli(gate_env: dict[str, str], cast: Cast) -> tuple[Cha
     return changelog, reported.stdout.strip()
 
 
+def _smoke_report(tmp_path: Path, journeys: dict[str, str]) -> Path:
+    """A production smoke test's JUnit report, its tests tagged with the journeys they ran."""
+    report = tmp_path / "smoke-junit.xml"
+    report.write_bytes(junit_with_journeys(journeys))
+    return report
+
+
 @pytest.mark.requirement("PR-19")
 def test_a_passing_smoke_test_is_reported_against_the_deployment_and_exits_0(
     gate_env: dict[str, str], cast: Cast, tmp_path: Path
 ) -> None:
     changelog, deployment_id = _deployed_through_the_cli(gate_env, cast)
-    report = tmp_path / "smoke-junit.xml"
-    report.write_bytes(junit_with_journeys({"PAY-001": "passed", "PAY-002": "passed"}))
+    report = _smoke_report(tmp_path, {"PAY-001": "passed", "PAY-002": "passed"})
 
     result = run(["deploy", "smoke", "--deployment", deployment_id, str(report)], gate_env)
 
@@ -871,8 +877,7 @@ def test_a_failed_smoke_test_exits_1_and_the_change_is_rolled_back(
     gate_env: dict[str, str], cast: Cast, tmp_path: Path
 ) -> None:
     changelog, deployment_id = _deployed_through_the_cli(gate_env, cast)
-    report = tmp_path / "smoke-junit.xml"
-    report.write_bytes(junit_with_journeys({"PAY-001": "passed", "PAY-002": "failed"}))
+    report = _smoke_report(tmp_path, {"PAY-001": "passed", "PAY-002": "failed"})
 
     result = run(["deploy", "smoke", "--deployment", deployment_id, str(report), "--json"], gate_env)
 
@@ -888,8 +893,7 @@ def test_a_failed_smoke_test_exits_1_and_the_change_is_rolled_back(
 def test_a_smoke_test_of_an_unknown_deployment_exits_2_and_records_nothing(
     gate_env: dict[str, str], cast: Cast, tmp_path: Path
 ) -> None:
-    report = tmp_path / "smoke-junit.xml"
-    report.write_bytes(junit_with_journeys({"PAY-001": "passed"}))
+    report = _smoke_report(tmp_path, {"PAY-001": "passed"})
 
     result = run(["deploy", "smoke", "--deployment", "0190f4a0-0000-7000-8000-000000000000", str(report)], gate_env)
 
