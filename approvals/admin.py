@@ -20,7 +20,15 @@ from django.utils import timezone
 
 from approvals import selectors, services
 from approvals.errors import ApprovalError
-from approvals.models import Approval, AuthorityGrant, Decision, GrantStatus, Notification, Retrospective
+from approvals.models import (
+    Approval,
+    AuthorityGrant,
+    Decision,
+    GrantStatus,
+    Notification,
+    PostImplementationReview,
+    Retrospective,
+)
 from approvals.rules import Authority
 from approvals.step_up import step_up_verify
 from audit.admin import ReadOnlyAdmin
@@ -331,8 +339,15 @@ class AuthorityGrantAdmin(ReadOnlyAdmin):
 
 @admin.register(Retrospective)
 class RetrospectiveAdmin(ReadOnlyAdmin):
-    list_display = ("changelog", "status", "opened_at", "due_at", "completed_at", "overdue_at")
+    list_display = ("changelog", "status", "opened_at", "due_at", "approved_at", "completed_at", "overdue_at")
     list_filter = ("status",)
+
+
+@admin.register(PostImplementationReview)
+class PostImplementationReviewAdmin(ReadOnlyAdmin):
+    """Attached through the API (audited, once, never edited): read-only here."""
+
+    list_display = ("retrospective", "written_by", "written_at")
 
 
 @admin.register(Notification)
