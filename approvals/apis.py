@@ -307,9 +307,9 @@ class RetrospectiveReviewApi(APIView):
         request=ReviewInput,
         responses={201: ReviewOutput, **error_responses(400, 401, 403, 404, 409)},
         description=(
-            "Attach the hotfix's post-implementation review to its retrospective, once, after the deployment "
-            "(PR-09). Written by a person who may act on the change; audited (`retrospective:reviewed`). "
-            "403 `reviewer_not_a_person`; 409 `no_retrospective`, `review_before_deployment`, `review_exists`."
+            "Attach the hotfix's post-implementation review to its retrospective, once, normally after the "
+            "deployment (PR-09). Written by a person who may act on the change; audited with the change's status "
+            "(`retrospective:reviewed`). 403 `reviewer_not_a_person`; 409 `no_retrospective`, `review_exists`."
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:

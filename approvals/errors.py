@@ -20,7 +20,6 @@ class ApprovalError(StrEnum):
     GRANT_NOT_ACTIVE = "grant_not_active"
     GROUP_WITHOUT_AUTHORITY = "group_without_authority"
     NO_RETROSPECTIVE = "no_retrospective"
-    REVIEW_BEFORE_DEPLOYMENT = "review_before_deployment"
     REVIEW_EXISTS = "review_exists"
     REVIEW_SUMMARY_REQUIRED = "review_summary_required"
     REVIEWER_NOT_A_PERSON = "reviewer_not_a_person"

@@ -598,7 +598,7 @@ def _retrospective_complete_when_owed_nothing(
     )
 
 
-# A review is of what went out: the change has been deployed (or rolled back) first.
+# What has gone out: closing follows it.
 _IMPLEMENTED = frozenset({ChangelogStatus.DEPLOYED, ChangelogStatus.ROLLED_BACK})
 
 
@@ -607,8 +607,10 @@ def retrospective_review_attach(
     *, acting_user: ActingUser, changelog: Changelog, summary: str, follow_up: str = "", now: datetime | None = None
 ) -> PostImplementationReview:
     """Attach the hotfix's post-implementation review to its retrospective (PR-09), once, by a
-    person, after the deployment; completes the retrospective when its approvals are in.
-    ``changelog`` must be locked."""
+    person; completes the retrospective when its approvals are in. Normally written after the
+    deployment, but not refused before it: a hotfix that never went out (superseded, rejected
+    later) still owes its retrospective, and its review is what says so; the audit event
+    records the change's status when the review was written. ``changelog`` must be locked."""
     now = now or business_now()
     if acting_user.is_service_account:
         raise PermissionDenied(
@@ -627,11 +629,6 @@ def retrospective_review_attach(
         raise Conflict(
             ApprovalError.NO_RETROSPECTIVE,
             "Only a hotfix that went out on its first approval has a retrospective to review.",
-        )
-    if changelog.status not in _IMPLEMENTED:
-        raise Conflict(
-            ApprovalError.REVIEW_BEFORE_DEPLOYMENT,
-            f"The hotfix is {changelog.status}: a post-implementation review follows its deployment.",
         )
     if PostImplementationReview.objects.filter(retrospective=retrospective).exists():
         raise Conflict(ApprovalError.REVIEW_EXISTS, "This hotfix's post-implementation review is already attached.")

@@ -1,5 +1,5 @@
 """PR-08/PR-09: every hotfix opens a retrospective, whatever its tier; the retrospective owes the
-tier's full approvals and a post-implementation review (PIR), attached after the deployment;
+tier's full approvals and a post-implementation review (PIR), normally written after the deployment;
 the hotfix closes only once its tests and its review are attached (and its approvals are in)."""
 
 import json
@@ -71,15 +71,27 @@ def test_the_review_is_attached_after_the_deployment_audited_and_completes_the_r
 
 
 @pytest.mark.requirement("PR-09")
-def test_a_review_before_the_deployment_is_refused_and_nothing_is_stored(cast: Cast) -> None:
+def test_a_hotfix_that_never_went_out_is_reviewed_too_and_the_event_says_so(cast: Cast) -> None:
+    """Its retrospective is owed all the same; without a review it would stay open, then overdue,
+    and block the service for good."""
     hotfix = ready_changelog(cast, kind="hotfix", risk_tier="medium")
 
-    response = _review(cast, hotfix)
+    response = _review(cast, hotfix, summary="Not deployed: the incident was resolved by the card scheme.")
 
-    assert response.status_code == 409
-    assert response.json()["code"] == "review_before_deployment"
+    assert response.status_code == 201, response.json()
+    assert Retrospective.objects.get(changelog=hotfix).status == "completed"
+    event = AuditEvent.objects.get(action="retrospective:reviewed", target_id=str(hotfix.id))
+    assert json.loads(event.data)["status"] == "approved"
+    assert (_close(cast, hotfix).status_code, Changelog.objects.get(pk=hotfix.pk).status) == (409, "approved")
+
+
+def test_a_change_without_a_retrospective_takes_no_review(cast: Cast) -> None:
+    train = ready_changelog(cast)
+
+    response = _review(cast, train)
+
+    assert (response.status_code, response.json()["code"]) == (409, "no_retrospective")
     assert not PostImplementationReview.objects.exists()
-    assert Retrospective.objects.get(changelog=hotfix).status == "open"
 
 
 def test_a_review_is_written_by_a_person_once_and_says_something(cast: Cast) -> None:
