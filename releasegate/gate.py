@@ -52,7 +52,7 @@ from core.actors import ActingUser
 from incidents.selectors import gate_min_severity, unresolved_incidents_of_domain
 from releasegate import gate_sql
 from releasegate.audit_actions import GateAction
-from releasegate.models import FreezeOverride, FreezeWindow, GateDecision, GateOutcome
+from releasegate.models import ApiToken, FreezeOverride, FreezeWindow, GateDecision, GateOutcome, User
 from releasegate.policy import FreezeFact, GateFacts, evaluate, facts_of_revision
 
 M = TypeVar("M", bound=models.Model)
@@ -233,8 +233,41 @@ def facts_from_postgresql(
     row = gate_sql.read(
         user_id=acting_user.pk, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=now
     )
+    return None if row is None else _snapshot(row, acting_user)
+
+
+def _instance(model: type[M], columns: dict[str, Any]) -> M:
+    """A model instance from its row as PostgreSQL's ``row_to_json`` renders it (every column;
+    times as ISO 8601 text)."""
+    names, values = [], []
+    for field in model._meta.concrete_fields:
+        value = columns[field.column]
+        if value is not None and isinstance(field, models.DateTimeField):
+            value = datetime.fromisoformat(value)
+        names.append(field.attname)
+        values.append(value)
+    return model.from_db(connection.alias, names, values)
+
+
+def facts_with_token(
+    *, token_prefix: str, service_slug: str, digest: str, changelog_id: Any
+) -> tuple[ApiToken | None, Snapshot | None] | None:
+    """On PostgreSQL, the API token with this public prefix (with its service account, as
+    ``ApiTokenAuthentication`` reads it) and the facts read for its account, in one statement:
+    (None, None) when no token has the prefix; None when there is no such service. The token is
+    not checked here: the caller authenticates with it exactly as every endpoint does, and uses
+    the facts only then (releasegate.apis.GateCheckApi.token_read_with_facts)."""
+    row = gate_sql.read(service_slug=service_slug, digest=digest, changelog_id=changelog_id, token_prefix=token_prefix)
     if row is None:
         return None
+    if row.token is None or row.token_account is None:
+        return None, None
+    token = _instance(ApiToken, row.token)
+    token.service_account = _instance(User, row.token_account)
+    return token, _snapshot(row, token.service_account)
+
+
+def _snapshot(row: gate_sql.GateRow, acting_user: ActingUser) -> Snapshot:
     now = row.now
     service = _service_of(row)
     may_act = _may_manage(acting_user, row)
@@ -408,15 +441,21 @@ def gate_check_as_caller(
     token_prefix: str = "",
     now: datetime | None = None,
     caller_may_act: bool = False,
+    read: tuple[Snapshot, float] | None = None,
 ) -> GateDecision | None:
     """Decide for a service named by the caller, who must be allowed to act on it
     (``changelogs.selectors.service_list_managed``) unless ``caller_may_act`` says the caller
     was checked already; None, and nothing recorded, when there is no such service or the
-    caller may not act on it."""
-    started = time.perf_counter()
-    snapshot = gate_facts(
-        acting_user=acting_user, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=now
-    )
+    caller may not act on it. ``read``: the facts of this very question for this caller, read
+    already (``facts_with_token``), and when the reading started (``time.perf_counter``)."""
+    if read is not None:
+        snapshot: Snapshot | None
+        snapshot, started = read
+    else:
+        started = time.perf_counter()
+        snapshot = gate_facts(
+            acting_user=acting_user, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=now
+        )
     if snapshot is None or not (caller_may_act or snapshot.may_act):
         return None
     return _record(

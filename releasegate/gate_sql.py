@@ -69,12 +69,21 @@ from changelogs.policy import READINESS_SUMMARY_KEYS
 from changelogs.selectors import MANAGE_CHANGELOGS
 from incidents.models import Incident, IncidentGatePolicy
 from incidents.rules import DEFAULT_GATE_SEVERITY, UNRESOLVED
-from releasegate.models import FreezeOverride, FreezeWindow, GateDecision, User
+from releasegate.models import ApiToken, FreezeOverride, FreezeWindow, GateDecision, User
 
 _READ = """
 WITH clock AS (
     -- The business clock (audit.clock.business_now), unless the caller gives the time.
     SELECT coalesce(%(now)s::timestamptz, statement_timestamp()) AS now
+),
+-- The API token named by its public prefix, when the caller is authenticated together with the
+-- facts (releasegate.apis.GateCheckApi.token_read_with_facts, which checks it exactly as every endpoint
+-- does), and the user the facts are read for: the one given, else the token's service account.
+token AS (
+    SELECT t.* FROM ${api_token} t WHERE t.prefix = %(token_prefix)s
+),
+caller AS (
+    SELECT coalesce(%(user)s::bigint, (SELECT token.service_account_id FROM token)) AS id
 ),
 service AS (
     SELECT s.id, s.slug, s.name, s.repository_url, s.domain_id,
@@ -116,6 +125,8 @@ revision AS (
 )
 SELECT json_build_object(
     'now', (SELECT now FROM clock),
+    'token', (SELECT row_to_json(token) FROM token),
+    'token_account', (SELECT row_to_json(u) FROM ${user} u WHERE u.id = (SELECT token.service_account_id FROM token)),
     'service', json_build_object(
         'id', service.id, 'slug', service.slug, 'name', service.name, 'repository_url', service.repository_url,
         'domain_id', service.domain_id,
@@ -130,18 +141,18 @@ SELECT json_build_object(
         SELECT 1 FROM ${permission} p JOIN ${content_type} ct ON ct.id = p.content_type_id
         WHERE ct.app_label = ${service_app} AND p.codename = ${manage}
           AND (EXISTS (SELECT 1 FROM ${user_permissions} up
-                       WHERE up.user_id = %(user)s AND up.permission_id = p.id)
+                       WHERE up.user_id = (SELECT id FROM caller) AND up.permission_id = p.id)
                OR EXISTS (SELECT 1 FROM ${group_permissions} gp
                           JOIN ${user_groups} ug ON ug.group_id = gp.group_id
-                          WHERE ug.user_id = %(user)s AND gp.permission_id = p.id))),
+                          WHERE ug.user_id = (SELECT id FROM caller) AND gp.permission_id = p.id))),
     'manage_service', EXISTS (
         SELECT 1 FROM ${user_object_permission} g JOIN ${permission} p ON p.id = g.permission_id
-        WHERE g.user_id = %(user)s AND g.object_pk = service.id::text
+        WHERE g.user_id = (SELECT id FROM caller) AND g.object_pk = service.id::text
           AND p.codename = ${manage} AND p.content_type_id = content_types.service
         UNION ALL
         SELECT 1 FROM ${group_object_permission} g JOIN ${permission} p ON p.id = g.permission_id
         JOIN ${user_groups} ug ON ug.group_id = g.group_id
-        WHERE ug.user_id = %(user)s AND g.object_pk = service.id::text
+        WHERE ug.user_id = (SELECT id FROM caller) AND g.object_pk = service.id::text
           AND p.codename = ${manage} AND p.content_type_id = content_types.service),
     -- The policy in force: the service's latest version, else its domain's, else none (the
     -- defaults). Its rules as text: they are parsed once per process (releasegate.gate).
@@ -287,6 +298,7 @@ def statement_names() -> dict[str, str]:
     the SQL with it (tests/releasegate/test_gate_sql.py checks the SQL against the models)."""
     tables: Mapping[str, type[models.Model]] = {
         "alarm": AuditAlarm,
+        "api_token": ApiToken,
         "approval": Approval,
         "approval_signature": ApprovalSignature,
         "audit_event": AuditEvent,
@@ -346,6 +358,8 @@ class GateRow:
     no revision of the service carries the digest; the changelog's lists are empty then."""
 
     now: datetime  # the time the facts are read at: the caller's, or the business clock's
+    token: dict[str, Any] | None  # the API token's row by column, when read by its prefix; None: not found
+    token_account: dict[str, Any] | None  # its service account's row by column
 
     service: dict[str, Any]  # with its "domain"
     manage_globally: bool  # holds changelogs.manage_changelogs globally (directly or through a group)
@@ -367,17 +381,21 @@ class GateRow:
 
 def read(
     *,
-    user_id: int,
     service_slug: str,
     digest: str,
     changelog_id: UUID | str | None,
-    now: datetime | None,
+    user_id: int | None = None,
+    now: datetime | None = None,
+    token_prefix: str | None = None,
 ) -> GateRow | None:
     """The facts for one gate question, in one statement; None when there is no such service.
     One JSON document comes back: one value to load, rather than a column at a time. Without
-    ``now``, the facts are read at the business clock's time (audit.clock): the statement's."""
+    ``now``, the facts are read at the business clock's time (audit.clock): the statement's.
+    Without ``user_id``, they are read for the service account of the token ``token_prefix``
+    names, whose row and its account's come back with them (not checked: that is the caller's)."""
     params = {
         "user": user_id,
+        "token_prefix": token_prefix,
         "service": service_slug,
         "digest": digest,
         "changelog": str(changelog_id) if changelog_id else None,
@@ -406,6 +424,8 @@ def read(
         approval["authorities_self_granted"] = frozenset(approval["authorities_self_granted"])
     return GateRow(
         now=datetime.fromisoformat(document["now"]),
+        token=document["token"],
+        token_account=document["token_account"],
         service=document["service"],
         manage_globally=document["manage_globally"],
         manage_service=document["manage_service"],

@@ -49,3 +49,19 @@ def _gate_reads_checked_against_the_orm(monkeypatch: pytest.MonkeyPatch) -> None
         return found
 
     monkeypatch.setattr(gate, "facts_from_postgresql", checked)
+    with_token = gate.facts_with_token
+
+    def checked_with_token(**question: Any) -> Any:
+        found = with_token(**question)
+        if found is not None and found[1] is not None:
+            token, snapshot = found
+            assert_backends_agree(
+                snapshot,
+                acting_user=token.service_account,
+                service_slug=question["service_slug"],
+                digest=question["digest"],
+                changelog_id=question["changelog_id"],
+            )
+        return found
+
+    monkeypatch.setattr(gate, "facts_with_token", checked_with_token)
