@@ -4,15 +4,20 @@
 ``releasegate.policy.evaluate`` decides, and the decision is stored and audited with who asked,
 in the same transaction. A denial is an answer, not an error.
 
-The facts are gathered in one of two ways, which must agree (on PostgreSQL the tests read
-every gate check they make both ways: tests/releasegate/conftest.py and test_gate_sql.py):
+The facts come from one selector, ``gate_facts``, as one typed value (``Snapshot``), from one
+of two backends which must agree (on PostgreSQL the tests read every gate check they make both
+ways and compare the two snapshots: tests/releasegate/conftest.py and test_gate_sql.py):
 
-- on PostgreSQL, with ``releasegate.gate_sql``: one prepared statement reads every fact, one
-  writes the decision and its audit event. The gate is on every pipeline's way to production,
-  and its cost is in the reading, not in the deciding (bench/gate.py, docs/benchmarks.md).
-- elsewhere (SQLite: development and the embedded default), with the ORM through the apps' own
-  selectors: ``gate_facts``. It is also the reference the SQL is checked against, as it reads
-  what submission and the approver pages read (``readiness_of``, ``approval_state_of``).
+- on PostgreSQL, ``facts_from_postgresql``: one prepared statement (``releasegate.gate_sql``)
+  reads every fact and the business clock, one writes the decision and its audit event. The
+  gate is on every pipeline's way to production, and its cost is in the reading, not in the
+  deciding (bench/gate.py, docs/benchmarks.md).
+- elsewhere (SQLite: development and the embedded default), ``facts_from_orm``: the apps' own
+  selectors. It is also the reference the SQL is checked against, as it reads what submission
+  and the approver pages read (``readiness_of``, ``approval_state_of``).
+
+Both hand the same values to the rule modules (``releasegate.policy.facts_of_revision``,
+``changelogs.policy``, ``approvals.rules``, ``incidents.rules``), which alone decide.
 """
 
 import dataclasses
@@ -29,90 +34,60 @@ from django.db.models import Case, IntegerField, Q, Value, When
 
 import audit
 from approvals.models import RetrospectiveStatus
-from approvals.rules import ApprovalFact, ApprovalState, Authority, approval_context, approval_state
+from approvals.rules import ApprovalFact, approval_context, approval_state
 from approvals.selectors import approval_state_of
 from audit.clock import business_now
 from audit.services import event_inserted, event_row
 from changelogs import selectors as changelog_selectors
-from changelogs.authors import RevisionAuthors, revision_authors
+from changelogs.authors import revision_authors
 from changelogs.models import Changelog, ChangelogRevision, Domain, RevisionStatus, Service
 from changelogs.policy import (
-    READINESS_SUMMARY_KEYS,
     EvidenceFact,
-    Finding,
     PolicyRules,
     ReadinessFacts,
     readiness_findings,
 )
 from changelogs.selectors import PolicyInUse, readiness_of
 from core.actors import ActingUser
-from incidents.rules import BlockingIncident, blocking_incidents
 from incidents.selectors import gate_min_severity, unresolved_incidents_of_domain
 from releasegate import gate_sql
 from releasegate.audit_actions import GateAction
-from releasegate.models import FreezeOverride, FreezeWindow, GateDecision, GateOutcome
-from releasegate.policy import FreezeFact, GateFacts, PlannedWindowFact, evaluate
+from releasegate.models import ApiToken, FreezeOverride, FreezeWindow, GateDecision, GateOutcome, User
+from releasegate.policy import FreezeFact, GateFacts, evaluate, facts_of_revision
 
 M = TypeVar("M", bound=models.Model)
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    facts: GateFacts
+    """Everything the gate reads for one question, at one moment: the same typed values from
+    either backend (the tests read every check on PostgreSQL both ways and compare them)."""
+
+    service: Service
+    may_act: bool  # the caller may act on the service (changelogs.selectors.service_list_managed)
+    facts: GateFacts  # without the audit trail's state, which _with_trail adds
     revision: ChangelogRevision | None
-    policy: str
-    # Whether an audit alarm is open, when the read already asked (gate_sql); None: ask.
-    audit_alarm_open: bool | None = None
+    policy: str  # the label of the policy in force, or "" when no revision carries the digest
+    audit_alarm_open: bool  # an audit alarm is open (audit.alarms)
+    now: datetime  # the business clock's time the facts were read at (audit.clock)
 
 
-def _facts(
-    *,
-    revision: ChangelogRevision,
-    changelog: Changelog,
-    findings: list[Finding],
-    state: ApprovalState | None,
-    overdue: int,
-    freezes: tuple[FreezeFact, ...],
-    rules: PolicyRules,
-    authors: RevisionAuthors,
-    now: datetime,
-    incidents: tuple[BlockingIncident, ...] = (),
-) -> GateFacts:
-    """The facts of a found revision, however they were read."""
-    window = revision.content["planned_window"]
-    return GateFacts(
-        open_incidents=incidents,
-        commit_authors_unverified=rules.requires_verified_authors(revision.content["risk_tier"])
-        and not authors.verified,
-        changelog_found=True,
-        changelog_status=changelog.status,
-        changelog_kind=changelog.kind,
-        revision_status=revision.status,
-        findings=tuple((f.code.value, f.message) for f in findings),
-        approval_status=state.status.value if state else "",
-        one_independent_approval=bool(state and state.one_independent_approval),
-        approvals_missing=state.missing if state else (),
-        not_counted=tuple(state.not_counted.values()) if state else (),
-        overdue_retrospectives=overdue,
-        active_freezes=freezes,
-        planned_window=PlannedWindowFact(
-            start=datetime.fromisoformat(window["start"]),
-            end=datetime.fromisoformat(window["end"]),
-            grace_minutes=rules.planned_window_grace_minutes,
-            checked_at=now,
-        ),
-    )
-
-
-def _incidents(
-    *, unresolved: list[tuple[str, str]], min_severity: str | None, changelog: Changelog, revision: ChangelogRevision
-) -> tuple[BlockingIncident, ...]:
-    """The domain's unresolved incidents that stop this change unless it answers them (a
-    hotfix naming the incident in ``hotfix.incident_reference``)."""
-    hotfix = revision.content.get("hotfix")
-    reference = hotfix.get("incident_reference", "") if isinstance(hotfix, dict) else ""
-    return blocking_incidents(
-        incidents=unresolved, min_severity=min_severity, changelog_kind=changelog.kind, incident_reference=reference
+def gate_facts(
+    *, acting_user: ActingUser, service_slug: str, digest: str, changelog_id: Any = None, now: datetime | None = None
+) -> Snapshot | None:
+    """The gate's facts for a service named by its slug; None when there is no such service.
+    ``now`` is the business clock's unless given; on PostgreSQL it is read by the same
+    statement as the facts."""
+    if connection.vendor == "postgresql":
+        return facts_from_postgresql(
+            acting_user=acting_user, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=now
+        )
+    return facts_from_orm(
+        acting_user=acting_user,
+        service_slug=service_slug,
+        digest=digest,
+        changelog_id=changelog_id,
+        now=now or business_now(),
     )
 
 
@@ -139,7 +114,7 @@ def revision_for_digest(service: Service, digest: str, changelog_id: Any) -> Cha
     return revision
 
 
-def _active_freezes(service: Service, changelog_id: Any, now: datetime) -> list[FreezeFact]:
+def _active_freezes(service: Service, changelog_id: Any, now: datetime) -> tuple[FreezeFact, ...]:
     freezes = (
         FreezeWindow.objects.filter(
             Q(domain__isnull=True) | Q(domain_id=service.domain_id), starts_at__lte=now, ends_at__gt=now
@@ -156,7 +131,7 @@ def _active_freezes(service: Service, changelog_id: Any, now: datetime) -> list[
         if changelog_id
         else set()
     )
-    return [
+    return tuple(
         FreezeFact(
             id=freeze.pk,
             scope=freeze.domain.slug if freeze.domain else "global",
@@ -164,46 +139,52 @@ def _active_freezes(service: Service, changelog_id: Any, now: datetime) -> list[
             overridden=freeze.pk in overridden,
         )
         for freeze in freezes
-    ]
+    )
 
 
-def gate_facts(*, service: Service, digest: str, changelog_id: Any = None, now: datetime) -> Snapshot:
+def facts_from_orm(
+    *, acting_user: ActingUser, service_slug: str, digest: str, changelog_id: Any, now: datetime
+) -> Snapshot | None:
+    """The facts through the apps' own selectors: what submission and the approver pages read
+    (``readiness_of``, ``approval_state_of``)."""
     from approvals.models import Retrospective
+    from audit.alarms import alarm_open_exists
 
+    service = Service.objects.select_related("domain").filter(slug=service_slug).first()
+    if service is None:
+        return None
+    may_act = changelog_selectors.service_list_managed(user=acting_user).filter(pk=service.pk).exists()
     overdue = Retrospective.objects.filter(service=service, status=RetrospectiveStatus.OVERDUE).count()
+    alarm_open = alarm_open_exists()
     revision = revision_for_digest(service, digest, changelog_id)
     if revision is None:
         facts = GateFacts(
-            changelog_found=False,
-            overdue_retrospectives=overdue,
-            active_freezes=tuple(_active_freezes(service, None, now)),
+            changelog_found=False, overdue_retrospectives=overdue, active_freezes=_active_freezes(service, None, now)
         )
-        return Snapshot(facts=facts, revision=None, policy="")
+        return Snapshot(service, may_act, facts, None, "", alarm_open, now)
     changelog = revision.changelog
     readiness = readiness_of(changelog=changelog, revision=revision)
     submitted = revision.status == RevisionStatus.SUBMITTED
     state = approval_state_of(changelog=changelog, now=now, revision=revision) if submitted else None
-    facts = _facts(
-        revision=revision,
-        changelog=changelog,
+    facts = facts_of_revision(
+        content=revision.content,
+        changelog_status=changelog.status,
+        changelog_kind=changelog.kind,
+        revision_status=revision.status,
         findings=readiness.findings,
         state=state,
         overdue=overdue,
-        freezes=tuple(_active_freezes(service, changelog.pk, now)),
+        freezes=_active_freezes(service, changelog.pk, now),
         rules=readiness.policy.rules,
         authors=changelog_selectors.commit_authors_of(revision=revision),
         now=now,
-        incidents=_incidents(
-            unresolved=unresolved_incidents_of_domain(domain_id=service.domain_id),
-            min_severity=gate_min_severity(domain_id=service.domain_id),
-            changelog=changelog,
-            revision=revision,
-        ),
+        unresolved_incidents=unresolved_incidents_of_domain(domain_id=service.domain_id),
+        incident_min_severity=gate_min_severity(domain_id=service.domain_id),
     )
-    return Snapshot(facts=facts, revision=revision, policy=readiness.policy.label)
+    return Snapshot(service, may_act, facts, revision, readiness.policy.label, alarm_open, now)
 
 
-# --- The facts from PostgreSQL's one row -----------------------------------------------------------
+# --- The facts from PostgreSQL's one statement -----------------------------------------------------
 
 
 def _loaded(model: type[M], **values: Any) -> M:
@@ -229,20 +210,6 @@ def _policy(row: gate_sql.GateRow, service: Service) -> PolicyInUse:
     return PolicyInUse(rules=_rules(policy["rules"]), scope=scope, version=policy["version"], policy_id=policy["id"])
 
 
-def _read(
-    *, acting_user: ActingUser, service_slug: str, digest: str, changelog_id: Any, now: datetime
-) -> gate_sql.GateRow | None:
-    return gate_sql.read(
-        user_id=acting_user.pk,
-        service_slug=service_slug,
-        digest=digest,
-        changelog_id=changelog_id,
-        now=now,
-        summary_keys=READINESS_SUMMARY_KEYS,
-        authorities=tuple(authority.value for authority in Authority),
-    )
-
-
 def _may_manage(user: Any, row: gate_sql.GateRow) -> bool:
     """What ``changelogs.selectors.service_list_managed`` (django-guardian's
     ``get_objects_for_user`` with global permissions accepted) says of this one service: a
@@ -259,15 +226,58 @@ def _service_of(row: gate_sql.GateRow) -> Service:
     return found
 
 
-def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Snapshot:
-    """The facts ``gate_facts`` would have read, from ``gate_sql.read``'s row."""
+def facts_from_postgresql(
+    *, acting_user: ActingUser, service_slug: str, digest: str, changelog_id: Any, now: datetime | None
+) -> Snapshot | None:
+    """The facts ``facts_from_orm`` reads, from ``gate_sql.read``'s one statement."""
+    row = gate_sql.read(
+        user_id=acting_user.pk, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=now
+    )
+    return None if row is None else _snapshot(row, acting_user)
+
+
+def _instance(model: type[M], columns: dict[str, Any]) -> M:
+    """A model instance from its row as PostgreSQL's ``row_to_json`` renders it (every column;
+    times as ISO 8601 text)."""
+    names, values = [], []
+    for field in model._meta.concrete_fields:
+        value = columns[field.column]
+        if value is not None and isinstance(field, models.DateTimeField):
+            value = datetime.fromisoformat(value)
+        names.append(field.attname)
+        values.append(value)
+    return model.from_db(connection.alias, names, values)
+
+
+def facts_with_token(
+    *, token_prefix: str, service_slug: str, digest: str, changelog_id: Any
+) -> tuple[ApiToken | None, Snapshot | None] | None:
+    """On PostgreSQL, the API token with this public prefix (with its service account, as
+    ``ApiTokenAuthentication`` reads it) and the facts read for its account, in one statement:
+    (None, None) when no token has the prefix; None when there is no such service. The token is
+    not checked here: the caller authenticates with it exactly as every endpoint does, and uses
+    the facts only then (releasegate.apis.GateCheckApi.token_read_with_facts)."""
+    row = gate_sql.read(service_slug=service_slug, digest=digest, changelog_id=changelog_id, token_prefix=token_prefix)
+    if row is None:
+        return None
+    if row.token is None or row.token_account is None:
+        return None, None
+    token = _instance(ApiToken, row.token)
+    token.service_account = _instance(User, row.token_account)
+    return token, _snapshot(row, token.service_account)
+
+
+def _snapshot(row: gate_sql.GateRow, acting_user: ActingUser) -> Snapshot:
+    now = row.now
+    service = _service_of(row)
+    may_act = _may_manage(acting_user, row)
     freezes = tuple(FreezeFact(**freeze) for freeze in row.freezes)
     found = row.revision
     if found is None:
         facts = GateFacts(
             changelog_found=False, overdue_retrospectives=row.overdue_retrospectives, active_freezes=freezes
         )
-        return Snapshot(facts=facts, revision=None, policy="", audit_alarm_open=row.audit_alarm_open)
+        return Snapshot(service, may_act, facts, None, "", row.audit_alarm_open, now)
     changelog = _loaded(
         Changelog,
         id=found["changelog_id"],
@@ -317,9 +327,11 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
             signed_tiers=policy.rules.signed_approvals,
         )
         state = approval_state(context, [ApprovalFact(**approval) for approval in row.approvals])
-    facts = _facts(
-        revision=revision,
-        changelog=changelog,
+    facts = facts_of_revision(
+        content=revision.content,
+        changelog_status=changelog.status,
+        changelog_kind=changelog.kind,
+        revision_status=revision.status,
         findings=readiness_findings(policy.rules, readiness),
         state=state,
         overdue=row.overdue_retrospectives,
@@ -327,14 +339,10 @@ def snapshot_of(row: gate_sql.GateRow, *, service: Service, now: datetime) -> Sn
         rules=policy.rules,
         authors=authors,
         now=now,
-        incidents=_incidents(
-            unresolved=row.open_incidents,
-            min_severity=row.incident_min_severity,
-            changelog=changelog,
-            revision=revision,
-        ),
+        unresolved_incidents=row.open_incidents,
+        incident_min_severity=row.incident_min_severity,
     )
-    return Snapshot(facts=facts, revision=revision, policy=policy.label, audit_alarm_open=row.audit_alarm_open)
+    return Snapshot(service, may_act, facts, revision, policy.label, row.audit_alarm_open, now)
 
 
 # --- Deciding and recording ------------------------------------------------------------------------
@@ -344,7 +352,7 @@ def _on_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _with_trail(facts: GateFacts, *, alarm_open: bool | None) -> GateFacts:
+def _with_trail(facts: GateFacts, *, alarm_open: bool) -> GateFacts:
     """The facts with the audit trail's state (audit/alarms.py, audit/witnessing.py)."""
     from audit.trail import trail_facts
 
@@ -354,19 +362,12 @@ def _with_trail(facts: GateFacts, *, alarm_open: bool | None) -> GateFacts:
     return facts
 
 
-def _decide_and_record(
-    *,
-    acting_user: ActingUser,
-    service: Service,
-    environment: str,
-    digest: str,
-    snapshot: Snapshot,
-    token_prefix: str,
-    now: datetime,
-    started: float,
+def _record(
+    *, acting_user: ActingUser, environment: str, digest: str, snapshot: Snapshot, token_prefix: str, started: float
 ) -> GateDecision:
+    """Decide from the facts and store the decision with its audit event."""
     decision = evaluate(_with_trail(snapshot.facts, alarm_open=snapshot.audit_alarm_open))
-    revision = snapshot.revision
+    service, revision, now = snapshot.service, snapshot.revision, snapshot.now
     record = GateDecision(
         service=service,
         environment=environment,
@@ -430,6 +431,43 @@ def _decide_and_record(
 
 
 @transaction.atomic(savepoint=False)
+def gate_check_as_caller(
+    *,
+    acting_user: ActingUser,
+    service_slug: str,
+    environment: str,
+    digest: str,
+    changelog_id: Any = None,
+    token_prefix: str = "",
+    now: datetime | None = None,
+    caller_may_act: bool = False,
+    read: tuple[Snapshot, float] | None = None,
+) -> GateDecision | None:
+    """Decide for a service named by the caller, who must be allowed to act on it
+    (``changelogs.selectors.service_list_managed``) unless ``caller_may_act`` says the caller
+    was checked already; None, and nothing recorded, when there is no such service or the
+    caller may not act on it. ``read``: the facts of this very question for this caller, read
+    already (``facts_with_token``), and when the reading started (``time.perf_counter``)."""
+    if read is not None:
+        snapshot: Snapshot | None
+        snapshot, started = read
+    else:
+        started = time.perf_counter()
+        snapshot = gate_facts(
+            acting_user=acting_user, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=now
+        )
+    if snapshot is None or not (caller_may_act or snapshot.may_act):
+        return None
+    return _record(
+        acting_user=acting_user,
+        environment=environment,
+        digest=digest,
+        snapshot=snapshot,
+        token_prefix=token_prefix,
+        started=started,
+    )
+
+
 def gate_check(
     *,
     acting_user: ActingUser,
@@ -442,68 +480,16 @@ def gate_check(
 ) -> GateDecision:
     """Decide for a service already known to be the caller's to ask about (the GitHub
     deployment protection rule resolves it from the repository)."""
-    started = time.perf_counter()
-    now = now or business_now()
-    if _on_postgresql():
-        row = _read(
-            acting_user=acting_user, service_slug=service.slug, digest=digest, changelog_id=changelog_id, now=now
-        )
-        if row is None:
-            raise Service.DoesNotExist(f"service {service.slug!r} no longer exists")
-        snapshot = snapshot_of(row, service=service, now=now)
-    else:
-        snapshot = gate_facts(service=service, digest=digest, changelog_id=changelog_id, now=now)
-    return _decide_and_record(
+    decision = gate_check_as_caller(
         acting_user=acting_user,
-        service=service,
+        service_slug=service.slug,
         environment=environment,
         digest=digest,
-        snapshot=snapshot,
+        changelog_id=changelog_id,
         token_prefix=token_prefix,
         now=now,
-        started=started,
+        caller_may_act=True,
     )
-
-
-@transaction.atomic(savepoint=False)
-def gate_check_as_caller(
-    *,
-    acting_user: ActingUser,
-    service_slug: str,
-    environment: str,
-    digest: str,
-    changelog_id: Any = None,
-    token_prefix: str = "",
-    now: datetime | None = None,
-) -> GateDecision | None:
-    """Decide for a service named by the caller, who must be allowed to act on it
-    (``changelogs.selectors.service_list_managed``); None, and nothing recorded, when there is
-    no such service or the caller may not act on it. On PostgreSQL that check is part of the
-    one read."""
-    started = time.perf_counter()
-    now = now or business_now()
-    if _on_postgresql():
-        row = _read(
-            acting_user=acting_user, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=now
-        )
-        if row is None or not _may_manage(acting_user, row):
-            return None
-        service = _service_of(row)
-        snapshot = snapshot_of(row, service=service, now=now)
-    else:
-        managed = changelog_selectors.service_list_managed(user=acting_user)
-        found = managed.filter(slug=service_slug).select_related("domain").first()
-        if found is None:
-            return None
-        service = found
-        snapshot = gate_facts(service=service, digest=digest, changelog_id=changelog_id, now=now)
-    return _decide_and_record(
-        acting_user=acting_user,
-        service=service,
-        environment=environment,
-        digest=digest,
-        snapshot=snapshot,
-        token_prefix=token_prefix,
-        now=now,
-        started=started,
-    )
+    if decision is None:
+        raise Service.DoesNotExist(f"service {service.slug!r} no longer exists")
+    return decision

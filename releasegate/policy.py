@@ -4,13 +4,17 @@ No Django here. Selectors gather the facts (in as few queries as they can); this
 decides, so the rules read in one place and are table-tested without a database.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
+from approvals.rules import ApprovalState
+from changelogs.authors import RevisionAuthors
 from changelogs.lifecycle import CLOSED
-from incidents.rules import BlockingIncident
+from changelogs.policy import Finding, PolicyRules
+from incidents.rules import BlockingIncident, blocking_incidents
 
 
 class ReasonCode(StrEnum):
@@ -115,6 +119,55 @@ class GateFacts:
     # cosignatures (audit/alarms.py, audit/witnessing.py). Nothing is allowed without a trail.
     audit_log_inconsistent: bool = False
     witness_quorum_missing: bool = False
+
+
+def facts_of_revision(
+    *,
+    content: Mapping[str, Any],
+    changelog_status: str,
+    changelog_kind: str,
+    revision_status: str,
+    findings: Sequence[Finding],
+    state: ApprovalState | None,
+    overdue: int,
+    freezes: tuple[FreezeFact, ...],
+    rules: PolicyRules,
+    authors: RevisionAuthors,
+    now: datetime,
+    unresolved_incidents: Iterable[tuple[str, str]],
+    incident_min_severity: str | None,
+) -> GateFacts:
+    """The facts of a found revision, however they were read (releasegate.gate's two backends
+    hand the same values): which incidents a hotfix answers, whether the policy wants the commit
+    authors read, the planned window with the policy's grace."""
+    window = content["planned_window"]
+    hotfix = content.get("hotfix")
+    return GateFacts(
+        open_incidents=blocking_incidents(
+            incidents=unresolved_incidents,
+            min_severity=incident_min_severity,
+            changelog_kind=changelog_kind,
+            incident_reference=hotfix.get("incident_reference", "") if isinstance(hotfix, dict) else "",
+        ),
+        commit_authors_unverified=rules.requires_verified_authors(content["risk_tier"]) and not authors.verified,
+        changelog_found=True,
+        changelog_status=changelog_status,
+        changelog_kind=changelog_kind,
+        revision_status=revision_status,
+        findings=tuple((f.code.value, f.message) for f in findings),
+        approval_status=state.status.value if state else "",
+        one_independent_approval=bool(state and state.one_independent_approval),
+        approvals_missing=state.missing if state else (),
+        not_counted=tuple(state.not_counted.values()) if state else (),
+        overdue_retrospectives=overdue,
+        active_freezes=freezes,
+        planned_window=PlannedWindowFact(
+            start=datetime.fromisoformat(window["start"]),
+            end=datetime.fromisoformat(window["end"]),
+            grace_minutes=rules.planned_window_grace_minutes,
+            checked_at=now,
+        ),
+    )
 
 
 @dataclass(frozen=True)

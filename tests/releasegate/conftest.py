@@ -1,45 +1,67 @@
-"""On PostgreSQL the gate reads its facts with one statement (releasegate/gate_sql.py); the ORM
-path (``releasegate.gate.gate_facts``) is the reference. Every gate check any test here makes
-on PostgreSQL is therefore read both ways, and the two must agree: the same facts, policy,
-revision and answer to whether the caller may act on the service."""
+"""On PostgreSQL the gate reads its facts with one statement (``releasegate.gate.
+facts_from_postgresql``, releasegate/gate_sql.py); the ORM backend (``facts_from_orm``) is the
+reference. Every gate check any test here makes on PostgreSQL is therefore read both ways, and
+the two snapshots must be equal: the same service, answer to whether the caller may act on it,
+facts, revision, policy, audit alarm and time."""
 
+from datetime import datetime
 from typing import Any
 
 import pytest
 from django.db import connection
 
-from changelogs import selectors as changelog_selectors
-from changelogs.models import Service
 from core.actors import ActingUser
 from releasegate import gate
 
 
-def assert_read_agrees(
-    row: Any, *, acting_user: ActingUser, service_slug: str, digest: str, changelog_id: Any, now: Any
+def assert_backends_agree(
+    found: gate.Snapshot | None,
+    *,
+    acting_user: ActingUser,
+    service_slug: str,
+    digest: str,
+    changelog_id: Any,
+    now: datetime | None = None,
 ) -> None:
-    service = Service.objects.select_related("domain").filter(slug=service_slug).first()
-    if row is None:
-        assert service is None
-        return
-    assert service is not None
-    managed = changelog_selectors.service_list_managed(user=acting_user).filter(pk=service.pk).exists()
-    assert gate._may_manage(acting_user, row) == managed
-    reference = gate.gate_facts(service=service, digest=digest, changelog_id=changelog_id, now=now)
-    found = gate.snapshot_of(row, service=service, now=now)
-    assert found.facts == reference.facts
-    assert found.policy == reference.policy
-    assert (found.revision.pk if found.revision else None) == (reference.revision.pk if reference.revision else None)
+    """``found`` (from PostgreSQL's statement) equals what the ORM reads at the same time."""
+    at = found.now if found is not None else (now or datetime.now().astimezone())
+    reference = gate.facts_from_orm(
+        acting_user=acting_user, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=at
+    )
+    assert found == reference
+    if found is not None and reference is not None:
+        # Model instances compare by primary key: compare what the gate stores of them too.
+        assert found.service.slug == reference.service.slug
+        assert (found.revision.number if found.revision else None) == (
+            reference.revision.number if reference.revision else None
+        )
 
 
 @pytest.fixture(autouse=True)
 def _gate_reads_checked_against_the_orm(monkeypatch: pytest.MonkeyPatch) -> None:
     if connection.vendor != "postgresql":
         return
-    read = gate._read
+    read = gate.facts_from_postgresql
 
     def checked(**question: Any) -> Any:
-        row = read(**question)
-        assert_read_agrees(row, **question)
-        return row
+        found = read(**question)
+        assert_backends_agree(found, **question)
+        return found
 
-    monkeypatch.setattr(gate, "_read", checked)
+    monkeypatch.setattr(gate, "facts_from_postgresql", checked)
+    with_token = gate.facts_with_token
+
+    def checked_with_token(**question: Any) -> Any:
+        found = with_token(**question)
+        if found is not None and found[1] is not None:
+            token, snapshot = found
+            assert_backends_agree(
+                snapshot,
+                acting_user=token.service_account,
+                service_slug=question["service_slug"],
+                digest=question["digest"],
+                changelog_id=question["changelog_id"],
+            )
+        return found
+
+    monkeypatch.setattr(gate, "facts_with_token", checked_with_token)

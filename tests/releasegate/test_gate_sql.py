@@ -7,10 +7,12 @@ revisions and changelogs carrying one digest; policies of the service and of the
 freezes of every scope; who may ask about a service; and the rows the two writers store.
 """
 
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.utils import timezone
@@ -23,7 +25,7 @@ from changelogs.models import Changelog, CommitAuthors, Evidence, RevisionStatus
 from changelogs.policy import READINESS_SUMMARY_KEYS, EvidenceFact, PolicyRules, ReadinessFacts, readiness_findings
 from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock, service_list_managed
 from changelogs.services import changelog_edit, changelog_submit, commit_authors_record, policy_create
-from releasegate import gate
+from releasegate import gate, gate_sql
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import GateDecision, User
 from tests.changelogs.evidence_files import REAL_SAMPLES, sample
@@ -40,7 +42,7 @@ from tests.factories import (
     changelog_make,
     unsigned_approvals_count,
 )
-from tests.releasegate.conftest import assert_read_agrees
+from tests.releasegate.conftest import assert_backends_agree
 from tests.releasegate.gate_support import approve, ready_changelog
 
 
@@ -49,9 +51,10 @@ def facts(cast: Cast, *, user: Any = None, digest: str = DIGEST, changelog_id: A
     user = user or cast.pipeline.account
     now = now or timezone.now()
     question = {"acting_user": user, "service_slug": "payments-api", "digest": digest, "changelog_id": changelog_id}
-    row = gate._read(**question, now=now)
-    assert_read_agrees(row, **question, now=now)
-    return gate.snapshot_of(row, service=cast.payments_api, now=now).facts
+    found = gate.facts_from_postgresql(**question, now=now)
+    assert_backends_agree(found, **question)
+    assert found is not None
+    return found.facts
 
 
 def approval_by(changelog: Changelog, user: User, *, decision: str = "approved", days: int = 7) -> Approval:
@@ -410,3 +413,44 @@ def test_the_planned_window_and_the_policys_grace_are_read_alike(cast: Cast, on_
         "2026-12-01T10:00:00+00:00",
     )
     assert (window.grace_minutes, window.checked_at) == (45, now)
+
+
+def _tables_named(sql: str) -> set[str]:
+    """The tables a statement reads or writes (its CTEs left out)."""
+    named = set(re.findall(r"\b(?:FROM|JOIN|INTO)\s+([a-z_][a-z0-9_]*)", sql))
+    ctes = set(re.findall(r"\b([a-z_]+) AS \(", sql))
+    return named - ctes - {"unnest", "jsonb_array_elements"}
+
+
+def test_the_statements_name_only_the_models_tables() -> None:
+    """gate_sql's statements are built from the models: every table they name is a model's
+    table (so a table renamed in a model is renamed in the SQL with it), and no name is left
+    hard-coded where the models can no longer see it."""
+    read, write = gate_sql.statements()
+    tables = {model._meta.db_table for model in apps.get_models(include_auto_created=True)}
+
+    assert _tables_named(read) | _tables_named(write) <= tables
+    assert {"changelogs_service", "approvals_approval", "incidents_incident", "releasegate_gatedecision"} <= (
+        _tables_named(read) | _tables_named(write)
+    )
+    assert (read, write) == (gate_sql.READ_SQL, gate_sql.WRITE_SQL)
+
+
+def test_a_renamed_table_is_renamed_in_the_statements(monkeypatch: pytest.MonkeyPatch) -> None:
+    from changelogs.models import Service
+
+    monkeypatch.setattr(Service._meta, "db_table", "changelogs_renamed_service")
+    monkeypatch.setattr(Approval._meta, "db_table", "approvals_renamed_approval")
+    read, _ = gate_sql.statements()
+
+    assert {"changelogs_renamed_service", "approvals_renamed_approval"} <= _tables_named(read)
+    assert not {"changelogs_service", "approvals_approval"} & _tables_named(read)
+
+
+def test_the_statements_run_against_the_migrated_schema(cast: Cast, on_postgres: None) -> None:
+    """What the migrations made is what the models say: PostgreSQL plans both statements."""
+    read, write = gate_sql.statements()
+    with connection.cursor() as cursor:
+        for statement in (read, write):
+            cursor.execute("PREPARE gate_statement_check AS " + re.sub(r"%\((\w+)\)s", "NULL", statement))
+            cursor.execute("DEALLOCATE gate_statement_check")
