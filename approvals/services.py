@@ -36,7 +36,7 @@ from changelogs import services as changelog_services
 from changelogs.authors import identities
 from changelogs.models import Changelog, ChangelogKind, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
 from changelogs.selectors import changelog_lock, commit_authors_of, policy_for, revision_current
-from core.actors import ActingUser
+from core.actors import ActingUser, StepUp, step_up_require
 from core.errors import ApplicationError, Conflict, InvalidInput, PermissionDenied, field_error
 from identity.challenge import approval_challenge
 from identity.services import assertion_verify
@@ -54,12 +54,12 @@ def _authority(value: str) -> Authority:
 # --- Signing authorities: asked for by one administrator, put in force by a second -----------
 
 
-def _require_administrator(user: Any) -> None:
+def _require_administrator(user: ActingUser) -> None:
     if not (getattr(user, "is_active", False) and user.has_perm("approvals.change_authoritygrant")):
         raise PermissionDenied(ApprovalError.NOT_AN_ADMINISTRATOR, "Only administrators manage signing authorities.")
 
 
-def _refuse_self(acting_user: ActingUser, *, user: Any, group: Group | None) -> None:
+def _refuse_self(acting_user: ActingUser, *, user: ActingUser | None, group: Group | None) -> None:
     """Nobody asks for, or confirms, power for themselves: not for their own account, not for
     a group they belong to."""
     if user is not None and user.pk == acting_user.pk:
@@ -99,8 +99,10 @@ def _grant_request(
     user: Any,
     group: Group | None,
     reason: str,
+    step_up: StepUp | None,
 ) -> AuthorityGrant:
     _require_administrator(acting_user)
+    step_up_require(step_up, acting_user=acting_user)
     if not reason.strip():
         raise InvalidInput(
             ApprovalError.REASON_REQUIRED,
@@ -146,7 +148,8 @@ def authority_grant_request(
     domain: Domain,
     authority: str,
     reason: str,
-    user: Any = None,
+    step_up: StepUp | None,
+    user: ActingUser | None = None,
     group: Group | None = None,
 ) -> AuthorityGrant:
     """Ask for a signing authority on a domain for a person or a group. It takes effect when a
@@ -161,11 +164,14 @@ def authority_grant_request(
         user=user,
         group=group,
         reason=reason,
+        step_up=step_up,
     )
 
 
 @transaction.atomic
-def membership_grant_request(*, acting_user: ActingUser, group: Group, user: Any, reason: str) -> AuthorityGrant:
+def membership_grant_request(
+    *, acting_user: ActingUser, group: Group, user: ActingUser, reason: str, step_up: StepUp | None
+) -> AuthorityGrant:
     """Ask for a person to join a group that holds signing authority: being made a signing
     authority through the group, so a second administrator confirms it too."""
     if not AuthorityGrant.objects.filter(kind=GrantKind.AUTHORITY, group=group, status__in=GRANT_OPEN).exists():
@@ -181,6 +187,7 @@ def membership_grant_request(*, acting_user: ActingUser, group: Group, user: Any
         user=user,
         group=group,
         reason=reason,
+        step_up=step_up,
     )
 
 
@@ -194,10 +201,13 @@ def _grant_locked(grant: AuthorityGrant) -> AuthorityGrant:
 
 
 @transaction.atomic
-def grant_confirm(*, acting_user: ActingUser, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+def grant_confirm(
+    *, acting_user: ActingUser, grant: AuthorityGrant, step_up: StepUp | None, now: datetime | None = None
+) -> AuthorityGrant:
     """A second administrator puts a requested grant in force. Refused to the one who asked
     for it and to anyone it would empower."""
     _require_administrator(acting_user)
+    step_up_require(step_up, acting_user=acting_user)
     grant = _grant_locked(grant)
     if grant.status != GrantStatus.PENDING:
         raise Conflict(ApprovalError.GRANT_NOT_PENDING, f"This grant is {grant.status}, not waiting for confirmation.")
@@ -253,9 +263,12 @@ def _grant_apply(grant: AuthorityGrant, *, acting_user: ActingUser, now: datetim
 
 
 @transaction.atomic
-def grant_refuse(*, acting_user: ActingUser, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+def grant_refuse(
+    *, acting_user: ActingUser, grant: AuthorityGrant, step_up: StepUp | None, now: datetime | None = None
+) -> AuthorityGrant:
     """Turn down a requested grant (another administrator), or withdraw it (its requester)."""
     _require_administrator(acting_user)
+    step_up_require(step_up, acting_user=acting_user)
     grant = _grant_locked(grant)
     if grant.status != GrantStatus.PENDING:
         raise Conflict(ApprovalError.GRANT_NOT_PENDING, f"This grant is {grant.status}, not waiting for confirmation.")
@@ -271,9 +284,12 @@ def grant_refuse(*, acting_user: ActingUser, grant: AuthorityGrant, now: datetim
 
 
 @transaction.atomic
-def grant_revoke(*, acting_user: ActingUser, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+def grant_revoke(
+    *, acting_user: ActingUser, grant: AuthorityGrant, step_up: StepUp | None, now: datetime | None = None
+) -> AuthorityGrant:
     """End a grant in force. One administrator may take power away."""
     _require_administrator(acting_user)
+    step_up_require(step_up, acting_user=acting_user)
     grant = _grant_locked(grant)
     if grant.status != GrantStatus.ACTIVE:
         raise Conflict(ApprovalError.GRANT_NOT_ACTIVE, f"This grant is {grant.status}, not in force.")
@@ -359,6 +375,7 @@ def approval_decide(
     decision: str,
     reason: str,
     seen: Seen,
+    step_up: StepUp | None,
     assertion: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Approval:
@@ -373,6 +390,7 @@ def approval_decide(
     With an ``assertion`` (a WebAuthn PublicKeyCredential as JSON) the decision is signed: the
     assertion must verify, by one of the approver's confirmed passkeys, over the challenge
     derived from exactly this decision (identity.challenge); it is kept with the approval."""
+    step_up_require(step_up, acting_user=acting_user)
     now = now or business_now()
     changelog = changelog_lock(changelog=changelog)
     revision = revision_current(changelog=changelog)
@@ -499,14 +517,14 @@ def approval_refusal_record(
     )
 
 
-def independence_require(*, user: Any, changelog: Changelog) -> None:
+def independence_require(*, user: ActingUser, changelog: Changelog) -> None:
     """Refuse anyone who is not independent of the change (its requester, an uploader of its
     evidence, a commit author): for approvals and for what follows the same rules, such as
     letting the change through a freeze."""
     _refuse_own_change(user, changelog, revision_current(changelog=changelog))
 
 
-def _refuse_own_change(user: Any, changelog: Changelog, revision: ChangelogRevision) -> None:
+def _refuse_own_change(user: ActingUser, changelog: Changelog, revision: ChangelogRevision) -> None:
     """Separation of duties, refused at the door (the counting rules check it again)."""
     if user.pk in requester_ids(changelog=changelog):
         raise PermissionDenied(ApprovalError.OWN_CHANGE, "You may not approve a change you requested or submitted.")

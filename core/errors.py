@@ -35,6 +35,8 @@ class CommonError(StrEnum):
     TOO_MANY_FILES = "too_many_files"
     # Infrastructure faults (issue 19): the request changed nothing.
     STORAGE_FULL = "storage_full"
+    # A decision that carries authority reached its service without a fresh step-up (core.actors).
+    STEP_UP_REQUIRED = "step_up_required"
 
 
 class ApplicationError(Exception):

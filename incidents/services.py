@@ -53,16 +53,16 @@ _TIME_OF = {
 }
 
 
-def _actor_name(actor: Any) -> str:
-    return getattr(actor, "audit_actor", None) or getattr(actor, "name", None) or str(actor)
+def _actor_name(actor: ActingUser | Actor) -> str:
+    return actor.name if isinstance(actor, Actor) else actor.audit_actor
 
 
-def _is_person(actor: Any) -> bool:
-    return bool(getattr(actor, "pk", None)) and not getattr(actor, "is_service_account", True)
+def _is_person(actor: ActingUser | Actor) -> bool:
+    return not isinstance(actor, Actor) and bool(actor.pk) and not actor.is_service_account
 
 
-def _user_or_none(actor: Any) -> Any:
-    return actor if getattr(actor, "pk", None) else None
+def _user_or_none(actor: ActingUser | Actor) -> ActingUser | None:
+    return None if isinstance(actor, Actor) or not actor.pk else actor
 
 
 def _require_services(acting_user: ActingUser | Actor, services: Iterable[Service]) -> None:
@@ -389,8 +389,8 @@ def suspect_decide(
 # --- DORA -----------------------------------------------------------------------------------------
 
 
-def _require_classifier(user: Any) -> None:
-    if not (_is_person(user) and user.has_perm("incidents.classify_incident")):
+def _require_classifier(user: ActingUser | Actor) -> None:
+    if isinstance(user, Actor) or not (_is_person(user) and user.has_perm("incidents.classify_incident")):
         raise PermissionDenied(
             IncidentError.NOT_CLASSIFIER, "Only people who classify incidents under DORA may do this."
         )
