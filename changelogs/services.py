@@ -14,7 +14,6 @@ from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs import parsers
 from changelogs.audit_actions import ChangelogAction
-from changelogs.content import content_hash
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_clean, file_name_problem
 from changelogs.lifecycle import CLOSED, may_change
@@ -34,6 +33,7 @@ from changelogs.models import (
 )
 from changelogs.policy import PolicyError, PolicyRules, environments_required
 from changelogs.selectors import changelog_lock_in_place, policy_for, readiness_of, revision_current
+from changelogs.signed import content_hash
 from changelogs.storage import EvidenceCorrupted, blob_put, blob_read
 from core.actors import ActingUser
 from core.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
