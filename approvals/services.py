@@ -191,13 +191,33 @@ def membership_grant_request(
     )
 
 
-def _grant_locked(grant: AuthorityGrant) -> AuthorityGrant:
+# What each decision on a grant needs it to be, and the refusal otherwise.
+_GRANT_MUST_BE = {
+    GrantStatus.PENDING: (ApprovalError.GRANT_NOT_PENDING, "not waiting for confirmation"),
+    GrantStatus.ACTIVE: (ApprovalError.GRANT_NOT_ACTIVE, "not in force"),
+}
+
+
+def _grant_locked(
+    grant: AuthorityGrant, *, acting_user: ActingUser, step_up: StepUp | None, status: GrantStatus
+) -> AuthorityGrant:
+    """An administrator who stepped up just now, and the grant locked and still ``status``."""
+    _require_administrator(acting_user)
+    step_up_require(step_up, acting_user=acting_user)
     locked: AuthorityGrant = (
         AuthorityGrant.objects.select_for_update(no_key=True, of=("self",))
         .select_related("domain", "user", "group", "requested_by", "decided_by")
         .get(pk=grant.pk)
     )
+    if locked.status != status:
+        code, wording = _GRANT_MUST_BE[status]
+        raise Conflict(code, f"This grant is {locked.status}, {wording}.")
     return locked
+
+
+def _grant_recorded(grant: AuthorityGrant, *, acting_user: ActingUser, action: str, was: str) -> AuthorityGrant:
+    audit.record(actor=acting_user, action=action, target=_grant_target(grant), data=_grant_data(grant, was))
+    return grant
 
 
 @transaction.atomic
@@ -206,11 +226,7 @@ def grant_confirm(
 ) -> AuthorityGrant:
     """A second administrator puts a requested grant in force. Refused to the one who asked
     for it and to anyone it would empower."""
-    _require_administrator(acting_user)
-    step_up_require(step_up, acting_user=acting_user)
-    grant = _grant_locked(grant)
-    if grant.status != GrantStatus.PENDING:
-        raise Conflict(ApprovalError.GRANT_NOT_PENDING, f"This grant is {grant.status}, not waiting for confirmation.")
+    grant = _grant_locked(grant, acting_user=acting_user, step_up=step_up, status=GrantStatus.PENDING)
     if grant.requested_by_id == acting_user.pk:
         raise PermissionDenied(
             ApprovalError.GRANT_OWN_REQUEST, "You asked for this grant: a second administrator must confirm it."
@@ -220,13 +236,9 @@ def grant_confirm(
     grant.status, grant.decided_by, grant.decided_at = GrantStatus.ACTIVE, acting_user, now
     grant.save(update_fields=["status", "decided_by", "decided_at"])
     _grant_apply(grant, acting_user=acting_user, now=now)
-    audit.record(
-        actor=acting_user,
-        action=ApprovalAction.AUTHORITY_GRANTED,
-        target=_grant_target(grant),
-        data=_grant_data(grant, GrantStatus.PENDING),
+    return _grant_recorded(
+        grant, acting_user=acting_user, action=ApprovalAction.AUTHORITY_GRANTED, was=GrantStatus.PENDING
     )
-    return grant
 
 
 def _member(grant: AuthorityGrant) -> Any:
@@ -267,20 +279,12 @@ def grant_refuse(
     *, acting_user: ActingUser, grant: AuthorityGrant, step_up: StepUp | None, now: datetime | None = None
 ) -> AuthorityGrant:
     """Turn down a requested grant (another administrator), or withdraw it (its requester)."""
-    _require_administrator(acting_user)
-    step_up_require(step_up, acting_user=acting_user)
-    grant = _grant_locked(grant)
-    if grant.status != GrantStatus.PENDING:
-        raise Conflict(ApprovalError.GRANT_NOT_PENDING, f"This grant is {grant.status}, not waiting for confirmation.")
+    grant = _grant_locked(grant, acting_user=acting_user, step_up=step_up, status=GrantStatus.PENDING)
     grant.status, grant.decided_by, grant.decided_at = GrantStatus.REFUSED, acting_user, now or timezone.now()
     grant.save(update_fields=["status", "decided_by", "decided_at"])
-    audit.record(
-        actor=acting_user,
-        action=ApprovalAction.AUTHORITY_REFUSED,
-        target=_grant_target(grant),
-        data=_grant_data(grant, GrantStatus.PENDING),
+    return _grant_recorded(
+        grant, acting_user=acting_user, action=ApprovalAction.AUTHORITY_REFUSED, was=GrantStatus.PENDING
     )
-    return grant
 
 
 @transaction.atomic
@@ -288,24 +292,16 @@ def grant_revoke(
     *, acting_user: ActingUser, grant: AuthorityGrant, step_up: StepUp | None, now: datetime | None = None
 ) -> AuthorityGrant:
     """End a grant in force. One administrator may take power away."""
-    _require_administrator(acting_user)
-    step_up_require(step_up, acting_user=acting_user)
-    grant = _grant_locked(grant)
-    if grant.status != GrantStatus.ACTIVE:
-        raise Conflict(ApprovalError.GRANT_NOT_ACTIVE, f"This grant is {grant.status}, not in force.")
+    grant = _grant_locked(grant, acting_user=acting_user, step_up=step_up, status=GrantStatus.ACTIVE)
     grant.status, grant.revoked_by, grant.revoked_at = GrantStatus.REVOKED, acting_user, now or timezone.now()
     grant.save(update_fields=["status", "revoked_by", "revoked_at"])
     if grant.kind == GrantKind.MEMBERSHIP:
         _member(grant).groups.remove(grant.group)
     else:
         remove_perm(f"changelogs.{grant.authority}", grant.user or grant.group, grant.domain)
-    audit.record(
-        actor=acting_user,
-        action=ApprovalAction.AUTHORITY_REVOKED,
-        target=_grant_target(grant),
-        data=_grant_data(grant, GrantStatus.ACTIVE),
+    return _grant_recorded(
+        grant, acting_user=acting_user, action=ApprovalAction.AUTHORITY_REVOKED, was=GrantStatus.ACTIVE
     )
-    return grant
 
 
 @transaction.atomic
