@@ -191,19 +191,11 @@ def api_token_issue(
     chosen = sorted(set(scopes), key=lambda scope: ALL_SCOPES.index(scope) if scope in ALL_SCOPES else -1)
     if not chosen or not set(chosen) <= set(ALL_SCOPES):
         message = f"Name the token's scopes among {', '.join(ALL_SCOPES)}."
-        raise InvalidInput(
-            IdentityError.TOKEN_SCOPES_INVALID,
-            message,
-            fields={"scopes": [field_error(IdentityError.TOKEN_SCOPES_INVALID, message)]},
-        )
+        raise InvalidInput.on_field("scopes", IdentityError.TOKEN_SCOPES_INVALID, message)
     lifetime = lifetime or settings.API_TOKEN_DEFAULT_LIFETIME
     if lifetime > settings.API_TOKEN_MAX_LIFETIME:
         message = f"A token lives at most {settings.API_TOKEN_MAX_LIFETIME.days} days (API_TOKEN_MAX_DAYS)."
-        raise InvalidInput(
-            IdentityError.TOKEN_LIFETIME_TOO_LONG,
-            message,
-            fields={"lifetime": [field_error(IdentityError.TOKEN_LIFETIME_TOO_LONG, message)]},
-        )
+        raise InvalidInput.on_field("lifetime", IdentityError.TOKEN_LIFETIME_TOO_LONG, message)
     plain, prefix = token_generate()
     token = ApiToken.objects.create(
         service_account=account,

@@ -125,3 +125,17 @@ def test_an_override_needs_a_reason(cast: Cast, frozen: tuple[Changelog, FreezeW
             acting_user=cast.approver, freeze=freeze, changelog=changelog, reason="  ", step_up=StepUp.of(cast.approver)
         )
     assert refused.value.code == "override_reason_required"
+
+
+def test_an_override_called_without_step_up_is_refused(cast: Cast, frozen: tuple[Changelog, FreezeWindow]) -> None:
+    """The service checks the step-up itself: a caller that skips the admin's password form
+    (a script, a new view) records nothing."""
+    changelog, freeze = frozen
+    with pytest.raises(PermissionDenied) as refused:
+        freeze_override_approve(
+            acting_user=cast.approver, freeze=freeze, changelog=changelog, reason="Urgent", step_up=None
+        )
+
+    assert refused.value.code == "step_up_required"
+    assert not FreezeOverride.objects.exists()
+    assert _codes(cast) == ["freeze_active"]
