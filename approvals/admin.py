@@ -208,7 +208,9 @@ class ApprovalAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             seen = services.Seen(revision=form.cleaned_data["revision"], content_hash=form.cleaned_data["content_hash"])
             try:
-                step_up_verify(request=request, user=request.user, password=form.cleaned_data["password"])
+                step_up = step_up_verify(
+                    request=request, user=actor_of(request), password=form.cleaned_data["password"]
+                )
                 with transaction.atomic():
                     services.approval_decide(
                         acting_user=actor_of(request),
@@ -216,6 +218,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
                         decision=decision,
                         reason=form.cleaned_data["reason"],
                         seen=seen,
+                        step_up=step_up,
                     )
             except ApplicationError as error:
                 services.approval_refusal_record(
@@ -295,7 +298,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
         data = form.cleaned_data
         grant = AuthorityGrant.objects.filter(pk=data["grant"]).first() if posted == "decide" else None
         try:
-            step_up_verify(request=request, user=request.user, password=data["password"])
+            step_up = step_up_verify(request=request, user=actor_of(request), password=data["password"])
             with transaction.atomic():
                 if posted == "request":
                     grant = services.authority_grant_request(
@@ -305,16 +308,21 @@ class ApprovalAdmin(ReadOnlyAdmin):
                         user=data["user"],
                         group=data["group"],
                         reason=data["reason"],
+                        step_up=step_up,
                     )
                     return f"Asked for: {grant.describe()}. A second administrator must confirm it."
                 if posted == "membership":
                     grant = services.membership_grant_request(
-                        acting_user=actor_of(request), group=data["group"], user=data["user"], reason=data["reason"]
+                        acting_user=actor_of(request),
+                        group=data["group"],
+                        user=data["user"],
+                        reason=data["reason"],
+                        step_up=step_up,
                     )
                     return f"Asked for: {grant.describe()}. A second administrator must confirm it."
                 if grant is None:
                     raise Http404("No such grant.")
-                GRANT_DECISIONS[data["decision"]](acting_user=actor_of(request), grant=grant)
+                GRANT_DECISIONS[data["decision"]](acting_user=actor_of(request), grant=grant, step_up=step_up)
                 return f"{data['decision'].capitalize()}: {grant.describe()}. The audit trail has it."
         except ApplicationError as error:
             services.authority_refusal_record(

@@ -170,7 +170,7 @@ class ApprovalListDecideApi(APIView):
         try:
             if getattr(request.user, "is_service_account", False):
                 raise PermissionDenied(ApprovalError.APPROVER_NOT_A_PERSON, "Pipelines cannot approve changes.")
-            step_up_verify(request=request._request, user=request.user, password=values["password"])
+            step_up = step_up_verify(request=request._request, user=actor_of(request), password=values["password"])
             with transaction.atomic():
                 services.approval_decide(
                     acting_user=actor_of(request),
@@ -178,6 +178,7 @@ class ApprovalListDecideApi(APIView):
                     decision=values["decision"],
                     reason=values["reason"],
                     seen=seen,
+                    step_up=step_up,
                     assertion=values.get("assertion"),
                 )
         except ApplicationError as error:

@@ -37,7 +37,7 @@ from changelogs import services as changelog_services
 from changelogs.authors import identities
 from changelogs.models import Changelog, ChangelogKind, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
 from changelogs.selectors import changelog_lock, commit_authors_of, policy_for, revision_current
-from core.actors import ActingUser
+from core.actors import ActingUser, StepUp, step_up_require
 from core.errors import ApplicationError, Conflict, InvalidInput, PermissionDenied, field_error
 from identity.challenge import approval_challenge
 from identity.services import assertion_verify
@@ -55,12 +55,12 @@ def _authority(value: str) -> Authority:
 # --- Signing authorities: asked for by one administrator, put in force by a second -----------
 
 
-def _require_administrator(user: Any) -> None:
+def _require_administrator(user: ActingUser) -> None:
     if not (getattr(user, "is_active", False) and user.has_perm("approvals.change_authoritygrant")):
         raise PermissionDenied(ApprovalError.NOT_AN_ADMINISTRATOR, "Only administrators manage signing authorities.")
 
 
-def _refuse_self(acting_user: ActingUser, *, user: Any, group: Group | None) -> None:
+def _refuse_self(acting_user: ActingUser, *, user: ActingUser | None, group: Group | None) -> None:
     """Nobody asks for, or confirms, power for themselves: not for their own account, not for
     a group they belong to."""
     if user is not None and user.pk == acting_user.pk:
@@ -100,8 +100,10 @@ def _grant_request(
     user: Any,
     group: Group | None,
     reason: str,
+    step_up: StepUp | None,
 ) -> AuthorityGrant:
     _require_administrator(acting_user)
+    step_up_require(step_up, acting_user=acting_user)
     if not reason.strip():
         raise InvalidInput(
             ApprovalError.REASON_REQUIRED,
@@ -147,7 +149,8 @@ def authority_grant_request(
     domain: Domain,
     authority: str,
     reason: str,
-    user: Any = None,
+    step_up: StepUp | None,
+    user: ActingUser | None = None,
     group: Group | None = None,
 ) -> AuthorityGrant:
     """Ask for a signing authority on a domain for a person or a group. It takes effect when a
@@ -162,11 +165,14 @@ def authority_grant_request(
         user=user,
         group=group,
         reason=reason,
+        step_up=step_up,
     )
 
 
 @transaction.atomic
-def membership_grant_request(*, acting_user: ActingUser, group: Group, user: Any, reason: str) -> AuthorityGrant:
+def membership_grant_request(
+    *, acting_user: ActingUser, group: Group, user: ActingUser, reason: str, step_up: StepUp | None
+) -> AuthorityGrant:
     """Ask for a person to join a group that holds signing authority: being made a signing
     authority through the group, so a second administrator confirms it too."""
     if not AuthorityGrant.objects.filter(kind=GrantKind.AUTHORITY, group=group, status__in=GRANT_OPEN).exists():
@@ -182,26 +188,46 @@ def membership_grant_request(*, acting_user: ActingUser, group: Group, user: Any
         user=user,
         group=group,
         reason=reason,
+        step_up=step_up,
     )
 
 
-def _grant_locked(grant: AuthorityGrant) -> AuthorityGrant:
+# What each decision on a grant needs it to be, and the refusal otherwise.
+_GRANT_MUST_BE = {
+    GrantStatus.PENDING: (ApprovalError.GRANT_NOT_PENDING, "not waiting for confirmation"),
+    GrantStatus.ACTIVE: (ApprovalError.GRANT_NOT_ACTIVE, "not in force"),
+}
+
+
+def _grant_locked(
+    grant: AuthorityGrant, *, acting_user: ActingUser, step_up: StepUp | None, status: GrantStatus
+) -> AuthorityGrant:
+    """An administrator who stepped up just now, and the grant locked and still ``status``."""
+    _require_administrator(acting_user)
+    step_up_require(step_up, acting_user=acting_user)
     locked: AuthorityGrant = (
         AuthorityGrant.objects.select_for_update(no_key=True, of=("self",))
         .select_related("domain", "user", "group", "requested_by", "decided_by")
         .get(pk=grant.pk)
     )
+    if locked.status != status:
+        code, wording = _GRANT_MUST_BE[status]
+        raise Conflict(code, f"This grant is {locked.status}, {wording}.")
     return locked
 
 
+def _grant_recorded(grant: AuthorityGrant, *, acting_user: ActingUser, action: str, was: str) -> AuthorityGrant:
+    audit.record(actor=acting_user, action=action, target=_grant_target(grant), data=_grant_data(grant, was))
+    return grant
+
+
 @transaction.atomic
-def grant_confirm(*, acting_user: ActingUser, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+def grant_confirm(
+    *, acting_user: ActingUser, grant: AuthorityGrant, step_up: StepUp | None, now: datetime | None = None
+) -> AuthorityGrant:
     """A second administrator puts a requested grant in force. Refused to the one who asked
     for it and to anyone it would empower."""
-    _require_administrator(acting_user)
-    grant = _grant_locked(grant)
-    if grant.status != GrantStatus.PENDING:
-        raise Conflict(ApprovalError.GRANT_NOT_PENDING, f"This grant is {grant.status}, not waiting for confirmation.")
+    grant = _grant_locked(grant, acting_user=acting_user, step_up=step_up, status=GrantStatus.PENDING)
     if grant.requested_by_id == acting_user.pk:
         raise PermissionDenied(
             ApprovalError.GRANT_OWN_REQUEST, "You asked for this grant: a second administrator must confirm it."
@@ -211,13 +237,9 @@ def grant_confirm(*, acting_user: ActingUser, grant: AuthorityGrant, now: dateti
     grant.status, grant.decided_by, grant.decided_at = GrantStatus.ACTIVE, acting_user, now
     grant.save(update_fields=["status", "decided_by", "decided_at"])
     _grant_apply(grant, acting_user=acting_user, now=now)
-    audit.record(
-        actor=acting_user,
-        action=ApprovalAction.AUTHORITY_GRANTED,
-        target=_grant_target(grant),
-        data=_grant_data(grant, GrantStatus.PENDING),
+    return _grant_recorded(
+        grant, acting_user=acting_user, action=ApprovalAction.AUTHORITY_GRANTED, was=GrantStatus.PENDING
     )
-    return grant
 
 
 def _member(grant: AuthorityGrant) -> Any:
@@ -254,43 +276,33 @@ def _grant_apply(grant: AuthorityGrant, *, acting_user: ActingUser, now: datetim
 
 
 @transaction.atomic
-def grant_refuse(*, acting_user: ActingUser, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+def grant_refuse(
+    *, acting_user: ActingUser, grant: AuthorityGrant, step_up: StepUp | None, now: datetime | None = None
+) -> AuthorityGrant:
     """Turn down a requested grant (another administrator), or withdraw it (its requester)."""
-    _require_administrator(acting_user)
-    grant = _grant_locked(grant)
-    if grant.status != GrantStatus.PENDING:
-        raise Conflict(ApprovalError.GRANT_NOT_PENDING, f"This grant is {grant.status}, not waiting for confirmation.")
+    grant = _grant_locked(grant, acting_user=acting_user, step_up=step_up, status=GrantStatus.PENDING)
     grant.status, grant.decided_by, grant.decided_at = GrantStatus.REFUSED, acting_user, now or timezone.now()
     grant.save(update_fields=["status", "decided_by", "decided_at"])
-    audit.record(
-        actor=acting_user,
-        action=ApprovalAction.AUTHORITY_REFUSED,
-        target=_grant_target(grant),
-        data=_grant_data(grant, GrantStatus.PENDING),
+    return _grant_recorded(
+        grant, acting_user=acting_user, action=ApprovalAction.AUTHORITY_REFUSED, was=GrantStatus.PENDING
     )
-    return grant
 
 
 @transaction.atomic
-def grant_revoke(*, acting_user: ActingUser, grant: AuthorityGrant, now: datetime | None = None) -> AuthorityGrant:
+def grant_revoke(
+    *, acting_user: ActingUser, grant: AuthorityGrant, step_up: StepUp | None, now: datetime | None = None
+) -> AuthorityGrant:
     """End a grant in force. One administrator may take power away."""
-    _require_administrator(acting_user)
-    grant = _grant_locked(grant)
-    if grant.status != GrantStatus.ACTIVE:
-        raise Conflict(ApprovalError.GRANT_NOT_ACTIVE, f"This grant is {grant.status}, not in force.")
+    grant = _grant_locked(grant, acting_user=acting_user, step_up=step_up, status=GrantStatus.ACTIVE)
     grant.status, grant.revoked_by, grant.revoked_at = GrantStatus.REVOKED, acting_user, now or timezone.now()
     grant.save(update_fields=["status", "revoked_by", "revoked_at"])
     if grant.kind == GrantKind.MEMBERSHIP:
         _member(grant).groups.remove(grant.group)
     else:
         remove_perm(f"changelogs.{grant.authority}", grant.user or grant.group, grant.domain)
-    audit.record(
-        actor=acting_user,
-        action=ApprovalAction.AUTHORITY_REVOKED,
-        target=_grant_target(grant),
-        data=_grant_data(grant, GrantStatus.ACTIVE),
+    return _grant_recorded(
+        grant, acting_user=acting_user, action=ApprovalAction.AUTHORITY_REVOKED, was=GrantStatus.ACTIVE
     )
-    return grant
 
 
 @transaction.atomic
@@ -360,6 +372,7 @@ def approval_decide(
     decision: str,
     reason: str,
     seen: Seen,
+    step_up: StepUp | None,
     assertion: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Approval:
@@ -374,6 +387,7 @@ def approval_decide(
     With an ``assertion`` (a WebAuthn PublicKeyCredential as JSON) the decision is signed: the
     assertion must verify, by one of the approver's confirmed passkeys, over the challenge
     derived from exactly this decision (identity.challenge); it is kept with the approval."""
+    step_up_require(step_up, acting_user=acting_user)
     now = now or business_now()
     changelog = changelog_lock(changelog=changelog)
     revision = revision_current(changelog=changelog)
@@ -500,14 +514,14 @@ def approval_refusal_record(
     )
 
 
-def independence_require(*, user: Any, changelog: Changelog) -> None:
+def independence_require(*, user: ActingUser, changelog: Changelog) -> None:
     """Refuse anyone who is not independent of the change (its requester, an uploader of its
     evidence, a commit author): for approvals and for what follows the same rules, such as
     letting the change through a freeze."""
     _refuse_own_change(user, changelog, revision_current(changelog=changelog))
 
 
-def _refuse_own_change(user: Any, changelog: Changelog, revision: ChangelogRevision) -> None:
+def _refuse_own_change(user: ActingUser, changelog: Changelog, revision: ChangelogRevision) -> None:
     """Separation of duties, refused at the door (the counting rules check it again)."""
     if user.pk in requester_ids(changelog=changelog):
         raise PermissionDenied(ApprovalError.OWN_CHANGE, "You may not approve a change you requested or submitted.")

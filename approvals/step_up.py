@@ -12,19 +12,20 @@ the failure has to outlive the refusal, or the counter would never count (see
 """
 
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.http import HttpRequest
 
 from approvals.errors import ApprovalError
+from core.actors import ActingUser, StepUp
 from core.errors import PermissionDenied, TooManyAttempts, field_error
 from identity.sessions import signing_session_require
 
 
-def step_up_verify(*, request: HttpRequest, user: Any, password: str, field: str = "password") -> None:
-    """Return when ``password`` is the user's own and the account is not locked out; raise
+def step_up_verify(*, request: HttpRequest, user: ActingUser, password: str, field: str = "password") -> StepUp:
+    """Return the proof services ask for (``core.actors.StepUp``) when ``password`` is the
+    user's own and the account is not locked out; raise
     ``TooManyAttempts`` (429 ``throttled``) when locked out, ``PermissionDenied``
     (403 ``step_up_failed``) when the password is not right.
 
@@ -34,7 +35,7 @@ def step_up_verify(*, request: HttpRequest, user: Any, password: str, field: str
     if not user.has_usable_password():
         # Signed in through the identity provider: no local password to ask for; the fresh
         # second factor just checked is the step-up (docs/identity.md).
-        return
+        return StepUp.of(user)
     request.step_up = True  # type: ignore[attr-defined]  # read by the audit receivers
     confirmed = authenticate(request, username=user.get_username(), password=password or "")
     locked_out = getattr(request, "axes_locked_out", False)
@@ -54,6 +55,7 @@ def step_up_verify(*, request: HttpRequest, user: Any, password: str, field: str
             message,
             fields={field: [field_error(ApprovalError.STEP_UP_FAILED, "Not your password.")]},
         )
+    return StepUp.of(user)
 
 
 def lockout_period() -> timedelta:

@@ -1,10 +1,13 @@
 """Delivering the notification outbox (approvals/notifications.py, docs/notifications.md)."""
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task, shared_task
 
 from approvals.notifications import AttemptOutcome, notification_attempt, notification_dispatch_due
+
+_RETRY = AttemptOutcome.RETRY.value  # both outboxes' outcomes say "retry" alike
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=None)
@@ -13,19 +16,29 @@ def notification_deliver(self: Task[Any, Any], notification_id: str) -> str:
     back-off's countdown. NOTIFY_MAX_ATTEMPTS, counted in the row, decides when to give up, not
     Celery's ``max_retries``: a retry that is lost (worker or broker gone) is picked up by the
     flush with the row's count intact."""
-    if self.request.is_eager:
+    return attempt_with_retries(
+        self, lambda only_when_due: notification_attempt(notification_id=notification_id, only_when_due=only_when_due)
+    )
+
+
+def attempt_with_retries(task: Task[Any, Any], attempt: Callable[[bool], Any]) -> str:
+    """Run one delivery ``attempt`` (called with ``only_when_due``) of an outbox row, and ask
+    Celery for the next one after a failure with the back-off's countdown (its outcome is
+    ``retry`` and it carries ``retry_in``); returns the outcome. Shared by the notification
+    and GitHub answer deliveries."""
+    if task.request.is_eager:
         # Eager mode (no broker, development and tests): with task_eager_propagates on, as in
         # our settings, Celery hands a raised Retry back to the caller and never re-runs the
         # task, so the retries would silently not happen. Make them here instead, one after
         # the other, as Celery's own eager retry would (it ignores the countdown too).
-        attempt = notification_attempt(notification_id=notification_id, only_when_due=False)
-        while attempt.outcome is AttemptOutcome.RETRY:
-            attempt = notification_attempt(notification_id=notification_id, only_when_due=False)
-        return attempt.outcome.value
-    attempt = notification_attempt(notification_id=notification_id)
-    if attempt.outcome is not AttemptOutcome.RETRY:
-        return attempt.outcome.value
-    raise self.retry(countdown=attempt.retry_in)
+        attempted = attempt(False)
+        while attempted.outcome == _RETRY:
+            attempted = attempt(False)
+        return str(attempted.outcome.value)
+    attempted = attempt(True)
+    if attempted.outcome != _RETRY:
+        return str(attempted.outcome.value)
+    raise task.retry(countdown=attempted.retry_in)
 
 
 @shared_task(ignore_result=True)

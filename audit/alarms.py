@@ -8,12 +8,12 @@ checkpoint. Each is logged as an error, counted in the metrics
 """
 
 import logging
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AlarmKind, AuditAlarm
+from core.actors import ActingUser
 
 logger = logging.getLogger("audit.alarms")
 
@@ -58,7 +58,7 @@ def alarm_raise(*, kind: AlarmKind, detail: str) -> AuditAlarm:
     raise RuntimeError("could not record the audit alarm")  # pragma: no cover
 
 
-def alarm_resolve(*, alarm: AuditAlarm, acting_user: Any, resolution: str) -> AuditAlarm:
+def alarm_resolve(*, alarm: AuditAlarm, acting_user: ActingUser, resolution: str) -> AuditAlarm:
     """An operator has looked into the alarm and says what was found and done."""
     from audit import record
 

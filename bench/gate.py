@@ -138,7 +138,7 @@ def history_build() -> dict[str, Any]:
     from changelogs.models import Domain, Journey, Service
     from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
     from changelogs.services import changelog_create, evidence_add, policy_create
-    from core.actors import Actor
+    from core.actors import Actor, StepUp
     from releasegate.management.commands.seed_demo import catalog_seed
     from releasegate.models import User
     from releasegate.services import api_token_issue, service_account_create
@@ -166,7 +166,11 @@ def history_build() -> dict[str, Any]:
         superuser.save(update_fields=["is_superuser"])
 
     def grant(**grantee: Any) -> None:  # asked for by one administrator, confirmed by the other
-        grant_confirm(acting_user=admin2, grant=authority_grant_request(acting_user=admin, reason="bench", **grantee))
+        grant_confirm(
+            acting_user=admin2,
+            grant=authority_grant_request(acting_user=admin, reason="bench", **grantee, step_up=StepUp.of(admin)),
+            step_up=StepUp.of(admin2),
+        )
 
     grant(domain=payments, authority="sign_off", user=lead)
     grant(domain=payments, authority="security_sign_off", user=lead)
@@ -217,7 +221,12 @@ def history_build() -> dict[str, Any]:
     for approver in (lead, deputy):
         with transaction.atomic():
             approval_decide(
-                acting_user=approver, changelog=changelog, decision="approved", reason="Evidence checked.", seen=seen
+                acting_user=approver,
+                changelog=changelog,
+                decision="approved",
+                reason="Evidence checked.",
+                seen=seen,
+                step_up=StepUp.of(approver),
             )
     changelog.refresh_from_db()
     if changelog.status != "approved":

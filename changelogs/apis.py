@@ -175,11 +175,7 @@ def _managed_service(user: Any, slug: Any) -> Service:
     service = selectors.service_list_managed(user=user).filter(slug=slug).first() if is_slug else None
     if service is None:
         message = "No such service, or the caller may not act on it."
-        raise InvalidInput(
-            ChangelogError.UNKNOWN_SERVICE,
-            message,
-            fields={"service": [field_error(ChangelogError.UNKNOWN_SERVICE, message)]},
-        )
+        raise InvalidInput.on_field("service", ChangelogError.UNKNOWN_SERVICE, message)
     return service
 
 

@@ -11,11 +11,11 @@ from typing import Any
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from audit.canonical import canonical_json, sha256_hex
 from changelogs.models import DIGEST_PATTERN, ChangelogKind, RiskTier
+from changelogs.signed import CONTENT_FORMAT, content_hash
 from core.api import StrictInput
 
-CONTENT_FORMAT = "releasegate/changelog/v1"
+__all__ = ["CONTENT_FORMAT", "content_hash", "content_validate"]  # the hash lives in changelogs.signed
 
 
 class ContentError(StrEnum):
@@ -222,16 +222,3 @@ def content_validate(*, kind: str, content: Any) -> dict[str, Any]:
     serializer.is_valid(raise_exception=True)
     normal: dict[str, Any] = json.loads(json.dumps(serializer.data))
     return normal
-
-
-def content_hash(*, service: str, kind: str, content: dict[str, Any], evidence: list[dict[str, Any]]) -> str:
-    """SHA-256 of the canonical JSON of everything an approver signs: which service, which
-    kind, the content, and the evidence by hash."""
-    document = {
-        "format": CONTENT_FORMAT,
-        "service": service,
-        "kind": kind,
-        "content": content,
-        "evidence": sorted(evidence, key=lambda item: (item["sha256"], item.get("kind", ""))),
-    }
-    return sha256_hex(canonical_json(document))

@@ -14,7 +14,6 @@ from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs import parsers
 from changelogs.audit_actions import ChangelogAction
-from changelogs.content import content_hash
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_clean, file_name_problem
 from changelogs.lifecycle import CLOSED, may_change
@@ -34,6 +33,7 @@ from changelogs.models import (
 )
 from changelogs.policy import PolicyError, PolicyRules, environments_required
 from changelogs.selectors import changelog_lock_in_place, policy_for, readiness_of, revision_current
+from changelogs.signed import content_hash
 from changelogs.storage import EvidenceCorrupted, blob_put, blob_read
 from core.actors import ActingUser
 from core.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
@@ -283,11 +283,7 @@ def evidence_add(
         )
     problem = file_name_problem(file_name)
     if problem:
-        raise InvalidInput(
-            ChangelogError.INVALID_FILE_NAME,
-            problem,
-            fields={"file": [field_error(ChangelogError.INVALID_FILE_NAME, problem)]},
-        )
+        raise InvalidInput.on_field("file", ChangelogError.INVALID_FILE_NAME, problem)
     if len(data) > settings.EVIDENCE_MAX_UPLOAD_BYTES:
         raise PayloadTooLarge(
             ChangelogError.EVIDENCE_TOO_LARGE,
@@ -304,7 +300,7 @@ def evidence_add(
         summary = parsers.parse(fmt, data)
     except parsers.EvidenceParseError as error:
         message = f"{error.message} ({error.location})" if error.location else error.message
-        raise InvalidInput(error.code, message, fields={"file": [field_error(error.code, message)]}) from error
+        raise InvalidInput.on_field("file", error.code, message) from error
     sha256, key = blob_put(data)
     evidence = Evidence.objects.create(
         changelog=changelog,
@@ -360,11 +356,7 @@ def _require_environment(*, changelog: Changelog, kind: str, environment: str) -
             f"This {kind} evidence {said}; the policy {policy.label} counts {kind} evidence only from "
             f"{', '.join(allowed)}: name it with 'environment'."
         )
-        raise InvalidInput(
-            ChangelogError.EVIDENCE_ENVIRONMENT_REQUIRED,
-            message,
-            fields={"environment": [field_error(ChangelogError.EVIDENCE_ENVIRONMENT_REQUIRED, message)]},
-        )
+        raise InvalidInput.on_field("environment", ChangelogError.EVIDENCE_ENVIRONMENT_REQUIRED, message)
 
 
 _MEDIA_TYPES = {
@@ -388,11 +380,7 @@ def _evidence_format(data: bytes, file_name: str, kind: str, fmt: str | None) ->
     if fmt is not None:
         if fmt not in parsers.FORMATS:
             message = f"Unknown format {fmt!r}; known formats: {', '.join(sorted(parsers.FORMATS))}."
-            raise InvalidInput(
-                ChangelogError.EVIDENCE_FORMAT_UNKNOWN,
-                message,
-                fields={"format": [field_error(ChangelogError.EVIDENCE_FORMAT_UNKNOWN, message)]},
-            )
+            raise InvalidInput.on_field("format", ChangelogError.EVIDENCE_FORMAT_UNKNOWN, message)
         _require_kind(fmt, kind)
         return fmt
     detected = parsers.detect_format(data, file_name)
@@ -401,11 +389,7 @@ def _evidence_format(data: bytes, file_name: str, kind: str, fmt: str | None) ->
         return detected if is_document and detected else "document"
     if detected is None:
         message = f"Could not tell what this {kind} file is; name its format explicitly."
-        raise InvalidInput(
-            ChangelogError.EVIDENCE_FORMAT_NOT_DETECTED,
-            message,
-            fields={"format": [field_error(ChangelogError.EVIDENCE_FORMAT_NOT_DETECTED, message)]},
-        )
+        raise InvalidInput.on_field("format", ChangelogError.EVIDENCE_FORMAT_NOT_DETECTED, message)
     _require_kind(detected, kind)
     return detected
 
@@ -414,11 +398,7 @@ def _require_kind(fmt: str, kind: str) -> None:
     format_kind = str(parsers.FORMATS[fmt].kind)
     if format_kind != kind:
         message = f"This is a {fmt} file, which is {format_kind} evidence, not {kind}."
-        raise InvalidInput(
-            ChangelogError.EVIDENCE_KIND_MISMATCH,
-            message,
-            fields={"kind": [field_error(ChangelogError.EVIDENCE_KIND_MISMATCH, message)]},
-        )
+        raise InvalidInput.on_field("kind", ChangelogError.EVIDENCE_KIND_MISMATCH, message)
 
 
 @transaction.atomic

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Self
 
 FieldErrors = Mapping[str, list[dict[str, str]]]
 
@@ -35,6 +35,8 @@ class CommonError(StrEnum):
     TOO_MANY_FILES = "too_many_files"
     # Infrastructure faults (issue 19): the request changed nothing.
     STORAGE_FULL = "storage_full"
+    # A decision that carries authority reached its service without a fresh step-up (core.actors).
+    STEP_UP_REQUIRED = "step_up_required"
 
 
 class ApplicationError(Exception):
@@ -47,6 +49,11 @@ class ApplicationError(Exception):
         self.code = str(code)
         self.message = message
         self.fields = dict(fields or {})
+
+    @classmethod
+    def on_field(cls, field: str, code: StrEnum | str, message: str) -> Self:
+        """The error, with the same code and message on one input field."""
+        return cls(code, message, fields={field: [field_error(code, message)]})
 
 
 class InvalidInput(ApplicationError):

@@ -259,7 +259,7 @@ class IncidentDetailApi(APIView):
         responses={200: IncidentOutput, **error_responses(400, 401, 403, 404)},
     )
     def patch(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
+        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
         given = IncidentUpdateInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         values = dict(given.validated_data)
@@ -288,7 +288,7 @@ class IncidentStatusApi(APIView):
         "severity medium or above opens its postmortem, due in POSTMORTEM_DUE_DAYS.",
     )
     def post(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
+        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
         given = StatusInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.incident_status_change(acting_user=actor_of(request), incident=incident, **given.validated_data)
@@ -333,7 +333,7 @@ class SuspectDecideApi(APIView):
         "`not_related`, with a reason.",
     )
     def post(self, request: Request, incident_id: str, deployment_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
+        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
         given = VerdictInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.suspect_decide(
@@ -370,7 +370,7 @@ class DoraClassifyApi(APIView):
         "result with the thresholds in force; a major incident gets its reporting clock.",
     )
     def post(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
+        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
         given = CriteriaInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.dora_classify(
@@ -394,7 +394,7 @@ class DoraReportSentApi(APIView):
     def post(self, request: Request, incident_id: str, kind: str) -> Response:
         if kind not in dora.ReportKind.__members__.values():
             raise NotFound("not_found", "No such report kind.")
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
+        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
         given = ReportSentInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.dora_report_sent(acting_user=actor_of(request), incident=incident, kind=kind, **given.validated_data)
@@ -469,7 +469,7 @@ class PostmortemApi(APIView):
         "its chronology is prefilled from the incident's timeline.",
     )
     def post(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
+        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
         postmortem = services.postmortem_start(acting_user=actor_of(request), incident=incident)
         return Response(PostmortemOutput(postmortem).data, status=status.HTTP_201_CREATED)
 
@@ -480,7 +480,7 @@ class PostmortemApi(APIView):
         description="Edit the postmortem; `complete: true` completes it (impact, root cause and tags needed).",
     )
     def patch(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
+        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
         postmortem = _postmortem(incident)
         given = PostmortemInput(data=body_of(request))
         given.is_valid(raise_exception=True)
@@ -513,7 +513,7 @@ class ActionListApi(APIView):
         description="A short- or long-term fix: owner, due date, the bank's backlog ticket.",
     )
     def post(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
+        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
         postmortem = _postmortem(incident)
         given = ActionInput(data=body_of(request))
         given.is_valid(raise_exception=True)
@@ -538,7 +538,7 @@ class ActionDetailApi(APIView):
         responses={200: PostmortemOutput, **error_responses(400, 401, 404)},
     )
     def patch(self, request: Request, incident_id: str, action_id: int) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id, for_update=True)
+        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
         postmortem = _postmortem(incident)
         action = PostmortemAction.objects.filter(postmortem=postmortem, pk=action_id).first()
         if action is None:

@@ -276,7 +276,9 @@ def event_receive(*, event: SourceEvent, body_sha256: str, now: datetime | None 
     except IntegrityError:  # the same event delivered twice at once: the other delivery committed it
         return _seen_before(event, InboundEvent.objects.get(source=event.source, event_id=event.event_id), body_sha256)
     incident = (
-        Incident.objects.select_for_update().filter(source=event.source, external_id=event.external_id).first()
+        Incident.objects.select_for_update(no_key=True)
+        .filter(source=event.source, external_id=event.external_id)
+        .first()
         if event.external_id
         else None
     )

@@ -56,12 +56,20 @@ def incident_list_visible(*, user: Any) -> QuerySet[Incident]:
     ).distinct()
 
 
-def incident_get(*, user: Any, incident_id: UUID | str, for_update: bool = False) -> Incident:
+def incident_get(*, user: Any, incident_id: UUID | str) -> Incident:
     found = incident_list_visible(user=user).filter(pk=incident_id).values_list("pk", flat=True).first()
     if found is None:
         raise NotFound("not_found", "No such incident.")
-    incidents = Incident.objects.select_for_update() if for_update else Incident.objects
-    return incidents.get(pk=found)
+    return Incident.objects.get(pk=found)
+
+
+def incident_lock_in_place(*, incident: Incident) -> Incident:
+    """Lock the incident's row for the rest of the transaction and bring the caller's copy up to
+    date under the lock. Every service that decides on an incident, its suspects, DORA reports
+    or postmortem starts here itself, whoever called it (the API does not lock for it)."""
+    Incident.objects.select_for_update(no_key=True, of=("self",)).filter(pk=incident.pk).values_list("pk").get()
+    incident.refresh_from_db()
+    return incident
 
 
 def incident_for_reference(*, reference: str) -> Incident | None:

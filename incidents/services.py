@@ -53,16 +53,16 @@ _TIME_OF = {
 }
 
 
-def _actor_name(actor: Any) -> str:
-    return getattr(actor, "audit_actor", None) or getattr(actor, "name", None) or str(actor)
+def _actor_name(actor: ActingUser | Actor) -> str:
+    return actor.name if isinstance(actor, Actor) else actor.audit_actor
 
 
-def _is_person(actor: Any) -> bool:
-    return bool(getattr(actor, "pk", None)) and not getattr(actor, "is_service_account", True)
+def _is_person(actor: ActingUser | Actor) -> bool:
+    return not isinstance(actor, Actor) and bool(actor.pk) and not actor.is_service_account
 
 
-def _user_or_none(actor: Any) -> Any:
-    return actor if getattr(actor, "pk", None) else None
+def _user_or_none(actor: ActingUser | Actor) -> ActingUser | None:
+    return None if isinstance(actor, Actor) or not actor.pk else actor
 
 
 def _require_services(acting_user: ActingUser | Actor, services: Iterable[Service]) -> None:
@@ -231,6 +231,7 @@ def incident_update(
     now: datetime | None = None,
 ) -> Incident:
     now = now or timezone.now()
+    selectors.incident_lock_in_place(incident=incident)
     _require_may_act(acting_user, incident)
     changed: dict[str, Any] = {}
     for name in _EDITABLE:
@@ -288,6 +289,7 @@ def incident_status_change(
     the step is kept; resolving a medium-or-worse incident opens its postmortem, due in
     POSTMORTEM_DUE_DAYS."""
     now = now or timezone.now()
+    selectors.incident_lock_in_place(incident=incident)
     _require_may_act(acting_user, incident)
     at = at or now
     old = incident.status
@@ -341,6 +343,7 @@ def suspect_decide(
     """A person says whether a suspect deployment caused the incident. A confirmed cause is a
     failed change (incidents.selectors.figures_for)."""
     now = now or timezone.now()
+    selectors.incident_lock_in_place(incident=incident)
     if not _is_person(acting_user):
         raise PermissionDenied(IncidentError.PERSON_REQUIRED, "A person decides what caused an incident.")
     _require_may_act(acting_user, incident)
@@ -352,7 +355,9 @@ def suspect_decide(
     deployment = selectors.suspect_deployments(incident).filter(pk=deployment_id).first()
     if deployment is None:
         raise InvalidInput(IncidentError.NOT_A_SUSPECT, "That deployment is not a suspect of this incident.")
-    existing = SuspectVerdict.objects.select_for_update().filter(incident=incident, deployment=deployment).first()
+    existing = (
+        SuspectVerdict.objects.select_for_update(no_key=True).filter(incident=incident, deployment=deployment).first()
+    )
     before = existing.verdict if existing else None
     row = existing or SuspectVerdict(incident=incident, deployment=deployment)
     row.changelog_id = deployment.changelog_id
@@ -389,8 +394,8 @@ def suspect_decide(
 # --- DORA -----------------------------------------------------------------------------------------
 
 
-def _require_classifier(user: Any) -> None:
-    if not (_is_person(user) and user.has_perm("incidents.classify_incident")):
+def _require_classifier(user: ActingUser | Actor) -> None:
+    if isinstance(user, Actor) or not (_is_person(user) and user.has_perm("incidents.classify_incident")):
         raise PermissionDenied(
             IncidentError.NOT_CLASSIFIER, "Only people who classify incidents under DORA may do this."
         )
@@ -403,6 +408,7 @@ def dora_classify(
     """Record the criteria, compute the result with the thresholds in force and, for a major
     incident, start the reporting clock (the reports not yet sent are due again from now)."""
     now = now or timezone.now()
+    selectors.incident_lock_in_place(incident=incident)
     _require_classifier(acting_user)
     thresholds = selectors.thresholds_in_force()
     result = dora.classify(criteria, thresholds)
@@ -457,8 +463,9 @@ def dora_report_sent(
     now: datetime | None = None,
 ) -> DoraReport:
     now = now or timezone.now()
+    selectors.incident_lock_in_place(incident=incident)
     _require_classifier(acting_user)
-    report = DoraReport.objects.select_for_update().filter(incident=incident, kind=kind).first()
+    report = DoraReport.objects.select_for_update(no_key=True).filter(incident=incident, kind=kind).first()
     if report is None:
         raise Conflict(IncidentError.NOT_MAJOR, "No such report is owed: the incident is not classified major.")
     if report.sent_at is not None:
@@ -525,6 +532,7 @@ def _postmortem_due(*, acting_user: ActingUser | Actor, incident: Incident, now:
 def postmortem_start(*, acting_user: ActingUser, incident: Incident, now: datetime | None = None) -> Postmortem:
     """Open the postmortem of an incident before it is resolved, or of a low one."""
     now = now or timezone.now()
+    selectors.incident_lock_in_place(incident=incident)
     _require_may_act(acting_user, incident)
     if Postmortem.objects.filter(incident=incident).exists():
         raise Conflict(IncidentError.POSTMORTEM_EXISTS, "The incident has a postmortem.")
@@ -564,6 +572,8 @@ def postmortem_update(
     now: datetime | None = None,
 ) -> Postmortem:
     now = now or timezone.now()
+    selectors.incident_lock_in_place(incident=postmortem.incident)
+    postmortem.refresh_from_db()
     _require_may_act(acting_user, postmortem.incident)
     if postmortem.status == PostmortemStatus.COMPLETED:
         raise Conflict(IncidentError.POSTMORTEM_COMPLETED, "The postmortem is completed; it is no longer edited.")
@@ -613,6 +623,8 @@ def action_add(
     now: datetime | None = None,
 ) -> PostmortemAction:
     now = now or timezone.now()
+    selectors.incident_lock_in_place(incident=postmortem.incident)
+    postmortem.refresh_from_db()
     _require_may_act(acting_user, postmortem.incident)
     action = PostmortemAction.objects.create(
         postmortem=postmortem,
@@ -640,6 +652,8 @@ def action_add(
 
 @transaction.atomic
 def action_status_change(*, acting_user: ActingUser, action: PostmortemAction, status: str) -> PostmortemAction:
+    selectors.incident_lock_in_place(incident=action.postmortem.incident)
+    action.refresh_from_db()
     _require_may_act(acting_user, action.postmortem.incident)
     old = action.status
     ActionStatus(status)

@@ -42,7 +42,6 @@ from releasegate.services import (
     group_save,
     signing_groups,
     user_access_save,
-    user_access_snapshot,
 )
 
 admin.site.site_header = "Release Gate"
@@ -70,7 +69,10 @@ class StepUpAdminMixin:
             def clean(self) -> Any:
                 cleaned = super().clean()
                 try:
-                    step_up_verify(request=request, user=request.user, password=cleaned.get("your_password", ""))
+                    # The proof the service asks for (core.actors.StepUp), carried to save_related.
+                    request.step_up_proof = step_up_verify(  # type: ignore[attr-defined]
+                        request=request, user=actor_of(request), password=cleaned.get("your_password", "")
+                    )
                 except ApplicationError as error:
                     raise forms.ValidationError(error.message, code=error.code) from error
                 return cleaned
@@ -100,13 +102,13 @@ class ReleaseGateUserAdmin(StepUpAdminMixin, UserAdmin):  # type: ignore[type-ar
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
-        request.access_before = user_access_snapshot(obj) if change else {}  # type: ignore[attr-defined]
+        pass  # saved with its groups and permissions in save_related, by the audited service
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         user_access_save(
             acting_user=actor_of(request),
             user=form.instance,
-            before=request.access_before,  # type: ignore[attr-defined]
+            step_up=request.step_up_proof,  # type: ignore[attr-defined]
             groups=form.cleaned_data.get("groups", form.instance.groups.all() if form.instance.pk else []),
             user_permissions=form.cleaned_data.get(
                 "user_permissions", form.instance.user_permissions.all() if form.instance.pk else []
@@ -136,7 +138,12 @@ class ReleaseGateGroupAdmin(StepUpAdminMixin, GroupAdmin):
         pass  # saved with its permissions in save_related, by the audited service
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        group_save(acting_user=actor_of(request), group=form.instance, permissions=form.cleaned_data["permissions"])
+        group_save(
+            acting_user=actor_of(request),
+            group=form.instance,
+            permissions=form.cleaned_data["permissions"],
+            step_up=request.step_up_proof,  # type: ignore[attr-defined]
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -244,7 +251,11 @@ class FreezeOverrideAdmin(StepUpAdminMixin, AddOnlyAdmin):
     def save_model(self, request: HttpRequest, obj: FreezeOverride, form: Any, change: bool) -> None:
         try:
             created = freeze_override_approve(
-                acting_user=actor_of(request), freeze=obj.freeze, changelog=obj.changelog, reason=obj.reason
+                acting_user=actor_of(request),
+                freeze=obj.freeze,
+                changelog=obj.changelog,
+                reason=obj.reason,
+                step_up=request.step_up_proof,  # type: ignore[attr-defined]
             )
         except ApplicationError as error:
             raise DjangoPermissionDenied(error.message) from error

@@ -20,7 +20,7 @@ from changelogs.errors import ChangelogError
 from changelogs.models import DIGEST_PATTERN, Service
 from core.actors import actor_of
 from core.api import NewestFirstCursorPagination, QueryFilters, StrictInput, cursor_page, error_responses
-from core.errors import InvalidInput, field_error
+from core.errors import InvalidInput
 from releasegate import gate
 from releasegate.authentication import token_of
 from releasegate.deployments import deployment_report
@@ -31,11 +31,7 @@ from releasegate.tokens import TokenScope
 
 def _unknown_service() -> InvalidInput:
     message = "No such service, or the caller may not act on it."
-    return InvalidInput(
-        ChangelogError.UNKNOWN_SERVICE,
-        message,
-        fields={"service": [field_error(ChangelogError.UNKNOWN_SERVICE, message)]},
-    )
+    return InvalidInput.on_field("service", ChangelogError.UNKNOWN_SERVICE, message)
 
 
 def _service(user: Any, slug: str) -> Service:

@@ -11,7 +11,7 @@ from approvals.selectors import authorities_of
 from approvals.services import independence_require
 from changelogs.models import Changelog, Domain
 from changelogs.selectors import changelog_lock
-from core.actors import ActingUser
+from core.actors import ActingUser, StepUp, step_up_require
 from core.errors import InvalidInput, PermissionDenied
 from releasegate.audit_actions import GateAction
 from releasegate.models import FreezeOverride, FreezeWindow
@@ -49,12 +49,14 @@ def freeze_create(
 
 @transaction.atomic
 def freeze_override_approve(
-    *, acting_user: ActingUser, freeze: FreezeWindow, changelog: Changelog, reason: str
+    *, acting_user: ActingUser, freeze: FreezeWindow, changelog: Changelog, reason: str, step_up: StepUp | None
 ) -> FreezeOverride:
     """A signing authority of the change's domain lets this one change through the freeze,
     under the same independence rules as an approval: not the requester, not an uploader of
     its evidence, not a commit author, and on an authority they did not grant themselves.
-    The caller has asked for step-up (the admin's override form asks for the password)."""
+    Only with a fresh step-up by the person overriding (``step_up``: the admin's override form
+    asks for the password)."""
+    step_up_require(step_up, acting_user=acting_user)
     changelog = changelog_lock(changelog=changelog)
     domain = changelog.service.domain
     if freeze.domain_id not in (None, domain.pk):

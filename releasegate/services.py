@@ -16,7 +16,7 @@ import audit
 from approvals.models import GRANT_OPEN, AuthorityGrant, GrantKind
 from changelogs.models import Service
 from changelogs.selectors import MANAGE_CHANGELOGS
-from core.actors import ActingUser, Actor
+from core.actors import ActingUser, Actor, StepUp, step_up_require
 from core.errors import Conflict, InvalidInput, field_error
 from releasegate.audit_actions import IdentityAction
 from releasegate.models import ApiToken, User
@@ -61,14 +61,20 @@ def user_access_save(
     *,
     acting_user: ActingUser,
     user: User,
-    before: dict[str, Any],
     groups: Iterable[Group],
     user_permissions: Iterable[Permission],
+    step_up: StepUp | None,
 ) -> User:
-    """Save a person's account as an administrator edited it (the admin's user page), with
-    what they may do: flags, groups, permissions. Records every change with its old and new
-    value. Membership of a group that signs is left as it is: it changes only through a
-    confirmed membership grant."""
+    """Save a person's account as an administrator edited it (the admin's user page: ``user``
+    carries the edited fields, not saved yet), with what they may do: flags, groups,
+    permissions. Records every change with its old and new value, read from the locked stored
+    row. Membership of a group that signs is left as it is: it changes only through a confirmed
+    membership grant. Only with a fresh step-up by the administrator."""
+    step_up_require(step_up, acting_user=acting_user)
+    if not user._state.adding:
+        # The username may change: a key column, so the full row lock.
+        User.objects.select_for_update().filter(pk=user.pk).first()
+    before = user_access_snapshot(user)
     signing = set(signing_groups())
     wanted = {group for group in groups if group not in signing}
     kept = set(user.groups.filter(pk__in=[group.pk for group in signing])) if user.pk else set()
@@ -85,8 +91,14 @@ def user_access_save(
 
 
 @transaction.atomic
-def group_save(*, acting_user: ActingUser, group: Group, permissions: Iterable[Permission]) -> Group:
-    """Save a group and the model permissions it gives its members, recording old and new."""
+def group_save(
+    *, acting_user: ActingUser, group: Group, permissions: Iterable[Permission], step_up: StepUp | None
+) -> Group:
+    """Save a group and the model permissions it gives its members, recording old and new.
+    Only with a fresh step-up by the administrator."""
+    step_up_require(step_up, acting_user=acting_user)
+    if group.pk:
+        Group.objects.select_for_update().filter(pk=group.pk).first()  # its name is a key: the full row lock
     before = (
         sorted(f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(pk=group.pk).permissions.all())
         if group.pk
@@ -179,19 +191,11 @@ def api_token_issue(
     chosen = sorted(set(scopes), key=lambda scope: ALL_SCOPES.index(scope) if scope in ALL_SCOPES else -1)
     if not chosen or not set(chosen) <= set(ALL_SCOPES):
         message = f"Name the token's scopes among {', '.join(ALL_SCOPES)}."
-        raise InvalidInput(
-            IdentityError.TOKEN_SCOPES_INVALID,
-            message,
-            fields={"scopes": [field_error(IdentityError.TOKEN_SCOPES_INVALID, message)]},
-        )
+        raise InvalidInput.on_field("scopes", IdentityError.TOKEN_SCOPES_INVALID, message)
     lifetime = lifetime or settings.API_TOKEN_DEFAULT_LIFETIME
     if lifetime > settings.API_TOKEN_MAX_LIFETIME:
         message = f"A token lives at most {settings.API_TOKEN_MAX_LIFETIME.days} days (API_TOKEN_MAX_DAYS)."
-        raise InvalidInput(
-            IdentityError.TOKEN_LIFETIME_TOO_LONG,
-            message,
-            fields={"lifetime": [field_error(IdentityError.TOKEN_LIFETIME_TOO_LONG, message)]},
-        )
+        raise InvalidInput.on_field("lifetime", IdentityError.TOKEN_LIFETIME_TOO_LONG, message)
     plain, prefix = token_generate()
     token = ApiToken.objects.create(
         service_account=account,

@@ -5,7 +5,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from releasegate.github import AttemptOutcome, github_answer_attempt, github_answers_dispatch_due
+from approvals.tasks import attempt_with_retries
+from releasegate.github import github_answer_attempt, github_answers_dispatch_due
 from releasegate.github_commits import commit_authors_attempt, commit_authors_due
 
 
@@ -15,18 +16,9 @@ def github_answer_deliver(self: Task[Any, Any], delivery_id: str) -> str:
     the back-off's countdown. GITHUB_CALLBACK_MAX_ATTEMPTS, counted in the row, decides when to
     give up, not Celery's ``max_retries``: a retry lost with a worker or the broker is picked
     up by the flush with the row's count intact."""
-    if self.request.is_eager:
-        # Eager mode (no broker: development and tests) with task_eager_propagates on would hand
-        # a raised Retry back to the caller and never re-run the task. Make the retries here, one
-        # after the other, as Celery's own eager retry would (it ignores the countdown too).
-        attempt = github_answer_attempt(delivery_id=delivery_id, only_when_due=False)
-        while attempt.outcome is AttemptOutcome.RETRY:
-            attempt = github_answer_attempt(delivery_id=delivery_id, only_when_due=False)
-        return attempt.outcome.value
-    attempt = github_answer_attempt(delivery_id=delivery_id)
-    if attempt.outcome is not AttemptOutcome.RETRY:
-        return attempt.outcome.value
-    raise self.retry(countdown=attempt.retry_in)
+    return attempt_with_retries(
+        self, lambda only_when_due: github_answer_attempt(delivery_id=delivery_id, only_when_due=only_when_due)
+    )
 
 
 @shared_task(ignore_result=True)

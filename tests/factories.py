@@ -14,7 +14,7 @@ from approvals.services import authority_grant_request, grant_confirm, membershi
 from changelogs import services as changelog_services
 from changelogs.content import content_validate
 from changelogs.models import Changelog, ChangelogKind, Domain, Journey, Service
-from core.actors import Actor
+from core.actors import Actor, StepUp
 from releasegate.models import User
 
 FACTORY_ACTOR = Actor("system:tests")
@@ -77,17 +77,25 @@ def authority_give(
     asker = UserFactory(username="grants-admin-a", is_superuser=True)
     confirmer = UserFactory(username="grants-admin-b", is_superuser=True)
     grant = authority_grant_request(
-        acting_user=asker, domain=domain, authority=authority, user=user, group=group, reason="tests"
+        acting_user=asker,
+        domain=domain,
+        authority=authority,
+        user=user,
+        group=group,
+        reason="tests",
+        step_up=StepUp.of(asker),
     )
-    return grant_confirm(acting_user=confirmer, grant=grant)
+    return grant_confirm(acting_user=confirmer, grant=grant, step_up=StepUp.of(confirmer))
 
 
 def membership_give(*, group: Any, user: Any) -> AuthorityGrant:
     """A person joins a group holding signing authority, confirmed by a second administrator."""
     asker = UserFactory(username="grants-admin-a", is_superuser=True)
     confirmer = UserFactory(username="grants-admin-b", is_superuser=True)
-    grant = membership_grant_request(acting_user=asker, group=group, user=user, reason="tests")
-    return grant_confirm(acting_user=confirmer, grant=grant)
+    grant = membership_grant_request(
+        acting_user=asker, group=group, user=user, reason="tests", step_up=StepUp.of(asker)
+    )
+    return grant_confirm(acting_user=confirmer, grant=grant, step_up=StepUp.of(confirmer))
 
 
 def authority_forced(*, domain: Domain, authority: str = "sign_off", user: Any) -> None:

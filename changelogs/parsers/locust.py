@@ -21,7 +21,7 @@ limits (p95, error rate) say otherwise later.
 """
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 from changelogs.parsers._common import (
     as_int,
@@ -93,8 +93,8 @@ def parse_csv(data: bytes) -> PerformanceSummary:
         position = columns.get(column)
         return None if position is None else row[position].strip()
 
-    requests = _csv_int(cell("requests"), "Request Count", line)
-    failures = _csv_int(cell("failures"), "Failure Count", line)
+    requests = _csv_number(cell("requests"), "Request Count", line, int)
+    failures = _csv_number(cell("failures"), "Failure Count", line, int)
     if requests is None or failures is None:
         fail(
             ParseErrorCode.INVALID_STRUCTURE,
@@ -107,7 +107,7 @@ def parse_csv(data: bytes) -> PerformanceSummary:
             "The Aggregated row has more failures than requests.",
             f"line {line}",
         )
-    p50 = _csv_float(cell("p50"), "50%", line)
+    p50 = _csv_number(cell("p50"), "50%", line, float)
     return PerformanceSummary(
         format=CSV_FORMAT,
         parser_version=PARSER_VERSION,
@@ -116,12 +116,12 @@ def parse_csv(data: bytes) -> PerformanceSummary:
         failed_requests=failures,
         error_rate=failures / requests if requests else None,
         latency_ms=LatencyMs(
-            p50=p50 if p50 is not None else _csv_float(cell("median"), "Median Response Time", line),
-            p90=_csv_float(cell("p90"), "90%", line),
-            p95=_csv_float(cell("p95"), "95%", line),
-            p99=_csv_float(cell("p99"), "99%", line),
-            avg=_csv_float(cell("avg"), "Average Response Time", line),
-            max=_csv_float(cell("max"), "Max Response Time", line),
+            p50=p50 if p50 is not None else _csv_number(cell("median"), "Median Response Time", line, float),
+            p90=_csv_number(cell("p90"), "90%", line, float),
+            p95=_csv_number(cell("p95"), "95%", line, float),
+            p99=_csv_number(cell("p99"), "99%", line, float),
+            avg=_csv_number(cell("avg"), "Average Response Time", line, float),
+            max=_csv_number(cell("max"), "Max Response Time", line, float),
         ),
         notes=("Locust rewrites the stats CSV periodically while running; it may trail the final figures of the run.",),
     )
@@ -167,39 +167,25 @@ def _column_positions(header: list[str]) -> dict[str, int]:
     return positions
 
 
-def _csv_int(raw: str | None, column: str, line: int) -> int | None:
-    if raw is None or raw in ("", "N/A"):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        fail(
-            ParseErrorCode.INVALID_STRUCTURE,
-            f"{column} must be a whole number, not {raw!r}.",
-            f"line {line}",
-        )
-    if value < 0:
-        fail(ParseErrorCode.INVALID_STRUCTURE, f"{column} must not be negative.", f"line {line}")
-    return value
+# What a cell of each kind must hold, as the refusal says it: (what it must be, when out of range).
+_CSV_NUMBERS: dict[type, tuple[str, str]] = {
+    int: ("a whole number", "must not be negative."),
+    float: ("a number", "must be a finite, non-negative number."),
+}
+_N = TypeVar("_N", int, float)
 
 
-def _csv_float(raw: str | None, column: str, line: int) -> float | None:
+def _csv_number(raw: str | None, column: str, line: int, kind: type[_N]) -> _N | None:
+    """A cell as a non-negative ``kind`` (int or float); empty and ``N/A`` are None."""
     if raw is None or raw in ("", "N/A"):
         return None
+    what, out_of_range = _CSV_NUMBERS[kind]
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        fail(
-            ParseErrorCode.INVALID_STRUCTURE,
-            f"{column} must be a number, not {raw!r}.",
-            f"line {line}",
-        )
+        fail(ParseErrorCode.INVALID_STRUCTURE, f"{column} must be {what}, not {raw!r}.", f"line {line}")
     if not math.isfinite(value) or value < 0:
-        fail(
-            ParseErrorCode.INVALID_STRUCTURE,
-            f"{column} must be a finite, non-negative number.",
-            f"line {line}",
-        )
+        fail(ParseErrorCode.INVALID_STRUCTURE, f"{column} {out_of_range}", f"line {line}")
     return value
 
 

@@ -38,7 +38,7 @@ applies it whenever present (all real samples with a score carry the tag).
 
 import math
 import re
-from typing import Any
+from typing import Any, get_args
 
 from changelogs.parsers._common import (
     JsonObject,
@@ -70,12 +70,7 @@ from changelogs.parsers.summaries import (
 PARSER_VERSION = "sarif/2"
 FORMAT = "sarif"
 
-_LEVELS: dict[str, SarifLevel] = {
-    "error": "error",
-    "warning": "warning",
-    "note": "note",
-    "none": "none",
-}
+_LEVELS: dict[str, SarifLevel] = {level: level for level in get_args(SarifLevel)}
 _LEVEL_SEVERITY: dict[SarifLevel, Severity] = {
     "error": "high",
     "warning": "medium",

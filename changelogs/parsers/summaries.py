@@ -93,11 +93,21 @@ class _Plain:
         return data
 
 
+@dataclass(frozen=True)
 class _Summary(_Plain):
-    """A parser's result: its kind, format and parser version come first in ``to_dict()``."""
+    """A parser's result: its kind, format, parser version and verdict come first in
+    ``to_dict()`` (``HEADER``, put before each summary's own ``FIELDS`` here, once)."""
 
     kind: ClassVar[EvidenceKind]
     HEADER: ClassVar[tuple[str, ...]] = ("kind", "format", "parser_version", "verdict")
+
+    format: str
+    parser_version: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "FIELDS" in cls.__dict__:
+            cls.FIELDS = (*_Summary.HEADER, *cls.__dict__["FIELDS"])
 
     @property
     def verdict(self) -> Verdict:
@@ -156,13 +166,10 @@ class TestRunSummary(_Summary):
     __test__: ClassVar[bool] = False
     kind: ClassVar[EvidenceKind] = EvidenceKind.SANITY
     FIELDS = (
-        *_Summary.HEADER,
         *("tool", "tool_version", "tests", "passed", "failed", "errors", "skipped", "flaky"),
         *("journeys=journey_outcomes", "cases", "notes"),
     )
 
-    format: str
-    parser_version: str
     tool: str
     tool_version: str | None
     cases: tuple[TestCaseResult, ...]
@@ -226,14 +233,11 @@ class Threshold(_Plain):
 class PerformanceSummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.PERFORMANCE
     FIELDS = (
-        *_Summary.HEADER,
         *("tool", "requests", "failed_requests", "error_rate", "latency_ms"),
         *("checks_passed", "checks_failed", "thresholds", "notes"),
     )
     ROUNDED = MappingProxyType({"error_rate": 6})
 
-    format: str
-    parser_version: str
     tool: str
     requests: int | None
     failed_requests: int | None
@@ -290,13 +294,10 @@ class SecurityResult(_Plain):
 class SecuritySummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.SECURITY
     FIELDS = (
-        *_Summary.HEADER,
         *("tools", "findings_by_severity", "suppressed", "fixed"),
         *("execution_successful", "scan_incomplete", "results", "notes"),
     )
 
-    format: str
-    parser_version: str
     tools: tuple[ToolInfo, ...]
     results: tuple[SecurityResult, ...]
     execution_successful: bool = True
@@ -351,13 +352,10 @@ class AuditedDependency(_Plain):
 class DependencyAuditSummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.SECURITY
     FIELDS = (
-        *_Summary.HEADER,
         *("tool", "dependencies=dependency_count", "audited", "skipped", "vulnerabilities"),
         *("items=dependencies", "notes"),
     )
 
-    format: str
-    parser_version: str
     tool: str
     dependencies: tuple[AuditedDependency, ...]
     notes: tuple[str, ...] = ()
@@ -391,14 +389,11 @@ class SecurityAttestationSummary(_Summary):
 
     kind: ClassVar[EvidenceKind] = EvidenceKind.SECURITY
     FIELDS = (
-        *_Summary.HEADER,
         *("schema", "tester_name", "tester_firm", "test_start", "test_end", "scope", "findings"),
         *("report_sha256", "signed_off_by", "signed_off_at"),
     )
     FROZEN = ("findings",)
 
-    format: str
-    parser_version: str
     schema: str
     tester_name: str
     tester_firm: str
@@ -448,14 +443,11 @@ CYCLONEDX_SEVERITIES: tuple[str, ...] = (
 class CycloneDxSummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.DOCUMENT
     FIELDS = (
-        *_Summary.HEADER,
         *("spec_version", "serial_number", "bom_version", "component_count", "metadata_component"),
         *("vulnerabilities=vulnerability_count", "vulnerabilities_by_severity"),
         *("open_vulnerabilities_by_severity", "vulnerabilities_by_state", "vulnerability_items=vulnerabilities"),
     )
 
-    format: str
-    parser_version: str
     spec_version: str
     serial_number: str | None
     bom_version: int | None
@@ -526,14 +518,11 @@ PredicateFact = str | int | tuple[str, ...] | None
 class InTotoSummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.DOCUMENT
     FIELDS = (
-        *_Summary.HEADER,
         *("statement_type", "predicate_type", "subjects", "envelope", "signatures_verified"),
         "predicate=predicate_facts",
     )
     FROZEN = ("predicate_facts",)
 
-    format: str
-    parser_version: str
     statement_type: str
     predicate_type: str
     subjects: tuple[StatementSubject, ...]
@@ -551,10 +540,8 @@ class InTotoSummary(_Summary):
 @dataclass(frozen=True)
 class DocumentSummary(_Summary):
     kind: ClassVar[EvidenceKind] = EvidenceKind.DOCUMENT
-    FIELDS = (*_Summary.HEADER, "size_bytes", "sha256")
+    FIELDS = ("size_bytes", "sha256")
 
-    format: str
-    parser_version: str
     size_bytes: int
     sha256: str
 

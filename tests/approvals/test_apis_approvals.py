@@ -13,6 +13,7 @@ from approvals.models import Approval, AuthorityGrant, Retrospective
 from approvals.services import grant_revoke, retrospectives_mark_overdue
 from audit.models import AuditEvent
 from changelogs.models import Changelog
+from core.actors import StepUp
 from tests.clock import time_passes
 from tests.conftest import Cast
 from tests.factories import UserFactory, authority_give, changelog_make, seen_of, unsigned_approvals_count
@@ -198,7 +199,7 @@ def test_losing_the_authority_voids_the_approval(cast: Cast, submitted: Changelo
     decide(cast.session(cast.approver), submitted)
 
     [grant] = AuthorityGrant.objects.filter(user=cast.approver, status="active")
-    grant_revoke(acting_user=cast.admin, grant=grant)
+    grant_revoke(acting_user=cast.admin, grant=grant, step_up=StepUp.of(cast.admin))
 
     state = cast.session(cast.admin).get(approvals_url(submitted)).json()
     assert state["status"] == "pending"

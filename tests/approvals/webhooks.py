@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.client import HTTPMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.local_server import QuietHandler, local_server, url_of
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
 SECRET = "test-webhook-secret-0123456789abcdef"
@@ -63,8 +64,8 @@ class Receiver:
 def running_receiver() -> Iterator[Receiver]:
     receiver = Receiver()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the standard library names it
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status = receiver._respond(self.path, self.headers, body)
             self.send_response(status)
@@ -74,22 +75,13 @@ def running_receiver() -> Iterator[Receiver]:
             self.end_headers()
             self.wfile.write(b"ok")
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/release-gate"
-    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        if receiver.hold is not None:
-            receiver.hold.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with local_server(Handler, name="webhook-receiver") as server:
+        receiver.url = f"{url_of(server)}/hooks/release-gate"
+        try:
+            yield receiver
+        finally:
+            if receiver.hold is not None:
+                receiver.hold.set()
 
 
 def docs_verifier() -> Callable[..., dict[str, Any]]:

@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.client import HTTPMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.local_server import QuietHandler, local_server, url_of
 
 _TOKEN_PATH = re.compile(r"^/app/installations/(\d+)/access_tokens$")
 _CALLBACK_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/actions/runs/(\d+)/deployment_protection_rule$")
@@ -272,38 +273,24 @@ class FakeGitHub:
 def running_fake_github(public_key: rsa.RSAPublicKey, app_id: str) -> Iterator[FakeGitHub]:
     fake = FakeGitHub(public_key=public_key, app_id=app_id)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the standard library names it
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, answer = fake.handle(self.path, self.headers, body)
-            data = json.dumps(answer).encode() if answer is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self._answer(status, json.dumps(answer).encode() if answer is not None else b"")
 
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # noqa: N802 - the standard library names it
             parts = urlsplit(self.path)
             status, answer = fake.read(parts.path, parse_qs(parts.query), self.headers)
-            data = json.dumps(answer).encode()
+            self._answer(status, json.dumps(answer).encode())
+
+        def _answer(self, status: int, data: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="fake-github", daemon=True)
-    thread.start()
-    try:
+    with local_server(Handler, name="fake-github") as server:
+        fake.url = url_of(server)
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

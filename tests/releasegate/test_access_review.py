@@ -17,6 +17,7 @@ from approvals.models import AuthorityGrant, GrantKind, GrantStatus
 from approvals.selectors import authorities_of
 from approvals.services import grant_revoke
 from audit.models import AuditEvent
+from core.actors import StepUp
 from releasegate.access_review import access_report, reviews_close_due
 from releasegate.models import AccessReview, AccessReviewItem
 from tests.conftest import Cast
@@ -46,7 +47,11 @@ def signers(cast: Cast) -> Group:
     authority_give(domain=cast.payments, group=group)  # the members then are confirmed with it
     authority_give(domain=cast.payments, authority="security_sign_off", group=group)
     gone = authority_give(domain=cast.transfers, user=UserFactory(username="leaver"))
-    grant_revoke(acting_user=UserFactory(username="grants-admin-a"), grant=gone)
+    grant_revoke(
+        acting_user=UserFactory(username="grants-admin-a"),
+        grant=gone,
+        step_up=StepUp.of(UserFactory(username="grants-admin-a")),
+    )
     return group
 
 

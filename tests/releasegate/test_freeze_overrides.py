@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from changelogs.models import Changelog, Evidence
+from core.actors import StepUp
 from core.errors import InvalidInput, PermissionDenied
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import FreezeOverride, FreezeWindow
@@ -97,13 +98,21 @@ def test_someone_not_independent_of_the_change_cannot_override_the_freeze(
         grant_confirm(
             acting_user=other,
             grant=authority_grant_request(
-                acting_user=person, domain=cast.payments, authority="sign_off", group=board, reason="x"
+                acting_user=person,
+                domain=cast.payments,
+                authority="sign_off",
+                group=board,
+                reason="x",
+                step_up=StepUp.of(person),
             ),
+            step_up=StepUp.of(other),
         )
         person.groups.add(board)  # a membership nobody confirmed
 
     with pytest.raises(PermissionDenied):
-        freeze_override_approve(acting_user=person, freeze=freeze, changelog=changelog, reason="Urgent")
+        freeze_override_approve(
+            acting_user=person, freeze=freeze, changelog=changelog, reason="Urgent", step_up=StepUp.of(person)
+        )
 
     assert not FreezeOverride.objects.exists()
     assert _codes(cast) == ["freeze_active"]
@@ -112,5 +121,21 @@ def test_someone_not_independent_of_the_change_cannot_override_the_freeze(
 def test_an_override_needs_a_reason(cast: Cast, frozen: tuple[Changelog, FreezeWindow]) -> None:
     changelog, freeze = frozen
     with pytest.raises(InvalidInput) as refused:
-        freeze_override_approve(acting_user=cast.approver, freeze=freeze, changelog=changelog, reason="  ")
+        freeze_override_approve(
+            acting_user=cast.approver, freeze=freeze, changelog=changelog, reason="  ", step_up=StepUp.of(cast.approver)
+        )
     assert refused.value.code == "override_reason_required"
+
+
+def test_an_override_called_without_step_up_is_refused(cast: Cast, frozen: tuple[Changelog, FreezeWindow]) -> None:
+    """The service checks the step-up itself: a caller that skips the admin's password form
+    (a script, a new view) records nothing."""
+    changelog, freeze = frozen
+    with pytest.raises(PermissionDenied) as refused:
+        freeze_override_approve(
+            acting_user=cast.approver, freeze=freeze, changelog=changelog, reason="Urgent", step_up=None
+        )
+
+    assert refused.value.code == "step_up_required"
+    assert not FreezeOverride.objects.exists()
+    assert _codes(cast) == ["freeze_active"]

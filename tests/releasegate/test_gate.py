@@ -11,6 +11,7 @@ from approvals.models import AuthorityGrant
 from approvals.services import grant_revoke, retrospectives_mark_overdue
 from audit.models import AuditEvent
 from changelogs.services import policy_create
+from core.actors import StepUp
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import GateDecision
 from tests.clock import time_passes
@@ -131,7 +132,7 @@ def test_an_expired_approval_is_denied(cast: Cast) -> None:
 def test_an_approval_by_someone_who_lost_the_authority_is_denied(cast: Cast) -> None:
     ready_changelog(cast)
     [grant] = AuthorityGrant.objects.filter(user=cast.approver, status="active")
-    grant_revoke(acting_user=cast.admin, grant=grant)
+    grant_revoke(acting_user=cast.admin, grant=grant, step_up=StepUp.of(cast.admin))
 
     assert codes(check(cast.pipeline.client())) == ["approvals_missing", "approval_without_authority"]
 
@@ -186,7 +187,13 @@ def test_an_active_freeze_denies_unless_overridden(cast: Cast) -> None:
     )
 
     assert codes(check(cast.pipeline.client())) == ["freeze_active"]
-    freeze_override_approve(acting_user=cast.approver, freeze=freeze, changelog=changelog, reason="Fixes a fee bug")
+    freeze_override_approve(
+        acting_user=cast.approver,
+        freeze=freeze,
+        changelog=changelog,
+        reason="Fixes a fee bug",
+        step_up=StepUp.of(cast.approver),
+    )
     assert codes(check(cast.pipeline.client())) == ["allowed"]
     assert AuditEvent.objects.filter(action="freeze:overridden", actor="user:approver").count() == 1
 

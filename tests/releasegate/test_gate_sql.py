@@ -25,6 +25,7 @@ from changelogs.models import Changelog, CommitAuthors, Evidence, RevisionStatus
 from changelogs.policy import READINESS_SUMMARY_KEYS, EvidenceFact, PolicyRules, ReadinessFacts, readiness_findings
 from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock, service_list_managed
 from changelogs.services import changelog_edit, changelog_submit, commit_authors_record, policy_create
+from core.actors import StepUp
 from releasegate import gate, gate_sql
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import GateDecision, User
@@ -224,7 +225,13 @@ def test_freezes_of_every_scope_with_overrides(cast: Cast, on_postgres: None) ->
         ends_at=now + timedelta(hours=2),
         reason="Later",
     )
-    freeze_override_approve(acting_user=cast.approver, freeze=windows[1], changelog=changelog, reason="Fixes fees")
+    freeze_override_approve(
+        acting_user=cast.approver,
+        freeze=windows[1],
+        changelog=changelog,
+        reason="Fixes fees",
+        step_up=StepUp.of(cast.approver),
+    )
 
     found = facts(cast, now=now)
 

@@ -18,7 +18,7 @@ from changelogs.content import content_validate
 from changelogs.models import Changelog, Domain, Journey, Service
 from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
 from changelogs.services import catalog_save, changelog_create, changelog_submit, evidence_add, policy_create
-from core.actors import Actor
+from core.actors import Actor, StepUp
 from incidents.demo import demo_incidents
 from releasegate.deployments import deployment_report
 from releasegate.gate import gate_check
@@ -161,9 +161,14 @@ class Command(BaseCommand):
                 if authority in authorities_of(user=user, domain=domain):
                     continue
                 grant = authority_grant_request(
-                    acting_user=admin, domain=domain, authority=authority, user=user, reason="Demo authority matrix"
+                    acting_user=admin,
+                    domain=domain,
+                    authority=authority,
+                    user=user,
+                    reason="Demo authority matrix",
+                    step_up=StepUp.of(admin),
                 )
-                grant_confirm(acting_user=admin2, grant=grant)
+                grant_confirm(acting_user=admin2, grant=grant, step_up=StepUp.of(admin2))
 
     def _pipeline_token(self, token_file: Path) -> str:
         """The demo token is kept in var/ so that every `make run` can print it again; only its
@@ -249,12 +254,14 @@ def demo_changes(*, pipeline: User, now: datetime | None = None) -> None:
     revision = changelog_lock(changelog=hotfix).current_revision
     if revision is None:
         raise CommandError("the demo hotfix has no revision")
+    approver = User.objects.get(username="approver")
     approval_decide(
-        acting_user=User.objects.get(username="approver"),
+        acting_user=approver,
         changelog=hotfix,
         decision="approved",
         reason="Incident INC-4711: one independent approval now, the rest owed by the retrospective.",
         seen=Seen(revision=revision.number, content_hash=revision.content_hash),
+        step_up=StepUp.of(approver),
     )
     draft_content = _demo_content(version="2.3.0", digest=DEMO_DIGESTS["2.3.0"], now=now, reason="New card form")
     draft_content["artifact"]["name"] = "payments-web"
