@@ -6,7 +6,7 @@ audit events in the log, and the document names the log range and the signed che
 made against, with the record counts. Each change gets its stratum, class (train or hotfix),
 domain and whether it happened off the organisation's working hours, and the sample holds
 ``POPULATION_SAMPLE_PER_STRATUM`` changes of each stratum, drawn with the pack's seed
-(audit.packs.sample.stratified_sample), each with the inclusion proofs of its events: the
+(packs.render.sample.stratified_sample), each with the inclusion proofs of its events: the
 standalone verifier proves a sampled row against the checkpoint without asking the server.
 """
 
@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from audit.models import AuditEvent, Checkpoint
-from audit.packs.archive import proof_json
-from audit.packs.data import AuditItem, ChangeRow, DeploymentRow, PopulationPack
-from audit.packs.sample import STRATIFIED_METHOD, is_off_hours, stratified_sample, stratum_of
 from changelogs.models import Changelog
+from packs.render.archive import proof_json
+from packs.render.data import AuditItem, ChangeRow, DeploymentRow, PopulationPack
+from packs.render.sample import STRATIFIED_METHOD, is_off_hours, stratified_sample, stratum_of
 
 FORMAT = "releasegate/population/v1"
 WORKING_DAYS = (0, 1, 2, 3, 4)  # Monday to Friday
@@ -99,7 +99,7 @@ def population_json(
     population: PopulationPack, *, audit_items: Callable[[Changelog, Checkpoint], Iterable[AuditItem]]
 ) -> bytes:
     """``audit_items`` gives a change's audit events with their proofs, as its changelog pack
-    carries them (releasegate.packs passes its own, so both packs prove the same events)."""
+    carries them (packs.builds passes its own, so both packs prove the same events)."""
     checkpoint = Checkpoint.objects.get(signed_note=population.checkpoint)
     zone, opens, closes = working_hours()
     per_stratum = settings.POPULATION_SAMPLE_PER_STRATUM

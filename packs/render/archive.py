@@ -21,8 +21,8 @@ from typing import Any, TextIO
 
 from audit.merkle import ProofError, leaf_hash, verify_inclusion
 from audit.note import NoteError, NoteVerifier, open_checkpoint
-from audit.packs.data import AuditItem, ChangelogPack, ChangeRow, DeploymentRow, PopulationPack
-from audit.packs.howto import (
+from packs.render.data import AuditItem, ChangelogPack, ChangeRow, DeploymentRow, PopulationPack
+from packs.render.howto import (
     APPROVAL_SIGNATURES_NAME,
     CERTIFICATE_NAME,
     CHECKPOINT_NAME,
@@ -291,7 +291,7 @@ def build_changelog_zip(
     manifest_signature: bytes = b"",
 ) -> bytes:
     """The changelog pack's ZIP: ``changelog_members``, the signed PDF, the manifest and, when
-    given, its signature (``audit.packs.signing.sign_manifest``). When the pack carries a
+    given, its signature (``releasegate.pdfsign.sign_manifest``). When the pack carries a
     ``manifest_sha256`` (printed in its PDF) the manifest must have it."""
     files = changelog_members(
         pack=pack,
