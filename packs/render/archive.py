@@ -19,6 +19,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, TextIO
 
+from audit import canonical, merkle, note, verifier
 from audit.merkle import ProofError, leaf_hash, verify_inclusion
 from audit.note import NoteError, NoteVerifier, open_checkpoint
 from packs.render.data import AuditItem, ChangelogPack, ChangeRow, DeploymentRow, PopulationPack
@@ -42,8 +43,8 @@ from packs.render.howto import (
 )
 
 MANIFEST_FORMAT = "releasegate/evidence-pack/v1"
-_AUDIT_DIR = Path(__file__).resolve().parent.parent
-_VERIFIER_MODULES = ("verifier.py", "merkle.py", "note.py", "canonical.py")
+# The standalone verifier's modules, shipped under ``audit/`` in every ZIP, read from where they are.
+_VERIFIER_MODULES = {"verifier.py": verifier, "merkle.py": merkle, "note.py": note, "canonical.py": canonical}
 _VERIFIER_INIT = (
     b'"""Release Gate\'s standalone audit-log verifier, as shipped in evidence packs.\n\n'
     b"Run ``python3 -m audit.verifier --help`` from the folder that holds this package; it needs\n"
@@ -130,7 +131,7 @@ def proof_json(item: AuditItem, tree_size: int) -> bytes:
 def standalone_verifier_sources() -> dict[str, bytes]:
     """The standalone verifier's files (``audit/…``), with a package ``__init__`` of its own
     that imports nothing, ready to pass as ``verifier_sources``."""
-    sources = {f"audit/{name}": (_AUDIT_DIR / name).read_bytes() for name in _VERIFIER_MODULES}
+    sources = {f"audit/{name}": Path(str(module.__file__)).read_bytes() for name, module in _VERIFIER_MODULES.items()}
     sources["audit/__init__.py"] = _VERIFIER_INIT
     return sources
 
