@@ -2,9 +2,10 @@
 (a changelog pack for one change, a population pack for a period). Reads only; the builds
 (packs.builds) render, sign and store what these return."""
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.db.models import F, Q
@@ -39,6 +40,11 @@ from packs.render.sample import sample_changelog_ids
 from releasegate.documents import signing_material
 from releasegate.models import Deployment, GateDecision, GateOutcome
 from releasegate.pdfsign import certificate_sha256
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+ItemT = TypeVar("ItemT", bound="DataclassInstance")
 
 
 def time_text(value: datetime | None) -> str:
@@ -145,6 +151,25 @@ def _signature_of(approval: Approval, changelog: Changelog) -> dict[str, Any] | 
     }
 
 
+def _item(kind: type[ItemT], row: Any, **given: Any) -> ItemT:
+    """A pack item from a database row: the ``given`` fields as passed (people by username, what
+    is computed), every other field from the row's attribute of the same name: its id and its
+    times (``…_at``) as text, the rest as they are."""
+
+    def value(name: str) -> Any:
+        if name == "id":
+            return str(row.pk)
+        found = getattr(row, name)
+        return time_text(found) if name.endswith("_at") else found
+
+    return kind(**{f.name: value(f.name) for f in dataclasses.fields(kind) if f.name not in given}, **given)
+
+
+def _of_changelog(model: Any, changelog: Changelog, *related: str, order: str) -> Any:
+    """The changelog's rows of ``model`` with the rows they name, in time order."""
+    return model.objects.filter(changelog=changelog).select_related(*related).order_by(order)
+
+
 def changelog_pack_data(*, changelog: Changelog, now: datetime) -> tuple[ChangelogPack, dict[str, bytes]]:
     """The pack's data, and the evidence files by their path in the ZIP."""
     checkpoint = Checkpoint.objects.order_by("-tree_size").first()
@@ -159,69 +184,34 @@ def changelog_pack_data(*, changelog: Changelog, now: datetime) -> tuple[Changel
         archive_name = f"evidence/{item.sha256[:12]}-{item.file_name}"
         files[archive_name] = blob_read(item.storage_key, sha256=item.sha256)
         items.append(
-            EvidenceItem(
-                id=str(item.pk),
-                kind=item.kind,
-                format=item.format,
-                file_name=item.file_name,
-                size=item.size,
-                sha256=item.sha256,
-                verdict=item.verdict,
-                parser_version=item.parser_version,
+            _item(
+                EvidenceItem,
+                item,
                 uploaded_by=item.uploaded_by.username,
-                uploaded_at=time_text(item.uploaded_at),
                 summary_lines=summary_lines(item.summary),
                 archive_name=archive_name,
             )
         )
     approvals = [
-        ApprovalItem(
-            decision=approval.decision,
+        _item(
+            ApprovalItem,
+            approval,
             approver=approval.approver.username,
             authorities=list(approval.authorities),
             revision=approval.revision.number,
-            content_hash=approval.content_hash,
-            decided_at=time_text(approval.decided_at),
-            expires_at=time_text(approval.expires_at),
-            retrospective=approval.retrospective,
-            reason=approval.reason,
             counts=bool(state and str(approval.pk) in state.counted),
             not_counted_because=state.not_counted.get(str(approval.pk)) if state else None,
             signature=_signature_of(approval, changelog),
         )
-        for approval in Approval.objects.filter(changelog=changelog)
-        .select_related("approver", "revision", "signature")
-        .order_by("decided_at")
+        for approval in _of_changelog(Approval, changelog, "approver", "revision", "signature", order="decided_at")
     ]
     decisions = [
-        DecisionItem(
-            id=str(decision.pk),
-            evaluated_at=time_text(decision.evaluated_at),
-            environment=decision.environment,
-            artifact_digest=decision.artifact_digest,
-            outcome=decision.outcome,
-            reasons=[reason["code"] for reason in decision.reasons],
-            requested_by=decision.requested_by.username,
-            policy=decision.policy,
-        )
-        for decision in GateDecision.objects.filter(changelog=changelog)
-        .select_related("requested_by")
-        .order_by("evaluated_at")
+        _item(DecisionItem, d, reasons=[reason["code"] for reason in d.reasons], requested_by=d.requested_by.username)
+        for d in _of_changelog(GateDecision, changelog, "requested_by", order="evaluated_at")
     ]
     deployments = [
-        DeploymentItem(
-            id=str(deployment.pk),
-            reported_at=time_text(deployment.reported_at),
-            environment=deployment.environment,
-            status=deployment.status,
-            artifact_digest=deployment.artifact_digest,
-            unauthorised=deployment.unauthorised,
-            pipeline_run_url=deployment.pipeline_run_url,
-            reported_by=deployment.reported_by.username,
-        )
-        for deployment in Deployment.objects.filter(changelog=changelog)
-        .select_related("reported_by")
-        .order_by("reported_at")
+        _item(DeploymentItem, d, reported_by=d.reported_by.username)
+        for d in _of_changelog(Deployment, changelog, "reported_by", order="reported_at")
     ]
     readiness = revision.readiness_at_submit or {"policy": "", "findings": []}
     pack = ChangelogPack(

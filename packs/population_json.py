@@ -10,6 +10,7 @@ domain and whether it happened off the organisation's working hours, and the sam
 standalone verifier proves a sampled row against the checkpoint without asking the server.
 """
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, time
@@ -58,41 +59,12 @@ def _leaves(target_type: str, ids: list[str], tree_size: int) -> dict[str, list[
 
 
 def _change(row: ChangeRow, leaves: list[int], off_hours: bool) -> dict[str, Any]:
-    return {
-        "changelog_id": row.changelog_id,
-        "service": row.service,
-        "domain": row.domain,
-        "kind": row.kind,
-        "status": row.status,
-        "risk_tier": row.risk_tier,
-        "artifact_digest": row.artifact_digest,
-        "submitted_at": row.submitted_at,
-        "approved_at": row.approved_at,
-        "first_deployed_at": row.first_deployed_at,
-        "deployments": row.deployments,
-        "approval_before_deploy": row.approval_before_deploy,
-        "separation_of_duties": row.separation_of_duties,
-        "evidence_complete": row.evidence_complete,
-        "rollback_plan": row.rollback_plan,
-        "off_hours": off_hours,
-        "stratum": stratum_of(kind=row.kind, domain=row.domain, off_hours=off_hours),
-        "leaf_indexes": leaves,
-    }
+    stratum = stratum_of(kind=row.kind, domain=row.domain, off_hours=off_hours)
+    return {**dataclasses.asdict(row), "off_hours": off_hours, "stratum": stratum, "leaf_indexes": leaves}
 
 
 def _deployment(row: DeploymentRow, leaves: list[int]) -> dict[str, Any]:
-    return {
-        "deployment_id": row.deployment_id,
-        "changelog_id": row.changelog_id,
-        "service": row.service,
-        "domain": row.domain,
-        "environment": row.environment,
-        "status": row.status,
-        "artifact_digest": row.artifact_digest,
-        "reported_at": row.reported_at,
-        "unauthorised": row.unauthorised,
-        "leaf_indexes": leaves,
-    }
+    return {**dataclasses.asdict(row), "leaf_indexes": leaves}
 
 
 def population_json(

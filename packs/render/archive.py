@@ -10,6 +10,7 @@ must have the SHA-256 the PDF prints.
 """
 
 import csv
+import dataclasses
 import hashlib
 import json
 import zipfile
@@ -350,39 +351,11 @@ def _cell(value: Any) -> str:
 
 
 def _change_record(row: ChangeRow) -> dict[str, Any]:
-    return {
-        "record": "change",
-        "changelog_id": row.changelog_id,
-        "service": row.service,
-        "domain": row.domain,
-        "kind": row.kind,
-        "status": row.status,
-        "risk_tier": row.risk_tier,
-        "artifact_digest": row.artifact_digest,
-        "submitted_at": row.submitted_at,
-        "approved_at": row.approved_at,
-        "first_deployed_at": row.first_deployed_at,
-        "deployments": row.deployments,
-        "approval_before_deploy": row.approval_before_deploy,
-        "separation_of_duties": row.separation_of_duties,
-        "evidence_complete": row.evidence_complete,
-        "rollback_plan": row.rollback_plan,
-    }
+    return {"record": "change", **dataclasses.asdict(row)}
 
 
 def _deployment_record(row: DeploymentRow) -> dict[str, Any]:
-    return {
-        "record": "deployment",
-        "changelog_id": row.changelog_id,
-        "deployment_id": row.deployment_id,
-        "service": row.service,
-        "domain": row.domain,
-        "status": row.status,
-        "environment": row.environment,
-        "artifact_digest": row.artifact_digest,
-        "reported_at": row.reported_at,
-        "unauthorised": row.unauthorised,
-    }
+    return {"record": "deployment", **dataclasses.asdict(row)}
 
 
 def write_population_csv(pack: PopulationPack, out: TextIO) -> tuple[int, int]:

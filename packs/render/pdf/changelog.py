@@ -2,6 +2,7 @@
 audit events with their proofs (laid out by packs.render.pdf.layout)."""
 
 import json
+from collections.abc import Sequence
 from functools import partial
 from io import BytesIO
 from typing import Any
@@ -284,26 +285,35 @@ def _deployment_record(d: DeploymentItem, st: Styles) -> tuple[list[str], list[F
     return [d.reported_at, d.environment, d.status, unauthorised, d.reported_by], details
 
 
+_DECISION_COLUMNS = {"Evaluated at": 125, "Environment": 65, "Outcome": 50, "Requested by": 135, "Policy": 0}
+_DEPLOYMENT_COLUMNS = {"Reported at": 125, "Environment": 65, "Status": 65, "Authorisation": 75, "Reported by": 0}
+
+
+def _records_section(
+    title: str,
+    columns: dict[str, float],
+    records: Sequence[tuple[Sequence[Any], Sequence[Flowable]]],
+    width: float,
+    st: Styles,
+) -> list[Flowable]:
+    """A heading and its records' table (the last column takes the rest of the width), or a
+    line saying there are none."""
+    if not records:
+        return [para(title, st.h1), para(f"No {title[0].lower()}{title[1:]}.", st.body)]
+    widths = fit(list(columns.values()), width, len(columns) - 1)
+    return [para(title, st.h1), records_table(list(columns), widths, records, st)]
+
+
 def _gate_section(pack: ChangelogPack, width: float, st: Styles) -> list[Flowable]:
     story: list[Flowable] = [para("Approvals", st.h1)]
     if not pack.approvals:
         story.append(para("No approvals.", st.body))
     for n, approval in enumerate(pack.approvals, 1):
         story += _approval(n, approval, pack, width, st)
-    story.append(para("Gate decisions", st.h1))
-    if pack.decisions:
-        widths = fit([125, 65, 50, 135, 0], width, 4)
-        header = ["Evaluated at", "Environment", "Outcome", "Requested by", "Policy"]
-        story.append(records_table(header, widths, [_decision_record(d, st) for d in pack.decisions], st))
-    else:
-        story.append(para("No gate decisions.", st.body))
-    story.append(para("Deployments", st.h1))
-    if pack.deployments:
-        widths = fit([125, 65, 65, 75, 0], width, 4)
-        header = ["Reported at", "Environment", "Status", "Authorisation", "Reported by"]
-        story.append(records_table(header, widths, [_deployment_record(d, st) for d in pack.deployments], st))
-    else:
-        story.append(para("No deployments.", st.body))
+    decisions = [_decision_record(d, st) for d in pack.decisions]
+    story += _records_section("Gate decisions", _DECISION_COLUMNS, decisions, width, st)
+    deployments = [_deployment_record(d, st) for d in pack.deployments]
+    story += _records_section("Deployments", _DEPLOYMENT_COLUMNS, deployments, width, st)
     story.append(para("Incidents", st.h1))
     if pack.incidents:
         linked = {"caused": "caused by this change (confirmed)", "answered": "answered by this hotfix"}

@@ -2,6 +2,7 @@
 with the exceptions and the sample (laid out by packs.render.pdf.layout)."""
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, BinaryIO
 
@@ -28,7 +29,6 @@ from packs.render.pdf.layout import (
     SANS_BOLD,
     ZEBRA,
     FlowableStream,
-    Row,
     Styles,
     build_document,
     fields_table,
@@ -209,27 +209,42 @@ class _RowBlock(Flowable):  # type: ignore[misc]  # reportlab is untyped
                 text.textLine(line)
 
 
-def _streamed_rows(
-    rows: Iterable[Row],
-    *,
-    header: Sequence[str],
-    widths: Sequence[float],
-    cells: Callable[[int, Row], list[str]],
-    alerts: Callable[[Row], list[int]],
-    counter: list[int],
-) -> Iterator[Flowable]:
-    """Blocks of ``CHUNK_ROWS`` rows each, built only when platypus reaches them."""
+@dataclass(frozen=True)
+class _Listing:
+    """One table of the population: its heading, what its rows are called, its columns (widths
+    before fitting, and which column stretches) and how a row becomes cells and alerts."""
+
+    title: str
+    noun: str
+    header: Sequence[str]
+    widths: Sequence[float]
+    stretch: int
+    cells: Callable[[int, Any], list[str]]
+    alerts: Callable[[Any], list[int]]
+
+
+_CHANGES = _Listing("Changes", "changes", _CHANGE_HEADER, _CHANGE_WIDTHS, 2, _change_cells, _change_alerts)
+_DEPLOYMENTS = _Listing(
+    "Deployments", "deployments", _DEPLOYMENT_HEADER, _DEPLOYMENT_WIDTHS, 3, _deployment_cells, _deployment_alerts
+)
+
+
+def _streamed_rows(listing: _Listing, rows: Iterable[Any], width: float, st: Styles) -> Iterator[Flowable]:
+    """The heading, the rows in blocks of ``CHUNK_ROWS`` each, built only when platypus reaches
+    them, and how many rows there were."""
+    widths = fit(listing.widths, width, listing.stretch)
+    yield para(listing.title, st.h1)
     iterator = iter(rows)
     n = 0
     while chunk := list(islice(iterator, CHUNK_ROWS)):
         data: list[list[str]] = []
         marks: set[tuple[int, int]] = set()
         for i, row in enumerate(chunk):
-            data.append(cells(n + i + 1, row))
-            marks.update((i, col) for col in alerts(row))
+            data.append(listing.cells(n + i + 1, row))
+            marks.update((i, col) for col in listing.alerts(row))
         n += len(chunk)
-        counter[0] = n
-        yield _RowBlock(header, widths, data, marks, first=n - len(chunk))
+        yield _RowBlock(listing.header, widths, data, marks, first=n - len(chunk))
+    yield para(f"{n:,} {listing.noun} listed.", st.note)
 
 
 def _leaf_range(pack: PopulationPack) -> str:
@@ -319,31 +334,8 @@ def _population_story(pack: PopulationPack, width: float) -> Iterator[Flowable]:
         yield para(pack.public_key, st.hash)
     yield PageBreak()
 
-    counted = [0]
-    change_widths = fit(_CHANGE_WIDTHS, width, 2)
-    yield para("Changes", st.h1)
-    yield from _streamed_rows(
-        pack.changes,
-        header=_CHANGE_HEADER,
-        widths=change_widths,
-        cells=_change_cells,
-        alerts=_change_alerts,
-        counter=counted,
-    )
-    yield para(f"{counted[0]:,} changes listed.", st.note)
-
-    counted = [0]
-    deployment_widths = fit(_DEPLOYMENT_WIDTHS, width, 3)
-    yield para("Deployments", st.h1)
-    yield from _streamed_rows(
-        pack.deployments,
-        header=_DEPLOYMENT_HEADER,
-        widths=deployment_widths,
-        cells=_deployment_cells,
-        alerts=_deployment_alerts,
-        counter=counted,
-    )
-    yield para(f"{counted[0]:,} deployments listed.", st.note)
+    yield from _streamed_rows(_CHANGES, pack.changes, width, st)
+    yield from _streamed_rows(_DEPLOYMENTS, pack.deployments, width, st)
 
     yield para("How to verify", st.h1)
     yield from how_to_steps(
