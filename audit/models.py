@@ -5,7 +5,6 @@ All four tables are append-only: the models refuse updates and deletes, the admi
 read-only, and database triggers refuse UPDATE, DELETE and TRUNCATE (see audit/triggers.py).
 """
 
-import uuid
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -128,52 +127,6 @@ class Checkpoint(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"checkpoint {self.tree_size}"
-
-
-class PackKind(models.TextChoices):
-    CHANGELOG = "changelog", "Changelog pack"
-    POPULATION = "population", "Population pack"
-
-
-class PackStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
-class PackJob(models.Model):
-    """A request for an evidence pack and its build. The files are visible only once the job is
-    done: a build that dies half way leaves nothing anyone can download, and is retried."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kind = models.CharField(max_length=16, choices=PackKind.choices)
-    params = models.JSONField(help_text="What the pack covers: a changelog, or a period, domain and sample.")
-    params_key = models.CharField(
-        max_length=64, help_text="SHA-256 of kind and params: the same request, the same job."
-    )
-    status = models.CharField(max_length=16, choices=PackStatus.choices, default=PackStatus.QUEUED)
-    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent.")
-    stage = models.CharField(max_length=100, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField()
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    files = models.JSONField(default=dict, blank=True, help_text="name -> {storage_key, sha256, size, media_type}")
-    # One builder at a time (issue 19): a delivery builds only while it holds an unexpired lease,
-    # renewed at every stage; a second delivery walks away, and a lease that ran out (a worker
-    # killed, a database blip) lets the next delivery take the job over.
-    lease_owner = models.CharField(max_length=64, blank=True, help_text="The delivery building it now.")
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [models.Index(fields=["params_key", "status"], name="packjob_params_status")]
-
-    def __str__(self) -> str:
-        return f"{self.kind} pack {self.id} ({self.status})"
 
 
 class AlarmKind(models.TextChoices):

@@ -80,7 +80,7 @@ def server_environment(url: str, var: Path) -> dict[str, str]:
     """Production settings from the environment, as .ci/schemathesis runs the server: DEBUG off,
     a real SECRET_KEY. Audit events are sequenced by a separate process in production (beat
     with a broker), so not on commit here; nothing in the gate's path needs a broker."""
-    from audit.packs.signing import generate_development_certificate
+    from releasegate.pdfsign import generate_development_certificate
 
     key, cert = var / "pack-signing.key", var / "pack-signing.crt"
     key_pem, cert_pem = generate_development_certificate("Release Gate evidence packs (bench)", "Bench Bank plc")

@@ -59,7 +59,7 @@ MB = 1024 * 1024
 
 
 def change_rows(n: int) -> Iterator[Any]:
-    from audit.packs.data import ChangeRow
+    from packs.render.data import ChangeRow
 
     for i in range(n):
         deployed = i % 10 != 9
@@ -85,7 +85,7 @@ def change_rows(n: int) -> Iterator[Any]:
 
 def deployment_rows(changes: int) -> Iterator[Any]:
     """The deployments of ``change_rows(changes)``, plus an unauthorised one every 400."""
-    from audit.packs.data import DeploymentRow
+    from packs.render.data import DeploymentRow
 
     n = 0
     for change in change_rows(changes):
@@ -106,8 +106,8 @@ def deployment_rows(changes: int) -> Iterator[Any]:
 
 
 def population_pack(changes: int) -> Any:
-    from audit.packs.data import PopulationPack
-    from audit.packs.sample import sample_changelog_ids
+    from packs.render.data import PopulationPack
+    from packs.render.sample import sample_changelog_ids
     from tests.audit.packs_support import EXCEPTIONS, build_log
 
     log, _ = build_log()
@@ -145,9 +145,9 @@ def _maxrss() -> int:
 
 
 def measure_changelog(runs: int) -> dict[str, Any]:
-    from audit.packs.archive import build_changelog_zip, standalone_verifier_sources
-    from audit.packs.pdf import render_changelog_pdf
-    from audit.packs.signing import certificate_sha256, generate_development_certificate, sign_pdf
+    from packs.render.archive import build_changelog_zip, standalone_verifier_sources
+    from packs.render.pdf.changelog import render_changelog_pdf
+    from releasegate.pdfsign import certificate_sha256, generate_development_certificate, sign_pdf
     from tests.audit.packs_support import make_changelog_pack
 
     pack, evidence, _ = make_changelog_pack()
@@ -184,9 +184,9 @@ def measure_changelog(runs: int) -> dict[str, Any]:
 
 
 def measure_population(changes: int, trace: bool) -> dict[str, Any]:
-    from audit.packs.archive import write_population_csv
-    from audit.packs.pdf import render_population_pdf
-    from audit.packs.signing import generate_development_certificate, sign_pdf
+    from packs.render.archive import write_population_csv
+    from packs.render.pdf.population import render_population_pdf
+    from releasegate.pdfsign import generate_development_certificate, sign_pdf
 
     key, cert = generate_development_certificate("Release Gate evidence packs (bench)", "Example Bank plc")
     pack = population_pack(changes)
@@ -351,7 +351,7 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "included; the figure PERFORMANCE.md quotes for reportlab alone is of that kind).",
         "",
         "Why the population keeps pace with a plain table of half its rows: its rows are not a reportlab "
-        "`Table` but a small flowable (`audit.packs.pdf._RowBlock`) that lays rows out like one (header "
+        "`Table` but a small flowable (`packs.render.pdf.population._RowBlock`) that lays rows out like one (header "
         "repeated on every page, splits between rows, shading) and draws each page's text as one text object, "
         "where `Table` spends its time per cell; and the embedded font maps printable ASCII without reportlab's "
         "per-character loop. Rows are pulled 500 at a time and only that chunk exists as flowables. What does "

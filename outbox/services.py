@@ -73,10 +73,17 @@ def publish_now(task: str, args: Sequence[Any] = ()) -> None:
 
 
 def _task(name: str) -> Any:
-    """The task object: its name is its module and function (Celery's default naming), and a
-    web process need not have imported that module yet."""
-    module, _, function = name.rpartition(".")
-    return getattr(importlib.import_module(module), function)
+    """The task registered under ``name``; a web process need not have imported it yet. Celery
+    names a task by its module and function, so importing that module registers it; a task
+    registered under a name of its own (the packs' tasks keep the names they had in
+    ``releasegate.packs``) is found once the apps' task modules are imported."""
+    app = current_app
+    if name not in app.tasks:
+        try:
+            importlib.import_module(name.rpartition(".")[0])
+        except ModuleNotFoundError:
+            app.loader.import_default_modules()
+    return app.tasks[name]
 
 
 def publish_many(calls: Iterable[tuple[str, Sequence[Any]]]) -> int:

@@ -1,2 +1,2 @@
 """Release Gate: the project package (settings, URLs, Celery, identities) and the gate, deployments,
-freezes, GitHub and pack builds. The top layer: it may import every app; no app imports it."""
+freezes, GitHub and the document-signing key. It may import every app but packs, which stand above it."""

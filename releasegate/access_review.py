@@ -126,8 +126,7 @@ def report_pdf(rows: list[AuthorityRow], *, generated_at: datetime) -> bytes:
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
 
-    from audit.packs.signing import sign_pdf
-    from releasegate.packs import pack_signing_material
+    from releasegate.documents import sign_document
 
     styles = getSampleStyleSheet()
     buffer = io.BytesIO()
@@ -160,17 +159,7 @@ def report_pdf(rows: list[AuthorityRow], *, generated_at: datetime) -> bytes:
         table,
     ]
     document.build(story)
-    key_pem, cert_pem, chain_pem = pack_signing_material()
-    return sign_pdf(
-        buffer.getvalue(),
-        key_pem=key_pem,
-        cert_pem=cert_pem,
-        chain_pem=chain_pem,
-        timestamp_url=settings.PACK_TIMESTAMP_URL,
-        reason="Access review report",
-        location=settings.ORGANISATION_NAME,
-        key_passphrase=settings.PACK_SIGNING_KEY_PASSPHRASE.encode() or None,
-    )
+    return sign_document(buffer.getvalue(), reason="Access review report")
 
 
 @transaction.atomic

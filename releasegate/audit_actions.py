@@ -36,8 +36,3 @@ class GateAction(StrEnum):
     GITHUB_RULE_ANSWERED = "github:protection_rule_answered"
     GITHUB_RULE_ANSWER_FAILED = "github:protection_rule_answer_failed"
     GITHUB_DELIVERY_REFUSED = "github:delivery_refused"
-
-
-class PackAction(StrEnum):
-    PACK_REQUESTED = "pack:requested"
-    PACK_BUILT = "pack:built"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releasegate import access_apis, apis, github_apis, pack_apis, smoke_apis
+from releasegate import access_apis, apis, github_apis, smoke_apis
 
 urlpatterns = [
     path("gate/check", apis.GateCheckApi.as_view(), name="gate-check"),
@@ -17,7 +17,4 @@ urlpatterns = [
         name="github-deployment-protection",
     ),
     path("access/deployment-rights", access_apis.DeploymentRightsApi.as_view(), name="access-deployment-rights"),
-    path("packs/", pack_apis.PackListRequestApi.as_view(), name="pack-list"),
-    path("packs/<uuid:job_id>", pack_apis.PackJobApi.as_view(), name="pack-detail"),
-    path("packs/<uuid:job_id>/files/<str:name>", pack_apis.PackFileApi.as_view(), name="pack-file"),
 ]

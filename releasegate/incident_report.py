@@ -1,5 +1,5 @@
 """The learning report as a signed PDF (incidents/report.py draws it; it is signed here with the
-organisation's document-signing key, like evidence packs: releasegate.packs)."""
+organisation's document-signing key, like evidence packs: releasegate.documents)."""
 
 import hashlib
 from typing import Any
@@ -19,7 +19,7 @@ from incidents.apis import PeriodInput, figures_of, query_of
 from incidents.audit_actions import IncidentAction
 from incidents.errors import IncidentError
 from incidents.report import render_learning_report
-from releasegate.packs import _sign
+from releasegate.documents import sign_document
 
 
 def _require_reader(user: Any) -> None:
@@ -53,7 +53,7 @@ class LearningReportApi(APIView):
             organisation=settings.ORGANISATION_NAME,
             generated_at=f"{timezone.now():%Y-%m-%d %H:%M} UTC",
         )
-        signed = _sign(pdf, "Release Gate learning report")
+        signed = sign_document(pdf, "Release Gate learning report")
         digest = hashlib.sha256(signed).hexdigest()
         audit.record(
             actor=request.user,

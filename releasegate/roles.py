@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, Permission
 AUDITORS = "Auditors"
 
 # Auditors read everything that makes up the change record and change nothing.
-_AUDITOR_APPS = ("changelogs", "approvals", "audit", "releasegate", "incidents")
+_AUDITOR_APPS = ("changelogs", "approvals", "audit", "releasegate", "incidents", "packs")
 
 
 def roles_ensure(**_: Any) -> None:

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "identity",
     "approvals",
     "incidents",
+    "packs",
     "releasegate",
 ]
 
@@ -337,8 +338,8 @@ SPECTACULAR_SETTINGS = {
         "DeploymentStatusEnum": "releasegate.models.DeploymentStatus",
         "ApprovalDecisionEnum": "approvals.models.Decision",
         "RetrospectiveStatusEnum": "approvals.models.RetrospectiveStatus",
-        "PackKindEnum": "audit.models.PackKind",
-        "PackStatusEnum": "audit.models.PackStatus",
+        "PackKindEnum": "packs.models.PackKind",
+        "PackStatusEnum": "packs.models.PackStatus",
         "IncidentStatusEnum": "incidents.models.IncidentStatus",
         "PostmortemActionKindEnum": "incidents.models.ActionKind",
         "PostmortemActionStatusEnum": "incidents.models.ActionStatus",
@@ -449,7 +450,7 @@ PACK_SIGNING_KEY_PASSPHRASE = env_str("PACK_SIGNING_KEY_PASSPHRASE", "")
 PACK_TIMESTAMP_URL = env_str("PACK_TIMESTAMP_URL", "")
 if not DEBUG and not (PACK_SIGNING_KEY_FILE and PACK_SIGNING_CERT_FILE):
     raise ImproperlyConfigured("PACK_SIGNING_KEY_FILE and PACK_SIGNING_CERT_FILE must be set when DEBUG is off")
-CELERY_IMPORTS = ["releasegate.packs"]
+CELERY_IMPORTS = ["packs.tasks"]
 
 # /metrics asks for this bearer token (Prometheus: authorization.credentials); without one it
 # answers 401, unless METRICS_PUBLIC=1 says the figures may be read by anyone who can reach it.

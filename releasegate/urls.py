@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from releasegate import health, sso, views
@@ -10,6 +11,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("docs/", views.doc, name="docs"),
     path("docs/<str:name>", views.doc, name="doc"),
+    # The packs' admin page moved with the pack job model (audit -> packs): old bookmarks follow it.
+    re_path(r"^admin/audit/packjob/(?P<rest>.*)$", RedirectView.as_view(url="/admin/packs/packjob/%(rest)s")),
     path("admin/", admin.site.urls),
     path("oidc/authenticate/", sso.sso_authenticate, name="oidc_authentication_init"),
     path("oidc/callback/", sso.sso_callback, name="sso-callback"),
@@ -20,6 +23,7 @@ urlpatterns = [
     # The split view serves its script as a file: the Content-Security-Policy allows no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("releasegate.gate_urls")),
+    path("api/v1/", include("packs.urls")),
     path("api/v1/", include("approvals.urls")),
     path("api/v1/incidents/report", LearningReportApi.as_view(), name="incident-learning-report"),
     path("api/v1/", include("incidents.urls")),

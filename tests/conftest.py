@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+# reportlab reads its settings files from the home directory when first imported: here, before
+# the guard against outside reads is armed, rather than in whichever test renders a PDF first.
+import reportlab.rl_config  # noqa: F401
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import TransactionTestCase

@@ -24,7 +24,7 @@ def _test_signing_certificate() -> None:
         return
     from pathlib import Path
 
-    from audit.packs.signing import generate_development_certificate
+    from releasegate.pdfsign import generate_development_certificate
 
     var = Path(os.environ["RELEASEGATE_VAR_DIR"])
     key, cert = var / "pack-signing.key", var / "pack-signing.crt"

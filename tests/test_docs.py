@@ -14,10 +14,10 @@ from changelogs.parsers import ParseErrorCode
 from changelogs.policy import FindingCode
 from core.errors import CommonError
 from incidents.errors import IncidentError
+from packs.errors import PackError
 from releasegate.deployments import DeploymentError
 from releasegate.freezes import FreezeError
 from releasegate.github import GitHubError, GitHubReason
-from releasegate.packs import PackError
 from releasegate.policy import ReasonCode
 from releasegate.services import IdentityError
 from releasegate.smoke import SmokeError

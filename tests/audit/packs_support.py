@@ -17,7 +17,7 @@ from audit.canonical import canonical_json
 from audit.events import canonical_event
 from audit.merkle import Coord, Frontier, inclusion_proof, leaf_hash
 from audit.note import Checkpoint, NoteSigner, generate_signer
-from audit.packs.data import (
+from packs.render.data import (
     ApprovalItem,
     AuditItem,
     ChangelogPack,
@@ -446,7 +446,7 @@ EXCEPTIONS = [
 def make_population_pack(
     changes: int = 40, deployments: int = 50, *, seed: int = 20261128, size: int = 5
 ) -> PopulationPack:
-    from audit.packs.sample import sample_changelog_ids
+    from packs.render.sample import sample_changelog_ids
 
     log, _ = build_log()
     sample = sample_changelog_ids((r.changelog_id for r in change_rows(changes)), seed=seed, size=size)

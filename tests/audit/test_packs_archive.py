@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.packs.archive import (
+from packs.render.archive import (
     POPULATION_COLUMNS,
     PackError,
     build_changelog_zip,
@@ -25,11 +25,11 @@ from audit.packs.archive import (
     standalone_verifier_sources,
     write_population_csv,
 )
-from audit.packs.data import ChangelogPack, ChangeRow, PopulationPack
-from audit.packs.howto import SIGNATURE_VALID
-from audit.packs.pdf import render_changelog_pdf
-from audit.packs.sample import SAMPLE_SCRIPT
-from audit.packs.signing import certificate_sha256, generate_development_certificate, sign_manifest, sign_pdf
+from packs.render.data import ChangelogPack, ChangeRow, PopulationPack
+from packs.render.howto import SIGNATURE_VALID
+from packs.render.pdf.changelog import render_changelog_pdf
+from packs.render.sample import SAMPLE_SCRIPT
+from releasegate.pdfsign import certificate_sha256, generate_development_certificate, sign_manifest, sign_pdf
 from tests.audit.packs_support import change_rows, make_changelog_pack, make_population_pack, pdfsig
 from tests.shared_data import MERKLE_VECTORS_DIR
 

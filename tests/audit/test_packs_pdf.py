@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from audit.packs import pdf as pdf_module
-from audit.packs.data import ChangelogPack, ChangeRow
-from audit.packs.pdf import render_changelog_pdf, render_population_pdf
+from packs.render.data import ChangelogPack, ChangeRow
+from packs.render.pdf import layout as pdf_module
+from packs.render.pdf.changelog import render_changelog_pdf
+from packs.render.pdf.population import render_population_pdf
 from tests.audit.packs_support import (
     CONTENT,
     EXCEPTIONS,

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from audit.packs.sample import sample_changelog_ids, sample_key
+from packs.render.sample import sample_changelog_ids, sample_key
 
 IDS = [f"c{n:07d}-5d2a-4c7e-9a41-8f2d6c1b7e90" for n in range(1_000)]
 

@@ -28,9 +28,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.timestamps import DummyTimeStamper
 
-from audit.packs.howto import SIGNATURE_VALID
-from audit.packs.pdf import render_changelog_pdf
-from audit.packs.signing import (
+from packs.render.howto import SIGNATURE_VALID
+from packs.render.pdf.changelog import render_changelog_pdf
+from releasegate.pdfsign import (
     FIELD_NAME,
     PackSigningError,
     certificate_sha256,

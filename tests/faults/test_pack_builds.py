@@ -14,11 +14,13 @@ from django.core.files.storage import storages
 from django.db import connection
 from django.utils import timezone
 
-from audit.models import AuditEvent, PackJob, PackStatus
+from audit.models import AuditEvent
 from changelogs.models import Changelog, Evidence
 from changelogs.storage import blob_put
-from releasegate import packs
-from releasegate.packs import _params_key, pack_build, packs_resume
+from packs import builds
+from packs.models import PackJob, PackStatus
+from packs.services import params_key
+from packs.tasks import pack_build, packs_resume
 from tests.conftest import Cast, wait_for
 from tests.faults.disks import fill, small_disk
 from tests.releasegate.gate_support import ready_changelog
@@ -57,7 +59,7 @@ def stuck_job(cast: Cast, changelog: Changelog, **state: Any) -> PackJob:
     return PackJob.objects.create(
         kind="changelog",
         params=params,
-        params_key=_params_key("changelog", params),
+        params_key=params_key("changelog", params),
         requested_by=cast.auditor,
         created_at=timezone.now() - timedelta(minutes=3),
         **state,
@@ -72,7 +74,7 @@ def changelog(cast: Cast, eager_celery: None) -> Changelog:
 def interrupt_signing(monkeypatch: pytest.MonkeyPatch, meanwhile: Any) -> None:
     """Run ``meanwhile`` once, in the middle of the first build (after its data is read, before
     its files are stored): where a redelivered message or a re-dispatch lands in production."""
-    sign = packs._sign
+    sign = builds.sign_document
     calls = []
 
     def signing(pdf: bytes, reason: str) -> bytes:
@@ -81,7 +83,7 @@ def interrupt_signing(monkeypatch: pytest.MonkeyPatch, meanwhile: Any) -> None:
             meanwhile()
         return sign(pdf, reason)
 
-    monkeypatch.setattr(packs, "_sign", signing)
+    monkeypatch.setattr(builds, "sign_document", signing)
 
 
 def test_a_second_delivery_during_a_build_walks_away_and_the_pack_stays_valid(

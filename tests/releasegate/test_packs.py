@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from approvals.models import Retrospective
 from approvals.services import retrospectives_mark_overdue
-from audit.models import AuditEvent, PackJob
+from audit.models import AuditEvent
 from changelogs.models import Changelog, Evidence
+from packs.models import PackJob
 from tests.conftest import Cast
 from tests.factories import OTHER_DIGEST, seen_of
 from tests.releasegate.gate_support import check, ready_changelog, report_succeeded
@@ -342,8 +343,9 @@ def test_an_auditor_cannot_change_anything(cast: Cast, deployed: Changelog) -> N
 
 
 def test_a_pack_whose_message_was_lost_is_handed_over_again(cast: Cast, deployed: Changelog) -> None:
-    from audit.models import PackStatus
-    from releasegate.packs import pack_request, packs_resume
+    from packs.models import PackStatus
+    from packs.services import pack_request
+    from packs.tasks import packs_resume
 
     job, _ = pack_request(acting_user=cast.auditor, kind="changelog", params={"changelog": str(deployed.pk)})
     PackJob.objects.filter(pk=job.pk).update(

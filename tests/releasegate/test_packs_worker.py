@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from audit.models import AuditEvent, PackJob
+from audit.models import AuditEvent
 from changelogs.models import Changelog, ChangelogRevision
+from packs.models import PackJob
 from tests.conftest import Cast, wait_for
 from tests.factories import changelog_content
 from tests.releasegate.test_packs import first_day

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from audit.packs.archive import standalone_verifier_sources
-from audit.packs.sample import is_off_hours, stratified_sample
 from changelogs.models import Changelog
+from packs.render.archive import standalone_verifier_sources
+from packs.render.sample import is_off_hours, stratified_sample
 from tests.conftest import Cast
 from tests.releasegate.gate_support import check, ready_changelog
 from tests.releasegate.test_packs import download, first_day, request_pack

@@ -27,9 +27,9 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from audit.models import PackJob
 from changelogs import parsers
 from changelogs.models import Changelog
+from packs.models import PackJob
 from releasegate.management.commands.seed_demo import DEMO_USERS
 from releasegate.models import Deployment, GateDecision, User
 from tests.factories import DIGEST, SECOND_FACTOR_URL, totp_code
@@ -185,10 +185,10 @@ def test_the_readme_walkthrough_reaches_allow_and_a_signed_evidence_pack(
     # "Download the evidence pack": as auditor, Evidence packs, Request a pack, then pack.pdf.
     auditor = logged_in("auditor")
     requested = auditor.post(
-        "/admin/audit/packjob/request/", {"kind": "changelog", "changelog": str(changelog.pk), "sample_size": "25"}
+        "/admin/packs/packjob/request/", {"kind": "changelog", "changelog": str(changelog.pk), "sample_size": "25"}
     )
     assert requested.status_code == 302, requested.content.decode()[:2000]
-    listing = auditor.get("/admin/audit/packjob/").content.decode()
+    listing = auditor.get("/admin/packs/packjob/").content.decode()
     job = PackJob.objects.get(params__changelog=str(changelog.pk))
     link = f"/api/v1/packs/{job.pk}/files/pack.pdf"
     assert link in listing

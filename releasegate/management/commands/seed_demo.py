@@ -21,9 +21,9 @@ from changelogs.services import catalog_save, changelog_create, changelog_submit
 from core.actors import Actor, StepUp
 from incidents.demo import demo_incidents
 from releasegate.deployments import deployment_report
+from releasegate.documents import signing_material
 from releasegate.gate import gate_check
 from releasegate.models import ApiToken, User
-from releasegate.packs import pack_signing_material
 from releasegate.roles import AUDITORS
 from releasegate.services import api_token_issue, service_account_create, service_account_username
 from releasegate.tokens import ALL_SCOPES, token_hash
@@ -118,7 +118,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, quiet: bool, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("seed_demo creates accounts with well-known passwords; it runs only with DEBUG on")
-        pack_signing_material()  # the development certificate that signs evidence packs
+        signing_material()  # the development certificate that signs evidence packs
         with transaction.atomic():
             catalog_seed(acting_user=SEED_ACTOR)
             self._users()

@@ -5,7 +5,7 @@ cannot drift apart."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from audit.packs.sample import SAMPLE_METHOD, SAMPLE_SCRIPT
+from packs.render.sample import SAMPLE_METHOD, SAMPLE_SCRIPT
 
 PDF_NAME = "pack.pdf"
 EVENTS_NAME = "events.jsonl"

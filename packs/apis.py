@@ -11,11 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.models import PackKind, PackStatus
 from audit.selectors import auditor_require
 from core.actors import actor_of
 from core.api import StrictInput, error_responses
-from releasegate import packs
+from packs import selectors, services
+from packs.models import PackKind, PackStatus
 
 
 class PackRequestInput(StrictInput):
@@ -87,18 +87,18 @@ class PackListRequestApi(AuditorApi):
     def post(self, request: Request) -> Response:
         values = PackRequestInput(data=request.data)
         values.is_valid(raise_exception=True)
-        job, created = packs.pack_request_for(acting_user=actor_of(request), **values.validated_data)
+        job, created = services.pack_request_for(acting_user=actor_of(request), **values.validated_data)
         return Response(PackJobOutput(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
     @extend_schema(operation_id="packs_list", responses={200: PackJobOutput(many=True), **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
-        return Response(PackJobOutput(packs.pack_job_list()[:200], many=True).data)
+        return Response(PackJobOutput(selectors.pack_job_list()[:200], many=True).data)
 
 
 class PackJobApi(AuditorApi):
     @extend_schema(operation_id="packs_retrieve", responses={200: PackJobOutput, **error_responses(401, 403, 404)})
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(PackJobOutput(packs.pack_job_get(job_id=job_id)).data)
+        return Response(PackJobOutput(selectors.pack_job_get(job_id=job_id)).data)
 
 
 class PackFileApi(AuditorApi):
@@ -111,7 +111,7 @@ class PackFileApi(AuditorApi):
         description="A file of a finished pack; its SHA-256 is in `Repr-Digest` and in the audit trail.",
     )
     def get(self, request: Request, job_id: str, name: str) -> HttpResponse:
-        data, meta = packs.pack_file(job_id=job_id, name=name)
+        data, meta = selectors.pack_file(job_id=job_id, name=name)
         response = HttpResponse(data, content_type=meta["media_type"])
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         response["Repr-Digest"] = f"sha-256=:{meta['sha256_b64']}:"

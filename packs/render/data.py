@@ -104,7 +104,7 @@ class ChangelogPack:
     checkpoint_size: int
     public_key: str  # the verifier key for the checkpoint
     # SHA-256 (hex) of the DER of the certificate the PDF will be signed with, printed under
-    # "How to verify" so an auditor can check the signer (audit.packs.signing.certificate_sha256).
+    # "How to verify" so an auditor can check the signer (releasegate.pdfsign.certificate_sha256).
     signing_certificate_sha256: str = ""
     # Incidents linked to the change (incidents.selectors.incidents_of_changelog):
     # (reference, "caused" or "answered", severity, title).
@@ -175,7 +175,7 @@ class PopulationPack:
     checkpoint: str
     sample_seed: int
     sample_size: int
-    sample: Sequence[str]  # audit.packs.sample.sample_changelog_ids(ids, seed=, size=): the PDF explains that method
+    sample: Sequence[str]  # packs.render.sample.sample_changelog_ids(ids, seed=, size=): the PDF explains that method
     extra: dict[str, str] = field(default_factory=dict)  # more labelled lines for the cover
     public_key: str = ""  # the verifier key for the checkpoint
     signing_certificate_sha256: str = ""  # as for ChangelogPack

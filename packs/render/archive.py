@@ -10,6 +10,7 @@ must have the SHA-256 the PDF prints.
 """
 
 import csv
+import dataclasses
 import hashlib
 import json
 import zipfile
@@ -19,10 +20,11 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, TextIO
 
+from audit import canonical, merkle, note, verifier
 from audit.merkle import ProofError, leaf_hash, verify_inclusion
 from audit.note import NoteError, NoteVerifier, open_checkpoint
-from audit.packs.data import AuditItem, ChangelogPack, ChangeRow, DeploymentRow, PopulationPack
-from audit.packs.howto import (
+from packs.render.data import AuditItem, ChangelogPack, ChangeRow, DeploymentRow, PopulationPack
+from packs.render.howto import (
     APPROVAL_SIGNATURES_NAME,
     CERTIFICATE_NAME,
     CHECKPOINT_NAME,
@@ -42,8 +44,8 @@ from audit.packs.howto import (
 )
 
 MANIFEST_FORMAT = "releasegate/evidence-pack/v1"
-_AUDIT_DIR = Path(__file__).resolve().parent.parent
-_VERIFIER_MODULES = ("verifier.py", "merkle.py", "note.py", "canonical.py")
+# The standalone verifier's modules, shipped under ``audit/`` in every ZIP, read from where they are.
+_VERIFIER_MODULES = {"verifier.py": verifier, "merkle.py": merkle, "note.py": note, "canonical.py": canonical}
 _VERIFIER_INIT = (
     b'"""Release Gate\'s standalone audit-log verifier, as shipped in evidence packs.\n\n'
     b"Run ``python3 -m audit.verifier --help`` from the folder that holds this package; it needs\n"
@@ -130,7 +132,7 @@ def proof_json(item: AuditItem, tree_size: int) -> bytes:
 def standalone_verifier_sources() -> dict[str, bytes]:
     """The standalone verifier's files (``audit/…``), with a package ``__init__`` of its own
     that imports nothing, ready to pass as ``verifier_sources``."""
-    sources = {f"audit/{name}": (_AUDIT_DIR / name).read_bytes() for name in _VERIFIER_MODULES}
+    sources = {f"audit/{name}": Path(str(module.__file__)).read_bytes() for name, module in _VERIFIER_MODULES.items()}
     sources["audit/__init__.py"] = _VERIFIER_INIT
     return sources
 
@@ -291,7 +293,7 @@ def build_changelog_zip(
     manifest_signature: bytes = b"",
 ) -> bytes:
     """The changelog pack's ZIP: ``changelog_members``, the signed PDF, the manifest and, when
-    given, its signature (``audit.packs.signing.sign_manifest``). When the pack carries a
+    given, its signature (``releasegate.pdfsign.sign_manifest``). When the pack carries a
     ``manifest_sha256`` (printed in its PDF) the manifest must have it."""
     files = changelog_members(
         pack=pack,
@@ -349,39 +351,11 @@ def _cell(value: Any) -> str:
 
 
 def _change_record(row: ChangeRow) -> dict[str, Any]:
-    return {
-        "record": "change",
-        "changelog_id": row.changelog_id,
-        "service": row.service,
-        "domain": row.domain,
-        "kind": row.kind,
-        "status": row.status,
-        "risk_tier": row.risk_tier,
-        "artifact_digest": row.artifact_digest,
-        "submitted_at": row.submitted_at,
-        "approved_at": row.approved_at,
-        "first_deployed_at": row.first_deployed_at,
-        "deployments": row.deployments,
-        "approval_before_deploy": row.approval_before_deploy,
-        "separation_of_duties": row.separation_of_duties,
-        "evidence_complete": row.evidence_complete,
-        "rollback_plan": row.rollback_plan,
-    }
+    return {"record": "change", **dataclasses.asdict(row)}
 
 
 def _deployment_record(row: DeploymentRow) -> dict[str, Any]:
-    return {
-        "record": "deployment",
-        "changelog_id": row.changelog_id,
-        "deployment_id": row.deployment_id,
-        "service": row.service,
-        "domain": row.domain,
-        "status": row.status,
-        "environment": row.environment,
-        "artifact_digest": row.artifact_digest,
-        "reported_at": row.reported_at,
-        "unauthorised": row.unauthorised,
-    }
+    return {"record": "deployment", **dataclasses.asdict(row)}
 
 
 def write_population_csv(pack: PopulationPack, out: TextIO) -> tuple[int, int]:

@@ -6,10 +6,11 @@ audit events in the log, and the document names the log range and the signed che
 made against, with the record counts. Each change gets its stratum, class (train or hotfix),
 domain and whether it happened off the organisation's working hours, and the sample holds
 ``POPULATION_SAMPLE_PER_STRATUM`` changes of each stratum, drawn with the pack's seed
-(audit.packs.sample.stratified_sample), each with the inclusion proofs of its events: the
+(packs.render.sample.stratified_sample), each with the inclusion proofs of its events: the
 standalone verifier proves a sampled row against the checkpoint without asking the server.
 """
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, time
@@ -19,10 +20,10 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from audit.models import AuditEvent, Checkpoint
-from audit.packs.archive import proof_json
-from audit.packs.data import AuditItem, ChangeRow, DeploymentRow, PopulationPack
-from audit.packs.sample import STRATIFIED_METHOD, is_off_hours, stratified_sample, stratum_of
 from changelogs.models import Changelog
+from packs.render.archive import proof_json
+from packs.render.data import AuditItem, ChangeRow, DeploymentRow, PopulationPack
+from packs.render.sample import STRATIFIED_METHOD, is_off_hours, stratified_sample, stratum_of
 
 FORMAT = "releasegate/population/v1"
 WORKING_DAYS = (0, 1, 2, 3, 4)  # Monday to Friday
@@ -58,48 +59,19 @@ def _leaves(target_type: str, ids: list[str], tree_size: int) -> dict[str, list[
 
 
 def _change(row: ChangeRow, leaves: list[int], off_hours: bool) -> dict[str, Any]:
-    return {
-        "changelog_id": row.changelog_id,
-        "service": row.service,
-        "domain": row.domain,
-        "kind": row.kind,
-        "status": row.status,
-        "risk_tier": row.risk_tier,
-        "artifact_digest": row.artifact_digest,
-        "submitted_at": row.submitted_at,
-        "approved_at": row.approved_at,
-        "first_deployed_at": row.first_deployed_at,
-        "deployments": row.deployments,
-        "approval_before_deploy": row.approval_before_deploy,
-        "separation_of_duties": row.separation_of_duties,
-        "evidence_complete": row.evidence_complete,
-        "rollback_plan": row.rollback_plan,
-        "off_hours": off_hours,
-        "stratum": stratum_of(kind=row.kind, domain=row.domain, off_hours=off_hours),
-        "leaf_indexes": leaves,
-    }
+    stratum = stratum_of(kind=row.kind, domain=row.domain, off_hours=off_hours)
+    return {**dataclasses.asdict(row), "off_hours": off_hours, "stratum": stratum, "leaf_indexes": leaves}
 
 
 def _deployment(row: DeploymentRow, leaves: list[int]) -> dict[str, Any]:
-    return {
-        "deployment_id": row.deployment_id,
-        "changelog_id": row.changelog_id,
-        "service": row.service,
-        "domain": row.domain,
-        "environment": row.environment,
-        "status": row.status,
-        "artifact_digest": row.artifact_digest,
-        "reported_at": row.reported_at,
-        "unauthorised": row.unauthorised,
-        "leaf_indexes": leaves,
-    }
+    return {**dataclasses.asdict(row), "leaf_indexes": leaves}
 
 
 def population_json(
     population: PopulationPack, *, audit_items: Callable[[Changelog, Checkpoint], Iterable[AuditItem]]
 ) -> bytes:
     """``audit_items`` gives a change's audit events with their proofs, as its changelog pack
-    carries them (releasegate.packs passes its own, so both packs prove the same events)."""
+    carries them (packs.builds passes its own, so both packs prove the same events)."""
     checkpoint = Checkpoint.objects.get(signed_note=population.checkpoint)
     zone, opens, closes = working_hours()
     per_stratum = settings.POPULATION_SAMPLE_PER_STRATUM
