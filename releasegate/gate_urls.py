@@ -17,6 +17,13 @@ urlpatterns = [
         name="github-deployment-protection",
     ),
     path("access/deployment-rights", access_apis.DeploymentRightsApi.as_view(), name="access-deployment-rights"),
+    path("access/report", access_apis.AccessReportApi.as_view(), name="access-report"),
+    path("access/reviews/open", access_apis.AccessReviewApi.as_view(), name="access-review"),
+    path(
+        "access/reviews/items/<int:item_id>/reconfirm",
+        access_apis.AccessReviewReconfirmApi.as_view(),
+        name="access-review-reconfirm",
+    ),
     path("packs/", pack_apis.PackListRequestApi.as_view(), name="pack-list"),
     path("packs/<uuid:job_id>", pack_apis.PackJobApi.as_view(), name="pack-detail"),
     path("packs/<uuid:job_id>/files/<str:name>", pack_apis.PackFileApi.as_view(), name="pack-file"),
