@@ -10,6 +10,9 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("docs/", views.doc, name="docs"),
     path("docs/<str:name>", views.doc, name="doc"),
+    # Before the admin's own: with single sign-on, login offers the provider and logout ends its session.
+    path("admin/login/", sso.admin_login, name="admin-login"),
+    path("admin/logout/", sso.admin_logout, name="admin-logout"),
     path("admin/", admin.site.urls),
     path("oidc/authenticate/", sso.sso_authenticate, name="oidc_authentication_init"),
     path("oidc/callback/", sso.sso_callback, name="sso-callback"),
