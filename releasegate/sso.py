@@ -201,8 +201,21 @@ def _when_enabled(view_class: Any) -> Any:
     return view
 
 
+class CallbackView(OIDCAuthenticationCallbackView):  # type: ignore[misc]
+    def login_success(self) -> HttpResponse:
+        # Signing in again while signed in as the same person does not log in anew (the
+        # library keeps the session and its CSRF token): the new ID token's second factor (or
+        # its absence) is recorded all the same, and the login audited.
+        current = getattr(self.request, "user", None)
+        if current is not None and current.is_authenticated and current == self.user:
+            with transaction.atomic():
+                sso_logged_in(self.request, self.user)
+        response: HttpResponse = super().login_success()
+        return response
+
+
 sso_authenticate = _when_enabled(OIDCAuthenticationRequestView)
-sso_callback = _when_enabled(OIDCAuthenticationCallbackView)
+sso_callback = _when_enabled(CallbackView)
 
 
 # --- The admin's login and logout with single sign-on on --------------------------------------

@@ -173,6 +173,7 @@ def test_the_login_page_offers_sso_and_logging_out_ends_the_providers_session_to
     page.wait_for_url(f"{origin}/admin/")
     assert any("/oidc/callback/?code=" in url for url in visited)
     assert not any("/interaction/" in url for url in visited)
+    assert AuditEvent.objects.filter(action="authentication:sso_login").count() == 2  # audited all the same
 
     page.click("#logout-form button")
     page.click("button[name=logout][value=yes]")  # the provider asks, as oidc-provider does
