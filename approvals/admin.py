@@ -3,6 +3,7 @@ password asked again, and the authority matrix. Views stay thin: selectors and s
 the work, and a refused action is a 403, never a silent no-op."""
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -36,6 +37,7 @@ from changelogs import selectors as changelog_selectors
 from changelogs.models import Changelog, Domain, RevisionStatus
 from core.actors import actor_of
 from core.errors import ApplicationError, PermissionDenied
+from identity.services import signs_with_passkey
 
 
 def _visible_changelog(request: HttpRequest, changelog_id: UUID) -> Changelog:
@@ -77,6 +79,27 @@ class DecisionForm(forms.Form):
     password = forms.CharField(
         widget=forms.PasswordInput, help_text="Your password again: this decision is a signature."
     )
+    # Filled by identity/static/identity/passkeys.js: the WebAuthn assertion of the approver's
+    # passkey over the challenge derived from this decision (identity.challenge).
+    assertion = forms.CharField(widget=forms.HiddenInput, required=False, max_length=20000)
+
+    def clean_reason(self) -> str:
+        # A browser posts a text area's line breaks as CRLF, while the page's script signs the
+        # text area's value (LF): the reason is kept, and signed, with LF.
+        reason: str = self.cleaned_data["reason"]
+        return reason.replace("\r\n", "\n")
+
+    def clean_assertion(self) -> dict[str, Any] | None:
+        text = self.cleaned_data["assertion"]
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("The passkey's signature is not a WebAuthn credential.")
+        return value
 
 
 def non_atomic(view: Any) -> Any:
@@ -219,6 +242,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
                         reason=form.cleaned_data["reason"],
                         seen=seen,
                         step_up=step_up,
+                        assertion=form.cleaned_data["assertion"],
                     )
             except ApplicationError as error:
                 services.approval_refusal_record(
@@ -232,7 +256,8 @@ class ApprovalAdmin(ReadOnlyAdmin):
                 else:
                     form.add_error(None, error.message)
             else:
-                self.message_user(request, f"Your decision ({decision}) is recorded and signed into the audit trail.")
+                signed = " and signed with your passkey" if form.cleaned_data["assertion"] else ""
+                self.message_user(request, f"Your decision ({decision}) is recorded{signed}, in the audit trail.")
                 return HttpResponseRedirect(reverse("admin:approvals_detail", args=[changelog.pk]))
         changelog.refresh_from_db()
         revision = changelog_selectors.revision_current(changelog=changelog)
@@ -245,6 +270,9 @@ class ApprovalAdmin(ReadOnlyAdmin):
             "decision": decision,
             "form": form,
             "changes_since_seen": changes,
+            "signs_with_passkey": signs_with_passkey(request.user),
+            "signature_required": revision.content["risk_tier"]
+            in changelog_selectors.policy_for(service=changelog.service).rules.signed_approvals,
         }
         return TemplateResponse(request, "approvals/decide.html", context)
 

@@ -102,6 +102,7 @@ class PasskeyAdmin(ReadOnlyAdmin):
             "config_url": pending_device.config_url if pending_device else "",
             "session_factor": found["method"] if found else None,
             "passkeys": Passkey.objects.filter(user=user),
+            "passkeys_configured": services.passkeys_configured(),
             "to_confirm": (
                 Passkey.objects.filter(status=PasskeyStatus.PENDING).exclude(user=user).select_related("user")
                 if request.user.has_perm("identity.change_passkey")

@@ -44,11 +44,20 @@ AUTHENTICATION_KEY = "identity.authentication_challenge"
 
 
 def _relying_party() -> tuple[str, list[str]]:
-    if not (settings.WEBAUTHN_RP_ID and settings.WEBAUTHN_ORIGINS):
+    if not passkeys_configured():
         raise Conflict(
             FactorError.PASSKEYS_NOT_CONFIGURED, "Passkeys need WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS to be set."
         )
     return settings.WEBAUTHN_RP_ID, list(settings.WEBAUTHN_ORIGINS)
+
+
+def passkeys_configured() -> bool:
+    return bool(settings.WEBAUTHN_RP_ID and settings.WEBAUTHN_ORIGINS)
+
+
+def signs_with_passkey(user: Any) -> bool:
+    """The user holds a confirmed passkey here: the admin's decision page signs with it."""
+    return passkeys_configured() and Passkey.objects.filter(user=user, status=PasskeyStatus.ACTIVE).exists()
 
 
 def _require_person(user: Any) -> None:

@@ -282,17 +282,17 @@ class AccessReviewAdmin(ReadOnlyAdmin):
 
     def report_csv(self, request: HttpRequest) -> HttpResponse:
         self._may_read(request)
-        rows = access_review.access_report()
-        access_review.report_downloaded_record(acting_user=actor_of(request), kind="csv", rows=len(rows))
-        response = HttpResponse(access_review.report_csv(rows), content_type="text/csv; charset=utf-8")
+        report = access_review.full_report()
+        access_review.report_downloaded_record(acting_user=actor_of(request), kind="csv", report=report)
+        response = HttpResponse(access_review.report_csv(report), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="access-review.csv"'
         return response
 
     def report_pdf(self, request: HttpRequest) -> HttpResponse:
         self._may_read(request)
-        rows = access_review.access_report()
-        access_review.report_downloaded_record(acting_user=actor_of(request), kind="pdf", rows=len(rows))
-        pdf = access_review.report_pdf(rows, generated_at=timezone.now())
+        report = access_review.full_report()
+        access_review.report_downloaded_record(acting_user=actor_of(request), kind="pdf", report=report)
+        pdf = access_review.report_pdf(report, generated_at=timezone.now())
         response = HttpResponse(pdf, content_type="application/pdf")
         response["Content-Disposition"] = 'attachment; filename="access-review.pdf"'
         return response
@@ -332,9 +332,9 @@ class AccessReviewAdmin(ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": "Access review",
-            "rows": access_review.access_report(),
+            "report": access_review.full_report(),
             "review": review,
-            "items": review.items.select_related("grant__domain", "grant__user", "grant__group") if review else [],
+            "items": access_review.review_items_for(user=request.user, review=review) if review else [],
             "may_open": request.user.has_perm("approvals.change_authoritygrant"),
         }
         return TemplateResponse(request, "releasegate/access_review.html", context)

@@ -16,6 +16,7 @@ class IdentityAction(StrEnum):
     STEP_UP_FAILED = "authentication:step_up_failed"
     LOCKED_OUT = "authentication:locked_out"
     SSO_LOGIN = "authentication:sso_login"
+    SSO_LOGOUT = "authentication:sso_logout"
     BREAK_GLASS_LOGIN = "authentication:break_glass_login"
     SSO_USER_CREATED = "user:sso_created"
     SSO_USER_UPDATED = "user:sso_updated"

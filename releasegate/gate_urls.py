@@ -17,4 +17,11 @@ urlpatterns = [
         name="github-deployment-protection",
     ),
     path("access/deployment-rights", access_apis.DeploymentRightsApi.as_view(), name="access-deployment-rights"),
+    path("access/report", access_apis.AccessReportApi.as_view(), name="access-report"),
+    path("access/reviews/open", access_apis.AccessReviewApi.as_view(), name="access-review"),
+    path(
+        "access/reviews/items/<int:item_id>/reconfirm",
+        access_apis.AccessReviewReconfirmApi.as_view(),
+        name="access-review-reconfirm",
+    ),
 ]

@@ -533,6 +533,9 @@ OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
 OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", "")
 OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", "")
 OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", "")
+# The provider's end_session_endpoint: logging out of the admin also ends the provider's session
+# (RP-initiated logout; the ID token is then kept in the session as the logout's hint).
+OIDC_OP_LOGOUT_ENDPOINT = env_str("OIDC_OP_LOGOUT_ENDPOINT", "")
 if OIDC_ENABLED and not all(
     (OIDC_RP_CLIENT_SECRET, OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT)
 ):
@@ -546,7 +549,7 @@ OIDC_USE_PKCE = True
 OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
 OIDC_USE_NONCE = True
 OIDC_CREATE_USER = True
-OIDC_STORE_ID_TOKEN = False
+OIDC_STORE_ID_TOKEN = bool(OIDC_OP_LOGOUT_ENDPOINT)
 OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
 LOGIN_REDIRECT_URL = "/admin/"
 LOGIN_REDIRECT_URL_FAILURE = "/admin/login/"

@@ -11,12 +11,18 @@ factor is read from the ID token's ``amr``/``acr`` and recorded on the session
 (identity.sessions), which signing requires."""
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import admin, auth
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_protect
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -195,5 +201,81 @@ def _when_enabled(view_class: Any) -> Any:
     return view
 
 
+class CallbackView(OIDCAuthenticationCallbackView):  # type: ignore[misc]
+    def login_success(self) -> HttpResponse:
+        # Signing in again while signed in as the same person does not log in anew (the
+        # library keeps the session and its CSRF token): the new ID token's second factor (or
+        # its absence) is recorded all the same, and the login audited.
+        current = getattr(self.request, "user", None)
+        if current is not None and current.is_authenticated and current == self.user:
+            with transaction.atomic():
+                sso_logged_in(self.request, self.user)
+        response: HttpResponse = super().login_success()
+        return response
+
+
 sso_authenticate = _when_enabled(OIDCAuthenticationRequestView)
-sso_callback = _when_enabled(OIDCAuthenticationCallbackView)
+sso_callback = _when_enabled(CallbackView)
+
+
+# --- The admin's login and logout with single sign-on on --------------------------------------
+
+ID_TOKEN_SESSION_KEY = "oidc_id_token"  # noqa: S105 - where mozilla-django-oidc keeps the ID token
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's login page; with single sign-on on, it offers the provider's login first (the
+    password form stays for the break-glass administrators)."""
+    context: dict[str, Any] = {}
+    if settings.OIDC_ENABLED:
+        following = request.GET.get("next", "")
+        if not url_has_allowed_host_and_scheme(following, allowed_hosts={request.get_host()}):
+            following = reverse("admin:index")
+        context["sso_login_url"] = f"{reverse('oidc_authentication_init')}?{urlencode({'next': following})}"
+    response: HttpResponse = admin.site.login(request, extra_context=context)
+    return response
+
+
+def provider_logout_url(request: HttpRequest) -> str:
+    """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): the provider's end-session
+    endpoint, with this session's ID token as the hint, coming back to the admin's login page."""
+    query = {
+        "client_id": settings.OIDC_RP_CLIENT_ID,
+        "post_logout_redirect_uri": request.build_absolute_uri(reverse("admin:login")),
+    }
+    id_token = request.session.get(ID_TOKEN_SESSION_KEY)
+    if id_token:
+        query["id_token_hint"] = str(id_token)
+    return f"{settings.OIDC_OP_LOGOUT_ENDPOINT}?{urlencode(query)}"
+
+
+@csrf_protect
+def admin_logout(request: HttpRequest) -> HttpResponse:
+    """The admin's logout. A person signed in through the provider is signed out of Release Gate
+    and then sent to the provider's end-session endpoint, so that the provider's session ends
+    too (audited). A page of ours does the sending: the admin's Content-Security-Policy lets its
+    forms post only here, so the logout form cannot be redirected to the provider."""
+    user: Any = request.user
+    if not (
+        request.method == "POST"
+        and settings.OIDC_ENABLED
+        and settings.OIDC_OP_LOGOUT_ENDPOINT
+        and user.is_authenticated
+        and request.session.get(ID_TOKEN_SESSION_KEY)
+    ):
+        response: HttpResponse = admin.site.logout(request)
+        return response
+    url = provider_logout_url(request)
+    with transaction.atomic():
+        audit.record(
+            actor=user,
+            action=IdentityAction.SSO_LOGOUT,
+            target=user,
+            data={"end_session_endpoint": settings.OIDC_OP_LOGOUT_ENDPOINT},
+        )
+    auth.logout(request)
+    return TemplateResponse(
+        request,
+        "releasegate/sso_logout.html",
+        {**admin.site.each_context(request), "title": "Signed out", "provider_logout_url": url},
+    )

@@ -13,6 +13,9 @@ urlpatterns = [
     path("docs/<str:name>", views.doc, name="doc"),
     # The packs' admin page moved with the pack job model (audit -> packs): old bookmarks follow it.
     re_path(r"^admin/audit/packjob/(?P<rest>.*)$", RedirectView.as_view(url="/admin/packs/packjob/%(rest)s")),
+    # Before the admin's own: with single sign-on, login offers the provider and logout ends its session.
+    path("admin/login/", sso.admin_login, name="admin-login"),
+    path("admin/logout/", sso.admin_logout, name="admin-logout"),
     path("admin/", admin.site.urls),
     path("oidc/authenticate/", sso.sso_authenticate, name="oidc_authentication_init"),
     path("oidc/callback/", sso.sso_callback, name="sso-callback"),

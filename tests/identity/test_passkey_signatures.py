@@ -5,24 +5,22 @@ few lines of `cryptography` (not the project's verifier): the signature is valid
 authenticator data and the client data hash, and its challenge is the one derived from what
 was decided. The same assertion presented for changed content fails."""
 
-import base64
 import hashlib
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from django.utils import timezone
 
 from approvals.models import Approval, ApprovalSignature
+from approvals.selectors import approval_state_of
 from audit.models import AuditEvent
 from changelogs.models import Changelog
 from identity.models import Passkey
 from tests.browser import chromium
 from tests.conftest import Cast
 from tests.factories import SECOND_FACTOR_URL, changelog_make, seen_of, totp_code
+from tests.identity.by_hand import b64, expected_challenge, verified_by_hand, virtual_authenticator
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a-test-password-1234"
@@ -82,81 +80,63 @@ def relying_party(live_server: Any, settings: Any) -> str:
     return origin
 
 
-def _b64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _expected_challenge(changelog_id: str, revision: int, content_hash: str, decision: str, reason: str) -> bytes:
-    """docs/identity.md's derivation, written out here on its own."""
-    statement = {
-        "changelog": changelog_id,
-        "content_hash": content_hash,
-        "context": "releasegate-approval-v1",
-        "decision": decision,
-        "reason_sha256": hashlib.sha256(reason.encode()).hexdigest(),
-        "revision": revision,
-    }
-    return hashlib.sha256(json.dumps(statement, separators=(",", ":"), sort_keys=True).encode()).digest()
-
-
-def _verified_by_hand(stored: ApprovalSignature, origin: str) -> dict[str, Any]:
-    """The stored assertion's signature, checked with cryptography alone; its client data."""
-    authenticator_data = _b64(stored.authenticator_data)
-    client_data_json = _b64(stored.client_data_json)
-    public_key = load_pem_public_key(stored.public_key_pem.encode())
-    assert isinstance(public_key, ec.EllipticCurvePublicKey)
-    public_key.verify(
-        _b64(stored.signature),
-        authenticator_data + hashlib.sha256(client_data_json).digest(),
-        ec.ECDSA(hashes.SHA256()),
-    )
-    assert authenticator_data[:32] == hashlib.sha256(b"localhost").digest()  # the RP id hash
-    assert authenticator_data[32] & 0x05 == 0x05  # user present and verified
-    client_data = json.loads(client_data_json)
-    assert client_data["type"] == "webauthn.get"
-    assert client_data["origin"] == origin
-    return client_data
-
-
-def _approver_with_authenticator(browser: Any, origin: str, cast: Cast) -> tuple[Any, Any]:
-    """The approver signed in (password, then their authenticator app's code) in a browser
-    with a virtual platform authenticator that verifies its user."""
+def _signed_in_with_authenticator(browser: Any, origin: str, user: Any) -> tuple[Any, Any]:
+    """The user signed in (password, then their authenticator app's code) in a browser with a
+    virtual platform authenticator that verifies its user."""
     context = browser.new_context()
     page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "automaticPresenceSimulation": True,
-            }
-        },
-    )
+    virtual_authenticator(context, page)
     page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", "approver")
+    page.fill("#id_username", user.username)
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
     page.wait_for_url(f"{origin}/admin/")
     page.goto(f"{origin}{SECOND_FACTOR_URL}")
-    page.fill("#id_token", totp_code(cast.approver))
+    page.fill("#id_token", totp_code(user))
     page.click("#totp-form input[type=submit]")
     page.wait_for_url(f"{origin}/admin/")
-
     return context, page
+
+
+@pytest.fixture
+def high_risk_change(cast: Cast) -> Changelog:
+    return changelog_make(service=cast.payments_api, by=cast.requester, submitted=True, risk_tier="high")
+
+
+@pytest.fixture
+def approver_page(browser: Any, relying_party: str, cast: Cast) -> Iterator[Any]:
+    context, page = _signed_in_with_authenticator(browser, relying_party, cast.approver)
+    yield page
+    context.close()
+
+
+def _refused_for_changed_content(cast: Cast, changelog: Changelog, decision: dict[str, Any], assertion: Any) -> None:
+    """The requester revises the change; the same assertion, presented for the new content
+    hash, is refused (signature_invalid) and nothing more is recorded."""
+    requester = cast.session(cast.requester)
+    edited = requester.patch(
+        f"/api/v1/changelogs/{changelog.pk}/", {"rollback_plan": "Roll back with helm rollback."}, format="json"
+    )
+    assert edited.status_code == 200, edited.content
+    assert requester.post(f"/api/v1/changelogs/{changelog.pk}/submit").status_code == 200
+    changed = {**decision, **seen_of(Changelog.objects.get(pk=changelog.pk))}
+    assert changed["content_hash"] != decision["content_hash"]
+    replayed = cast.session(cast.approver).post(
+        f"/api/v1/changelogs/{changelog.pk}/approvals/",
+        {**changed, "password": PASSWORD, "assertion": assertion},
+        format="json",
+    )
+    assert replayed.status_code == 403, replayed.content
+    assert replayed.json()["code"] == "signature_invalid"
+    assert "challenge" in replayed.json()["message"]
+    assert Approval.objects.filter(changelog=changelog).count() == 1
 
 
 @pytest.mark.requirement("PR-06")
 def test_a_passkey_signs_the_approval_and_the_signature_covers_the_content_hash(
-    browser: Any, relying_party: str, cast: Cast
+    relying_party: str, cast: Cast, high_risk_change: Changelog, approver_page: Any
 ) -> None:
-    changelog = changelog_make(service=cast.payments_api, by=cast.requester, submitted=True, risk_tier="high")
-    context, page = _approver_with_authenticator(browser, relying_party, cast)
+    changelog, page = high_risk_change, approver_page
 
     # Register a passkey: audited, pending until a second administrator confirms it.
     created = page.evaluate(CEREMONIES_JS, ["create", "/api/v1/identity/passkeys/options", {}])
@@ -194,33 +174,80 @@ def test_a_passkey_signs_the_approval_and_the_signature_covers_the_content_hash(
 
     # What is stored, checked here with cryptography alone.
     stored = ApprovalSignature.objects.get(approval=Approval.objects.get(changelog=changelog))
-    client_data = _verified_by_hand(stored, relying_party)
-    expected = _expected_challenge(
+    client_data = verified_by_hand(stored, relying_party)
+    expected = expected_challenge(
         str(changelog.pk), seen["revision"], seen["content_hash"], "approved", "Rollback plan checked."
     )
-    assert _b64(client_data["challenge"]) == expected
+    assert b64(client_data["challenge"]) == expected
     assert stored.credential_id == passkey.credential_id
     assert stored.public_key_pem == passkey.public_key_pem
 
     # For any other content hash the signed challenge is not the derived one: the same assertion
     # does not sign it, here by hand and at the API, for a revision with changed content.
     other_hash = hashlib.sha256(b"other content").hexdigest()
-    assert _b64(client_data["challenge"]) != _expected_challenge(
+    assert b64(client_data["challenge"]) != expected_challenge(
         str(changelog.pk), seen["revision"], other_hash, "approved", "Rollback plan checked."
     )
-    requester = cast.session(cast.requester)
-    edited = requester.patch(
-        f"/api/v1/changelogs/{changelog.pk}/", {"rollback_plan": "Roll back with helm rollback."}, format="json"
+    _refused_for_changed_content(cast, changelog, decision, assertion["body"])
+
+
+@pytest.mark.requirement("PR-06")
+def test_in_the_admin_an_approver_registers_a_passkey_and_signs_the_decision_with_it(
+    browser: Any, relying_party: str, cast: Cast, high_risk_change: Changelog, approver_page: Any
+) -> None:
+    changelog, page = high_risk_change, approver_page
+    decide_url = f"{relying_party}/admin/approvals/approval/queue/{changelog.pk}/approved/"
+    page.goto(decide_url)  # without a confirmed passkey, the page warns
+    assert "recorded but not counted" in page.inner_text("#signing-note")
+
+    # Register on the Second factor page: audited, pending until a second administrator confirms.
+    page.goto(f"{relying_party}{SECOND_FACTOR_URL}")
+    page.fill("#passkey-name", "laptop")
+    page.click("#passkey-register")
+    page.wait_for_selector("#passkeys >> text=laptop — Registered, waiting for a second administrator")
+    passkey = Passkey.objects.get(user=cast.approver)
+    assert AuditEvent.objects.filter(action="identity:passkey_registered", target_id=str(passkey.pk)).exists()
+
+    # A second administrator confirms it in the admin, with a second factor of their own.
+    admin_context, admin_page = _signed_in_with_authenticator(browser, relying_party, cast.admin)
+    admin_page.goto(f"{relying_party}{SECOND_FACTOR_URL}")
+    admin_page.click("#passkeys-to-confirm input[type=submit]")
+    admin_page.wait_for_selector("text=Confirmed: ")
+    assert Passkey.objects.get(pk=passkey.pk).confirmed_by == cast.admin
+    assert AuditEvent.objects.filter(action="identity:passkey_confirmed", target_id=str(passkey.pk)).exists()
+    admin_context.close()
+
+    # The decision page signs the decision with the passkey: the reason's line break included.
+    seen = seen_of(changelog)
+    reason = "Rollback plan checked.\nMonitoring in place."
+    page.goto(decide_url)
+    assert "asks your passkey to sign" in page.inner_text("#signing-note")
+    page.fill("#id_reason", reason)
+    page.fill("#id_password", PASSWORD)
+    page.click("#confirm")
+    page.wait_for_url(f"{relying_party}/admin/approvals/approval/queue/{changelog.pk}/")
+    assert "signed with your passkey" in page.inner_text("ul.messagelist")
+    approval = Approval.objects.get(changelog=changelog)
+    assert approval.reason == reason
+
+    # What is stored, checked here with cryptography alone; the approval counts for a high risk.
+    stored = ApprovalSignature.objects.get(approval=approval)
+    client_data = verified_by_hand(stored, relying_party)
+    assert b64(client_data["challenge"]) == expected_challenge(
+        str(changelog.pk), seen["revision"], seen["content_hash"], "approved", reason
     )
-    assert edited.status_code == 200, edited.content
-    assert requester.post(f"/api/v1/changelogs/{changelog.pk}/submit").status_code == 200
-    changed = {**decision, **seen_of(Changelog.objects.get(pk=changelog.pk))}
-    assert changed["content_hash"] != seen["content_hash"]
-    replayed = cast.session(cast.approver).post(
-        approvals_url, {**changed, "password": PASSWORD, "assertion": assertion["body"]}, format="json"
-    )
-    assert replayed.status_code == 403, replayed.content
-    assert replayed.json()["code"] == "signature_invalid"
-    assert "challenge" in replayed.json()["message"]
-    assert Approval.objects.filter(changelog=changelog).count() == 1
-    context.close()
+    assert stored.public_key_pem == Passkey.objects.get(pk=passkey.pk).public_key_pem
+    assert str(approval.pk) not in approval_state_of(changelog=changelog, now=timezone.now()).not_counted
+
+    # The same assertion presented for a changed content hash fails.
+    assertion = {
+        "id": stored.credential_id,
+        "rawId": stored.credential_id,
+        "type": "public-key",
+        "response": {
+            "clientDataJSON": stored.client_data_json,
+            "authenticatorData": stored.authenticator_data,
+            "signature": stored.signature,
+        },
+    }
+    _refused_for_changed_content(cast, changelog, {"decision": "approved", "reason": reason, **seen}, assertion)

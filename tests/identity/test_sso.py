@@ -66,6 +66,8 @@ def identity_provider(live_server: Any, settings: Any) -> Iterator[str]:
         settings.OIDC_OP_TOKEN_ENDPOINT = f"{issuer}/token"
         settings.OIDC_OP_USER_ENDPOINT = f"{issuer}/me"
         settings.OIDC_OP_JWKS_ENDPOINT = f"{issuer}/jwks"
+        settings.OIDC_OP_LOGOUT_ENDPOINT = f"{issuer}/session/end"
+        settings.OIDC_STORE_ID_TOKEN = True
         settings.OIDC_GROUP_MAP = {"rg-auditors": AUDITORS, "rg-signers": "payments-signers"}
         settings.BREAK_GLASS_USERNAMES = ["admin"]
         settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
@@ -151,3 +153,44 @@ def test_with_sso_on_only_the_break_glass_administrator_logs_in_with_a_password(
     assert event.actor == "user:admin"
     # Even break-glass signs only with a second factor of its own.
     assert client.post("/admin/identity/passkey/second-factor/", {"token": totp_code(cast.admin)}).status_code == 302
+
+
+def test_the_login_page_offers_sso_and_logging_out_ends_the_providers_session_too(
+    browser: Any, identity_provider: str, cast: Cast
+) -> None:
+    origin = identity_provider
+    page = browser.new_context().new_page()
+    page.goto(f"{origin}/admin/login/?next=/admin/")
+    page.click("#sso-login-button")
+    page.fill("#login", "alice")
+    page.fill("#password", "anything")
+    page.click("#sign-in")
+    page.wait_for_url(f"{origin}/admin/")
+    # While the provider's session lasts, signing in again passes through it without its login page.
+    visited: list[str] = []
+    page.on("request", lambda request: visited.append(request.url))
+    page.goto(f"{origin}/oidc/authenticate/?next=/admin/")
+    page.wait_for_url(f"{origin}/admin/")
+    assert any("/oidc/callback/?code=" in url for url in visited)
+    assert not any("/interaction/" in url for url in visited)
+    assert AuditEvent.objects.filter(action="authentication:sso_login").count() == 2  # audited all the same
+
+    page.click("#logout-form button")
+    page.click("button[name=logout][value=yes]")  # the provider asks, as oidc-provider does
+    page.wait_for_url(lambda url: url.startswith(f"{origin}/admin/login/"))
+    [event] = AuditEvent.objects.filter(action="authentication:sso_logout")
+    assert event.actor == "user:alice"
+    assert json.loads(event.data)["end_session_endpoint"].endswith("/session/end")
+    # Signed out of both: Release Gate asks for a login, and so does the provider.
+    page.goto(f"{origin}/admin/")
+    page.wait_for_url(lambda url: url.startswith(f"{origin}/admin/login/"))
+    visited.clear()
+    page.goto(f"{origin}/oidc/authenticate/?next=/admin/")
+    page.wait_for_selector("#login")
+    assert any("/interaction/" in url for url in visited)
+
+
+def test_without_sso_the_login_page_offers_only_the_password(client: Client, db: None) -> None:
+    page = client.get("/admin/login/?next=/admin/").content.decode()
+    assert 'id="id_password"' in page
+    assert "sso-login" not in page

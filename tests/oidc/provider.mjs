@@ -22,6 +22,8 @@ const configuration = {
     client_id: 'releasegate',
     client_secret: 'releasegate-test-client-secret',
     redirect_uris: [redirectUri],
+    // RP-initiated logout comes back to the admin's login page.
+    post_logout_redirect_uris: [redirectUri.replace('/oidc/callback/', '/admin/login/')],
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_post',

@@ -231,8 +231,11 @@ def demo_changes(*, pipeline: User, now: datetime | None = None) -> None:
     (unauthorised: auditor, approvers, requester)."""
     now = now or timezone.now()
     payments_api = Service.objects.get(slug="payments-api")
-    # The demo's people have no passkeys: approvals of the high-risk hotfix count unsigned here.
-    # A bank keeps the default (signed at high and critical risk; docs/identity.md).
+    # The demo's people have no passkeys, and the high-risk hotfix below is approved by this
+    # script, which holds no one's key: its approval could not be signed, so approvals count
+    # unsigned here. (In the admin, an approver registers a passkey on the Second factor page and
+    # the decision page signs with it.) A bank keeps the default (signed at high and critical
+    # risk; docs/identity.md).
     policy_create(
         acting_user=User.objects.get(username="admin"),
         domain=payments_api.domain,
