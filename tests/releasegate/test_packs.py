@@ -22,6 +22,7 @@ from approvals.services import retrospectives_mark_overdue
 from audit.models import AuditEvent
 from changelogs.models import Changelog, Evidence
 from packs.models import PackJob
+from tests.audit.support import sequence_all
 from tests.conftest import Cast
 from tests.factories import OTHER_DIGEST, seen_of
 from tests.releasegate.gate_support import check, ready_changelog, report_succeeded
@@ -195,6 +196,7 @@ def test_a_hotfix_pack_carries_its_post_implementation_review(cast: Cast, tmp_pa
         f"/api/v1/changelogs/{hotfix.pk}/retrospective/review", {"summary": summary}, format="json"
     )
     assert reviewed.status_code == 201, reviewed.json()
+    sequence_all()  # on PostgreSQL the sequencer waits for the server-wide transaction horizon
 
     job = request_pack(cast, {"kind": "changelog", "changelog": str(hotfix.pk)})
     pdf = tmp_path / "pack.pdf"
