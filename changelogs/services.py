@@ -35,7 +35,7 @@ from changelogs.policy import PolicyError, PolicyRules, environments_required
 from changelogs.selectors import changelog_lock_in_place, policy_for, readiness_of, revision_current
 from changelogs.signed import content_hash
 from changelogs.storage import EvidenceCorrupted, blob_put, blob_read
-from core.actors import ActingUser
+from core.actors import ActingUser, Actor
 from core.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
 
 
@@ -231,7 +231,7 @@ def _catalog_values(instance: models.Model) -> dict[str, Any]:
 
 
 @transaction.atomic
-def catalog_save(*, acting_user: ActingUser, instance: Domain | Service | Journey) -> None:
+def catalog_save(*, acting_user: ActingUser | Actor, instance: Domain | Service | Journey) -> None:
     """Create or change a domain, service or journey (admin), recording old and new values."""
     model = type(instance)
     before = model.objects.select_for_update().filter(pk=instance.pk).first() if instance.pk else None

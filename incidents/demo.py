@@ -3,16 +3,18 @@ through the services. Nothing here stops the demo's changes at the gate: the one
 is resolved, the open one is medium (the gate stops changes from high by default)."""
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.utils import timezone
 
 from changelogs.models import Service
+from core.actors import ActingUser, Actor
 from incidents import dora, services
 from incidents.models import Incident, PagerDutyService
 
 
-def demo_incidents(*, actor: Any, classifier: Any, owner: Any, now: datetime | None = None) -> None:
+def demo_incidents(
+    *, actor: ActingUser | Actor, classifier: ActingUser, owner: ActingUser, now: datetime | None = None
+) -> None:
     if Incident.objects.exists():
         return
     now = now or timezone.now()

@@ -565,7 +565,7 @@ _POSTMORTEM_FIELDS = (
 @transaction.atomic
 def postmortem_update(
     *,
-    acting_user: ActingUser,
+    acting_user: ActingUser | Actor,
     postmortem: Postmortem,
     changes: Mapping[str, Any],
     complete: bool = False,
@@ -613,7 +613,7 @@ def postmortem_update(
 @transaction.atomic
 def action_add(
     *,
-    acting_user: ActingUser,
+    acting_user: ActingUser | Actor,
     postmortem: Postmortem,
     kind: str,
     description: str,

@@ -69,6 +69,21 @@ def seen_of(changelog: Changelog) -> dict[str, Any]:
     return {"revision": revision.number, "content_hash": revision.content_hash}
 
 
+def authority_asked(
+    *, by: Any, domain: Domain, authority: str = "sign_off", user: Any = None, group: Any = None, reason: str = "x"
+) -> AuthorityGrant:
+    """A signing authority asked for by the administrator ``by`` (who stepped up just now), not
+    yet confirmed."""
+    return authority_grant_request(
+        acting_user=by, domain=domain, authority=authority, user=user, group=group, reason=reason, step_up=StepUp.of(by)
+    )
+
+
+def authority_confirmed(grant: AuthorityGrant, *, by: Any) -> AuthorityGrant:
+    """``grant`` confirmed by the administrator ``by``, who stepped up just now."""
+    return grant_confirm(acting_user=by, grant=grant, step_up=StepUp.of(by))
+
+
 def authority_give(
     *, domain: Domain, authority: str = "sign_off", user: Any = None, group: Any = None
 ) -> AuthorityGrant:
@@ -76,16 +91,8 @@ def authority_give(
     administrator, confirmed by another (neither of them the grantee)."""
     asker = UserFactory(username="grants-admin-a", is_superuser=True)
     confirmer = UserFactory(username="grants-admin-b", is_superuser=True)
-    grant = authority_grant_request(
-        acting_user=asker,
-        domain=domain,
-        authority=authority,
-        user=user,
-        group=group,
-        reason="tests",
-        step_up=StepUp.of(asker),
-    )
-    return grant_confirm(acting_user=confirmer, grant=grant, step_up=StepUp.of(confirmer))
+    grant = authority_asked(by=asker, domain=domain, authority=authority, user=user, group=group, reason="tests")
+    return authority_confirmed(grant, by=confirmer)
 
 
 def membership_give(*, group: Any, user: Any) -> AuthorityGrant:
@@ -95,7 +102,7 @@ def membership_give(*, group: Any, user: Any) -> AuthorityGrant:
     grant = membership_grant_request(
         acting_user=asker, group=group, user=user, reason="tests", step_up=StepUp.of(asker)
     )
-    return grant_confirm(acting_user=confirmer, grant=grant, step_up=StepUp.of(confirmer))
+    return authority_confirmed(grant, by=confirmer)
 
 
 def authority_forced(*, domain: Domain, authority: str = "sign_off", user: Any) -> None:

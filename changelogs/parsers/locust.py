@@ -108,13 +108,10 @@ def parse_csv(data: bytes) -> PerformanceSummary:
             f"line {line}",
         )
     p50 = _csv_number(cell("p50"), "50%", line, float)
-    return PerformanceSummary(
-        format=CSV_FORMAT,
-        parser_version=PARSER_VERSION,
-        tool="locust",
+    return _summary(
+        fmt=CSV_FORMAT,
         requests=requests,
-        failed_requests=failures,
-        error_rate=failures / requests if requests else None,
+        failures=failures,
         latency_ms=LatencyMs(
             p50=p50 if p50 is not None else _csv_number(cell("median"), "Median Response Time", line, float),
             p90=_csv_number(cell("p90"), "90%", line, float),
@@ -124,6 +121,22 @@ def parse_csv(data: bytes) -> PerformanceSummary:
             max=_csv_number(cell("max"), "Max Response Time", line, float),
         ),
         notes=("Locust rewrites the stats CSV periodically while running; it may trail the final figures of the run.",),
+    )
+
+
+def _summary(
+    *, fmt: str, requests: int, failures: int, latency_ms: LatencyMs, notes: tuple[str, ...]
+) -> PerformanceSummary:
+    """What both of Locust's reports (stats CSV and JSON) come to."""
+    return PerformanceSummary(
+        format=fmt,
+        parser_version=PARSER_VERSION,
+        tool="locust",
+        requests=requests,
+        failed_requests=failures,
+        error_rate=failures / requests if requests else None,
+        latency_ms=latency_ms,
+        notes=notes,
     )
 
 
@@ -235,13 +248,10 @@ def parse_json(data: bytes) -> PerformanceSummary:
             f"The response time histograms hold {bucketed} requests but the counters say {timed}; "
             "percentiles are taken over the histogram."
         )
-    return PerformanceSummary(
-        format=JSON_FORMAT,
-        parser_version=PARSER_VERSION,
-        tool="locust",
+    return _summary(
+        fmt=JSON_FORMAT,
         requests=requests,
-        failed_requests=failures,
-        error_rate=failures / requests if requests else None,
+        failures=failures,
         latency_ms=LatencyMs(
             p50=locust_percentile(histogram, 0.50),
             p90=locust_percentile(histogram, 0.90),

@@ -11,12 +11,12 @@ from django.contrib.auth.models import Group
 
 from approvals.models import AuthorityGrant
 from approvals.selectors import authorities_of
-from approvals.services import authority_grant_request, grant_confirm, membership_grant_request
+from approvals.services import membership_grant_request
 from audit.models import AuditEvent
 from core.actors import StepUp
 from core.errors import PermissionDenied
 from tests.conftest import Cast
-from tests.factories import UserFactory, authority_give, changelog_make, seen_of
+from tests.factories import UserFactory, authority_asked, authority_confirmed, authority_give, changelog_make, seen_of
 from tests.releasegate.gate_support import check, ready_changelog
 
 URL = "/admin/approvals/approval/authorities/"
@@ -87,16 +87,9 @@ def test_a_superuser_cannot_grant_itself_authority(cast: Cast, second_admin: Any
 
 @pytest.mark.requirement("PR-21")
 def test_nobody_confirms_a_grant_that_empowers_them(cast: Cast, second_admin: Any) -> None:
-    grant = authority_grant_request(
-        acting_user=cast.admin,
-        domain=cast.payments,
-        authority="sign_off",
-        user=second_admin,
-        reason="x",
-        step_up=StepUp.of(cast.admin),
-    )
+    grant = authority_asked(by=cast.admin, domain=cast.payments, user=second_admin)
     with pytest.raises(PermissionDenied) as refused:
-        grant_confirm(acting_user=second_admin, grant=grant, step_up=StepUp.of(second_admin))
+        authority_confirmed(grant, by=second_admin)
     assert refused.value.code == "grant_to_self"
 
 
@@ -104,14 +97,7 @@ def test_an_administrator_cannot_empower_a_group_they_belong_to_or_join_one(cast
     board = Group.objects.create(name="board")
     cast.admin.groups.add(board)
     with pytest.raises(PermissionDenied):
-        authority_grant_request(
-            acting_user=cast.admin,
-            domain=cast.payments,
-            authority="sign_off",
-            group=board,
-            reason="x",
-            step_up=StepUp.of(cast.admin),
-        )
+        authority_asked(by=cast.admin, domain=cast.payments, group=board)
 
     signers = Group.objects.create(name="signers")
     authority_give(domain=cast.payments, group=signers)
@@ -138,18 +124,7 @@ def test_an_approval_relying_on_an_authority_its_approver_asked_for_does_not_cou
     changelog = ready_changelog(cast, approved=False)
     signers = Group.objects.create(name="signers")
     admin_b = UserFactory(username="admin-b", is_superuser=True)
-    grant_confirm(
-        acting_user=admin_b,
-        grant=authority_grant_request(
-            acting_user=cast.admin,
-            domain=cast.payments,
-            authority="sign_off",
-            group=signers,
-            reason="x",
-            step_up=StepUp.of(cast.admin),
-        ),
-        step_up=StepUp.of(admin_b),
-    )
+    authority_confirmed(authority_asked(by=cast.admin, domain=cast.payments, group=signers), by=admin_b)
     AuthorityGrant.objects.create(  # A's membership, confirmed by B, asked for by a third admin
         kind="membership",
         group=signers,
@@ -215,20 +190,13 @@ def test_a_wrong_password_asks_for_nothing_and_is_recorded(cast: Cast) -> None:
 
 def test_the_grantee_of_a_confirmed_grant_may_approve(cast: Cast, second_admin: Any) -> None:
     deputy = UserFactory(username="deputy")
-    grant = authority_grant_request(
-        acting_user=cast.admin,
-        domain=cast.payments,
-        authority="sign_off",
-        user=deputy,
-        reason="Deputy",
-        step_up=StepUp.of(cast.admin),
-    )
+    grant = authority_asked(by=cast.admin, domain=cast.payments, user=deputy, reason="Deputy")
     changelog = changelog_make(service=cast.payments_api, by=cast.requester, submitted=True)
     body = {"decision": "approved", "password": PASSWORD, **seen_of(changelog)}
     url = f"/api/v1/changelogs/{changelog.id}/approvals/"
 
     before = cast.session(deputy).post(url, body, format="json")
-    grant_confirm(acting_user=second_admin, grant=grant, step_up=StepUp.of(second_admin))
+    authority_confirmed(grant, by=second_admin)
     after = cast.session(deputy).post(url, body, format="json")
 
     assert before.status_code == 404  # a pending grant shows the domain's changes to nobody

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 
 from approvals.models import Approval, AuthorityGrant, GrantStatus
-from approvals.services import Seen, approval_decide, authority_grant_request, grant_confirm
+from approvals.services import Seen, approval_decide, grant_confirm
 from audit.models import AuditEvent
 from changelogs.models import Changelog
 from changelogs.selectors import changelog_lock
@@ -15,7 +15,7 @@ from core.actors import StepUp
 from core.errors import PermissionDenied
 from releasegate.services import group_save
 from tests.conftest import Cast
-from tests.factories import UserFactory, changelog_make, seen_of
+from tests.factories import UserFactory, authority_asked, changelog_make, seen_of
 from tests.locks import run_against_held_lock
 
 
@@ -55,14 +55,7 @@ def test_a_decision_with_someone_elses_or_an_old_step_up_is_refused(cast: Cast) 
 
 
 def test_confirming_an_authority_without_step_up_is_refused(cast: Cast) -> None:
-    grant = authority_grant_request(
-        acting_user=cast.admin,
-        domain=cast.payments,
-        authority="sign_off",
-        user=cast.requester,
-        reason="Deputy",
-        step_up=StepUp.of(cast.admin),
-    )
+    grant = authority_asked(by=cast.admin, domain=cast.payments, user=cast.requester)
 
     with pytest.raises(PermissionDenied) as refused:
         grant_confirm(acting_user=UserFactory(username="second-admin", is_superuser=True), grant=grant, step_up=None)

@@ -1,10 +1,17 @@
 import hashlib
 import hmac
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from django.utils import timezone
 from rest_framework.test import APIClient
+
+from changelogs.models import Service
+from incidents.models import Incident
+from incidents.services import incident_open
+from tests.factories import FACTORY_ACTOR
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pagerduty"
 SECRET = "pd-secret-current"
@@ -28,3 +35,14 @@ def with_body(name: str, **event_changes: Any) -> bytes:
     document = json.loads(payload(name))
     document["event"].update(event_changes)
     return json.dumps(document).encode()
+
+
+def incident_make(*, service: Service, title: str = "Card payments time out", severity: str = "high") -> Incident:
+    """An incident opened by the integration an hour ago on ``service``."""
+    return incident_open(
+        acting_user=FACTORY_ACTOR,
+        title=title,
+        services=[service],
+        severity=severity,
+        started_at=timezone.now() - timedelta(hours=1),
+    )

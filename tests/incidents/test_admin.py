@@ -1,25 +1,17 @@
 """The admin's incident pages open, and the data administrators keep is audited when saved."""
 
 import json
-from datetime import timedelta
-
-from django.utils import timezone
 
 from audit.models import AuditEvent
 from incidents.models import IncidentGatePolicy, PagerDutyService
-from incidents.services import incident_open, incident_status_change
+from incidents.services import incident_status_change
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR
+from tests.incidents.conftest import incident_make
 
 
 def test_every_incident_admin_page_opens(cast: Cast) -> None:
-    incident = incident_open(
-        acting_user=FACTORY_ACTOR,
-        title="Slow",
-        services=[cast.payments_api],
-        severity="medium",
-        started_at=timezone.now() - timedelta(hours=1),
-    )
+    incident = incident_make(service=cast.payments_api, title="Slow", severity="medium")
     incident_status_change(acting_user=FACTORY_ACTOR, incident=incident, status="resolved")
     admin = cast.session(cast.admin)
 

@@ -2,24 +2,14 @@
 the API and the pack. The approver's page belongs to approvals, which sits below incidents in
 the layers: incidents adds the context itself (approvals.admin.change_context_extras)."""
 
-from datetime import timedelta
-
-from django.utils import timezone
-
 from changelogs.models import ChangelogKind
-from incidents.services import incident_open
 from tests.conftest import Cast
-from tests.factories import FACTORY_ACTOR, changelog_make
+from tests.factories import changelog_make
+from tests.incidents.conftest import incident_make
 
 
 def test_the_approvers_page_of_a_hotfix_names_the_incident_it_answers(cast: Cast) -> None:
-    incident = incident_open(
-        acting_user=FACTORY_ACTOR,
-        title="Card payments time out",
-        services=[cast.payments_api],
-        severity="high",
-        started_at=timezone.now() - timedelta(hours=1),
-    )
+    incident = incident_make(service=cast.payments_api)
     hotfix = changelog_make(
         service=cast.payments_api,
         kind=ChangelogKind.HOTFIX,

@@ -1,29 +1,21 @@
 """Incident services lock the incident themselves (the API no longer locks for them) and decide
 on the state they find under the lock, not on the copy their caller read before."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from incidents.models import Incident
 from incidents.selectors import incident_lock_in_place
-from incidents.services import incident_open, incident_status_change
+from incidents.services import incident_status_change
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR
+from tests.incidents.conftest import incident_make
 from tests.locks import run_against_held_lock
 
 
 @pytest.mark.serial
 @pytest.mark.django_db(transaction=True)
 def test_a_status_change_decides_on_the_state_it_finds_under_the_lock(cast: Cast) -> None:
-    incident = incident_open(
-        acting_user=FACTORY_ACTOR,
-        title="Card payments time out",
-        services=[cast.payments_api],
-        severity="high",
-        started_at=timezone.now() - timedelta(hours=1),
-    )
+    incident = incident_make(service=cast.payments_api)
     stale = Incident.objects.get(pk=incident.pk)  # read while still open
 
     def resolve_and_close() -> None:

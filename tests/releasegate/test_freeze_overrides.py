@@ -15,7 +15,7 @@ from core.errors import InvalidInput, PermissionDenied
 from releasegate.freezes import freeze_create, freeze_override_approve
 from releasegate.models import FreezeOverride, FreezeWindow
 from tests.conftest import Cast
-from tests.factories import UserFactory, authority_give
+from tests.factories import UserFactory, authority_asked, authority_confirmed, authority_give
 from tests.releasegate.gate_support import check, ready_changelog
 
 PASSWORD = "a-test-password-1234"
@@ -90,23 +90,10 @@ def test_someone_not_independent_of_the_change_cannot_override_the_freeze(
         person = UserFactory(username="author", email="author@bank.example")
         authority_give(domain=cast.payments, user=person)
     else:
-        from approvals.services import authority_grant_request, grant_confirm
-
         person = UserFactory(username="admin-a", is_superuser=True)
         other = UserFactory(username="admin-b", is_superuser=True)
         board = Group.objects.create(name="board")
-        grant_confirm(
-            acting_user=other,
-            grant=authority_grant_request(
-                acting_user=person,
-                domain=cast.payments,
-                authority="sign_off",
-                group=board,
-                reason="x",
-                step_up=StepUp.of(person),
-            ),
-            step_up=StepUp.of(other),
-        )
+        authority_confirmed(authority_asked(by=person, domain=cast.payments, group=board), by=other)
         person.groups.add(board)  # a membership nobody confirmed
 
     with pytest.raises(PermissionDenied):

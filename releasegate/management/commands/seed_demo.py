@@ -18,7 +18,7 @@ from changelogs.content import content_validate
 from changelogs.models import Changelog, Domain, Journey, Service
 from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
 from changelogs.services import catalog_save, changelog_create, changelog_submit, evidence_add, policy_create
-from core.actors import Actor, StepUp
+from core.actors import ActingUser, Actor, StepUp
 from incidents.demo import demo_incidents
 from releasegate.deployments import deployment_report
 from releasegate.documents import signing_material
@@ -86,7 +86,7 @@ DEMO_DIGESTS = {
 }
 
 
-def catalog_seed(*, acting_user: Any) -> None:
+def catalog_seed(*, acting_user: ActingUser | Actor) -> None:
     """The demo catalog's domains, services and journeys, those not there yet (bench/gate.py
     builds its catalog with it too)."""
     for (slug, name, squad), entries in CATALOG.items():
