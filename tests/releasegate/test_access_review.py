@@ -19,9 +19,9 @@ from approvals.models import AuthorityGrant, GrantKind, GrantStatus, Notificatio
 from approvals.selectors import authorities_of
 from approvals.services import grant_revoke
 from audit.models import AuditEvent
-from core.actors import StepUp
 from changelogs.models import Service
 from changelogs.selectors import MANAGE_CHANGELOGS
+from core.actors import StepUp
 from releasegate.access_review import access_report, reviews_close_due
 from releasegate.models import AccessReview, AccessReviewItem, ApiToken
 from releasegate.services import api_token_issue

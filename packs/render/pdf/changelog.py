@@ -2,7 +2,7 @@
 audit events with their proofs (laid out by packs.render.pdf.layout)."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from io import BytesIO
 from typing import Any
@@ -291,7 +291,7 @@ _DEPLOYMENT_COLUMNS = {"Reported at": 125, "Environment": 65, "Status": 65, "Aut
 
 def _records_section(
     title: str,
-    columns: dict[str, float],
+    columns: Mapping[str, float],
     records: Sequence[tuple[Sequence[Any], Sequence[Flowable]]],
     width: float,
     st: Styles,
