@@ -108,7 +108,7 @@ def deployment_rows(changes: int) -> Iterator[Any]:
 def population_pack(changes: int) -> Any:
     from packs.render.data import PopulationPack
     from packs.render.sample import sample_changelog_ids
-    from tests.audit.packs_support import EXCEPTIONS, build_log
+    from tests.packs.support import EXCEPTIONS, build_log
 
     log, _ = build_log()
     deployments = sum(1 for _ in deployment_rows(changes))
@@ -148,7 +148,7 @@ def measure_changelog(runs: int) -> dict[str, Any]:
     from packs.render.archive import build_changelog_zip, standalone_verifier_sources
     from packs.render.pdf.changelog import render_changelog_pdf
     from releasegate.pdfsign import certificate_sha256, generate_development_certificate, sign_pdf
-    from tests.audit.packs_support import make_changelog_pack
+    from tests.packs.support import make_changelog_pack
 
     pack, evidence, _ = make_changelog_pack()
     key, cert = generate_development_certificate("Release Gate evidence packs (bench)", "Example Bank plc")

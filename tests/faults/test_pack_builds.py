@@ -186,10 +186,10 @@ def test_a_database_blip_mid_build_ends_in_one_valid_pack(
     middle of a build (PostgreSQL's pg_terminate_backend: what a restart or a failover does to
     a connection). Before issue 19 the failure handler wrote over the dead connection and the
     job stayed running for 30 minutes."""
-    from tests.releasegate.test_packs_worker import CHANGES, _many_changes
+    from tests.packs.test_worker import CHANGES, _many_changes
 
     _many_changes(cast, CHANGES)
-    from tests.releasegate.test_packs import first_day
+    from tests.packs.test_packs import first_day
 
     start, end = first_day().isoformat(), (timezone.now() + timedelta(days=1)).isoformat()
     auditor = cast.session(cast.auditor)

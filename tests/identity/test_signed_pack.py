@@ -15,8 +15,8 @@ import pytest
 from tests.conftest import Cast
 from tests.factories import UserFactory, authority_give, seen_of
 from tests.identity.soft_passkey import ORIGIN, RP_ID, decide_signed, passkey_registered
+from tests.packs.test_packs import download, request_pack
 from tests.releasegate.gate_support import PASSWORD, ready_changelog
-from tests.releasegate.test_packs import download, request_pack
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 

@@ -11,9 +11,9 @@ from incidents.services import incident_open, suspect_decide
 from releasegate.models import Deployment
 from tests.conftest import Cast
 from tests.incidents.test_learning_report import needs
-from tests.releasegate.test_packs import deployed, download, request_pack  # noqa: F401 - the fixture
+from tests.packs.test_packs import deployed, download, request_pack  # noqa: F401 - the fixture
 
-# Packs are built after commit (eager Celery here), as in tests/releasegate/test_packs.py.
+# Packs are built after commit (eager Celery here), as in tests/packs/test_packs.py.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 
 

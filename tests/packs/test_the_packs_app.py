@@ -18,8 +18,8 @@ from packs.services import params_key
 from packs.tasks import pack_build, packs_resume
 from releasegate.celery import app
 from tests.conftest import Cast
+from tests.packs.test_packs import request_pack
 from tests.releasegate.gate_support import ready_changelog
-from tests.releasegate.test_packs import request_pack
 
 BEFORE = [("packs", None)]  # unapplies packs.0001 and audit.0008, which depends on it
 STATE_BEFORE = [("audit", "0007_witness_cosignatures")]  # the model still in the audit app

@@ -19,11 +19,11 @@ from changelogs.services import policy_create
 from releasegate.tasks import commit_authors_sweep
 from tests.conftest import Cast
 from tests.factories import OTHER_DIGEST, changelog_content, seen_of
+from tests.packs.test_packs import download, first_day, request_pack
 from tests.releasegate import test_github
 from tests.releasegate.gate_support import PASSWORD, approve, check, ready_changelog, report_succeeded
 from tests.releasegate.github_fake import FakeGitHub
 from tests.releasegate.test_github import INSTALLATION_ID, SHA
-from tests.releasegate.test_packs import download, first_day, request_pack
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 

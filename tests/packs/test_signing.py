@@ -37,7 +37,7 @@ from releasegate.pdfsign import (
     generate_development_certificate,
     sign_pdf,
 )
-from tests.audit.packs_support import make_changelog_pack, pdfsig
+from tests.packs.support import make_changelog_pack, pdfsig
 
 DIGEST_MISMATCH = "Signature Validation: Digest Mismatch."
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)

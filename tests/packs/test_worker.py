@@ -20,7 +20,7 @@ from changelogs.models import Changelog, ChangelogRevision
 from packs.models import PackJob
 from tests.conftest import Cast, wait_for
 from tests.factories import changelog_content
-from tests.releasegate.test_packs import first_day
+from tests.packs.test_packs import first_day
 from tests.workers import celery_worker
 
 CHANGES = 4000

@@ -14,7 +14,7 @@ from packs.render.data import ChangelogPack, ChangeRow
 from packs.render.pdf import layout as pdf_module
 from packs.render.pdf.changelog import render_changelog_pdf
 from packs.render.pdf.population import render_population_pdf
-from tests.audit.packs_support import (
+from tests.packs.support import (
     CONTENT,
     EXCEPTIONS,
     change_rows,

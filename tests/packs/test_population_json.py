@@ -21,8 +21,8 @@ from changelogs.models import Changelog
 from packs.render.archive import standalone_verifier_sources
 from packs.render.sample import is_off_hours, stratified_sample
 from tests.conftest import Cast
+from tests.packs.test_packs import download, first_day, request_pack
 from tests.releasegate.gate_support import check, ready_changelog
-from tests.releasegate.test_packs import download, first_day, request_pack
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 

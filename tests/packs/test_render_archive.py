@@ -30,7 +30,7 @@ from packs.render.howto import SIGNATURE_VALID
 from packs.render.pdf.changelog import render_changelog_pdf
 from packs.render.sample import SAMPLE_SCRIPT
 from releasegate.pdfsign import certificate_sha256, generate_development_certificate, sign_manifest, sign_pdf
-from tests.audit.packs_support import change_rows, make_changelog_pack, make_population_pack, pdfsig
+from tests.packs.support import change_rows, make_changelog_pack, make_population_pack, pdfsig
 from tests.shared_data import MERKLE_VECTORS_DIR
 
 VENV_BIN = Path(sys.executable).parent
@@ -465,7 +465,7 @@ def test_an_intact_pack_verifies_as_a_whole(unpacked: Path) -> None:
 
 
 def test_the_pdf_prints_the_manifest_hash(unpacked: Path, tmp_path: Path) -> None:
-    from tests.audit.packs_support import pdftotext
+    from tests.packs.support import pdftotext
 
     digest = hashlib.sha256((unpacked / "manifest.json").read_bytes()).hexdigest()
 
