@@ -351,7 +351,7 @@ def events_generate(count: int, log: Callable[[str], None]) -> dict[str, float]:
 
     from django.db import connection
 
-    from audit.canonical import canonical_json
+    from tlog.canonical import canonical_json
 
     chunk = 10_000  # one transaction each, as many transaction ids as a busy day has batches
     started = time.perf_counter()

@@ -11,9 +11,9 @@ from typing import Any
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from audit.canonical import canonical_json, sha256_hex
 from changelogs.models import DIGEST_PATTERN, ChangelogKind, RiskTier
 from core.api import StrictInput
+from tlog.canonical import canonical_json, sha256_hex
 
 CONTENT_FORMAT = "releasegate/changelog/v1"
 

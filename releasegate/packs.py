@@ -34,7 +34,6 @@ import audit
 from approvals.models import Approval, Retrospective, RetrospectiveStatus
 from approvals.selectors import approval_state_of
 from audit.events import format_time
-from audit.merkle import leaf_hash
 from audit.models import AuditEvent, Checkpoint, PackJob, PackKind, PackStatus
 from audit.packs.archive import (
     build_changelog_zip,
@@ -61,6 +60,7 @@ from audit.packs.signing import certificate_sha256, generate_development_certifi
 from audit.selectors import event_canonical_bytes, inclusion_proofs
 from audit.sequencer import database_now, sequence_pending
 from audit.signing import verifier_key
+from audit.witnessing import note_with_cosignatures
 from changelogs.authors import revision_authors
 from changelogs.models import Changelog, ChangelogRevision, CommitAuthors, Domain, RevisionStatus
 from changelogs.selectors import changelog_list_visible, revision_current
@@ -72,6 +72,7 @@ from outbox.services import outbox_put, publish_many
 from releasegate.audit_actions import PackAction
 from releasegate.models import Deployment, GateDecision, GateOutcome
 from releasegate.population_json import population_json
+from tlog.merkle import leaf_hash
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -307,7 +308,7 @@ def changelog_pack_data(*, changelog: Changelog, now: datetime) -> tuple[Changel
         decisions=decisions,
         deployments=deployments,
         audit_events=_audit_items(changelog, checkpoint),
-        checkpoint=checkpoint.signed_note,
+        checkpoint=note_with_cosignatures(checkpoint),
         checkpoint_size=checkpoint.tree_size,
         public_key=verifier_key(),
         signing_certificate_sha256=certificate_sha256(pack_signing_material()[1]),

@@ -19,8 +19,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, TextIO
 
-from audit.merkle import ProofError, leaf_hash, verify_inclusion
-from audit.note import NoteError, NoteVerifier, open_checkpoint
+import tlog
 from audit.packs.data import AuditItem, ChangelogPack, ChangeRow, DeploymentRow, PopulationPack
 from audit.packs.howto import (
     APPROVAL_SIGNATURES_NAME,
@@ -40,13 +39,15 @@ from audit.packs.howto import (
     Step,
     changelog_steps,
 )
+from tlog.merkle import ProofError, leaf_hash, verify_inclusion
+from tlog.note import NoteError, NoteVerifier, open_checkpoint
 
 MANIFEST_FORMAT = "releasegate/evidence-pack/v1"
-_AUDIT_DIR = Path(__file__).resolve().parent.parent
-_VERIFIER_MODULES = ("verifier.py", "merkle.py", "note.py", "canonical.py")
+_KERNEL_DIR = Path(tlog.__file__).resolve().parent
+_VERIFIER_MODULES = ("verifier.py", "merkle.py", "note.py", "canonical.py", "cosignature.py")
 _VERIFIER_INIT = (
     b'"""Release Gate\'s standalone audit-log verifier, as shipped in evidence packs.\n\n'
-    b"Run ``python3 -m audit.verifier --help`` from the folder that holds this package; it needs\n"
+    b"Run ``python3 -m tlog.verifier --help`` from the folder that holds this package; it needs\n"
     b'Python 3.11 or later and the ``cryptography`` package, nothing else."""\n'
 )
 
@@ -116,7 +117,7 @@ def _evidence(pack: ChangelogPack, files: Mapping[str, bytes]) -> dict[str, byte
 
 
 def proof_json(item: AuditItem, tree_size: int) -> bytes:
-    """One proof in the format ``python -m audit.verifier inclusion`` reads."""
+    """One proof in the format ``python -m tlog.verifier inclusion`` reads."""
     proof = {
         "leaf_index": item.leaf_index,
         "tree_size": tree_size,
@@ -128,10 +129,10 @@ def proof_json(item: AuditItem, tree_size: int) -> bytes:
 
 
 def standalone_verifier_sources() -> dict[str, bytes]:
-    """The standalone verifier's files (``audit/…``), with a package ``__init__`` of its own
+    """The standalone verifier's files (``tlog/…``), with a package ``__init__`` of its own
     that imports nothing, ready to pass as ``verifier_sources``."""
-    sources = {f"audit/{name}": (_AUDIT_DIR / name).read_bytes() for name in _VERIFIER_MODULES}
-    sources["audit/__init__.py"] = _VERIFIER_INIT
+    sources = {f"tlog/{name}": (_KERNEL_DIR / name).read_bytes() for name in _VERIFIER_MODULES}
+    sources["tlog/__init__.py"] = _VERIFIER_INIT
     return sources
 
 
@@ -181,7 +182,7 @@ def _verify_md(pack: ChangelogPack, files: Mapping[str, bytes]) -> bytes:
                 "the passkey a second administrator confirmed as the approver's. The verifier derives the challenge "
                 "from the changelog, revision, content hash, decision and reason, and checks the signature with "
                 "that key (run from the unpacked folder).",
-                (f"cd {VERIFIER_DIR} && python3 -m audit.verifier approvals ../{APPROVAL_SIGNATURES_NAME} && cd ..",),
+                (f"cd {VERIFIER_DIR} && python3 -m tlog.verifier approvals ../{APPROVAL_SIGNATURES_NAME} && cd ..",),
             )
         )
     for n, step in enumerate(steps, 1):
@@ -194,7 +195,7 @@ def _verify_md(pack: ChangelogPack, files: Mapping[str, bytes]) -> bytes:
         f'- `pdfsig` prints "{SIGNATURE_VALID}" for an intact PDF and "{DIGEST_MISMATCH}" when any signed '
         'byte changed. "Certificate issuer is unknown." or "not trusted" is about your trust store, not about '
         "the document.",
-        "- `python3 -m audit.verifier` exits 0 when everything verified, 1 when something did not (the reason "
+        "- `python3 -m tlog.verifier` exits 0 when everything verified, 1 when something did not (the reason "
         "is on stderr), 2 when it could not read its input.",
         "- Any mismatch against the manifest means a file was changed after the pack was made.",
         "",
@@ -238,9 +239,9 @@ def changelog_members(
     """Every file of the changelog pack's ZIP but the PDF, the manifest and its signature.
 
     ``evidence_files`` maps each evidence item's ``archive_name`` to its bytes (exactly the
-    pack's evidence, no more); ``verifier_sources`` maps ``audit/<module>.py`` paths to their
+    pack's evidence, no more); ``verifier_sources`` maps ``tlog/<module>.py`` paths to their
     bytes (``standalone_verifier_sources()``), placed under ``verifier/``; ``vectors``
-    optionally maps file names to RFC 6962 test vectors for ``python -m audit.verifier
+    optionally maps file names to RFC 6962 test vectors for ``python -m tlog.verifier
     vectors``, placed under ``verifier/vectors/``. Raises PackError if the pack would not
     verify."""
     check_changelog_pack(pack)

@@ -52,7 +52,6 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from audit.canonical import canonical_json
 from audit.packs.data import (
     ApprovalItem,
     ChangelogPack,
@@ -72,6 +71,7 @@ from audit.packs.howto import (
     population_steps,
 )
 from audit.packs.sample import SAMPLE_METHOD
+from tlog.canonical import canonical_json
 
 CREATOR = "Release Gate"
 _Row = TypeVar("_Row")
@@ -602,7 +602,7 @@ def _approval(n: int, item: ApprovalItem, pack: ChangelogPack, width: float, st:
             "Signed",
             _para(
                 f"with passkey {item.signature['credential_id']} (assertion and public key in "
-                "approval-signatures.json; verify with python3 -m audit.verifier approvals)",
+                "approval-signatures.json; verify with python3 -m tlog.verifier approvals)",
                 st.hash,
             )
             if item.signature

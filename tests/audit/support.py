@@ -41,7 +41,7 @@ def triggers_bypassed() -> Iterator[Any]:
 
 def run_verifier(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "audit.verifier", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tlog.verifier", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
 
 
