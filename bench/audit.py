@@ -263,35 +263,16 @@ def witnesses_running(broker_url: str, database_url: str, log: Callable[[str], N
     import tempfile
 
     from audit.signing import verifier_key
+    from tests.audit.support import witness_start
 
     directory = Path(tempfile.mkdtemp(prefix="bench-witnesses-"))
     processes: list[subprocess.Popen[str]] = []
     configs = []
     try:
         for number in (1, 2):
-            name = f"witness.bench/w{number}"
-            key = directory / f"w{number}.key"
-            vkey = subprocess.run(
-                [sys.executable, "-m", "tlog.witness", "generate-key", name, "--out", str(key)],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            witness = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "tlog.witness", "serve", "--key", str(key), "--log-key", verifier_key()),
-                    *("--state", str(directory / f"w{number}-state.json"), "--listen", "127.0.0.1:0"),
-                ],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
+            witness, config, _ = witness_start(f"witness.bench/w{number}", directory, verifier_key())
             processes.append(witness)
-            assert witness.stdout is not None
-            address = witness.stdout.readline().strip().removeprefix("listening on ")
-            configs.append({"url": f"http://{address}/add-checkpoint", "key": vkey})
+            configs.append(config)
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "bench.settings",

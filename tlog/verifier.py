@@ -282,17 +282,21 @@ def cmd_consistency(args: argparse.Namespace) -> str:
         if any(v is None for v in by_key) or any(v is not None for v in by_root):
             raise UsageError("use either --key, --old and --new, or the four --old-*/--new-*")
         verifier = _load_key(args.key)
-        old = _load_checkpoint(verifier, args.old)
-        new = _load_checkpoint(verifier, args.new)
-        if old.origin != new.origin:
-            raise VerificationFailed(f"checkpoints are of different logs: {old.origin!r}, {new.origin!r}")
-        size1, root1, size2, root2 = old.size, old.root_hash, new.size, new.root_hash
-    elif all(v is not None for v in by_root):
-        size1, root1, size2, root2 = args.old_size, args.old_root, args.new_size, args.new_root
-    else:
-        raise UsageError("use either --key, --old and --new, or the four --old-*/--new-*")
+        return _consistency(_load_checkpoint(verifier, args.old), _load_checkpoint(verifier, args.new), args.proof_json)
+    if all(v is not None for v in by_root):
+        return _consistency_of_roots((args.old_size, args.old_root, args.new_size, args.new_root), args.proof_json)
+    raise UsageError("use either --key, --old and --new, or the four --old-*/--new-*")
 
-    data = _load_json(args.proof_json)
+
+def _consistency(old: Checkpoint, new: Checkpoint, proof_json: str) -> str:
+    if old.origin != new.origin:
+        raise VerificationFailed(f"checkpoints are of different logs: {old.origin!r}, {new.origin!r}")
+    return _consistency_of_roots((old.size, old.root_hash, new.size, new.root_hash), proof_json)
+
+
+def _consistency_of_roots(trees: tuple[int, bytes, int, bytes], proof_json: str) -> str:
+    size1, root1, size2, root2 = trees
+    data = _load_json(proof_json)
     _fields(data, "proof", ("first_size", "second_size", "proof"))
     first = _int(data["first_size"], "proof.first_size")
     second = _int(data["second_size"], "proof.second_size")
@@ -629,20 +633,8 @@ def _verify_pack(folder: Path, args: argparse.Namespace) -> str:
     if args.trusted_checkpoint or args.consistency:
         if not (args.trusted_checkpoint and args.consistency):
             raise UsageError("--trusted-checkpoint and --consistency go together")
-        report.append(
-            cmd_consistency(
-                argparse.Namespace(
-                    key=key_file,
-                    old=args.trusted_checkpoint,
-                    new=checkpoint_file,
-                    old_root=None,
-                    old_size=None,
-                    new_root=None,
-                    new_size=None,
-                    proof_json=args.consistency,
-                )
-            ).splitlines()[0]
-        )
+        trusted = _load_checkpoint(verifier, args.trusted_checkpoint)
+        report.append(_consistency(trusted, checkpoint, args.consistency).splitlines()[0])
     return "\n".join(report)
 
 

@@ -8,8 +8,6 @@ import base64
 import hashlib
 import json
 import struct
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from audit.signing import verifier_key
 from audit.trust import SignedHead, state_path, state_save
 from outbox.models import Message
 from releasegate import gate
-from tests.audit.support import ROOT, sequence_all, triggers_bypassed
+from tests.audit.support import sequence_all, triggers_bypassed, witness_start
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR
 
@@ -95,35 +93,10 @@ def cosignature_valid(line: str, *, name: str, public: bytes, checkpoint_body: s
 # --- Two witness processes ------------------------------------------------------------------
 
 
-def _start_witness(name: str, directory: Path) -> tuple[subprocess.Popen[str], dict[str, str], Path]:
-    key = directory / f"{name.replace('/', '_')}.key"
-    vkey = subprocess.run(
-        [sys.executable, "-m", "tlog.witness", "generate-key", name, "--out", str(key)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    state = directory / f"{name.replace('/', '_')}-state.json"
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "tlog.witness", "serve", "--key", str(key), "--log-key", verifier_key()),
-            *("--state", str(state), "--listen", "127.0.0.1:0"),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    address = process.stdout.readline().strip().removeprefix("listening on ")
-    return process, {"url": f"http://{address}/add-checkpoint", "key": vkey}, state
-
-
 @pytest.fixture
 def witnessed(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, str]]]:
     directory = tmp_path_factory.mktemp("witnesses")
-    started = [_start_witness(f"witness.test/w{number}", directory) for number in (1, 2)]
+    started = [witness_start(f"witness.test/w{number}", directory, verifier_key()) for number in (1, 2)]
     settings.AUDIT_SEQUENCE_ON_COMMIT = False
     settings.AUDIT_WITNESSES = [config for _, config, _ in started]
     WITNESS_STATES[:] = [state for _, _, state in started]

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from audit.models import Checkpoint
 from changelogs.models import Changelog
 from tests.audit.support import ROOT
 from tests.audit.test_witnesses import witnessed
@@ -96,11 +97,29 @@ def test_the_independently_installed_verifier_checks_a_real_pack_and_refuses_a_d
         keys += ["--witness-key", str(tmp_path / f"w{number}.vkey")]
         (tmp_path / f"w{number}.vkey").write_text(config["key"] + "\n")
 
-    result = _verify(installed_verifier, "pack", *keys, str(pack), cwd=tmp_path)
+    # A checkpoint the auditor kept from earlier, and the consistency proof from it to the pack's.
+    auditor = cast.session(cast.auditor)
+    with zipfile.ZipFile(pack) as archive:
+        packed = int(archive.read("checkpoint.txt").decode().split("\n")[1])
+    kept = Checkpoint.objects.order_by("tree_size").first()
+    assert kept is not None
+    assert kept.tree_size < packed
+    (tmp_path / "kept.txt").write_bytes(auditor.get(f"/api/v1/audit/checkpoints/{kept.tree_size}").content)
+    proof = auditor.get(f"/api/v1/audit/consistency?first_size={kept.tree_size}&second_size={packed}")
+    (tmp_path / "consistency.json").write_bytes(proof.content)
+    kept_args = [
+        "--trusted-checkpoint",
+        str(tmp_path / "kept.txt"),
+        "--consistency",
+        str(tmp_path / "consistency.json"),
+    ]
+
+    result = _verify(installed_verifier, "pack", *keys, *kept_args, str(pack), cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert "the PDF is bound to them" in result.stdout
     assert "cosigned by 2 witnesses" in result.stdout
+    assert f"the tree of size {packed} extends the tree of size {kept.tree_size}" in result.stdout
 
     with zipfile.ZipFile(pack) as archive:
         [evidence] = [name for name in archive.namelist() if name.startswith("evidence/")][:1]
