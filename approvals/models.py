@@ -39,7 +39,7 @@ class ApprovalSignature(models.Model):
     """The approver's own signature over what they decided: a WebAuthn assertion by a passkey
     a second administrator confirmed as theirs, over the challenge derived from the changelog,
     revision, content hash, decision and reason (identity.challenge). Kept byte for byte, with
-    the passkey's public key, so that anyone can check it offline (audit/verifier.py)."""
+    the passkey's public key, so that anyone can check it offline (tlog/verifier.py)."""
 
     approval = models.OneToOneField(Approval, on_delete=models.PROTECT, related_name="signature")
     passkey = models.ForeignKey("identity.Passkey", on_delete=models.PROTECT, related_name="+")

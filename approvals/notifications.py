@@ -33,9 +33,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from approvals.models import Channel, DeliveryStatus, Notification
-from audit.canonical import canonical_json
 from audit.clock import business_now
+from audit.models import AuditAlarm
 from outbox.services import outbox_put, publish_many
+from tlog.canonical import canonical_json
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,23 @@ def notification_enqueue(
         # is published by its flush (a broker that is down or hung never holds the request).
         outbox_put(task=DELIVER_TASK, args=[str(row.pk)])
     return rows
+
+
+def audit_alarm_notify(*, alarm: AuditAlarm, **_signal: Any) -> list[Notification]:
+    """``audit.alarms.alarm_raised``: tell ``AUDIT_ALARM_EMAILS`` (and the webhook) that the audit
+    log cannot be trusted until an operator has looked (docs/audit.md)."""
+    return notification_enqueue(
+        event="audit.alarm_raised",
+        subject=f"Audit log alarm: {alarm.kind}",
+        payload={
+            "alarm": alarm.pk,
+            "kind": alarm.kind,
+            "detail": alarm.detail,
+            "raised_at": alarm.raised_at,
+            "resolve_with": "python manage.py audit_alarm_resolve",
+        },
+        emails=settings.AUDIT_ALARM_EMAILS,
+    )
 
 
 def notification_dispatch_due(*, now: datetime | None = None, limit: int = FLUSH_BATCH) -> int:

@@ -1,8 +1,7 @@
 """The audit trail. ``audit.record`` is the one call every state-changing service makes.
-It imports only core: the apps above write to it, it knows none of them.
+It imports only core and the log's pure kernel (tlog): the apps above write to it, it knows none of them.
 
-This package's ``__init__`` stays free of Django so that ``python -m audit.verifier`` runs
-without it; ``record`` imports the Django side on first use.
+``record`` imports the Django side on first use, so importing the package needs no app registry.
 """
 
 from typing import TYPE_CHECKING, Any

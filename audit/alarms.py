@@ -4,18 +4,25 @@ Raised by the sequencer when the database no longer extends what it signed (it t
 nothing), by ``audit_verify`` when it finds a divergence, and when a witness refuses the log's
 checkpoint. Each is logged as an error, counted in the metrics
 (``releasegate_audit_alarms_open``) and, with ``AUDIT_ALARM_DENIES_GATE``, makes the gate deny
-``audit_log_inconsistent`` until resolved. Raising and resolving are audited.
+``audit_log_inconsistent`` until resolved. Raising and resolving are audited, and a new alarm
+is announced with ``alarm_raised`` in the transaction that records it: the notifications
+(approvals, above this app) e-mail ``AUDIT_ALARM_EMAILS`` and call the webhook.
 """
 
 import logging
 
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from audit.models import AlarmKind, AuditAlarm
 from core.actors import ActingUser
 
 logger = logging.getLogger("audit.alarms")
+
+# Sent with ``alarm=`` when an alarm is first raised (not for its repeats), inside the
+# transaction that records it, so that what announces it commits with it.
+alarm_raised = Signal()
 
 
 class LogInconsistent(Exception):
@@ -52,6 +59,7 @@ def alarm_raise(*, kind: AlarmKind, detail: str) -> AuditAlarm:
                     target=alarm,
                     data={"kind": kind.value, "detail": detail},
                 )
+                alarm_raised.send(sender=AuditAlarm, alarm=alarm)
                 return alarm
         except IntegrityError:  # raised at the same moment by another process: count on theirs
             continue

@@ -1,5 +1,5 @@
 """The auditor's API: checkpoints, the public key, events, and proofs that verify offline with
-``python -m audit.verifier``. Auditors and administrators only."""
+``python -m tlog.verifier``. Auditors and administrators only."""
 
 import json
 from typing import Any
@@ -57,7 +57,7 @@ class PublicKeyApi(AuditorApi):
     @extend_schema(
         operation_id="audit_public_key",
         responses={**_TEXT, **error_responses(401, 403)},
-        description="The checkpoint verifier key (name+keyid+base64 key), for `python -m audit.verifier --key`.",
+        description="The checkpoint verifier key (name+keyid+base64 key), for `python -m tlog.verifier --key`.",
     )
     def get(self, request: Request) -> HttpResponse:
         return _text(verifier_key() + "\n")
@@ -138,7 +138,7 @@ class InclusionProofApi(AuditorApi):
         responses={200: InclusionProofOutput, **error_responses(400, 401, 403, 404, 409)},
         description=(
             "Proof that the event is in the log at a signed tree size. Save it as a file and check it "
-            "with `python -m audit.verifier inclusion --key KEY --checkpoint CHECKPOINT FILE`."
+            "with `python -m tlog.verifier inclusion --key KEY --checkpoint CHECKPOINT FILE`."
         ),
     )
     def get(self, request: Request, event_id: int) -> Response:
@@ -175,7 +175,7 @@ class ConsistencyProofApi(AuditorApi):
         responses={200: ConsistencyProofOutput, **error_responses(400, 401, 403, 404)},
         description=(
             "Proof that the log at second_size extends the log at first_size (both signed checkpoints). "
-            "Check it with `python -m audit.verifier consistency --key KEY --old CP1 --new CP2 FILE`."
+            "Check it with `python -m tlog.verifier consistency --key KEY --old CP1 --new CP2 FILE`."
         ),
     )
     def get(self, request: Request) -> Response:

@@ -1,6 +1,6 @@
 """The canonical bytes of an audit event: what its Merkle leaf hash covers.
 
-They are canonical JSON (see audit/canonical.py) of the event's columns, built by hand here
+They are canonical JSON (see tlog/canonical.py) of the event's columns, built by hand here
 because verification runs over millions of rows and ``json.dumps`` of a dict per row would
 dominate it. ``data`` is stored as canonical JSON already and is spliced in as it is.
 Pure: the standalone verifier and evidence packs use it too.

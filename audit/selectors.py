@@ -11,7 +11,11 @@ from django.db.models import Q, QuerySet
 
 from audit.errors import AuditError
 from audit.events import EVENT_COLUMNS, event_bytes
-from audit.merkle import (
+from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
+from audit.signing import checkpoint_signer
+from core.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, PermissionDenied
+from core.queries import narrowed
+from tlog.merkle import (
     Coord,
     ProofError,
     consistency_proof,
@@ -21,12 +25,8 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
-from audit.note import Checkpoint as CheckpointNote
-from audit.note import NoteError
-from audit.signing import checkpoint_signer
-from core.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, PermissionDenied
-from core.queries import narrowed
+from tlog.note import Checkpoint as CheckpointNote
+from tlog.note import NoteError
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,13 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.alarms import LogInconsistent, alarm_raise
 from audit.events import EVENT_COLUMNS, POSTGRES_TIME_SQL, event_bytes, format_time
-from audit.merkle import EMPTY_ROOT, Frontier, ProofError, consistency_proof, leaf_hash, verify_consistency
 from audit.models import AlarmKind, AuditEvent, AuditLeaf, AuditNode, Checkpoint
-from audit.note import Checkpoint as CheckpointNote
-from audit.note import NoteError
 from audit.signing import checkpoint_signer
 from audit.trust import SignedHead, state_load, state_save
+from audit.witnessing import witness_submissions_enqueue
+from tlog.merkle import EMPTY_ROOT, Frontier, ProofError, consistency_proof, leaf_hash, verify_consistency
+from tlog.note import Checkpoint as CheckpointNote
+from tlog.note import NoteError
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +62,6 @@ def sequence_pending(*, batch_size: int | None = None) -> int:
             raise
         total += added
         if added < limit:
-            if total and settings.AUDIT_WITNESSES:
-                from audit.witnessing import submit_latest
-
-                submit_latest()
             return total
 
 
@@ -139,6 +136,8 @@ def _sequence_batch(limit: int) -> int:
         checkpoint = _checkpoint_create(frontier, last=rows[-1], previous=latest.tree_size if latest else 0)
         head = SignedHead(checkpoint.tree_size, bytes(checkpoint.root_hash), checkpoint.signed_note)
         transaction.on_commit(lambda: state_save(head))
+        # Witnesses get it through the outbox once it is committed (audit.tasks.witness_submit).
+        witness_submissions_enqueue(checkpoint)
         return len(rows)
 
 

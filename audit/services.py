@@ -10,11 +10,11 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models, transaction
 
-from audit.canonical import canonical_json
 from audit.context import current_request_id
 from audit.database import prepared_cursor
 from audit.models import AuditEvent
 from core.actors import Actor
+from tlog.canonical import canonical_json
 
 SYSTEM = Actor("system:releasegate")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from audit.note import NoteSigner, generate_signer, signer_from_string, signer_to_string
+from tlog.note import NoteSigner, generate_signer, signer_from_string, signer_to_string
 
 
 @functools.cache

@@ -29,11 +29,11 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from audit.events import POSTGRES_TIME_SQL, event_bytes
-from audit.merkle import Frontier, fold_right, leaf_hash, node_hash, range_coords
 from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
-from audit.note import Checkpoint as CheckpointNote
-from audit.note import NoteError, NoteVerifier
 from audit.signing import checkpoint_signer
+from tlog.merkle import Frontier, fold_right, leaf_hash, node_hash, range_coords
+from tlog.note import Checkpoint as CheckpointNote
+from tlog.note import NoteError, NoteVerifier
 
 logger = logging.getLogger(__name__)
 

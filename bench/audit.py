@@ -12,7 +12,9 @@ In one run, against a scratch database it creates, migrates and drops again:
 2. Sequencing lag at a steady 500 events/s: writer processes paced at 500 events/s in all
    (``audit.record``, each event in its own transaction) for 20 s while a sequencer process
    loops as ``manage.py audit_sequence --loop`` does; the lag of an event is the time
-   (database clock) from its insert to the first checkpoint that covers it.
+   (database clock) from its insert to the first checkpoint that covers it. With
+   ``--broker-url`` once more with two witnesses (``python -m tlog.witness``) on 127.0.0.1 and
+   a Celery worker submitting each checkpoint to them through the outbox.
 3. One million events, generated in SQL with realistic sizes, sequenced (throughput), then
    verified with ``audit.verification.verify_log`` as it runs (the server hashes every event,
    on two connections), on one connection, and by the leaf-by-leaf walk alone.
@@ -21,7 +23,9 @@ Machines here are noisy, so every figure is the median of repeated runs and is q
 ratios against baselines measured in the same run. The results replace this benchmark's
 section of docs/benchmarks.md (``--no-docs`` to leave it alone).
 
-``--only verify`` runs part 3 alone and prints it (the docs section needs every part); with
+``--only lag --broker-url redis://…`` runs part 2 alone (without and with witnesses, ``--runs``
+times each) and prints it. ``--only verify`` runs part 3 alone and prints it (``--events`` sets
+the log's size) (the docs section needs every part); with
 ``--keep`` once and ``--reuse`` afterwards it verifies the same log again without rebuilding it.
 """
 
@@ -31,7 +35,8 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -248,8 +253,62 @@ def _paced_writer(writer: int, rate: float, start_at: float, seconds: float) -> 
     connections.close_all()
 
 
-def lag_benchmark(rate: float, seconds: float, writers: int, log: Callable[[str], None]) -> dict[str, float]:
+@contextmanager
+def witnesses_running(broker_url: str, database_url: str, log: Callable[[str], None]) -> Iterator[list[dict[str, str]]]:
+    """Two witness processes (``python -m tlog.witness``) on 127.0.0.1 and one Celery worker on
+    ``broker_url`` that submits checkpoints to them as the outbox hands them over, as in
+    production: the sequencer only writes the outbox rows, in the transaction that signs."""
+    import json
+    import subprocess
+    import tempfile
+
+    from audit.signing import verifier_key
+    from tests.audit.support import witness_start
+
+    directory = Path(tempfile.mkdtemp(prefix="bench-witnesses-"))
+    processes: list[subprocess.Popen[str]] = []
+    configs = []
+    try:
+        for number in (1, 2):
+            witness, config, _ = witness_start(f"witness.bench/w{number}", directory, verifier_key())
+            processes.append(witness)
+            configs.append(config)
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": broker_url,
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "AUDIT_WITNESSES": json.dumps(configs),
+        }
+        celery = [sys.executable, "-m", "celery", "-A", "releasegate"]
+        subprocess.run([*celery, "purge", "-f"], env=env, cwd=ROOT, check=True, capture_output=True)
+        worker = subprocess.Popen(
+            [*celery, "worker", "--pool", "solo", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        processes.append(worker)
+        time.sleep(3)  # the worker connects to the broker
+        log(f"two witnesses on {', '.join(c['url'] for c in configs)}; a Celery worker on {broker_url}")
+        yield configs
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def lag_benchmark(
+    rate: float, seconds: float, writers: int, log: Callable[[str], None], *, witnessed: bool = False
+) -> dict[str, float]:
     import multiprocessing
+
+    from django.conf import settings
 
     from audit.models import AuditEvent, AuditLeaf
     from audit.sequencer import sequence_pending
@@ -280,8 +339,35 @@ def lag_benchmark(rate: float, seconds: float, writers: int, log: Callable[[str]
     if any(p.exitcode for p in processes) or sequencer.exitcode:
         raise SystemExit("a lag benchmark process failed")
     row = _lag_stats(first_id, first_size)
-    log(f"lag: {row}")
+    if witnessed:
+        row.update(_cosignature_stats(first_size, [w["key"].split("+")[0] for w in settings.AUDIT_WITNESSES]))
+    log(f"lag{' with two witnesses' if witnessed else ''}: {row}")
     return row
+
+
+def _cosignature_stats(first_size: int, names: list[str]) -> dict[str, float]:
+    """How the witnesses kept up: the checkpoints both cosigned (a superseded one is skipped by
+    design), and whether the last one of the run was cosigned by both within 10 s."""
+    from audit.models import Checkpoint, WitnessCosignature
+
+    last = Checkpoint.objects.order_by("-tree_size").first()
+    deadline = time.monotonic() + 10
+    while last and WitnessCosignature.objects.filter(checkpoint=last).count() < len(names):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    cosigned = WitnessCosignature.objects.filter(checkpoint__tree_size__gt=first_size, witness__in=names)
+    both = sum(1 for count in _counts(cosigned) if count == len(names))
+    return {
+        "cosigned_by_both": both,
+        "last_cosigned": bool(last and WitnessCosignature.objects.filter(checkpoint=last).count() == len(names)),
+    }
+
+
+def _counts(cosigned: Any) -> list[int]:
+    from django.db.models import Count
+
+    return [row["n"] for row in cosigned.values("checkpoint").annotate(n=Count("id"))]
 
 
 def _lag_stats(first_id: int, first_size: int) -> dict[str, float]:
@@ -351,7 +437,7 @@ def events_generate(count: int, log: Callable[[str], None]) -> dict[str, float]:
 
     from django.db import connection
 
-    from audit.canonical import canonical_json
+    from tlog.canonical import canonical_json
 
     chunk = 10_000  # one transaction each, as many transaction ids as a busy day has batches
     started = time.perf_counter()
@@ -573,12 +659,18 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "checkpoint whose tree size exceeds its leaf index minus the event's `created_at`, both from the "
         "database clock.",
         "",
-        "| events | achieved rate | checkpoints signed | p50 | p99 | max | not sequenced |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {lag['events']:,} | {lag['rate']:.0f}/s | {lag['checkpoints']:,} | {lag['p50'] * 1000:.0f} ms "
-        f"| {lag['p99'] * 1000:.0f} ms | {lag['max'] * 1000:.0f} ms | {lag['unsequenced']} |",
+        lag_markdown(
+            [("no witnesses", lag)]
+            + ([("two witnesses on 127.0.0.1", results["lag_witnessed"])] if "lag_witnessed" in results else [])
+        ),
         "",
-        f"Target: p99 under 1 s: **{'met' if lag['p99'] < TARGETS['lag_p99'] else 'not met'}**"
+        "With two witnesses the sequencer writes one outbox row per witness in the transaction that signs "
+        "each checkpoint; a Celery worker submits them (`audit.tasks.witness_submission`). A checkpoint "
+        "superseded before its submission ran is skipped by design (the next one carries the witness forward)."
+        if "lag_witnessed" in results
+        else "Two witnesses: not measured in this run (`--broker-url` not given).",
+        "",
+        f"Target: p99 under 1 s: **{'met' if _worst_p99(results) < TARGETS['lag_p99'] else 'not met'}**"
         + (
             f" (but the writers reached only {lag['rate']:.0f} of the {results['rate']:g} events/s asked for: "
             "the machine was too busy to keep the pace)."
@@ -590,6 +682,10 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         END,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _worst_p99(results: dict[str, Any]) -> float:
+    return max(float(results["lag"]["p99"]), float(results.get("lag_witnessed", {}).get("p99", 0.0)))
 
 
 def million_markdown(big: dict[str, Any]) -> str:
@@ -667,7 +763,7 @@ def million_markdown(big: dict[str, Any]) -> str:
 # --- Main -------------------------------------------------------------------------------
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
@@ -682,9 +778,16 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument(
         "--only",
-        choices=["verify"],
-        help="verify: only the one-million-event part (generate, sequence, verify); prints its\n"
+        choices=["verify", "lag"],
+        help="verify: only the one-million-event part (generate, sequence, verify); lag: only the\n"
+        "sequencing lag, without and with two witnesses (needs --broker-url); either prints its\n"
         "table and leaves docs/benchmarks.md alone, whose section needs every part",
+    )
+    parser.add_argument(
+        "--broker-url",
+        default="",
+        help="a Redis broker for the lag with two witnesses on 127.0.0.1 (a Celery worker submits\n"
+        "the checkpoints the outbox hands over); without it that measurement is left out",
     )
     parser.add_argument(
         "--reuse",
@@ -692,6 +795,11 @@ def main() -> None:
         help="use (and keep) the scratch database a run with --keep left, as it is: skips\n"
         "generating and sequencing when it already holds --events leaves",
     )
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.reuse and not args.only:
         parser.error("--reuse goes with --only verify: the full run needs a fresh database")
@@ -701,6 +809,12 @@ def main() -> None:
     def log(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
 
+    if args.only == "lag" and not args.broker_url:
+        parser.error("--only lag needs --broker-url")
+    if args.broker_url:
+        # The sequencer publishes the witness submissions to this broker after each commit.
+        os.environ["CELERY_BROKER_URL"] = args.broker_url
+        os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
     if not args.reuse:
         database_create(args.database_url)
     try:
@@ -713,7 +827,10 @@ def main() -> None:
         if args.only:
             if not args.reuse:
                 call_command("migrate", verbosity=0)
-            million_only(args, log)
+            if args.only == "lag":
+                lag_only(args, log)
+            else:
+                million_only(args, log)
             return
         call_command("migrate", verbosity=0)
         log(f"scratch database {admin_url(args.database_url)[1]} created and migrated")
@@ -727,6 +844,8 @@ def main() -> None:
         }
         results["writes"] = writes_benchmark(args.runs, args.seconds, log)
         results["lag"] = lag_benchmark(args.rate, args.lag_seconds, args.lag_writers, log)
+        if args.broker_url:
+            results["lag_witnessed"] = lag_witnessed(args, log)
         existing = scalar("SELECT count(*) FROM audit_auditevent")
         generated = max(0, args.events - existing)
         million = events_generate(generated, log)
@@ -751,6 +870,51 @@ def main() -> None:
         if not (args.keep or args.reuse):
             database_drop(args.database_url)
         log("done")
+
+
+def lag_witnessed(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, float]:
+    from django.conf import settings
+
+    with witnesses_running(args.broker_url, args.database_url, log) as configs:
+        settings.AUDIT_WITNESSES = configs
+        try:
+            return lag_benchmark(args.rate, args.lag_seconds, args.lag_writers, log, witnessed=True)
+        finally:
+            settings.AUDIT_WITNESSES = []
+
+
+def lag_only(args: argparse.Namespace, log: Callable[[str], None]) -> None:
+    """``--only lag``: the sequencing lag without witnesses (the in-run baseline) and with two,
+    alternately ``--runs`` times each, printed; docs left alone."""
+    rows_seed()
+    rows: list[tuple[str, dict[str, float]]] = []
+    for _ in range(args.runs):
+        rows.append(("no witnesses", lag_benchmark(args.rate, args.lag_seconds, args.lag_writers, log)))
+        rows.append(("two witnesses", lag_witnessed(args, log)))
+    env = machine()
+    print(
+        f"{env['date']}, commit {env['commit']}; {env['cpus']} CPUs, PostgreSQL {env['postgres']}, "
+        f"Python {env['python']}; load average (1 min) {env['load']} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end.\n"
+    )
+    print(lag_markdown(rows))
+
+
+def lag_markdown(rows: list[tuple[str, dict[str, float]]]) -> str:
+    lines = [
+        "| run | events | achieved rate | checkpoints | p50 | p99 | max | not sequenced | cosigned by both "
+        "| last cosigned by both |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for label, lag in rows:
+        witnessed = "cosigned_by_both" in lag
+        lines.append(
+            f"| {label} | {lag['events']:,} | {lag['rate']:.0f}/s | {lag['checkpoints']:,} "
+            f"| {lag['p50'] * 1000:.0f} ms | {lag['p99'] * 1000:.0f} ms | {lag['max'] * 1000:.0f} ms "
+            f"| {lag['unsequenced']} | {lag['cosigned_by_both'] if witnessed else '-'} "
+            f"| {('yes' if lag['last_cosigned'] else 'no') if witnessed else '-'} |"
+        )
+    return "\n".join(lines)
 
 
 def million_only(args: argparse.Namespace, log: Callable[[str], None]) -> None:

@@ -4,7 +4,7 @@ depend on it alone, not on the API's content schema (changelogs.content)."""
 
 from typing import Any
 
-from audit.canonical import canonical_json, sha256_hex
+from tlog.canonical import canonical_json, sha256_hex
 
 CONTENT_FORMAT = "releasegate/changelog/v1"
 

@@ -1,5 +1,5 @@
 """What an approver's passkey signs: a WebAuthn challenge derived from exactly what was
-decided. Pure (no Django): the standalone verifier (audit/verifier.py) derives the same bytes
+decided. Pure (no Django): the standalone verifier (tlog/verifier.py) derives the same bytes
 on its own, so an auditor sees that a signature covers this changelog, revision, content hash,
 decision and reason, and nothing else.
 

@@ -13,10 +13,10 @@ from django.db.models import F, Q
 from approvals.models import Approval, Retrospective, RetrospectiveStatus
 from approvals.selectors import approval_state_of
 from audit.events import format_time
-from audit.merkle import leaf_hash
 from audit.models import AuditEvent, Checkpoint
 from audit.selectors import event_canonical_bytes, inclusion_proofs
 from audit.signing import verifier_key
+from audit.witnessing import note_with_cosignatures
 from changelogs.authors import revision_authors
 from changelogs.models import Changelog, ChangelogRevision, CommitAuthors, RevisionStatus
 from changelogs.selectors import revision_current
@@ -40,6 +40,7 @@ from packs.render.sample import sample_changelog_ids
 from releasegate.documents import signing_material
 from releasegate.models import Deployment, GateDecision, GateOutcome
 from releasegate.pdfsign import certificate_sha256
+from tlog.merkle import leaf_hash
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -237,7 +238,7 @@ def changelog_pack_data(*, changelog: Changelog, now: datetime) -> tuple[Changel
         decisions=decisions,
         deployments=deployments,
         audit_events=audit_items(changelog, checkpoint),
-        checkpoint=checkpoint.signed_note,
+        checkpoint=note_with_cosignatures(checkpoint),
         checkpoint_size=checkpoint.tree_size,
         public_key=verifier_key(),
         signing_certificate_sha256=certificate_sha256(signing_material()[1]),

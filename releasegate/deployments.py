@@ -37,7 +37,6 @@ import audit
 from approvals.models import Approval, Decision
 from approvals.notifications import notification_enqueue
 from approvals.selectors import authority_holders
-from audit.canonical import canonical_json, sha256_hex
 from audit.clock import business_now
 from changelogs.authors import identities
 from changelogs.lifecycle import may_change
@@ -48,6 +47,7 @@ from core.errors import Conflict, InvalidInput, field_error
 from releasegate.audit_actions import GateAction
 from releasegate.gate import revision_for_digest
 from releasegate.models import Deployment, DeploymentStatus, GateDecision, GateOutcome, NotCovered
+from tlog.canonical import canonical_json, sha256_hex
 
 
 class DeploymentError(StrEnum):

@@ -50,7 +50,6 @@ from django.db import IntegrityError, transaction
 
 import audit
 from approvals.notifications import retry_delay
-from audit.canonical import canonical_json, sha256_hex
 from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs.models import ChangelogRevision, RevisionStatus, Service
@@ -67,6 +66,7 @@ from releasegate.models import (
     User,
 )
 from releasegate.services import service_account_create, service_account_username
+from tlog.canonical import canonical_json, sha256_hex
 
 logger = logging.getLogger(__name__)
 

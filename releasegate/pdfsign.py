@@ -150,7 +150,7 @@ def sign_pdf(
 
 def sign_manifest(manifest: bytes, *, key_pem: bytes, cert_pem: bytes, key_passphrase: bytes | None = None) -> bytes:
     """A detached signature of the ZIP's manifest by the pack key (RSA PKCS#1 v1.5 or ECDSA,
-    SHA-256), which ``python -m audit.verifier pack`` checks with the pack's certificate."""
+    SHA-256), which ``python -m tlog.verifier pack`` checks with the pack's certificate."""
     key = _signer(key_pem, cert_pem, b"", key_passphrase)._private_key
     if isinstance(key, rsa.RSAPrivateKey):
         return bytes(key.sign(manifest, padding.PKCS1v15(), hashes.SHA256()))

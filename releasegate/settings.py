@@ -252,12 +252,17 @@ AUDIT_SEQUENCER_STATE_FILE = env_str("AUDIT_SEQUENCER_STATE_FILE", str(VAR_DIR /
 # by default except in DEBUG and the embedded default (no DATABASE_URL).
 AUDIT_ALARM_DENIES_GATE = env_bool("AUDIT_ALARM_DENIES_GATE", not DEBUG and bool(env_str("DATABASE_URL", "")))
 # Witnesses (docs/audit.md): a JSON list of {"url": ".../add-checkpoint", "key": "<verifier key>"}.
-# Each new checkpoint is submitted to each after it is signed. With a quorum above 0, the gate
+# Each new checkpoint is submitted to each through the outbox after it commits (retried with
+# back-off from AUDIT_WITNESS_RETRY_BASE_SECONDS, AUDIT_WITNESS_MAX_ATTEMPTS in all). With a quorum above 0, the gate
 # and pack builds need that many witnesses to have cosigned within AUDIT_WITNESS_MAX_AGE_SECONDS.
 AUDIT_WITNESSES = env_json_list("AUDIT_WITNESSES")
 AUDIT_WITNESS_QUORUM = env_int("AUDIT_WITNESS_QUORUM", 0, minimum=0)
 AUDIT_WITNESS_MAX_AGE_SECONDS = env_int("AUDIT_WITNESS_MAX_AGE_SECONDS", 300, minimum=1)
 AUDIT_WITNESS_TIMEOUT_SECONDS = env_int("AUDIT_WITNESS_TIMEOUT_SECONDS", 5, minimum=1)
+AUDIT_WITNESS_MAX_ATTEMPTS = env_int("AUDIT_WITNESS_MAX_ATTEMPTS", 6, minimum=1)
+AUDIT_WITNESS_RETRY_BASE_SECONDS = env_int("AUDIT_WITNESS_RETRY_BASE_SECONDS", 2, minimum=0)
+# Who is e-mailed when an audit alarm is raised (docs/audit.md; the webhook gets it too).
+AUDIT_ALARM_EMAILS = env_list("AUDIT_ALARM_EMAILS", [])
 # audit_verify flags an event whose time lies before an earlier leaf's by more than this.
 AUDIT_BACKDATING_TOLERANCE_SECONDS = env_int("AUDIT_BACKDATING_TOLERANCE_SECONDS", 300, minimum=0)
 

@@ -20,9 +20,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, TextIO
 
-from audit import canonical, merkle, note, verifier
-from audit.merkle import ProofError, leaf_hash, verify_inclusion
-from audit.note import NoteError, NoteVerifier, open_checkpoint
+import tlog
 from packs.render.data import AuditItem, ChangelogPack, ChangeRow, DeploymentRow, PopulationPack
 from packs.render.howto import (
     APPROVAL_SIGNATURES_NAME,
@@ -42,13 +40,15 @@ from packs.render.howto import (
     Step,
     changelog_steps,
 )
+from tlog.merkle import ProofError, leaf_hash, verify_inclusion
+from tlog.note import NoteError, NoteVerifier, open_checkpoint
 
 MANIFEST_FORMAT = "releasegate/evidence-pack/v1"
-# The standalone verifier's modules, shipped under ``audit/`` in every ZIP, read from where they are.
-_VERIFIER_MODULES = {"verifier.py": verifier, "merkle.py": merkle, "note.py": note, "canonical.py": canonical}
+_KERNEL_DIR = Path(tlog.__file__).resolve().parent
+_VERIFIER_MODULES = ("verifier.py", "merkle.py", "note.py", "canonical.py", "cosignature.py")
 _VERIFIER_INIT = (
     b'"""Release Gate\'s standalone audit-log verifier, as shipped in evidence packs.\n\n'
-    b"Run ``python3 -m audit.verifier --help`` from the folder that holds this package; it needs\n"
+    b"Run ``python3 -m tlog.verifier --help`` from the folder that holds this package; it needs\n"
     b'Python 3.11 or later and the ``cryptography`` package, nothing else."""\n'
 )
 
@@ -118,7 +118,7 @@ def _evidence(pack: ChangelogPack, files: Mapping[str, bytes]) -> dict[str, byte
 
 
 def proof_json(item: AuditItem, tree_size: int) -> bytes:
-    """One proof in the format ``python -m audit.verifier inclusion`` reads."""
+    """One proof in the format ``python -m tlog.verifier inclusion`` reads."""
     proof = {
         "leaf_index": item.leaf_index,
         "tree_size": tree_size,
@@ -130,10 +130,10 @@ def proof_json(item: AuditItem, tree_size: int) -> bytes:
 
 
 def standalone_verifier_sources() -> dict[str, bytes]:
-    """The standalone verifier's files (``audit/…``), with a package ``__init__`` of its own
+    """The standalone verifier's files (``tlog/…``), with a package ``__init__`` of its own
     that imports nothing, ready to pass as ``verifier_sources``."""
-    sources = {f"audit/{name}": Path(str(module.__file__)).read_bytes() for name, module in _VERIFIER_MODULES.items()}
-    sources["audit/__init__.py"] = _VERIFIER_INIT
+    sources = {f"tlog/{name}": (_KERNEL_DIR / name).read_bytes() for name in _VERIFIER_MODULES}
+    sources["tlog/__init__.py"] = _VERIFIER_INIT
     return sources
 
 
@@ -183,7 +183,7 @@ def _verify_md(pack: ChangelogPack, files: Mapping[str, bytes]) -> bytes:
                 "the passkey a second administrator confirmed as the approver's. The verifier derives the challenge "
                 "from the changelog, revision, content hash, decision and reason, and checks the signature with "
                 "that key (run from the unpacked folder).",
-                (f"cd {VERIFIER_DIR} && python3 -m audit.verifier approvals ../{APPROVAL_SIGNATURES_NAME} && cd ..",),
+                (f"cd {VERIFIER_DIR} && python3 -m tlog.verifier approvals ../{APPROVAL_SIGNATURES_NAME} && cd ..",),
             )
         )
     for n, step in enumerate(steps, 1):
@@ -196,7 +196,7 @@ def _verify_md(pack: ChangelogPack, files: Mapping[str, bytes]) -> bytes:
         f'- `pdfsig` prints "{SIGNATURE_VALID}" for an intact PDF and "{DIGEST_MISMATCH}" when any signed '
         'byte changed. "Certificate issuer is unknown." or "not trusted" is about your trust store, not about '
         "the document.",
-        "- `python3 -m audit.verifier` exits 0 when everything verified, 1 when something did not (the reason "
+        "- `python3 -m tlog.verifier` exits 0 when everything verified, 1 when something did not (the reason "
         "is on stderr), 2 when it could not read its input.",
         "- Any mismatch against the manifest means a file was changed after the pack was made.",
         "",
@@ -240,9 +240,9 @@ def changelog_members(
     """Every file of the changelog pack's ZIP but the PDF, the manifest and its signature.
 
     ``evidence_files`` maps each evidence item's ``archive_name`` to its bytes (exactly the
-    pack's evidence, no more); ``verifier_sources`` maps ``audit/<module>.py`` paths to their
+    pack's evidence, no more); ``verifier_sources`` maps ``tlog/<module>.py`` paths to their
     bytes (``standalone_verifier_sources()``), placed under ``verifier/``; ``vectors``
-    optionally maps file names to RFC 6962 test vectors for ``python -m audit.verifier
+    optionally maps file names to RFC 6962 test vectors for ``python -m tlog.verifier
     vectors``, placed under ``verifier/vectors/``. Raises PackError if the pack would not
     verify."""
     check_changelog_pack(pack)

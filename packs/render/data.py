@@ -36,7 +36,7 @@ class ApprovalItem:
     reason: str
     counts: bool
     not_counted_because: str | None
-    # The approver's passkey signature (audit/verifier.py's approval signature fields), or None.
+    # The approver's passkey signature (tlog/verifier.py's approval signature fields), or None.
     signature: Mapping[str, Any] | None = None
 
 

@@ -90,7 +90,7 @@ def _trust_anchor_text() -> str:
     return (
         "The log's public key and checkpoint in this pack prove nothing by themselves: compare the public key "
         "with the one the bank publishes (GET /api/v1/audit/public-key), and check that the checkpoint is "
-        "consistent with a checkpoint you keep outside the service (python3 -m audit.verifier consistency, "
+        "consistent with a checkpoint you keep outside the service (python3 -m tlog.verifier consistency, "
         "see docs/audit.md)."
     )
 
@@ -125,7 +125,7 @@ def changelog_steps(
             "The standalone verifier needs Python 3.11 and the cryptography package, nothing else "
             f"(pip install cryptography). It is in {VERIFIER_DIR}/; run it from there. This checks the "
             f"checkpoint's Ed25519 signature with the log's public key. {_trust_anchor_text()}",
-            (f"cd {VERIFIER_DIR}", f"python3 -m audit.verifier checkpoint --key {key} {cp}"),
+            (f"cd {VERIFIER_DIR}", f"python3 -m tlog.verifier checkpoint --key {key} {cp}"),
         ),
         Step(
             "Every audit event is in the log",
@@ -134,8 +134,8 @@ def changelog_steps(
             "their hash. Exit status 0 means verified, 1 not verified (the reason is on stderr). The first command "
             f"checks the event at leaf {first}; the second checks them all.",
             (
-                f"python3 -m audit.verifier inclusion --key {key} --checkpoint {cp} ../{PROOFS_DIR}/{first}.json",
-                f"fail=0; for p in ../{PROOFS_DIR}/*.json; do python3 -m audit.verifier inclusion --key {key} "
+                f"python3 -m tlog.verifier inclusion --key {key} --checkpoint {cp} ../{PROOFS_DIR}/{first}.json",
+                f"fail=0; for p in ../{PROOFS_DIR}/*.json; do python3 -m tlog.verifier inclusion --key {key} "
                 f'--checkpoint {cp} "$p" || fail=1; done; test $fail = 0 && echo "OK: every proof verified"',
             ),
         ),
@@ -163,7 +163,7 @@ def changelog_steps(
             "signed with the pack's certificate, and every proof. Run it with a verifier you installed "
             f"independently (from the bank's published releasegate-verify source, say), not only the {VERIFIER_DIR}/ "
             "copy in the ZIP, which whoever could change the ZIP could change too. From the unpacked folder:",
-            (f"cd {VERIFIER_DIR} && python3 -m audit.verifier pack .. && cd ..",),
+            (f"cd {VERIFIER_DIR} && python3 -m tlog.verifier pack .. && cd ..",),
         )
     )
     if vectors:
@@ -173,7 +173,7 @@ def changelog_steps(
                 "The verifier itself",
                 "Before trusting the verifier, let it check itself against the public RFC 6962 / RFC 9162 test "
                 f"vectors in {VERIFIER_DIR}/vectors/ (or any copy you fetched yourself). Run from the unpacked folder:",
-                (f"cd {VERIFIER_DIR} && python3 -m audit.verifier vectors vectors && cd ..",),
+                (f"cd {VERIFIER_DIR} && python3 -m tlog.verifier vectors vectors && cd ..",),
             ),
         )
     return steps
@@ -190,7 +190,7 @@ def population_steps(
             "The checkpoint printed above covers the audit-log range of this population. Save it to "
             "checkpoint.txt exactly as printed (it ends with the signature line) and check it with the standalone "
             f"verifier from a changelog pack's {VERIFIER_DIR}/ folder. {_trust_anchor_text()}",
-            ("python3 -m audit.verifier checkpoint --key public-key.txt checkpoint.txt",),
+            ("python3 -m tlog.verifier checkpoint --key public-key.txt checkpoint.txt",),
         ),
         Step(
             "The sample",

@@ -41,7 +41,7 @@ def triggers_bypassed() -> Iterator[Any]:
 
 def run_verifier(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "audit.verifier", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tlog.verifier", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
 
 
@@ -66,3 +66,30 @@ def sequence_all(*, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("events were not sequenced in time")
         time.sleep(0.05)
+
+
+def witness_start(name: str, directory: Path, log_key: str) -> tuple[subprocess.Popen[str], dict[str, str], Path]:
+    """A witness process (``python -m tlog.witness``) on a free port of 127.0.0.1 for the log of
+    ``log_key``: the process, its ``AUDIT_WITNESSES`` entry, and its state file."""
+    key = directory / f"{name.replace('/', '_')}.key"
+    vkey = subprocess.run(
+        [sys.executable, "-m", "tlog.witness", "generate-key", name, "--out", str(key)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    state = directory / f"{name.replace('/', '_')}-state.json"
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tlog.witness", "serve", "--key", str(key), "--log-key", log_key),
+            *("--state", str(state), "--listen", "127.0.0.1:0"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    address = process.stdout.readline().strip().removeprefix("listening on ")
+    return process, {"url": f"http://{address}/add-checkpoint", "key": vkey}, state

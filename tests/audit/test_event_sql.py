@@ -14,8 +14,8 @@ import pytest
 from django.db import DataError, connection, transaction
 
 from audit.events import POSTGRES_EVENT_SQL, POSTGRES_LEAF_HASH_SQL, POSTGRES_TIME_SQL, canonical_event, format_time
-from audit.merkle import leaf_hash
 from tests.audit.support import triggers_bypassed
+from tlog.merkle import leaf_hash
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from audit.merkle import (
+from tests.shared_data import MERKLE_VECTORS_DIR
+from tlog.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     Coord,
@@ -25,7 +26,6 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from tests.shared_data import MERKLE_VECTORS_DIR
 
 ROOTS = json.loads((MERKLE_VECTORS_DIR / "roots.json").read_text())
 INCLUSION = json.loads((MERKLE_VECTORS_DIR / "inclusion.json").read_text())

@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from audit.note import (
+from tlog.note import (
     MAX_NOTE_SIZE,
     Checkpoint,
     NoteError,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from audit.merkle import Frontier, leaf_hash, root_of
 from audit.scan import aligned_blocks, perfect_root
+from tlog.merkle import Frontier, leaf_hash, root_of
 
 
 def _leaves(count: int) -> list[bytes]:

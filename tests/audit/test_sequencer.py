@@ -8,13 +8,13 @@ from django.db import connection, connections, transaction
 
 from audit import record
 from audit.events import canonical_event
-from audit.merkle import leaf_hash, root_of
 from audit.models import AuditEvent, AuditLeaf, Checkpoint
-from audit.note import Checkpoint as CheckpointNote
 from audit.sequencer import sequence_pending
 from audit.signing import checkpoint_signer
 from audit.verification import verify_log
 from tests.factories import FACTORY_ACTOR
+from tlog.merkle import leaf_hash, root_of
+from tlog.note import Checkpoint as CheckpointNote
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

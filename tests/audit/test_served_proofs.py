@@ -7,7 +7,6 @@ import pytest
 from django.db import transaction
 
 from audit import record
-from audit.merkle import leaf_hash
 from audit.models import AuditLeaf, Checkpoint
 from audit.selectors import consistency_proof_get, event_canonical_bytes, inclusion_proof_get, inclusion_proofs
 from audit.sequencer import sequence_pending
@@ -15,6 +14,7 @@ from core.errors import IntegrityFailure
 from tests.audit.support import triggers_bypassed
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR
+from tlog.merkle import leaf_hash
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

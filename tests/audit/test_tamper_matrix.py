@@ -18,10 +18,7 @@ from django.db import transaction
 
 from audit import record
 from audit.alarms import LogInconsistent
-from audit.merkle import Frontier, leaf_hash, root_of
 from audit.models import AuditAlarm, AuditEvent, AuditLeaf, Checkpoint
-from audit.note import Checkpoint as CheckpointNote
-from audit.note import NoteError
 from audit.selectors import event_canonical_bytes
 from audit.sequencer import sequence_pending
 from audit.signing import checkpoint_signer
@@ -29,6 +26,9 @@ from releasegate import gate
 from tests.audit.support import sequence_all, triggers_bypassed
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR
+from tlog.merkle import Frontier, leaf_hash, root_of
+from tlog.note import Checkpoint as CheckpointNote
+from tlog.note import NoteError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

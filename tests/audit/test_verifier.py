@@ -1,4 +1,4 @@
-"""The standalone verifier CLI, run as an auditor would: ``python -m audit.verifier``."""
+"""The standalone verifier CLI, run as an auditor would: ``python -m tlog.verifier``."""
 
 import json
 import shutil
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from audit.canonical import canonical_json
-from audit.merkle import Coord, Frontier, consistency_proof, inclusion_proof, leaf_hash
-from audit.note import Checkpoint, NoteSigner, generate_signer
 from tests.shared_data import MERKLE_VECTORS_DIR
+from tlog.canonical import canonical_json
+from tlog.merkle import Coord, Frontier, consistency_proof, inclusion_proof, leaf_hash
+from tlog.note import Checkpoint, NoteSigner, generate_signer
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGIN = "releasegate.example/audit"
@@ -21,7 +21,7 @@ ORIGIN = "releasegate.example/audit"
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "audit.verifier", *args],
+        [sys.executable, "-m", "tlog.verifier", *args],
         cwd=REPO,
         input=stdin,
         capture_output=True,
@@ -342,7 +342,7 @@ def test_it_exits_2_on_usage_errors(tmp_path: Path) -> None:
 
 def test_the_verifier_never_imports_django() -> None:
     code = (
-        "import sys, audit.verifier\n"
+        "import sys, tlog.verifier\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'django', 'rest_framework', 'releasegate', 'approvals', 'changelogs', 'celery'})\n"
         "print(bad)\n"
@@ -357,7 +357,7 @@ def test_the_verifier_never_imports_django() -> None:
             "-X",
             "importtime",
             "-m",
-            "audit.verifier",
+            "tlog.verifier",
             "vectors",
             str(MERKLE_VECTORS_DIR),
         ],
@@ -368,5 +368,5 @@ def test_the_verifier_never_imports_django() -> None:
     )
     assert traced.returncode == 0, traced.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()]
-    assert "audit.merkle" in imported
+    assert "tlog.merkle" in imported
     assert not [m for m in imported if m.split(".")[0] == "django"]

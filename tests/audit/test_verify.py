@@ -10,7 +10,15 @@ from django.core.management.base import CommandError
 from django.db import transaction
 
 from audit import record
-from audit.merkle import (
+from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
+from audit.selectors import _fetch_nodes as stored_hashes
+from audit.selectors import event_canonical_bytes, inclusion_proof_get
+from audit.sequencer import sequence_pending
+from audit.signing import checkpoint_signer
+from core.errors import IntegrityFailure
+from tests.audit.support import triggers_bypassed
+from tests.factories import FACTORY_ACTOR
+from tlog.merkle import (
     Frontier,
     ProofError,
     consistency_proof,
@@ -19,15 +27,7 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
-from audit.note import Checkpoint as CheckpointNote
-from audit.selectors import _fetch_nodes as stored_hashes
-from audit.selectors import event_canonical_bytes, inclusion_proof_get
-from audit.sequencer import sequence_pending
-from audit.signing import checkpoint_signer
-from core.errors import IntegrityFailure
-from tests.audit.support import triggers_bypassed
-from tests.factories import FACTORY_ACTOR
+from tlog.note import Checkpoint as CheckpointNote
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,12 +12,12 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 
 from audit import record
-from audit.merkle import leaf_hash
 from audit.models import AuditAlarm, AuditEvent, AuditLeaf, Checkpoint
 from audit.selectors import event_canonical_bytes
 from audit.verification import trusted_checkpoint_parse, verify_log
 from tests.audit.support import sequence_all, triggers_bypassed
 from tests.factories import FACTORY_ACTOR
+from tlog.merkle import leaf_hash
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,13 +15,13 @@ import pytest
 from django.db import transaction
 
 from audit import events, record, scan, verification
-from audit.merkle import leaf_hash
 from audit.models import AuditEvent, AuditLeaf
 from audit.selectors import event_canonical_bytes
 from audit.sequencer import sequence_pending
 from audit.verification import VerificationReport, verify_log
 from tests.audit.support import triggers_bypassed
 from tests.factories import FACTORY_ACTOR
+from tlog.merkle import leaf_hash
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

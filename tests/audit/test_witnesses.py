@@ -1,4 +1,4 @@
-"""Two witnesses (``python -m audit.witness``) on 127.0.0.1: the service gathers both
+"""Two witnesses (``python -m tlog.witness``) on 127.0.0.1: the service gathers both
 cosignatures for each checkpoint and serves them; after a rollback or a rebuild of the
 database both refuse to cosign, and the service raises the alarm. The cosignatures are
 checked here with a few lines of Ed25519 (RFC 8032) written from the C2SP tlog-cosignature
@@ -8,21 +8,21 @@ import base64
 import hashlib
 import json
 import struct
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.db import transaction
 
 from audit import record
 from audit.models import AuditAlarm, AuditEvent, Checkpoint, WitnessCosignature
 from audit.signing import verifier_key
 from audit.trust import SignedHead, state_path, state_save
+from outbox.models import Message
 from releasegate import gate
-from tests.audit.support import ROOT, sequence_all, triggers_bypassed
+from tests.audit.support import sequence_all, triggers_bypassed, witness_start
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR
 
@@ -93,35 +93,10 @@ def cosignature_valid(line: str, *, name: str, public: bytes, checkpoint_body: s
 # --- Two witness processes ------------------------------------------------------------------
 
 
-def _start_witness(name: str, directory: Path) -> tuple[subprocess.Popen[str], dict[str, str], Path]:
-    key = directory / f"{name.replace('/', '_')}.key"
-    vkey = subprocess.run(
-        [sys.executable, "-m", "audit.witness", "generate-key", name, "--out", str(key)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    state = directory / f"{name.replace('/', '_')}-state.json"
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "audit.witness", "serve", "--key", str(key), "--log-key", verifier_key()),
-            *("--state", str(state), "--listen", "127.0.0.1:0"),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    address = process.stdout.readline().strip().removeprefix("listening on ")
-    return process, {"url": f"http://{address}/add-checkpoint", "key": vkey}, state
-
-
 @pytest.fixture
 def witnessed(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, str]]]:
     directory = tmp_path_factory.mktemp("witnesses")
-    started = [_start_witness(f"witness.test/w{number}", directory) for number in (1, 2)]
+    started = [witness_start(f"witness.test/w{number}", directory, verifier_key()) for number in (1, 2)]
     settings.AUDIT_SEQUENCE_ON_COMMIT = False
     settings.AUDIT_WITNESSES = [config for _, config, _ in started]
     WITNESS_STATES[:] = [state for _, _, state in started]
@@ -211,7 +186,10 @@ def _witness_sizes() -> list[int]:
 
 
 @pytest.mark.requirement("PR-10")
-def test_after_a_rollback_both_witnesses_refuse_and_the_alarm_is_raised(witnessed: list[dict[str, str]]) -> None:
+def test_after_a_rollback_both_witnesses_refuse_and_the_alarm_is_raised(
+    witnessed: list[dict[str, str]], settings: Any
+) -> None:
+    settings.AUDIT_ALARM_EMAILS = ["audit-ops@bank.example"]
     cosigned = _grow(3)
     keep = Checkpoint.objects.order_by("tree_size").first()
     assert keep is not None
@@ -231,6 +209,8 @@ def test_after_a_rollback_both_witnesses_refuse_and_the_alarm_is_raised(witnesse
     alarm = AuditAlarm.objects.get(kind="witness_refused", resolved_at__isnull=True)
     assert alarm.occurrences >= 2  # both refused (and again for the alarm's own event)
     assert _witness_sizes() == [cosigned.tree_size, cosigned.tree_size]
+    [told] = [message for message in mail.outbox if message.subject == "Audit log alarm: witness_refused"]
+    assert told.to == ["audit-ops@bank.example"]
 
 
 @pytest.mark.requirement("PR-10")
@@ -251,3 +231,32 @@ def test_after_a_rebuild_both_witnesses_refuse_and_the_alarm_is_raised(witnessed
     alarm = AuditAlarm.objects.get(kind="witness_refused", resolved_at__isnull=True)
     assert alarm.occurrences >= 2
     assert _witness_sizes() == [cosigned.tree_size, cosigned.tree_size]
+
+
+def test_a_witness_that_cannot_be_reached_is_carried_forward_by_the_next_checkpoint(
+    witnessed: list[dict[str, str]], settings: Any
+) -> None:
+    """Submissions go through the outbox after the sequencer commits: a witness that is down
+    costs the sequencer nothing and raises no alarm, and the next checkpoint's submission brings
+    it up to date with a consistency proof from the size it last cosigned."""
+    reachable, down = witnessed
+    settings.AUDIT_WITNESSES = [reachable, {**down, "url": "http://127.0.0.1:9/add-checkpoint"}]
+    first = _grow(1)
+    assert list(WitnessCosignature.objects.filter(checkpoint=first).values_list("witness", flat=True)) == [
+        _public(reachable)[0]
+    ]
+    assert not Message.objects.exists()  # published and gone: nothing waits for the flush
+
+    settings.AUDIT_WITNESSES = witnessed
+    second = _grow(1)
+
+    assert WitnessCosignature.objects.filter(checkpoint=second).count() == 2
+    assert not AuditAlarm.objects.exists()
+    assert _witness_sizes() == [second.tree_size, second.tree_size]
+
+
+def test_submissions_back_off() -> None:
+    from audit.witnessing import RETRY_MAX_DELAY_SECONDS, retry_delay
+
+    assert [retry_delay(attempt) for attempt in (1, 2, 3, 4)] == [2, 4, 8, 16]
+    assert retry_delay(30) == RETRY_MAX_DELAY_SECONDS

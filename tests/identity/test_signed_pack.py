@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 def _verify(folder: Path, name: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "audit.verifier", "approvals", str(folder / name)],
+        [sys.executable, "-m", "tlog.verifier", "approvals", str(folder / name)],
         cwd=folder / "verifier",
         capture_output=True,
         text=True,
@@ -49,7 +49,7 @@ def test_the_pack_verifier_checks_each_signed_approval_offline(cast: Cast, setti
     signatures = json.loads((folder / "approval-signatures.json").read_text())
     assert sorted(item["approver"] for item in signatures) == ["approver", "approver-2"]
     assert all(item["content_hash"] == seen_of(changelog)["content_hash"] for item in signatures)
-    assert "audit.verifier approvals" in (folder / "VERIFY.md").read_text()
+    assert "tlog.verifier approvals" in (folder / "VERIFY.md").read_text()
 
     verified = _verify(folder, "approval-signatures.json")
     assert verified.returncode == 0, verified.stderr

@@ -13,10 +13,7 @@ from typing import Any
 
 import pytest
 
-from audit.canonical import canonical_json
 from audit.events import canonical_event
-from audit.merkle import Coord, Frontier, inclusion_proof, leaf_hash
-from audit.note import Checkpoint, NoteSigner, generate_signer
 from packs.render.data import (
     ApprovalItem,
     AuditItem,
@@ -29,6 +26,9 @@ from packs.render.data import (
     ExceptionRow,
     PopulationPack,
 )
+from tlog.canonical import canonical_json
+from tlog.merkle import Coord, Frontier, inclusion_proof, leaf_hash
+from tlog.note import Checkpoint, NoteSigner, generate_signer
 
 ORIGIN = "gate.bank.example/audit-log"
 CHANGELOG_ID = "0b1e6f3c-5d2a-4c7e-9a41-8f2d6c1b7e90"

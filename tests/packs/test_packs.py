@@ -157,7 +157,7 @@ def test_the_zip_manifest_matches_and_its_proofs_verify_offline(
             [
                 sys.executable,
                 "-m",
-                "audit.verifier",
+                "tlog.verifier",
                 "inclusion",
                 "--key",
                 str(folder / "public-key.txt"),
@@ -176,7 +176,7 @@ def test_the_zip_manifest_matches_and_its_proofs_verify_offline(
     # The whole pack, with the repository's verifier: the manifest is signed by the pack key,
     # and the PDF prints its hash.
     whole = subprocess.run(
-        [sys.executable, "-m", "audit.verifier", "pack", str(folder)],
+        [sys.executable, "-m", "tlog.verifier", "pack", str(folder)],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,

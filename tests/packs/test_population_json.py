@@ -95,14 +95,14 @@ def test_a_sampled_row_is_proven_against_the_checkpoint_with_the_standalone_veri
         for number, proof in enumerate(row_proofs):
             path = tmp_path / f"{changelog_id}-{number}.json"
             path.write_text(json.dumps(proof))
-            command = [sys.executable, "-m", "audit.verifier", "inclusion", "--key", str(tmp_path / "public-key.txt")]
+            command = [sys.executable, "-m", "tlog.verifier", "inclusion", "--key", str(tmp_path / "public-key.txt")]
             command += ["--checkpoint", str(tmp_path / "checkpoint.txt"), str(path)]
             result = subprocess.run(command, cwd=tmp_path / "verifier", capture_output=True, text=True, check=False)
             assert result.returncode == 0, result.stderr
     tampered = {**next(iter(proofs.values()))[0]}
     tampered["event"] = tampered["event"].replace('"action":"', '"action":"x')
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))
-    command = [sys.executable, "-m", "audit.verifier", "inclusion", "--key", str(tmp_path / "public-key.txt")]
+    command = [sys.executable, "-m", "tlog.verifier", "inclusion", "--key", str(tmp_path / "public-key.txt")]
     command += ["--checkpoint", str(tmp_path / "checkpoint.txt"), str(tmp_path / "tampered.json")]
     assert subprocess.run(command, cwd=tmp_path / "verifier", capture_output=True, check=False).returncode == 1
 

@@ -84,7 +84,7 @@ def unpacked(built: tuple[ChangelogPack, dict[str, bytes], bytes, bytes], tmp_pa
 
 def _verifier(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "audit.verifier", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tlog.verifier", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
 
 
@@ -116,11 +116,12 @@ def test_the_zip_holds_the_pdf_evidence_events_checkpoint_proofs_key_verifier_an
         "signing-certificate.pem",
         "manifest.json",
         "VERIFY.md",
-        "verifier/audit/__init__.py",
-        "verifier/audit/verifier.py",
-        "verifier/audit/merkle.py",
-        "verifier/audit/note.py",
-        "verifier/audit/canonical.py",
+        "verifier/tlog/__init__.py",
+        "verifier/tlog/verifier.py",
+        "verifier/tlog/merkle.py",
+        "verifier/tlog/note.py",
+        "verifier/tlog/canonical.py",
+        "verifier/tlog/cosignature.py",
         "verifier/vectors/inclusion.json",
     } <= names
     assert all((unpacked / name).read_bytes() == data for name, data in evidence.items())
@@ -196,13 +197,13 @@ def test_every_proof_verifies_with_the_standalone_verifier_run_from_the_unpacked
 ) -> None:
     verifier = unpacked / "verifier"
     where = subprocess.run(
-        [sys.executable, "-c", "import audit.verifier; print(audit.verifier.__file__)"],
+        [sys.executable, "-c", "import tlog.verifier; print(tlog.verifier.__file__)"],
         cwd=verifier,
         capture_output=True,
         text=True,
         check=True,
     )
-    assert Path(where.stdout.strip()) == verifier / "audit" / "verifier.py"  # the shipped copy, not the project's
+    assert Path(where.stdout.strip()) == verifier / "tlog" / "verifier.py"  # the shipped copy, not the project's
     for event in built[0].audit_events:
         args = ["--key", "../public-key.txt", "--checkpoint", "../checkpoint.txt", f"../proofs/{event.leaf_index}.json"]
         result = _verifier("inclusion", *args, cwd=verifier)
@@ -261,7 +262,7 @@ def test_the_commands_in_verify_md_run_and_pass(
         ["bash", "-c", "\n".join(script)], cwd=unpacked, env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK: 27 files match" in result.stdout  # the manifest check, before pdfsig -dump adds a file
+    assert "OK: 28 files match" in result.stdout  # the manifest check, before pdfsig -dump adds a file
     assert "OK: every proof verified" in result.stdout
     assert "OK: all vectors pass" in result.stdout
     assert "OK: 10 events, each the event of its proof" in result.stdout
@@ -442,7 +443,7 @@ def test_a_change_without_audit_events_gets_a_pack_that_says_so(
 def _verify_pack(folder: Path) -> subprocess.CompletedProcess[str]:
     """The repository's verifier (installed independently of the ZIP), not the ZIP's copy."""
     return subprocess.run(
-        [sys.executable, "-m", "audit.verifier", "pack", str(folder)],
+        [sys.executable, "-m", "tlog.verifier", "pack", str(folder)],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
@@ -461,7 +462,7 @@ def test_an_intact_pack_verifies_as_a_whole(unpacked: Path) -> None:
     result = _verify_pack(unpacked)
 
     assert result.returncode == 0, result.stderr
-    assert "manifest signed by the pack certificate, 27 files match, the PDF is bound to them" in result.stdout
+    assert "manifest signed by the pack certificate, 28 files match, the PDF is bound to them" in result.stdout
 
 
 def test_the_pdf_prints_the_manifest_hash(unpacked: Path, tmp_path: Path) -> None:
@@ -475,7 +476,7 @@ def test_the_pdf_prints_the_manifest_hash(unpacked: Path, tmp_path: Path) -> Non
 def test_an_edited_member_with_a_recomputed_manifest_and_a_doctored_verifier_fails(unpacked: Path) -> None:
     events = unpacked / "events.jsonl"
     events.write_text(events.read_text().replace("test", "tset", 1))
-    (unpacked / "verifier" / "audit" / "verifier.py").write_text("print('OK')\n")
+    (unpacked / "verifier" / "tlog" / "verifier.py").write_text("print('OK')\n")
     _rewrite_manifest(unpacked)
 
     result = _verify_pack(unpacked)

@@ -219,10 +219,10 @@ def test_the_how_to_verify_section_gives_the_commands(pack: ChangelogPack, text:
     flat = " ".join(text.split())
     assert "How to verify" in flat
     assert "pdfsig pack.pdf" in flat
-    assert "python3 -m audit.verifier checkpoint --key ../public-key.txt ../checkpoint.txt" in flat
+    assert "python3 -m tlog.verifier checkpoint --key ../public-key.txt ../checkpoint.txt" in flat
     first = min(e.leaf_index for e in pack.audit_events)
     assert (
-        f"python3 -m audit.verifier inclusion --key ../public-key.txt --checkpoint ../checkpoint.txt ../proofs/{first}.json"
+        f"python3 -m tlog.verifier inclusion --key ../public-key.txt --checkpoint ../checkpoint.txt ../proofs/{first}.json"
         in flat
     )
 

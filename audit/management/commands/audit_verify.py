@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.alarms import alarm_raise
 from audit.models import AlarmKind
-from audit.note import NoteError
 from audit.verification import trusted_checkpoint_parse, verify_log
+from tlog.note import NoteError
 
 
 class Command(BaseCommand):

@@ -16,7 +16,6 @@ from reportlab.platypus import (
     Spacer,
 )
 
-from audit.canonical import canonical_json
 from packs.render.data import (
     ApprovalItem,
     ChangelogPack,
@@ -43,6 +42,7 @@ from packs.render.pdf.layout import (
     records_table,
     yes_no,
 )
+from tlog.canonical import canonical_json
 
 _KNOWN_CONTENT = {
     "artifact",
@@ -256,7 +256,7 @@ def _approval(n: int, item: ApprovalItem, pack: ChangelogPack, width: float, st:
             "Signed",
             para(
                 f"with passkey {item.signature['credential_id']} (assertion and public key in "
-                "approval-signatures.json; verify with python3 -m audit.verifier approvals)",
+                "approval-signatures.json; verify with python3 -m tlog.verifier approvals)",
                 st.hash,
             )
             if item.signature

@@ -1,4 +1,4 @@
-"""A transparency-log witness: ``python -m audit.witness``.
+"""A transparency-log witness: ``python -m tlog.witness``.
 
 Run by a second team or in another data centre, it is what makes a rollback or rebuild of
 the audit log visible even to someone holding the whole database: it implements C2SP
@@ -8,10 +8,10 @@ a new one only with a consistency proof from that one; anything else is refused 
 size it knows, 422 for a proof that does not verify).
 
 Standard library plus ``cryptography``; no Django (it imports only the pure
-``audit.merkle`` and ``audit.note``).
+``tlog.merkle`` and ``tlog.note``).
 
-    python -m audit.witness generate-key witness.bank.example/w1 --out w1.key
-    python -m audit.witness serve --key w1.key --log-key 'releasegate.local/audit-log+…' \\
+    python -m tlog.witness generate-key witness.bank.example/w1 --out w1.key
+    python -m tlog.witness serve --key w1.key --log-key 'releasegate.local/audit-log+…' \\
         --state w1-state.json --listen 127.0.0.1:8701
 
 The log submits to ``http://127.0.0.1:8701/add-checkpoint`` (``AUDIT_WITNESSES``).
@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import json
 import os
-import struct
 import sys
 import tempfile
 import threading
@@ -32,67 +30,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit.merkle import HASH_SIZE, ProofError, verify_consistency
-from audit.note import Checkpoint, NoteError, NoteVerifier
+from tlog.cosignature import Cosigner
+from tlog.merkle import HASH_SIZE, ProofError, verify_consistency
+from tlog.note import Checkpoint, NoteError, NoteVerifier
 
-ALG_COSIGNATURE_V1 = 0x04
 MAX_BODY = 64 * 1024
 MAX_PROOF_LINES = 63
-_PRIVATE_PREFIX = "PRIVATE+KEY+"
-
-
-def cosigner_key_id(name: str, public_key: bytes) -> bytes:
-    """SHA-256(name || "\\n" || 0x04 || key)[:4] (tlog-cosignature)."""
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public_key).digest()[:4]
-
-
-def cosigned_message(body: str, timestamp: int) -> bytes:
-    """What an Ed25519 cosignature signs: two header lines, then the checkpoint body."""
-    return f"cosignature/v1\ntime {timestamp}\n{body}".encode()
-
-
-class Cosigner:
-    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
-        self.name = name
-        self._key = private_key
-        self.public_key = private_key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        self.key_id = cosigner_key_id(name, self.public_key)
-
-    def verifier_key(self) -> str:
-        """``name+keyid+base64(0x04 || key)``: what the log is configured with."""
-        material = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + self.public_key).decode()
-        return f"{self.name}+{self.key_id.hex()}+{material}"
-
-    def cosign(self, body: str, timestamp: int) -> str:
-        signature = self._key.sign(cosigned_message(body, timestamp))
-        encoded = base64.b64encode(self.key_id + struct.pack(">Q", timestamp) + signature).decode()
-        return f"\u2014 {self.name} {encoded}\n"
-
-    def to_string(self) -> str:
-        seed = self._key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
-        material = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + seed).decode()
-        return f"{_PRIVATE_PREFIX}{self.name}+{self.key_id.hex()}+{material}"
-
-    @classmethod
-    def from_string(cls, text: str) -> Cosigner:
-        text = text.strip()
-        if not text.startswith(_PRIVATE_PREFIX):
-            raise ValueError("not a witness private key")
-        name, key_id_hex, material = text[len(_PRIVATE_PREFIX) :].split("+", 2)
-        raw = base64.b64decode(material, validate=True)
-        if len(raw) != 33 or raw[0] != ALG_COSIGNATURE_V1:
-            raise ValueError("not an Ed25519 cosignature key")
-        cosigner = cls(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
-        if cosigner.key_id.hex() != key_id_hex:
-            raise ValueError("key ID does not match the key")
-        return cosigner
 
 
 class Refused(Exception):
@@ -209,7 +154,7 @@ def _handler(witness: Witness) -> type[BaseHTTPRequestHandler]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audit.witness", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tlog.witness", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate-key", help="make a witness key; prints its verifier key")
     generate.add_argument("name", help="the witness's name, e.g. witness.bank.example/w1")

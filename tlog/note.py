@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from audit.merkle import HASH_SIZE, MAX_TREE_SIZE
+from tlog.merkle import HASH_SIZE, MAX_TREE_SIZE
 
 __all__ = [
     "ALG_ED25519",

@@ -1,8 +1,9 @@
 """Standalone verifier for Release Gate's tamper-evident audit log.
 
-Run it as ``python -m audit.verifier``. It needs only this file, ``audit/merkle.py``,
-``audit/note.py``, ``audit/canonical.py``, the standard library and ``cryptography``; it never
-imports Django, so an auditor can check exported evidence without the service or its data.
+Install it on its own (``pip install ./verify`` from this repository: the ``releasegate-verify``
+distribution, console script ``releasegate-verify``) or run it as ``python -m tlog.verifier``.
+It needs only the ``tlog`` package, the standard library and ``cryptography``; it never imports
+Django, so an auditor can check exported evidence without the service or its data.
 
 Subcommands (each FILE may be ``-`` for standard input)::
 
@@ -12,7 +13,8 @@ Subcommands (each FILE may be ``-`` for standard input)::
                  | --old-root HEX --old-size N --new-root HEX --new-size N) PROOF_JSON
     vectors     DIR
     approvals   SIGNATURES_JSON
-    pack        [--key VKEY_FILE] DIR
+    pack        [--key VKEY_FILE] [--certificate-sha256 HEX] [--witness-key VKEY_FILE ...]
+                [--quorum N] [--trusted-checkpoint CP --consistency PROOF_JSON] ZIP_OR_DIR
 
 Exit status: 0 everything verified; 1 something did not verify (the reason is on stderr);
 2 the verifier could not run: bad arguments, unreadable files, malformed JSON or hex, or an
@@ -53,12 +55,15 @@ import argparse
 import json
 import re
 import sys
+import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn
 
-from audit.canonical import canonical_json, sha256_hex
-from audit.merkle import (
+from tlog.canonical import canonical_json, sha256_hex
+from tlog.cosignature import CosignatureVerifier
+from tlog.merkle import (
     HASH_SIZE,
     MAX_TREE_SIZE,
     Frontier,
@@ -68,7 +73,7 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from audit.note import MAX_NOTE_SIZE, Checkpoint, NoteError, NoteVerifier, open_checkpoint
+from tlog.note import MAX_NOTE_SIZE, Checkpoint, NoteError, NoteVerifier, open_checkpoint
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -277,17 +282,21 @@ def cmd_consistency(args: argparse.Namespace) -> str:
         if any(v is None for v in by_key) or any(v is not None for v in by_root):
             raise UsageError("use either --key, --old and --new, or the four --old-*/--new-*")
         verifier = _load_key(args.key)
-        old = _load_checkpoint(verifier, args.old)
-        new = _load_checkpoint(verifier, args.new)
-        if old.origin != new.origin:
-            raise VerificationFailed(f"checkpoints are of different logs: {old.origin!r}, {new.origin!r}")
-        size1, root1, size2, root2 = old.size, old.root_hash, new.size, new.root_hash
-    elif all(v is not None for v in by_root):
-        size1, root1, size2, root2 = args.old_size, args.old_root, args.new_size, args.new_root
-    else:
-        raise UsageError("use either --key, --old and --new, or the four --old-*/--new-*")
+        return _consistency(_load_checkpoint(verifier, args.old), _load_checkpoint(verifier, args.new), args.proof_json)
+    if all(v is not None for v in by_root):
+        return _consistency_of_roots((args.old_size, args.old_root, args.new_size, args.new_root), args.proof_json)
+    raise UsageError("use either --key, --old and --new, or the four --old-*/--new-*")
 
-    data = _load_json(args.proof_json)
+
+def _consistency(old: Checkpoint, new: Checkpoint, proof_json: str) -> str:
+    if old.origin != new.origin:
+        raise VerificationFailed(f"checkpoints are of different logs: {old.origin!r}, {new.origin!r}")
+    return _consistency_of_roots((old.size, old.root_hash, new.size, new.root_hash), proof_json)
+
+
+def _consistency_of_roots(trees: tuple[int, bytes, int, bytes], proof_json: str) -> str:
+    size1, root1, size2, root2 = trees
+    data = _load_json(proof_json)
     _fields(data, "proof", ("first_size", "second_size", "proof"))
     first = _int(data["first_size"], "proof.first_size")
     second = _int(data["second_size"], "proof.second_size")
@@ -548,16 +557,45 @@ def verify_manifest_signature(certificate_pem: bytes, manifest: bytes, signature
 
 
 def cmd_pack(args: argparse.Namespace) -> str:
-    """Everything of an unpacked changelog pack that needs no PDF reader: the manifest's
-    signature, every member against the manifest, the PDF's binding to the manifest and to
-    the certificate, every inclusion proof against the checkpoint. The PDF's own signature is
-    pdfsig's to check ("Signature is Valid." and "Total document signed")."""
+    """Everything of a changelog pack (the ZIP, or the folder it was unpacked into) that needs
+    no PDF reader: the manifest's signature, every member against the manifest, the PDF's
+    binding to the manifest and to the certificate, the checkpoint's signature, every inclusion
+    proof against it, and, when asked, the witnesses' cosignatures of that checkpoint and its
+    consistency with a checkpoint kept outside. The PDF's own signature is pdfsig's to check
+    ("Signature is Valid." and "Total document signed")."""
+    path = Path(args.directory)
+    if path.is_file():
+        with tempfile.TemporaryDirectory(prefix="releasegate-pack-") as unpacked:
+            _unzip(path, Path(unpacked))
+            return _verify_pack(Path(unpacked), args)
+    return _verify_pack(path, args)
+
+
+def _unzip(archive: Path, into: Path) -> None:
+    """Unpack a pack's ZIP, refusing members that would land outside ``into``."""
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            total = 0
+            for member in zipped.infolist():
+                name = PurePosixPath(member.filename)
+                if name.is_absolute() or ".." in name.parts or "\\" in member.filename:
+                    raise VerificationFailed(f"the ZIP has a member outside its folder: {member.filename!r}")
+                total += member.file_size
+                if total > _MAX_INPUT * 16:
+                    raise UsageError("the ZIP unpacks to more than 1 GiB")
+            zipped.extractall(into)
+    except zipfile.BadZipFile as exc:
+        raise UsageError(f"{archive} is not a ZIP: {exc}") from exc
+
+
+def _verify_pack(folder: Path, args: argparse.Namespace) -> str:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    folder = Path(args.directory)
     manifest_bytes = _read(str(folder / "manifest.json"))
     certificate_pem = _read(str(folder / "signing-certificate.pem"))
+    if args.certificate_sha256 and sha256_hex(_pem_der(certificate_pem)) != args.certificate_sha256.lower():
+        raise VerificationFailed("signing-certificate.pem is not the certificate whose SHA-256 you gave")
     verify_manifest_signature(certificate_pem, manifest_bytes, _read(str(folder / "manifest.sig")))
     manifest = json.loads(manifest_bytes)
     files = manifest.get("files") if isinstance(manifest, dict) else None
@@ -579,23 +617,61 @@ def cmd_pack(args: argparse.Namespace) -> str:
         raise VerificationFailed("the PDF's signature is not by signing-certificate.pem")
     key_file = args.key or str(folder / "public-key.txt")
     verifier = _load_key(key_file)
-    checkpoint = _load_checkpoint(verifier, str(folder / "checkpoint.txt"))
+    checkpoint_file = str(folder / "checkpoint.txt")
+    checkpoint = _load_checkpoint(verifier, checkpoint_file)
     proofs = sorted((folder / "proofs").glob("*.json")) if (folder / "proofs").is_dir() else []
     for proof in proofs:
         cmd_inclusion(
-            argparse.Namespace(
-                key=key_file, checkpoint=str(folder / "checkpoint.txt"), root=None, size=None, proof_json=str(proof)
-            )
+            argparse.Namespace(key=key_file, checkpoint=checkpoint_file, root=None, size=None, proof_json=str(proof))
         )
-    return (
+    report = [
         f"OK: manifest signed by the pack certificate, {len(files)} files match, the PDF is bound to them, "
         f"{len(proofs)} inclusion proofs verify against the checkpoint of size {checkpoint.size}"
-    )
+    ]
+    if args.witness_key:
+        report.append(_check_cosignatures(_read_text(checkpoint_file), args.witness_key, args.quorum))
+    if args.trusted_checkpoint or args.consistency:
+        if not (args.trusted_checkpoint and args.consistency):
+            raise UsageError("--trusted-checkpoint and --consistency go together")
+        trusted = _load_checkpoint(verifier, args.trusted_checkpoint)
+        report.append(_consistency(trusted, checkpoint, args.consistency).splitlines()[0])
+    return "\n".join(report)
+
+
+def _pem_der(pem: bytes) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    except ValueError as exc:
+        raise UsageError(f"unreadable certificate: {exc}") from exc
+
+
+def _check_cosignatures(note: str, key_files: Sequence[str], quorum: int | None) -> str:
+    """At least ``quorum`` (default: all) of the witnesses' keys cosigned this checkpoint."""
+    witnesses = []
+    for path in key_files:
+        try:
+            witnesses.append(CosignatureVerifier.parse(_read_text(path)))
+        except ValueError as exc:
+            raise UsageError(f"{path}: {exc}") from exc
+    needed = len(witnesses) if quorum is None else quorum
+    body = note[: note.index("\n\n") + 1] if "\n\n" in note else note
+    lines = note.splitlines()
+    cosigned = sorted(w.name for w in witnesses if any(w.cosignature_time(line, body) is not None for line in lines))
+    if len(cosigned) < needed:
+        missing = sorted({w.name for w in witnesses} - set(cosigned))
+        raise VerificationFailed(
+            f"{len(cosigned)} of the {len(witnesses)} witnesses cosigned the checkpoint, {needed} needed; "
+            f"no valid cosignature by {', '.join(missing)}"
+        )
+    return f"OK: the checkpoint is cosigned by {len(cosigned)} witnesses ({', '.join(cosigned)})"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m audit.verifier",
+        prog="releasegate-verify",
         description="Verify Release Gate audit-log checkpoints and Merkle proofs offline.",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -624,9 +700,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("proof_json", metavar="PROOF_JSON")
     p.set_defaults(func=cmd_consistency)
 
-    p = sub.add_parser("pack", help="verify an unpacked changelog evidence pack (all but the PDF signature)")
+    p = sub.add_parser("pack", help="verify a changelog evidence pack, its ZIP or unpacked (all but the PDF signature)")
     p.add_argument("--key", help="the log's verifier key as published (default: the pack's public-key.txt)")
-    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--certificate-sha256", metavar="HEX", help="the pack certificate SHA-256 the bank publishes")
+    p.add_argument(
+        "--witness-key", action="append", default=[], metavar="VKEY_FILE", help="a witness's key (repeatable)"
+    )
+    p.add_argument("--quorum", type=_size_arg, help="how many of the witnesses must have cosigned (default: all)")
+    p.add_argument("--trusted-checkpoint", metavar="CP_FILE", help="a checkpoint you kept outside the service")
+    p.add_argument("--consistency", metavar="PROOF_JSON", help="the consistency proof from it to the pack's")
+    p.add_argument("directory", metavar="ZIP_OR_DIR")
     p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("vectors", help="self-test against RFC 6962 test vectors")

@@ -1,7 +1,7 @@
 """RFC 6962 / RFC 9162 Merkle tree: hashing, the append-only frontier, proofs, verification.
 
 This is the pure core of the tamper-evident audit log. It is stdlib only and has no Django
-import, because the standalone verifier (``python -m audit.verifier``) ships it to auditors
+import, because the standalone verifier (``python -m tlog.verifier``) ships it to auditors
 who must be able to read and run it without the service.
 
 Conventions
