@@ -295,12 +295,14 @@ EVIDENCE_SQL = """
 WITH made AS (
     INSERT INTO changelogs_evidence (id, added_in_revision, kind, format, file_name, size, sha256, media_type,
                                      storage_key, tool, environment, declared_journeys, parser_version, summary,
-                                     verdict, uploaded_at, changelog_id, uploaded_by_id)
+                                     verdict, uploaded_at, changelog_id, uploaded_by_id, artifact_digest)
     SELECT md5('evidence-' || g || '-' || e.ordinality)::uuid, 1, e.item->>'kind', e.item->>'format',
            e.item->>'file_name', (e.item->>'size')::bigint,
            encode(sha256(('file-' || g || '-' || e.ordinality)::bytea), 'hex'), e.item->>'media_type',
            'sha256/' || g, '', 'staging', '[]'::jsonb, e.item->>'parser_version', e.item->'summary',
-           e.item->>'verdict', c.created_at + interval '1 minute', c.id, c.created_by_id
+           e.item->>'verdict', c.created_at + interval '1 minute', c.id, c.created_by_id,
+           coalesce((SELECT r.artifact_digest FROM changelogs_changelogrevision r
+                     WHERE r.changelog_id = c.id ORDER BY r.number DESC LIMIT 1), '')
     FROM generate_series(%(lo)s, %(hi)s - 1) AS g
     JOIN changelogs_changelog c ON c.id = md5('changelog-' || g)::uuid
     CROSS JOIN LATERAL jsonb_array_elements(%(evidence)s::jsonb) WITH ORDINALITY AS e(item, ordinality)
@@ -1078,8 +1080,8 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "",
         "### Where the gate's cost goes",
         "",
-        "Per check, beyond what the trivial endpoint does: one more round trip to PostgreSQL (the trivial endpoint's "
-        "one SELECT becomes the gate's read, and the decision and its audit event need a write), the read's and the "
+        "Per check, beyond what the trivial endpoint does (as many round trips since issue 17: the trivial "
+        "endpoint's token lookup and SELECT become the gate's read and its write): the read's and the "
         "write's work in PostgreSQL (a dozen tables read through their indexes into one JSON document; two rows "
         "with thirteen index entries and their WAL, flushed at commit), and a little Python (loading the document, "
         "deciding, answering). Measured apart on this machine on 2026-11-27 (gunicorn and wrk as above, a few "
