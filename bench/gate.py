@@ -305,12 +305,14 @@ EVIDENCE_SQL = """
 WITH made AS (
     INSERT INTO changelogs_evidence (id, added_in_revision, kind, format, file_name, size, sha256, media_type,
                                      storage_key, tool, environment, declared_journeys, parser_version, summary,
-                                     verdict, uploaded_at, changelog_id, uploaded_by_id)
+                                     verdict, uploaded_at, changelog_id, uploaded_by_id, artifact_digest)
     SELECT md5('evidence-' || g || '-' || e.ordinality)::uuid, 1, e.item->>'kind', e.item->>'format',
            e.item->>'file_name', (e.item->>'size')::bigint,
            encode(sha256(('file-' || g || '-' || e.ordinality)::bytea), 'hex'), e.item->>'media_type',
            'sha256/' || g, '', 'staging', '[]'::jsonb, e.item->>'parser_version', e.item->'summary',
-           e.item->>'verdict', c.created_at + interval '1 minute', c.id, c.created_by_id
+           e.item->>'verdict', c.created_at + interval '1 minute', c.id, c.created_by_id,
+           coalesce((SELECT r.artifact_digest FROM changelogs_changelogrevision r
+                     WHERE r.changelog_id = c.id ORDER BY r.number DESC LIMIT 1), '')
     FROM generate_series(%(lo)s, %(hi)s - 1) AS g
     JOIN changelogs_changelog c ON c.id = md5('changelog-' || g)::uuid
     CROSS JOIN LATERAL jsonb_array_elements(%(evidence)s::jsonb) WITH ORDINALITY AS e(item, ordinality)
@@ -1076,7 +1078,8 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
     lines += [
         "",
         "Besides these, each request sends the connection's health check (`SELECT 1`, `CONN_HEALTH_CHECKS`), "
-        "`BEGIN` and `COMMIT`. Times are `EXPLAIN ANALYZE`'s, with its instrumentation, for each statement planned "
+        "`BEGIN` and `COMMIT`; the first statement is the read, which also finds the API token. "
+        "Times are `EXPLAIN ANALYZE`'s, with its instrumentation, for each statement planned "
         "for these very values; the server runs the read and the write as prepared statements with generic plans. "
         "Small tables (the catalog, permissions, policies, freezes, tokens) are scanned whole where that is cheaper. "
         + (
@@ -1087,8 +1090,8 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "",
         "### Where the gate's cost goes",
         "",
-        "Per check, beyond what the trivial endpoint does: one more round trip to PostgreSQL (the trivial endpoint's "
-        "one SELECT becomes the gate's read, and the decision and its audit event need a write), the read's and the "
+        "Per check, beyond what the trivial endpoint does (as many round trips since issue 17: the trivial "
+        "endpoint's token lookup and SELECT become the gate's read and its write): the read's and the "
         "write's work in PostgreSQL (a dozen tables read through their indexes into one JSON document; two rows "
         "with thirteen index entries and their WAL, flushed at commit), and a little Python (loading the document, "
         "deciding, answering). Measured apart on this machine on 2026-11-27 (gunicorn and wrk as above, a few "
@@ -1114,13 +1117,12 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "audit trail's index of targets, where decision ids are now time-ordered (version 7, "
         "`core/ids.py`) and go to the right-hand end.",
         "",
-        "What is left to take is structural: the round trips. A check makes six (the connection's health check "
-        "`SELECT 1`, `BEGIN`, the token lookup, the read, the write, `COMMIT`), the trivial endpoint five. Two "
-        "ways to fewer, both beyond this change: read the API token with the facts (the gate's one read would "
-        "then also authenticate, taking token authentication for this endpoint out of DRF's authentication "
-        "class, which wants a security review first), or send the write together with the `COMMIT` (psycopg's "
-        "pipeline mode, which does not work under Django's transaction handling as it is: tried, Django's "
-        "autocommit switch fails inside a pipeline).",
+        "Since issue 17 a check makes as many round trips as the trivial endpoint, five: the connection's health "
+        "check `SELECT 1`, `BEGIN`, the read (which also reads the API token by its prefix, checked in Python by "
+        "the same rules as for every endpoint, and the business clock), the write, `COMMIT`; the trivial endpoint "
+        "sends the health check, `BEGIN`, the token lookup, its SELECT and `COMMIT` (both, at most once a minute, "
+        "also the token's last use). What each change gained is in the section after this one. What is left: the "
+        "read's and the write's work in PostgreSQL, and the write itself with its WAL flush at commit.",
         END,
     ]
     return "\n".join(lines) + "\n"
