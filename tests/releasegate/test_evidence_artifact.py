@@ -109,14 +109,13 @@ def test_both_gate_reads_find_the_evidence_that_names_no_digest(cast: Cast) -> N
     _changelog_with_evidence(cast, {"sanity": DIGEST})
     now = timezone.now()
 
-    reference = gate.gate_facts(service=cast.payments_api, digest=DIGEST, now=now)
+    question = {"acting_user": cast.pipeline.account, "service_slug": "payments-api", "digest": DIGEST}
+    reference = gate.facts_from_orm(**question, changelog_id=None, now=now)
 
+    assert reference is not None
     assert [code for code, _ in reference.facts.findings][:2] == ["evidence_digest_missing", "evidence_missing"]
     if connection.vendor == "postgresql":
-        question = {"service_slug": "payments-api", "digest": DIGEST, "changelog_id": None}
-        row = gate._read(acting_user=cast.pipeline.account, **question, now=now)
-        assert row is not None
-        assert gate.snapshot_of(row, service=cast.payments_api, now=now).facts == reference.facts
+        assert gate.facts_from_postgresql(**question, changelog_id=None, now=now) == reference
 
 
 @pytest.mark.requirement("PR-02")

@@ -22,7 +22,7 @@ from changelogs.models import Changelog
 from tests.audit.support import ROOT
 from tests.audit.test_witnesses import witnessed
 from tests.conftest import Cast
-from tests.releasegate.test_packs import deployed, download, request_pack
+from tests.packs.test_packs import deployed, download, request_pack
 from tlog.cosignature import Cosigner
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery"), pytest.mark.serial]
