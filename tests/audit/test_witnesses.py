@@ -94,7 +94,11 @@ def cosignature_valid(line: str, *, name: str, public: bytes, checkpoint_body: s
 
 
 @pytest.fixture
-def witnessed(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, str]]]:
+def witnessed(
+    settings: Any, tmp_path_factory: pytest.TempPathFactory, eager_celery: None
+) -> Iterator[list[dict[str, str]]]:
+    # Eager even in CI's broker pass: these tests are about what a submission does, not how a
+    # worker receives it (bench/audit.py --broker-url runs the submissions on a real worker).
     directory = tmp_path_factory.mktemp("witnesses")
     started = [witness_start(f"witness.test/w{number}", directory, verifier_key()) for number in (1, 2)]
     settings.AUDIT_SEQUENCE_ON_COMMIT = False
