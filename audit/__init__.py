@@ -1,5 +1,6 @@
 """The audit trail. ``audit.record`` is the one call every state-changing service makes.
-It imports only core and the log's pure kernel (tlog): the apps above write to it, it knows none of them.
+It imports only the outbox, core and the log's pure kernel (tlog): the apps above write to it,
+it knows none of them.
 
 ``record`` imports the Django side on first use, so importing the package needs no app registry.
 """
