@@ -50,6 +50,29 @@ def write(path: Path, content: str | dict[str, Any] | list[Any]) -> Path:
     return path
 
 
+def horizon_passed(*, timeout: float = 60.0) -> None:
+    """Wait until the sequencer can see every committed event. On PostgreSQL it takes only
+    events below the server-wide transaction horizon, which an open transaction in another
+    database (another test worker) holds back for a while; a fixture that sequences once, for
+    a fixed checkpoint layout, waits here first. SQLite has no horizon."""
+    import time
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+                " > coalesce((SELECT max(txid) FROM audit_auditevent), 0)"
+            )
+            if cursor.fetchone()[0]:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("the transaction horizon did not pass the test's events in time")
+            time.sleep(0.05)
+
+
 def sequence_all(*, timeout: float = 60.0) -> None:
     """Sequence until every committed event has a leaf. On PostgreSQL the sequencer waits for
     the server-wide transaction horizon, which other databases' open transactions hold back."""

@@ -9,6 +9,7 @@ from audit import record
 from audit.models import AppendOnlyError, AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.sequencer import sequence_pending
 from audit.triggers import APPEND_ONLY_TABLES
+from tests.audit.support import horizon_passed
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR
 
@@ -20,6 +21,7 @@ def logged() -> AuditEvent:
     for number in range(3):
         with transaction.atomic():
             record(actor=FACTORY_ACTOR, action="test:event", target=("x", str(number)), data={"n": number})
+    horizon_passed()
     sequence_pending()
     return AuditEvent.objects.filter(action="test:event").order_by("id").first()  # type: ignore[return-value]
 

@@ -11,7 +11,7 @@ from audit.models import AuditLeaf, Checkpoint
 from audit.selectors import consistency_proof_get, event_canonical_bytes, inclusion_proof_get, inclusion_proofs
 from audit.sequencer import sequence_pending
 from core.errors import IntegrityFailure
-from tests.audit.support import triggers_bypassed
+from tests.audit.support import horizon_passed, triggers_bypassed
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR
 from tlog.merkle import leaf_hash
@@ -27,6 +27,7 @@ def log(settings: object) -> list[int]:
     for number in range(10):
         with transaction.atomic():
             record(actor=FACTORY_ACTOR, action="test:event", target=("test.thing", str(number)), data={"n": number})
+    horizon_passed()
     sequence_pending(batch_size=4)
     return list(AuditLeaf.objects.order_by("leaf_index").values_list("event_id", flat=True))
 

@@ -16,7 +16,7 @@ from audit.selectors import event_canonical_bytes, inclusion_proof_get
 from audit.sequencer import sequence_pending
 from audit.signing import checkpoint_signer
 from core.errors import IntegrityFailure
-from tests.audit.support import triggers_bypassed
+from tests.audit.support import horizon_passed, triggers_bypassed
 from tests.factories import FACTORY_ACTOR
 from tlog.merkle import (
     Frontier,
@@ -42,6 +42,7 @@ def log(settings: object) -> list[int]:
     for number in range(EVENTS):
         with transaction.atomic():
             record(actor=FACTORY_ACTOR, action="test:event", target=("test.thing", str(number)), data={"n": number})
+    horizon_passed()
     sequence_pending(batch_size=4)
     return list(AuditLeaf.objects.order_by("leaf_index").values_list("event_id", flat=True))
 
