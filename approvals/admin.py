@@ -41,7 +41,7 @@ from identity.services import signs_with_passkey
 
 
 def _visible_changelog(request: HttpRequest, changelog_id: UUID) -> Changelog:
-    changelog = changelog_selectors.changelog_list_visible(user=request.user).filter(pk=changelog_id).first()
+    changelog = changelog_selectors.changelog_list_visible(user=actor_of(request)).filter(pk=changelog_id).first()
     if changelog is None:
         raise Http404("No such changelog.")
     return changelog
@@ -192,7 +192,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
         ]
 
     def queue_view(self, request: HttpRequest) -> HttpResponse:
-        queue = list(selectors.queue_for(user=request.user))
+        queue = list(selectors.queue_for(user=actor_of(request)))
         context = {**self.admin_site.each_context(request), "title": "Waiting for my sign-off", "queue": queue}
         return TemplateResponse(request, "approvals/queue.html", context)
 
@@ -270,7 +270,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
             "decision": decision,
             "form": form,
             "changes_since_seen": changes,
-            "signs_with_passkey": signs_with_passkey(request.user),
+            "signs_with_passkey": signs_with_passkey(actor_of(request)),
             "signature_required": revision.content["risk_tier"]
             in changelog_selectors.policy_for(service=changelog.service).rules.signed_approvals,
         }

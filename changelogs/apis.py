@@ -135,7 +135,7 @@ class ChangelogListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        changelogs = selectors.changelog_list(user=request.user, **filters.validated_data)
+        changelogs = selectors.changelog_list(user=actor_of(request), **filters.validated_data)
         paginator = NewestFirstCursorPagination()
         page = paginator.paginate_queryset(changelogs, request, view=self)
         return paginator.get_paginated_response(ChangelogOutput(page, many=True).data)
@@ -184,7 +184,7 @@ class ChangelogDetailApi(APIView):
 
     @extend_schema(operation_id="changelogs_retrieve", responses={200: ChangelogOutput, **error_responses(401, 404)})
     def get(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(ChangelogOutput(changelog).data)
 
     @extend_schema(
@@ -197,7 +197,7 @@ class ChangelogDetailApi(APIView):
         ),
     )
     def patch(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id, for_update=True)
         reject_unknown_fields(request.data, CONTENT_FIELDS)
         merged = {**selectors.revision_content(changelog=changelog), **request.data}
         content = content_validate(kind=changelog.kind, content=merged)
@@ -211,7 +211,7 @@ class RevisionListApi(APIView):
         responses={200: RevisionSummaryOutput(many=True), **error_responses(401, 404)},
     )
     def get(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(RevisionSummaryOutput(selectors.revision_list(changelog=changelog), many=True).data)
 
 
@@ -221,7 +221,7 @@ class RevisionDetailApi(APIView):
         responses={200: RevisionOutput, **error_responses(401, 404)},
     )
     def get(self, request: Request, changelog_id: str, number: int) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(RevisionOutput(selectors.revision_get(changelog=changelog, number=number)).data)
 
 
@@ -335,7 +335,7 @@ class EvidenceListAddApi(APIView):
         responses={200: EvidenceOutput(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         number = filters.validated_data.get("revision")
@@ -356,7 +356,7 @@ class EvidenceListAddApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id, for_update=True)
         if _upload_too_large(request):
             raise PayloadTooLarge(
                 ChangelogError.EVIDENCE_TOO_LARGE,
@@ -388,7 +388,7 @@ class EvidenceDetailApi(APIView):
         operation_id="changelogs_evidence_retrieve", responses={200: EvidenceOutput, **error_responses(401, 404)}
     )
     def get(self, request: Request, changelog_id: str, evidence_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(EvidenceOutput(selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)).data)
 
     @extend_schema(
@@ -397,7 +397,7 @@ class EvidenceDetailApi(APIView):
         description="Take the file off the current draft revision. It stays stored, and in earlier revisions.",
     )
     def delete(self, request: Request, changelog_id: str, evidence_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id, for_update=True)
         evidence = selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)
         services.evidence_detach(acting_user=actor_of(request), changelog=changelog, evidence=evidence)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -410,7 +410,7 @@ class EvidenceDownloadApi(APIView):
         description="The exact bytes uploaded. `Repr-Digest` carries their SHA-256; they are checked before sending.",
     )
     def get(self, request: Request, changelog_id: str, evidence_id: str) -> HttpResponse:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         evidence = selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)
         data = services.evidence_bytes(evidence=evidence)
         # Bytes a pipeline uploaded are never rendered by a browser as this site's page: an HTML
@@ -445,7 +445,7 @@ class ReadinessApi(APIView):
         description="What is still missing or failing in the current revision's evidence, by the policy in force.",
     )
     def get(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(ReadinessOutput(selectors.readiness_of(changelog=changelog).to_json()).data)
 
 

@@ -48,7 +48,7 @@ class DeploymentRightsApi(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        auditor_require(user=request.user)
+        auditor_require(user=actor_of(request))
         return Response(DeploymentRightsOutput(deployment_rights()).data)
 
 
@@ -108,7 +108,7 @@ class AccessReportApi(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        auditor_require(user=request.user)
+        auditor_require(user=actor_of(request))
         report = access_review.full_report()
         access_review.report_downloaded_record(acting_user=actor_of(request), kind="api", report=report)
         return Response(AccessReportOutput(report).data)

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 import audit
+from core.actors import actor_of
 from core.api import error_responses
 from core.errors import PermissionDenied
 from incidents.apis import PeriodInput, figures_of, query_of
@@ -56,7 +57,7 @@ class LearningReportApi(APIView):
         signed = sign_document(pdf, "Release Gate learning report")
         digest = hashlib.sha256(signed).hexdigest()
         audit.record(
-            actor=request.user,
+            actor=actor_of(request),
             action=IncidentAction.LEARNING_REPORT,
             target=("incidents.report", f"{figures['start']:%Y-%m-%d}..{figures['end']:%Y-%m-%d}"),
             data={"service": figures["service"], "domain": figures["domain"], "sha256": digest},
