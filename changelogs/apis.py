@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from changelogs import parsers, selectors, services
-from changelogs.content import ChangelogContentSerializer, content_validate, digest_validator
+from changelogs.content import ChangelogContentSerializer, digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_problem
 from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Service, Verdict
@@ -30,9 +30,8 @@ from core.api import (
     StrictInput,
     cursor_page,
     error_responses,
-    reject_unknown_fields,
 )
-from core.errors import InvalidInput, PayloadTooLarge, field_error
+from core.errors import InvalidInput, PayloadTooLarge, field_error, reject_unknown_fields
 
 CONTENT_FIELDS = tuple(ChangelogContentSerializer().fields)
 
@@ -156,7 +155,7 @@ class ChangelogListCreateApi(APIView):
                 fields={"kind": [field_error(ChangelogError.INVALID_KIND, "Must be 'train' or 'hotfix'.")]},
             )
         service = _managed_service(request.user, request.data.get("service"))
-        content = content_validate(kind=kind, content={k: v for k, v in request.data.items() if k in CONTENT_FIELDS})
+        content = {k: v for k, v in request.data.items() if k in CONTENT_FIELDS}
         changelog = services.changelog_create(
             acting_user=actor_of(request), service=service, kind=kind, content=content
         )
@@ -197,11 +196,8 @@ class ChangelogDetailApi(APIView):
         ),
     )
     def patch(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id, for_update=True)
-        reject_unknown_fields(request.data, CONTENT_FIELDS)
-        merged = {**selectors.revision_content(changelog=changelog), **request.data}
-        content = content_validate(kind=changelog.kind, content=merged)
-        services.changelog_edit(acting_user=actor_of(request), changelog=changelog, content=content)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
+        services.changelog_edit(acting_user=actor_of(request), changelog=changelog, changes=request.data)
         return Response(ChangelogOutput(changelog).data)
 
 
