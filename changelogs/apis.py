@@ -23,7 +23,7 @@ from changelogs.content import ChangelogContentSerializer, digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_problem
 from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Service, Verdict
-from core.actors import actor_of
+from core.actors import ActingUser, actor_of
 from core.api import (
     NewestFirstCursorPagination,
     QueryFilters,
@@ -154,7 +154,7 @@ class ChangelogListCreateApi(APIView):
                 "kind must be 'train' or 'hotfix'.",
                 fields={"kind": [field_error(ChangelogError.INVALID_KIND, "Must be 'train' or 'hotfix'.")]},
             )
-        service = _managed_service(request.user, request.data.get("service"))
+        service = _managed_service(actor_of(request), request.data.get("service"))
         content = {k: v for k, v in request.data.items() if k in CONTENT_FIELDS}
         changelog = services.changelog_create(
             acting_user=actor_of(request), service=service, kind=kind, content=content
@@ -165,7 +165,7 @@ class ChangelogListCreateApi(APIView):
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
 
-def _managed_service(user: Any, slug: Any) -> Service:
+def _managed_service(user: ActingUser, slug: Any) -> Service:
     """The service if the caller may act on it. An unknown service and one the caller may not
     act on give the same answer, so a token cannot probe which services exist."""
     # Only a slug can name a service; anything else (a NUL character, say, which PostgreSQL

@@ -138,7 +138,7 @@ def _review_shown(request: Request, review: AccessReview) -> dict[str, Any]:
         "opened_at": review.opened_at,
         "deadline": review.deadline,
         "status": review.status,
-        "items": access_review.review_items_for(user=request.user, review=review),
+        "items": access_review.review_items_for(user=actor_of(request), review=review),
     }
 
 
