@@ -35,19 +35,19 @@ from approvals.step_up import step_up_verify
 from audit.admin import ReadOnlyAdmin
 from changelogs import selectors as changelog_selectors
 from changelogs.models import Changelog, Domain, RevisionStatus
-from core.actors import actor_of
+from core.actors import ActingUser, actor_of
 from core.errors import ApplicationError, PermissionDenied
 from identity.services import signs_with_passkey
 
 
 def _visible_changelog(request: HttpRequest, changelog_id: UUID) -> Changelog:
-    changelog = changelog_selectors.changelog_list_visible(user=request.user).filter(pk=changelog_id).first()
+    changelog = changelog_selectors.changelog_list_visible(user=actor_of(request)).filter(pk=changelog_id).first()
     if changelog is None:
         raise Http404("No such changelog.")
     return changelog
 
 
-def _may_decide_as_person(user: Any, changelog: Changelog) -> bool:
+def _may_decide_as_person(user: ActingUser, changelog: Changelog) -> bool:
     """Who the user is allows them to decide on this change: authority for the domain, and
     not their own change (the service checks all of it again, under lock)."""
     revision = changelog.current_revision
@@ -62,7 +62,7 @@ def _may_decide_as_person(user: Any, changelog: Changelog) -> bool:
     )
 
 
-def _may_decide(user: Any, changelog: Changelog) -> bool:
+def _may_decide(user: ActingUser, changelog: Changelog) -> bool:
     revision = changelog.current_revision
     if revision is None or revision.status != RevisionStatus.SUBMITTED:
         return False
@@ -192,7 +192,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
         ]
 
     def queue_view(self, request: HttpRequest) -> HttpResponse:
-        queue = list(selectors.queue_for(user=request.user))
+        queue = list(selectors.queue_for(user=actor_of(request)))
         context = {**self.admin_site.each_context(request), "title": "Waiting for my sign-off", "queue": queue}
         return TemplateResponse(request, "approvals/queue.html", context)
 
@@ -206,7 +206,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
             "title": f"{changelog.service.slug} {revision.content['artifact']['version']} ({changelog.kind})",
             "state": state,
             "approvals": selectors.approval_list(changelog=changelog),
-            "may_decide": _may_decide(request.user, changelog),
+            "may_decide": _may_decide(actor_of(request), changelog),
         }
         return TemplateResponse(request, "approvals/detail.html", context)
 
@@ -217,14 +217,14 @@ class ApprovalAdmin(ReadOnlyAdmin):
         if decision not in Decision.values:
             raise Http404("No such decision.")
         changelog = _visible_changelog(request, changelog_id)
-        if request.method == "POST" and not _may_decide_as_person(request.user, changelog):
+        if request.method == "POST" and not _may_decide_as_person(actor_of(request), changelog):
             # A forged post: the page offers no buttons to this person. Refused and recorded.
             refused = PermissionDenied(ApprovalError.NO_SIGNING_AUTHORITY, "You may not decide on this change.")
             services.approval_refusal_record(
                 acting_user=actor_of(request), changelog=changelog, decision=decision, seen=None, error=refused
             )
             raise DjangoPermissionDenied(refused.message)
-        if request.method != "POST" and not _may_decide(request.user, changelog):
+        if request.method != "POST" and not _may_decide(actor_of(request), changelog):
             raise DjangoPermissionDenied("You may not decide on this change.")
         form = DecisionForm(request.POST or None)
         changes = None
@@ -270,7 +270,7 @@ class ApprovalAdmin(ReadOnlyAdmin):
             "decision": decision,
             "form": form,
             "changes_since_seen": changes,
-            "signs_with_passkey": signs_with_passkey(request.user),
+            "signs_with_passkey": signs_with_passkey(actor_of(request)),
             "signature_required": revision.content["risk_tier"]
             in changelog_selectors.policy_for(service=changelog.service).rules.signed_approvals,
         }

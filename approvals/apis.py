@@ -38,7 +38,9 @@ class SubmitApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        changelog = changelog_selectors.changelog_get(
+            user=actor_of(request), changelog_id=changelog_id, for_update=True
+        )
         services.changelog_submit_for_approval(acting_user=actor_of(request), changelog=changelog)
         return Response(ChangelogOutput(changelog).data)
 
@@ -147,7 +149,7 @@ class ApprovalListDecideApi(APIView):
         operation_id="changelogs_approvals_list", responses={200: ApprovalStateOutput, **error_responses(401, 404)}
     )
     def get(self, request: Request, changelog_id: str) -> Response:
-        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = changelog_selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(self._state(changelog))
 
     @extend_schema(
@@ -165,7 +167,7 @@ class ApprovalListDecideApi(APIView):
         decide = DecideInput(data=request.data)
         decide.is_valid(raise_exception=True)
         values = decide.validated_data
-        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = changelog_selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         seen = services.Seen(revision=values["revision"], content_hash=values["content_hash"])
         try:
             if getattr(request.user, "is_service_account", False):
@@ -219,7 +221,7 @@ class ApprovalChallengeApi(APIView):
         data = ChallengeInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = changelog_selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         revision = changelog_selectors.revision_current(changelog=changelog)
         seen = services.Seen(revision=values["revision"], content_hash=values["content_hash"])
         if (revision.number, revision.content_hash) != (seen.revision, seen.content_hash):
@@ -232,7 +234,7 @@ class ApprovalChallengeApi(APIView):
             "reason": values["reason"].strip(),
         }
         challenge = approval_challenge(**statement)
-        options = passkey_authentication_options(request=request._request, user=request.user, challenge=challenge)
+        options = passkey_authentication_options(request=request._request, user=actor_of(request), challenge=challenge)
         return Response(
             {
                 "statement": approval_statement(**statement),
@@ -260,7 +262,7 @@ class QueueApi(APIView):
         description="Changelogs waiting for the caller's sign-off, oldest submission first.",
     )
     def get(self, request: Request) -> Response:
-        return Response(QueueItemOutput(selectors.queue_for(user=request.user), many=True).data)
+        return Response(QueueItemOutput(selectors.queue_for(user=actor_of(request)), many=True).data)
 
 
 class ReviewOutput(serializers.Serializer[Any]):
@@ -314,7 +316,9 @@ class RetrospectiveReviewApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        changelog = changelog_selectors.changelog_get(
+            user=actor_of(request), changelog_id=changelog_id, for_update=True
+        )
         values = ReviewInput(data=request.data)
         values.is_valid(raise_exception=True)
         review = services.retrospective_review_attach(
@@ -341,7 +345,9 @@ class CloseApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        changelog = changelog_selectors.changelog_get(
+            user=actor_of(request), changelog_id=changelog_id, for_update=True
+        )
         services.changelog_close(acting_user=actor_of(request), changelog=changelog)
         return Response(ChangelogOutput(changelog).data)
 
@@ -354,7 +360,7 @@ class RetrospectiveListApi(APIView):
         description="Hotfix retrospectives (the caller's visible changelogs); status=overdue lists the exceptions.",
     )
     def get(self, request: Request) -> Response:
-        visible = changelog_selectors.changelog_list_visible(user=request.user)
+        visible = changelog_selectors.changelog_list_visible(user=actor_of(request))
         status_filter = request.query_params.get("status")
         if status_filter is not None and status_filter not in RetrospectiveStatus.values:
             # A status no retrospective has is a mistake, not a request for all of them (schemathesis).

@@ -12,6 +12,7 @@ from approvals.models import Approval, AuthorityGrant, GrantKind, GrantStatus, R
 from approvals.rules import ApprovalFact, ApprovalState, Authority, approval_context, approval_state
 from changelogs.models import Changelog, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
 from changelogs.selectors import commit_authors_of, domain_list_with_authority, policy_for, revision_current
+from core.actors import ActingUser
 
 AUTHORITY_PERMISSIONS = tuple(authority.value for authority in Authority)
 
@@ -27,7 +28,7 @@ class AuthorityPath:
     involved: frozenset[int | None]
 
 
-def _paths(*, domain: Domain, user: Any = None) -> list[AuthorityPath]:
+def _paths(*, domain: Domain, user: ActingUser | None = None) -> list[AuthorityPath]:
     active = AuthorityGrant.objects.filter(status=GrantStatus.ACTIVE)
     grants = active.filter(kind=GrantKind.AUTHORITY, domain=domain).values_list(
         "authority", "user_id", "group_id", "requested_by_id", "decided_by_id"
@@ -50,11 +51,11 @@ def _paths(*, domain: Domain, user: Any = None) -> list[AuthorityPath]:
     return [path for path in paths if user is None or path.user_id == user.pk]
 
 
-def _may_hold(user: Any) -> bool:
+def _may_hold(user: ActingUser) -> bool:
     return bool(getattr(user, "is_authenticated", False) and user.is_active and not user.is_service_account)
 
 
-def authorities_of(*, user: Any, domain: Domain) -> frozenset[str]:
+def authorities_of(*, user: ActingUser, domain: Domain) -> frozenset[str]:
     """The authorities that count for the user on the domain: held through grants in force,
     directly or through a group, none of which the user asked for or confirmed themselves.
     Being a superuser is not a signing authority."""
@@ -63,7 +64,7 @@ def authorities_of(*, user: Any, domain: Domain) -> frozenset[str]:
     return frozenset(path.authority for path in _paths(domain=domain, user=user) if user.pk not in path.involved)
 
 
-def authorities_self_granted(*, user: Any, domain: Domain) -> frozenset[str]:
+def authorities_self_granted(*, user: ActingUser, domain: Domain) -> frozenset[str]:
     """Authorities the user holds only through a grant they asked for or confirmed: they never
     count (an approval relying on one is ``self_granted_authority``)."""
     if not _may_hold(user):
@@ -166,7 +167,7 @@ def approval_state_of(
     return approval_state(context, facts)
 
 
-def queue_for(*, user: Any) -> QuerySet[Changelog]:
+def queue_for(*, user: ActingUser) -> QuerySet[Changelog]:
     """Changelogs waiting for the user's sign-off: submitted, in a domain where the user holds
     authority, not the user's own, not yet decided by the user; oldest submission first.
     Hotfixes with an open retrospective stay in the queue until it is complete."""

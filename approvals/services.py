@@ -97,7 +97,7 @@ def _grant_request(
     kind: str,
     domain: Domain | None,
     authority: str,
-    user: Any,
+    user: ActingUser | None,
     group: Group | None,
     reason: str,
     step_up: StepUp | None,

@@ -5,13 +5,22 @@ it knows none of them.
 ``record`` imports the Django side on first use, so importing the package needs no app registry.
 """
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from core.actors import ActingUser, Actor
 
 if TYPE_CHECKING:
     from audit.models import AuditEvent
 
 
-def record(*, actor: Any, action: str, target: Any, data: Any = None) -> "AuditEvent":
+def record(
+    *,
+    actor: ActingUser | Actor,
+    action: str,
+    target: Any,
+    data: Mapping[str, Any] | None = None,
+) -> "AuditEvent":
     from audit.services import event_record
 
     return event_record(actor=actor, action=action, target=target, data=data)

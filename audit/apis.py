@@ -17,6 +17,7 @@ from audit import selectors
 from audit.events import format_time
 from audit.signing import verifier_key
 from audit.witnessing import note_with_cosignatures
+from core.actors import actor_of
 from core.api import QueryFilters, cursor_page, error_responses
 
 _TEXT = {(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR)}
@@ -29,7 +30,7 @@ def _text(body: str) -> HttpResponse:
 class AuditorApi(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        selectors.auditor_require(user=request.user)
+        selectors.auditor_require(user=actor_of(request))
 
 
 class CheckpointLatestApi(AuditorApi):

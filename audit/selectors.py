@@ -13,6 +13,7 @@ from audit.errors import AuditError
 from audit.events import EVENT_COLUMNS, event_bytes
 from audit.models import AuditEvent, AuditLeaf, AuditNode, Checkpoint
 from audit.signing import checkpoint_signer
+from core.actors import ActingUser
 from core.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, PermissionDenied
 from core.queries import narrowed
 from tlog.merkle import (
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 VIEW_AUDIT = "audit.view_auditevent"
 
 
-def auditor_require(*, user: Any) -> None:
+def auditor_require(*, user: ActingUser) -> None:
     """The audit trail is for auditors (the Auditors group) and administrators."""
     if not (user.is_superuser or user.has_perm(VIEW_AUDIT)):
         raise PermissionDenied(AuditError.NOT_AN_AUDITOR, "Only auditors and administrators read the audit trail.")

@@ -13,13 +13,13 @@ from django.db import connections, models, transaction
 from audit.context import current_request_id
 from audit.database import prepared_cursor
 from audit.models import AuditEvent
-from core.actors import Actor
+from core.actors import ActingUser, Actor
 from tlog.canonical import canonical_json
 
 SYSTEM = Actor("system:releasegate")
 
 
-def actor_of(actor: Any) -> Actor:
+def actor_of(actor: ActingUser | Actor) -> Actor:
     if isinstance(actor, Actor):
         return actor
     name = getattr(actor, "audit_actor", None)
@@ -56,7 +56,7 @@ class EventRow:
 
 
 def event_row(
-    *, actor: Any, action: str, target: models.Model | tuple[str, str], data: Mapping[str, Any] | None
+    *, actor: ActingUser | Actor, action: str, target: models.Model | tuple[str, str], data: Mapping[str, Any] | None
 ) -> EventRow:
     """The event ``event_record`` appends, for a writer that inserts it in the same statement
     as its own change (the gate, whose every answer is audited). That writer must insert it in
@@ -83,7 +83,7 @@ def event_inserted() -> None:
 
 
 def event_record(
-    *, actor: Any, action: str, target: models.Model | tuple[str, str], data: Mapping[str, Any] | None
+    *, actor: ActingUser | Actor, action: str, target: models.Model | tuple[str, str], data: Mapping[str, Any] | None
 ) -> AuditEvent:
     """Append an event in the caller's transaction: it commits or rolls back with the change."""
     row = event_row(actor=actor, action=action, target=target, data=data)

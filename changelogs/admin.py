@@ -74,7 +74,7 @@ class ChangelogAdmin(ReadOnlyAdmin):
         queryset = super().get_queryset(request).select_related("service", "created_by")
         if request.user.is_superuser or request.user.has_perm(VIEW_CHANGELOG):
             return queryset
-        return queryset.filter(pk__in=changelog_list_visible(user=request.user).values("pk"))
+        return queryset.filter(pk__in=changelog_list_visible(user=actor_of(request)).values("pk"))
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return super().has_module_permission(request) or self.has_view_permission(request)

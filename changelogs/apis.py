@@ -19,20 +19,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from changelogs import parsers, selectors, services
-from changelogs.content import ChangelogContentSerializer, content_validate, digest_validator
+from changelogs.content import ChangelogContentSerializer, digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_problem
 from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Service, Verdict
-from core.actors import actor_of
+from core.actors import ActingUser, actor_of
 from core.api import (
     NewestFirstCursorPagination,
     QueryFilters,
     StrictInput,
     cursor_page,
     error_responses,
-    reject_unknown_fields,
 )
-from core.errors import InvalidInput, PayloadTooLarge, field_error
+from core.errors import InvalidInput, PayloadTooLarge, field_error, reject_unknown_fields
 
 CONTENT_FIELDS = tuple(ChangelogContentSerializer().fields)
 
@@ -135,7 +134,7 @@ class ChangelogListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        changelogs = selectors.changelog_list(user=request.user, **filters.validated_data)
+        changelogs = selectors.changelog_list(user=actor_of(request), **filters.validated_data)
         paginator = NewestFirstCursorPagination()
         page = paginator.paginate_queryset(changelogs, request, view=self)
         return paginator.get_paginated_response(ChangelogOutput(page, many=True).data)
@@ -155,8 +154,8 @@ class ChangelogListCreateApi(APIView):
                 "kind must be 'train' or 'hotfix'.",
                 fields={"kind": [field_error(ChangelogError.INVALID_KIND, "Must be 'train' or 'hotfix'.")]},
             )
-        service = _managed_service(request.user, request.data.get("service"))
-        content = content_validate(kind=kind, content={k: v for k, v in request.data.items() if k in CONTENT_FIELDS})
+        service = _managed_service(actor_of(request), request.data.get("service"))
+        content = {k: v for k, v in request.data.items() if k in CONTENT_FIELDS}
         changelog = services.changelog_create(
             acting_user=actor_of(request), service=service, kind=kind, content=content
         )
@@ -166,7 +165,7 @@ class ChangelogListCreateApi(APIView):
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
 
-def _managed_service(user: Any, slug: Any) -> Service:
+def _managed_service(user: ActingUser, slug: Any) -> Service:
     """The service if the caller may act on it. An unknown service and one the caller may not
     act on give the same answer, so a token cannot probe which services exist."""
     # Only a slug can name a service; anything else (a NUL character, say, which PostgreSQL
@@ -184,7 +183,7 @@ class ChangelogDetailApi(APIView):
 
     @extend_schema(operation_id="changelogs_retrieve", responses={200: ChangelogOutput, **error_responses(401, 404)})
     def get(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(ChangelogOutput(changelog).data)
 
     @extend_schema(
@@ -197,11 +196,8 @@ class ChangelogDetailApi(APIView):
         ),
     )
     def patch(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
-        reject_unknown_fields(request.data, CONTENT_FIELDS)
-        merged = {**selectors.revision_content(changelog=changelog), **request.data}
-        content = content_validate(kind=changelog.kind, content=merged)
-        services.changelog_edit(acting_user=actor_of(request), changelog=changelog, content=content)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
+        services.changelog_edit(acting_user=actor_of(request), changelog=changelog, changes=request.data)
         return Response(ChangelogOutput(changelog).data)
 
 
@@ -211,7 +207,7 @@ class RevisionListApi(APIView):
         responses={200: RevisionSummaryOutput(many=True), **error_responses(401, 404)},
     )
     def get(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(RevisionSummaryOutput(selectors.revision_list(changelog=changelog), many=True).data)
 
 
@@ -221,7 +217,7 @@ class RevisionDetailApi(APIView):
         responses={200: RevisionOutput, **error_responses(401, 404)},
     )
     def get(self, request: Request, changelog_id: str, number: int) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(RevisionOutput(selectors.revision_get(changelog=changelog, number=number)).data)
 
 
@@ -335,7 +331,7 @@ class EvidenceListAddApi(APIView):
         responses={200: EvidenceOutput(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         number = filters.validated_data.get("revision")
@@ -356,7 +352,7 @@ class EvidenceListAddApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id, for_update=True)
         if _upload_too_large(request):
             raise PayloadTooLarge(
                 ChangelogError.EVIDENCE_TOO_LARGE,
@@ -388,7 +384,7 @@ class EvidenceDetailApi(APIView):
         operation_id="changelogs_evidence_retrieve", responses={200: EvidenceOutput, **error_responses(401, 404)}
     )
     def get(self, request: Request, changelog_id: str, evidence_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(EvidenceOutput(selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)).data)
 
     @extend_schema(
@@ -397,7 +393,7 @@ class EvidenceDetailApi(APIView):
         description="Take the file off the current draft revision. It stays stored, and in earlier revisions.",
     )
     def delete(self, request: Request, changelog_id: str, evidence_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id, for_update=True)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id, for_update=True)
         evidence = selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)
         services.evidence_detach(acting_user=actor_of(request), changelog=changelog, evidence=evidence)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -410,7 +406,7 @@ class EvidenceDownloadApi(APIView):
         description="The exact bytes uploaded. `Repr-Digest` carries their SHA-256; they are checked before sending.",
     )
     def get(self, request: Request, changelog_id: str, evidence_id: str) -> HttpResponse:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         evidence = selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)
         data = services.evidence_bytes(evidence=evidence)
         # Bytes a pipeline uploaded are never rendered by a browser as this site's page: an HTML
@@ -445,7 +441,7 @@ class ReadinessApi(APIView):
         description="What is still missing or failing in the current revision's evidence, by the policy in force.",
     )
     def get(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         return Response(ReadinessOutput(selectors.readiness_of(changelog=changelog).to_json()).data)
 
 

@@ -1,54 +1,36 @@
-"""What a changelog says, how it is validated, and the hash that approvals sign.
+"""What a changelog says, as the API's schema describes and renders it, and the hash that
+approvals sign.
 
-The content is validated as a whole every time it changes (a draft edit merges the edit into
-the current content first), so a stored revision is always complete and consistent.
+The content is checked as a whole every time it changes (a draft edit merges the edit into the
+current content first), so a stored revision is always complete and consistent. The checking is
+``changelogs.content_rules`` (no REST framework: the services run it); the serializers here say
+the same for the OpenAPI schema and the responses, and tests/changelogs/test_content_rules.py
+holds the two equal.
 """
 
-import json
-from enum import StrEnum
-from typing import Any
-
-from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from changelogs.models import DIGEST_PATTERN, ChangelogKind, RiskTier
+from changelogs.content_rules import (
+    EMERGENCY_CATEGORIES,
+    ContentError,
+    content_validate,
+    digest_validator,
+    evidence_hash_validator,
+    source_revision_validator,
+)
+from changelogs.models import RiskTier
 from changelogs.signed import CONTENT_FORMAT, content_hash
 from core.api import StrictInput
 
-__all__ = ["CONTENT_FORMAT", "content_hash", "content_validate"]  # the hash lives in changelogs.signed
-
-
-class ContentError(StrEnum):
-    INVALID_DIGEST = "invalid_digest"
-    INVALID_SOURCE_REVISION = "invalid_source_revision"
-    DEPLOY_STEPS_MISSING = "deploy_steps_missing"
-    DATA_CHANGES_UNDECLARED = "data_changes_undeclared"
-    DATA_CHANGES_CONTRADICTORY = "data_changes_contradictory"
-    HOTFIX_DETAILS_MISSING = "hotfix_details_missing"
-    HOTFIX_DETAILS_NOT_ALLOWED = "hotfix_details_not_allowed"
-    WINDOW_ENDS_BEFORE_START = "window_ends_before_start"
-    SECURITY_IMPACT_UNDESCRIBED = "security_impact_undescribed"
-    INVALID_EVIDENCE_HASH = "invalid_evidence_hash"
-    BUNDLES_NOT_ALLOWED = "bundles_not_allowed"
-
-
-digest_validator = RegexValidator(
-    DIGEST_PATTERN,
-    "A digest is 'sha256:' followed by 64 lowercase hex digits.",
-    code=ContentError.INVALID_DIGEST,
-)
-source_revision_validator = RegexValidator(
-    r"^[0-9a-f]{7,64}$",
-    "A source revision is a commit id: 7 to 64 lowercase hex digits.",
-    code=ContentError.INVALID_SOURCE_REVISION,
-)
-
-
-evidence_hash_validator = RegexValidator(
-    r"^[0-9a-f]{64}$",
-    "An evidence file is named by its SHA-256: 64 lowercase hex digits.",
-    code=ContentError.INVALID_EVIDENCE_HASH,
-)
+# The hash lives in changelogs.signed, the rules in changelogs.content_rules.
+__all__ = [
+    "CONTENT_FORMAT",
+    "EMERGENCY_CATEGORIES",
+    "ContentError",
+    "content_hash",
+    "content_validate",
+    "digest_validator",
+]
 
 
 class LinkSerializer(StrictInput):
@@ -103,35 +85,10 @@ class PlannedWindowSerializer(StrictInput):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["end"] <= attrs["start"]:
-            raise serializers.ValidationError(
-                {"end": ["The window must end after it starts."]}, code=ContentError.WINDOW_ENDS_BEFORE_START
-            )
-        return attrs
-
 
 class SecurityImpactSerializer(StrictInput):
     declared = serializers.BooleanField(help_text="Whether the change affects security (needs a security sign-off).")
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["declared"] and not attrs["description"].strip():
-            raise serializers.ValidationError(
-                {"description": ["Describe the security impact."]}, code=ContentError.SECURITY_IMPACT_UNDESCRIBED
-            )
-        return attrs
-
-
-# Why a change could not wait for the normal approvals (PR-08): counted and sampled by category.
-EMERGENCY_CATEGORIES = {
-    "service_outage": "A production service is down or degraded for customers",
-    "security_incident": "An exploited or actively threatened vulnerability",
-    "data_integrity": "Data is being corrupted or lost",
-    "regulatory_deadline": "A legal or regulatory obligation falls due before a normal change could",
-    "financial_loss": "Money is being lost or misdirected (failed or duplicated payments)",
-    "third_party": "A supplier's failure or forced change (certificate, API, provider outage)",
-}
 
 
 class HotfixSerializer(StrictInput):
@@ -144,6 +101,9 @@ class HotfixSerializer(StrictInput):
     emergency_reason = serializers.CharField(max_length=5000)
 
 
+# Its fields check what changelogs.content_rules checks field by field; the rules over a whole
+# object (the window's order, a described security impact, what a hotfix or a train carries)
+# live there alone. (The docstring is the schema's description of the content.)
 class ChangelogContentSerializer(StrictInput):
     """The full content of a changelog revision (PRODUCT.md section 2)."""
 
@@ -178,47 +138,3 @@ class ChangelogContentSerializer(StrictInput):
         max_length=200,
         help_text="Usernames or e-mail addresses of the commit authors; none of them may approve.",
     )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, list[serializers.ErrorDetail]] = {}
-
-        def add(field: str, code: ContentError, message: str) -> None:
-            errors.setdefault(field, []).append(serializers.ErrorDetail(message, code=code))
-
-        if not attrs["deploy_steps"]:
-            add("deploy_steps", ContentError.DEPLOY_STEPS_MISSING, "List at least one deploy step.")
-        if attrs["data_changes"] and attrs["no_data_changes"]:
-            add(
-                "no_data_changes",
-                ContentError.DATA_CHANGES_CONTRADICTORY,
-                "Data changes are listed, so 'no_data_changes' cannot be true.",
-            )
-        if not attrs["data_changes"] and not attrs["no_data_changes"]:
-            add(
-                "data_changes",
-                ContentError.DATA_CHANGES_UNDECLARED,
-                "List the data changes, or declare none with 'no_data_changes': true.",
-            )
-        kind = self.context["kind"]
-        if kind == ChangelogKind.HOTFIX and not attrs.get("hotfix"):
-            add(
-                "hotfix",
-                ContentError.HOTFIX_DETAILS_MISSING,
-                "A hotfix needs an incident reference and an emergency reason.",
-            )
-        if kind == ChangelogKind.HOTFIX and attrs.get("bundles"):
-            add("bundles", ContentError.BUNDLES_NOT_ALLOWED, "Only a train bundles changes.")
-        if kind == ChangelogKind.TRAIN and attrs.get("hotfix"):
-            add("hotfix", ContentError.HOTFIX_DETAILS_NOT_ALLOWED, "Only hotfixes carry hotfix details.")
-        if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
-
-
-def content_validate(*, kind: str, content: Any) -> dict[str, Any]:
-    """Validate a whole content document and return its normal form (JSON-safe: datetimes as
-    ISO 8601 strings). Raises the REST framework's ValidationError with field codes."""
-    serializer = ChangelogContentSerializer(data=content, context={"kind": kind})
-    serializer.is_valid(raise_exception=True)
-    normal: dict[str, Any] = json.loads(json.dumps(serializer.data))
-    return normal

@@ -29,6 +29,7 @@ from changelogs.policy import (
     evidence_brief,
     readiness_findings,
 )
+from core.actors import ActingUser
 from core.errors import NotFound, PermissionDenied
 from core.queries import narrowed
 
@@ -36,19 +37,19 @@ MANAGE_CHANGELOGS = "changelogs.manage_changelogs"
 VIEW_CHANGELOG = "changelogs.view_changelog"
 
 
-def service_list_managed(*, user: Any) -> QuerySet[Service]:
+def service_list_managed(*, user: ActingUser) -> QuerySet[Service]:
     """Services the user may act on as a pipeline or requester."""
     return get_objects_for_user(user, MANAGE_CHANGELOGS, klass=Service, accept_global_perms=True)
 
 
-def service_may_manage(*, user: Any, service: Service) -> bool:
+def service_may_manage(*, user: ActingUser, service: Service) -> bool:
     return bool(user.has_perm(MANAGE_CHANGELOGS, service) or user.has_perm(MANAGE_CHANGELOGS))
 
 
 SIGNING_AUTHORITIES = ("changelogs.sign_off", "changelogs.security_sign_off", "changelogs.data_sign_off")
 
 
-def changelog_list_visible(*, user: Any) -> QuerySet[Changelog]:
+def changelog_list_visible(*, user: ActingUser) -> QuerySet[Changelog]:
     """Everything for auditors and admins (global view permission); otherwise the changelogs
     of the services the user manages and of the domains where the user holds a signing
     authority."""
@@ -61,7 +62,7 @@ def changelog_list_visible(*, user: Any) -> QuerySet[Changelog]:
     return changelogs.filter(Q(service__in=service_list_managed(user=user)) | Q(service__domain__in=signing_domains))
 
 
-def domain_list_with_authority(*, user: Any) -> QuerySet[Domain]:
+def domain_list_with_authority(*, user: ActingUser) -> QuerySet[Domain]:
     """Domains where the user holds a signing authority, granted explicitly to them or their
     group (being a superuser is not a signing authority)."""
     return get_objects_for_user(
@@ -71,7 +72,7 @@ def domain_list_with_authority(*, user: Any) -> QuerySet[Domain]:
 
 def changelog_list(
     *,
-    user: Any,
+    user: ActingUser,
     service: str | None = None,
     domain: str | None = None,
     kind: str | None = None,
@@ -91,7 +92,7 @@ def changelog_list(
     return changelogs.order_by("-created_at", "id")
 
 
-def changelog_get(*, user: Any, changelog_id: UUID | str, for_update: bool = False) -> Changelog:
+def changelog_get(*, user: ActingUser, changelog_id: UUID | str, for_update: bool = False) -> Changelog:
     """The changelog if the user may see it, else NotFound (never telling whether it exists).
     With ``for_update`` the user must also manage its service (else PermissionDenied), and the
     row is locked for the rest of the transaction."""

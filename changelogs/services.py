@@ -2,6 +2,7 @@
 records its audit event in that same transaction."""
 
 import mimetypes
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs import parsers
 from changelogs.audit_actions import ChangelogAction
+from changelogs.content_rules import CONTENT_FIELDS, content_validate
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_clean, file_name_problem
 from changelogs.lifecycle import CLOSED, may_change
@@ -32,11 +34,25 @@ from changelogs.models import (
     Service,
 )
 from changelogs.policy import PolicyError, PolicyRules, environments_required
-from changelogs.selectors import changelog_lock_in_place, policy_for, readiness_of, revision_current
+from changelogs.selectors import (
+    changelog_lock_in_place,
+    policy_for,
+    readiness_of,
+    revision_current,
+    service_may_manage,
+)
 from changelogs.signed import content_hash
 from changelogs.storage import EvidenceCorrupted, blob_put, blob_read
 from core.actors import ActingUser, Actor
-from core.errors import Conflict, IntegrityFailure, InvalidInput, PayloadTooLarge, field_error
+from core.errors import (
+    Conflict,
+    IntegrityFailure,
+    InvalidInput,
+    PayloadTooLarge,
+    PermissionDenied,
+    field_error,
+    reject_unknown_fields,
+)
 
 
 def _revision_fields(content: dict[str, Any]) -> dict[str, Any]:
@@ -54,9 +70,11 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 @transaction.atomic
 def changelog_create(
-    *, acting_user: ActingUser, service: Service, kind: str, content: dict[str, Any], now: datetime | None = None
+    *, acting_user: ActingUser, service: Service, kind: str, content: Mapping[str, Any], now: datetime | None = None
 ) -> Changelog:
-    """A new changelog with its first revision as a draft. ``content`` is already validated."""
+    """A new changelog with its first revision as a draft. ``content`` is checked here as a whole
+    (400 ``invalid_input`` naming each field found wrong) and stored in its normal form."""
+    content = content_validate(kind=kind, content=content)
     now = now or timezone.now()
     changelog = Changelog.objects.create(
         service=service,
@@ -87,20 +105,27 @@ def changelog_create(
 
 @transaction.atomic
 def changelog_edit(
-    *, acting_user: ActingUser, changelog: Changelog, content: dict[str, Any], now: datetime | None = None
+    *, acting_user: ActingUser, changelog: Changelog, changes: Mapping[str, Any], now: datetime | None = None
 ) -> ChangelogRevision:
-    """Replace the content. A draft is edited in place; a submitted (or decided) changelog
-    gets a new draft revision and its earlier revision is superseded, so approvals of the
-    earlier content no longer count. ``changelog`` must be locked by the caller's selector."""
+    """Replace the top-level content fields in ``changes``. Under the changelog's lock, taken
+    here, the acting user must manage its service (403 ``changelog_read_only``), ``changes``
+    may name only content fields, and the current content with them is checked as a whole
+    (400); then a draft is edited in place, while a submitted (or decided) changelog gets a new
+    draft revision and its earlier revision is superseded, so approvals of the earlier content
+    no longer count."""
     changelog_lock_in_place(changelog=changelog)
+    if not service_may_manage(user=acting_user, service=changelog.service):
+        raise PermissionDenied(ChangelogError.CHANGELOG_READ_ONLY, "You may read this changelog but not change it.")
+    reject_unknown_fields(changes, CONTENT_FIELDS)
+    revision = revision_current(changelog=changelog)
+    content = content_validate(kind=changelog.kind, content={**revision.content, **changes})
     now = now or timezone.now()
     if changelog.status in CLOSED:
         raise Conflict(
             ChangelogError.CHANGELOG_CLOSED,
             f"The changelog is {changelog.status}; a new deployment needs a new changelog.",
         )
-    revision = revision_current(changelog=changelog)
-    changes = _changes(revision.content, content)
+    changed = _changes(revision.content, content)
     if revision.status == RevisionStatus.DRAFT:
         revision.content = content
         for field, value in _revision_fields(content).items():
@@ -129,7 +154,7 @@ def changelog_edit(
         actor=acting_user,
         action=action,
         target=changelog,
-        data={"revision": revision.number, "changes": changes},
+        data={"revision": revision.number, "changes": changed},
     )
     changelog_status_change(
         acting_user=acting_user, changelog=changelog, status=ChangelogStatus.DRAFT, cause=action, now=now

@@ -1,6 +1,6 @@
 """Small pieces every API module shares: the error schema for OpenAPI, and input helpers."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.pagination import CursorPagination
 
-from core.errors import CommonError, InvalidInput, field_error
+from core.errors import UNKNOWN_FIELD
 
 ErrorSerializer = inline_serializer(
     name="Error",
@@ -40,22 +40,6 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         429: "Too many failed attempts; `Retry-After` says when to try again.",
     }
     return {status: OpenApiResponse(ErrorSerializer, description=descriptions[status]) for status in statuses}
-
-
-def reject_unknown_fields(data: Any, allowed: Iterable[str]) -> None:
-    """Typos in a pipeline's JSON should fail loudly instead of being ignored."""
-    if not isinstance(data, Mapping):
-        raise InvalidInput(CommonError.INVALID_INPUT, "The request body must be a JSON object.")
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise InvalidInput(
-            CommonError.INVALID_INPUT,
-            f"Unknown field(s): {', '.join(unknown)}.",
-            fields={name: [field_error(UNKNOWN_FIELD, "This field is not known.")] for name in unknown},
-        )
-
-
-UNKNOWN_FIELD = "unknown_field"
 
 
 class StrictInput(serializers.Serializer[Any]):

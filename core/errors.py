@@ -6,7 +6,7 @@ module imports neither Django nor REST framework: services raise these without d
 the web layer, and the REST framework adapter (``releasegate.errors``) renders them.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from enum import StrEnum
 from http import HTTPStatus
@@ -115,3 +115,20 @@ def field_error(code: StrEnum | str, message: str) -> dict[str, str]:
 def error_body(code: str, message: str, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
     # A plain str, not the StrEnum member: every renderer (the schema's YAML one too) can write it.
     return {"code": str(code), "message": message, "fields": dict(fields or {})}
+
+
+UNKNOWN_FIELD = "unknown_field"
+
+
+def reject_unknown_fields(data: Any, allowed: Iterable[str]) -> None:
+    """Typos in a pipeline's JSON should fail loudly instead of being ignored. Here, beside the
+    errors, so that services can refuse what their callers did not filter."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput(CommonError.INVALID_INPUT, "The request body must be a JSON object.")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise InvalidInput(
+            CommonError.INVALID_INPUT,
+            f"Unknown field(s): {', '.join(unknown)}.",
+            fields={name: [field_error(UNKNOWN_FIELD, "This field is not known.")] for name in unknown},
+        )

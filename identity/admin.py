@@ -54,7 +54,7 @@ class PasskeyAdmin(ReadOnlyAdmin):
 
     def factor_view(self, request: HttpRequest) -> HttpResponse:
         """Prove a second factor for this session; enrol TOTP when there is none."""
-        user: Any = request.user
+        user = actor_of(request)
         enrolled = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
         form = CodeForm(request.POST if request.method == "POST" and "token" in request.POST else None)
         confirm = ConfirmForm(request.POST if request.method == "POST" and "passkey" in request.POST else None)
@@ -62,7 +62,7 @@ class PasskeyAdmin(ReadOnlyAdmin):
             try:
                 if enrolled:
                     services.second_factor_verify_totp(
-                        request=request, user=request.user, token=form.cleaned_data["token"]
+                        request=request, user=actor_of(request), token=form.cleaned_data["token"]
                     )
                 else:
                     services.totp_confirm(
@@ -70,7 +70,7 @@ class PasskeyAdmin(ReadOnlyAdmin):
                     )
             except ApplicationError as error:
                 services.second_factor_failure_record(
-                    user=request.user, method="totp", code=error.code, message=error.message
+                    user=actor_of(request), method="totp", code=error.code, message=error.message
                 )
                 form.add_error(None, error.message)
             else:

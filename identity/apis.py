@@ -69,7 +69,7 @@ def _factors(request: Request) -> dict[str, Any]:
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     found = second_factor_of(request._request)
-    user: Any = request.user
+    user = actor_of(request)
     return {
         "passkeys": PasskeyOutput(Passkey.objects.filter(user=user).select_related("user"), many=True).data,
         "totp": TOTPDevice.objects.filter(user=user, confirmed=True).exists(),
@@ -95,7 +95,7 @@ class PasskeyOptionsApi(APIView):
         description="Registration options for a new passkey (the challenge is kept in your session).",
     )
     def post(self, request: Request) -> Response:
-        options = services.passkey_registration_options(request=request._request, user=request.user)
+        options = services.passkey_registration_options(request=request._request, user=actor_of(request))
         return Response({"publicKey": json.loads(options)})
 
 
@@ -172,7 +172,7 @@ class VerifyOptionsApi(APIView):
         description="Options for verifying a passkey as this session's second factor.",
     )
     def post(self, request: Request) -> Response:
-        options = services.passkey_authentication_options(request=request._request, user=request.user)
+        options = services.passkey_authentication_options(request=request._request, user=actor_of(request))
         return Response({"publicKey": json.loads(options)})
 
 
@@ -200,15 +200,15 @@ class VerifyApi(APIView):
         try:
             if values["method"] == "totp":
                 services.second_factor_verify_totp(
-                    request=request._request, user=request.user, token=values.get("token", "")
+                    request=request._request, user=actor_of(request), token=values.get("token", "")
                 )
             else:
                 services.second_factor_verify_passkey(
-                    request=request._request, user=request.user, credential=values.get("credential") or {}
+                    request=request._request, user=actor_of(request), credential=values.get("credential") or {}
                 )
         except ApplicationError as error:
             services.second_factor_failure_record(
-                user=request.user, method=values["method"], code=error.code, message=error.message
+                user=actor_of(request), method=values["method"], code=error.code, message=error.message
             )
             raise
         return Response(_factors(request))

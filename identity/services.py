@@ -55,12 +55,12 @@ def passkeys_configured() -> bool:
     return bool(settings.WEBAUTHN_RP_ID and settings.WEBAUTHN_ORIGINS)
 
 
-def signs_with_passkey(user: Any) -> bool:
+def signs_with_passkey(user: ActingUser) -> bool:
     """The user holds a confirmed passkey here: the admin's decision page signs with it."""
     return passkeys_configured() and Passkey.objects.filter(user=user, status=PasskeyStatus.ACTIVE).exists()
 
 
-def _require_person(user: Any) -> None:
+def _require_person(user: ActingUser) -> None:
     if not getattr(user, "is_authenticated", False) or getattr(user, "is_service_account", False):
         raise PermissionDenied(FactorError.MFA_REQUIRED, "Second factors are for people signed in with a session.")
 
@@ -68,7 +68,7 @@ def _require_person(user: Any) -> None:
 # --- Passkeys -------------------------------------------------------------------------------
 
 
-def passkey_registration_options(*, request: HttpRequest, user: Any) -> str:
+def passkey_registration_options(*, request: HttpRequest, user: ActingUser) -> str:
     """The options for navigator.credentials.create(), as JSON; the challenge waits in the
     session for ``passkey_register``."""
     _require_person(user)
@@ -153,7 +153,7 @@ def passkey_register(
     return passkey
 
 
-def _require_administrator(user: Any) -> None:
+def _require_administrator(user: ActingUser) -> None:
     if not (getattr(user, "is_active", False) and user.has_perm("identity.change_passkey")):
         raise PermissionDenied(FactorError.NOT_AN_ADMINISTRATOR, "Only administrators confirm passkeys.")
 
@@ -179,7 +179,7 @@ def passkey_confirm(*, acting_user: ActingUser, passkey: Passkey) -> Passkey:
     return passkey
 
 
-def passkey_authentication_options(*, request: HttpRequest, user: Any, challenge: bytes | None = None) -> str:
+def passkey_authentication_options(*, request: HttpRequest, user: ActingUser, challenge: bytes | None = None) -> str:
     """Options for navigator.credentials.get() over the user's passkeys, as JSON. Without a
     ``challenge`` a random one for verifying a second factor, kept in the session; with one
     (an approval's, identity.challenge) nothing is kept: the decision re-derives it."""
@@ -212,7 +212,7 @@ class VerifiedAssertion:
 
 
 def assertion_verify(
-    *, user: Any, credential: dict[str, Any], challenge: bytes, require_confirmed: bool
+    *, user: ActingUser, credential: dict[str, Any], challenge: bytes, require_confirmed: bool
 ) -> VerifiedAssertion:
     """Check a WebAuthn assertion by one of the user's passkeys over ``challenge`` (origin, RP
     id, user verification, signature, sign count) and move the passkey's counter on. Raises
@@ -261,7 +261,7 @@ def assertion_verify(
 
 
 @transaction.atomic
-def second_factor_verify_passkey(*, request: HttpRequest, user: Any, credential: dict[str, Any]) -> Passkey:
+def second_factor_verify_passkey(*, request: HttpRequest, user: ActingUser, credential: dict[str, Any]) -> Passkey:
     _require_person(user)
     challenge = _challenge_from_session(request, AUTHENTICATION_KEY)
     verified = assertion_verify(user=user, credential=credential, challenge=challenge, require_confirmed=False)
@@ -306,7 +306,7 @@ def totp_confirm(*, request: HttpRequest, acting_user: ActingUser, token: str) -
 
 
 @transaction.atomic
-def second_factor_verify_totp(*, request: HttpRequest, user: Any, token: str) -> None:
+def second_factor_verify_totp(*, request: HttpRequest, user: ActingUser, token: str) -> None:
     """A code from one of the user's confirmed TOTP devices (django-otp refuses a code used
     before and slows repeated failures)."""
     _require_person(user)
@@ -327,7 +327,7 @@ def second_factor_verify_totp(*, request: HttpRequest, user: Any, token: str) ->
 
 
 @transaction.atomic
-def second_factor_failure_record(*, user: Any, method: str, code: str, message: str) -> None:
+def second_factor_failure_record(*, user: ActingUser, method: str, code: str, message: str) -> None:
     """A refused verification, in a transaction of its own after the refused one rolled back."""
     audit.record(
         actor=user,

@@ -18,6 +18,7 @@ from django.utils import timezone
 import audit
 from audit.admin import ReadOnlyAdmin, ReadOnlyInline
 from changelogs.models import Domain
+from core.actors import actor_of
 from incidents.models import (
     DoraReport,
     DoraThresholdVersion,
@@ -45,7 +46,7 @@ class AuditedDataAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         with transaction.atomic():
             super().save_model(request, obj, form, change)
             audit.record(
-                actor=request.user,
+                actor=actor_of(request),
                 action=f"{obj._meta.model_name}:{'changed' if change else 'added'}",
                 target=obj,
                 data={k: v for k, v in model_to_dict(obj).items() if k != "id"},
@@ -54,7 +55,7 @@ class AuditedDataAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         with transaction.atomic():
             audit.record(
-                actor=request.user, action=f"{obj._meta.model_name}:deleted", target=obj, data={"was": str(obj)}
+                actor=actor_of(request), action=f"{obj._meta.model_name}:deleted", target=obj, data={"was": str(obj)}
             )
             super().delete_model(request, obj)
 

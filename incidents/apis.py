@@ -218,7 +218,7 @@ class IncidentListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=query_of(request))
         filters.is_valid(raise_exception=True)
-        incidents = selectors.incident_list_visible(user=request.user)
+        incidents = selectors.incident_list_visible(user=actor_of(request))
         if "status" in filters.validated_data:
             incidents = incidents.filter(status=filters.validated_data["status"])
         if "service" in filters.validated_data:
@@ -251,7 +251,7 @@ class IncidentDetailApi(APIView):
 
     @extend_schema(operation_id="incidents_get", responses={200: IncidentOutput, **error_responses(401, 404)})
     def get(self, request: Request, incident_id: str) -> Response:
-        return Response(_incident(selectors.incident_get(user=request.user, incident_id=incident_id)))
+        return Response(_incident(selectors.incident_get(user=actor_of(request), incident_id=incident_id)))
 
     @extend_schema(
         operation_id="incidents_update",
@@ -259,7 +259,7 @@ class IncidentDetailApi(APIView):
         responses={200: IncidentOutput, **error_responses(400, 401, 403, 404)},
     )
     def patch(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         given = IncidentUpdateInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         values = dict(given.validated_data)
@@ -288,7 +288,7 @@ class IncidentStatusApi(APIView):
         "severity medium or above opens its postmortem, due in POSTMORTEM_DUE_DAYS.",
     )
     def post(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         given = StatusInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.incident_status_change(acting_user=actor_of(request), incident=incident, **given.validated_data)
@@ -315,7 +315,7 @@ class SuspectListApi(APIView):
         "INCIDENT_SUSPECT_WINDOW_HOURS before it started, with the verdict given on each.",
     )
     def get(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         return Response(SuspectOutput(selectors.suspect_list(incident=incident), many=True).data)
 
 
@@ -333,7 +333,7 @@ class SuspectDecideApi(APIView):
         "`not_related`, with a reason.",
     )
     def post(self, request: Request, incident_id: str, deployment_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         given = VerdictInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.suspect_decide(
@@ -370,7 +370,7 @@ class DoraClassifyApi(APIView):
         "result with the thresholds in force; a major incident gets its reporting clock.",
     )
     def post(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         given = CriteriaInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.dora_classify(
@@ -394,7 +394,7 @@ class DoraReportSentApi(APIView):
     def post(self, request: Request, incident_id: str, kind: str) -> Response:
         if kind not in dora.ReportKind.__members__.values():
             raise NotFound("not_found", "No such report kind.")
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         given = ReportSentInput(data=body_of(request))
         given.is_valid(raise_exception=True)
         services.dora_report_sent(acting_user=actor_of(request), incident=incident, kind=kind, **given.validated_data)
@@ -458,7 +458,7 @@ class PostmortemApi(APIView):
         operation_id="incidents_postmortem_get", responses={200: PostmortemOutput, **error_responses(401, 404)}
     )
     def get(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         return Response(PostmortemOutput(_postmortem(incident)).data)
 
     @extend_schema(
@@ -469,7 +469,7 @@ class PostmortemApi(APIView):
         "its chronology is prefilled from the incident's timeline.",
     )
     def post(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         postmortem = services.postmortem_start(acting_user=actor_of(request), incident=incident)
         return Response(PostmortemOutput(postmortem).data, status=status.HTTP_201_CREATED)
 
@@ -480,7 +480,7 @@ class PostmortemApi(APIView):
         description="Edit the postmortem; `complete: true` completes it (impact, root cause and tags needed).",
     )
     def patch(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         postmortem = _postmortem(incident)
         given = PostmortemInput(data=body_of(request))
         given.is_valid(raise_exception=True)
@@ -513,7 +513,7 @@ class ActionListApi(APIView):
         description="A short- or long-term fix: owner, due date, the bank's backlog ticket.",
     )
     def post(self, request: Request, incident_id: str) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         postmortem = _postmortem(incident)
         given = ActionInput(data=body_of(request))
         given.is_valid(raise_exception=True)
@@ -538,7 +538,7 @@ class ActionDetailApi(APIView):
         responses={200: PostmortemOutput, **error_responses(400, 401, 404)},
     )
     def patch(self, request: Request, incident_id: str, action_id: int) -> Response:
-        incident = selectors.incident_get(user=request.user, incident_id=incident_id)
+        incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         postmortem = _postmortem(incident)
         action = PostmortemAction.objects.filter(postmortem=postmortem, pk=action_id).first()
         if action is None:
@@ -655,7 +655,7 @@ class ReviewApi(APIView):
         day = given.validated_data.get("week") or timezone.now().date()
         monday = day - timedelta(days=day.weekday())
         start = datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
-        visible = set(selectors.incident_list_visible(user=request.user).values_list("pk", flat=True))
+        visible = set(selectors.incident_list_visible(user=actor_of(request)).values_list("pk", flat=True))
         rows = [row for row in selectors.weekly_review(week_start=start) if row["incident"].pk in visible]
         return Response(ReviewItemOutput(rows, many=True).data)
 
@@ -676,7 +676,7 @@ class OverdueApi(APIView):
     )
     def get(self, request: Request) -> Response:
         now = timezone.now()
-        visible = selectors.incident_list_visible(user=request.user)
+        visible = selectors.incident_list_visible(user=actor_of(request))
         body = {
             "postmortems": [
                 {"incident": p.incident.reference, "due_at": p.due_at}
@@ -719,6 +719,6 @@ class ChangelogIncidentsApi(APIView):
     def get(self, request: Request, changelog_id: str) -> Response:
         from changelogs import selectors as changelog_selectors
 
-        changelog = changelog_selectors.changelog_get(user=request.user, changelog_id=changelog_id)
+        changelog = changelog_selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         linked = selectors.incidents_of_changelog(changelog=changelog)
         return Response(ChangelogIncidentsOutput({k: [i.reference for i in v] for k, v in linked.items()}).data)

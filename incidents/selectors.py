@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 
 from changelogs.models import Changelog, Domain, Service
 from changelogs.selectors import domain_list_with_authority, service_list_managed
+from core.actors import ActingUser
 from core.errors import NotFound
 from incidents import dora
 from incidents.models import (
@@ -44,7 +45,7 @@ def deployment_model() -> Any:
     return apps.get_model("releasegate", "Deployment")
 
 
-def incident_list_visible(*, user: Any) -> QuerySet[Incident]:
+def incident_list_visible(*, user: ActingUser) -> QuerySet[Incident]:
     """Everything for auditors, admins and those who classify incidents under DORA; otherwise
     the incidents of services the user manages and of domains where the user holds a signing
     authority."""
@@ -56,7 +57,7 @@ def incident_list_visible(*, user: Any) -> QuerySet[Incident]:
     ).distinct()
 
 
-def incident_get(*, user: Any, incident_id: UUID | str) -> Incident:
+def incident_get(*, user: ActingUser, incident_id: UUID | str) -> Incident:
     found = incident_list_visible(user=user).filter(pk=incident_id).values_list("pk", flat=True).first()
     if found is None:
         raise NotFound("not_found", "No such incident.")

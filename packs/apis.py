@@ -70,7 +70,7 @@ class PackJobOutput(serializers.Serializer[Any]):
 class AuditorApi(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        auditor_require(user=request.user)
+        auditor_require(user=actor_of(request))
 
 
 class PackListRequestApi(AuditorApi):

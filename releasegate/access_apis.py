@@ -48,7 +48,7 @@ class DeploymentRightsApi(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        auditor_require(user=request.user)
+        auditor_require(user=actor_of(request))
         return Response(DeploymentRightsOutput(deployment_rights()).data)
 
 
@@ -108,7 +108,7 @@ class AccessReportApi(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        auditor_require(user=request.user)
+        auditor_require(user=actor_of(request))
         report = access_review.full_report()
         access_review.report_downloaded_record(acting_user=actor_of(request), kind="api", report=report)
         return Response(AccessReportOutput(report).data)
@@ -138,7 +138,7 @@ def _review_shown(request: Request, review: AccessReview) -> dict[str, Any]:
         "opened_at": review.opened_at,
         "deadline": review.deadline,
         "status": review.status,
-        "items": access_review.review_items_for(user=request.user, review=review),
+        "items": access_review.review_items_for(user=actor_of(request), review=review),
     }
 
 

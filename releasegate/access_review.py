@@ -67,7 +67,7 @@ class AuthorityRow:
 COLUMNS = list(AuthorityRow.__dataclass_fields__)
 
 
-def _name(user: Any) -> str:
+def _name(user: ActingUser | None) -> str:
     return user.username if user is not None else ""
 
 
@@ -406,7 +406,7 @@ def review_open(*, acting_user: ActingUser | Actor = SYSTEM, now: datetime | Non
     return review
 
 
-def may_reconfirm(user: Any, grant: AuthorityGrant) -> bool:
+def may_reconfirm(user: ActingUser, grant: AuthorityGrant) -> bool:
     """A domain's owners re-confirm its authorities: an administrator, or a signing authority
     of the domain; never the grantee (or a member of the grantee group)."""
     if not (getattr(user, "is_active", False) and not user.is_service_account):
@@ -424,7 +424,7 @@ class ReviewItemView:
     domains: list[str]
 
 
-def review_items_for(*, user: Any, review: AccessReview) -> list[ReviewItemView]:
+def review_items_for(*, user: ActingUser, review: AccessReview) -> list[ReviewItemView]:
     """The review's items this user sees, with the domains each gives authority in: every item
     for auditors and administrators, the items they may re-confirm for a domain's owners."""
     sees_all = user.is_superuser or user.has_perm("audit.view_auditevent")

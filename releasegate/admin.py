@@ -334,7 +334,7 @@ class AccessReviewAdmin(ReadOnlyAdmin):
             "title": "Access review",
             "report": access_review.full_report(),
             "review": review,
-            "items": access_review.review_items_for(user=request.user, review=review) if review else [],
+            "items": access_review.review_items_for(user=actor_of(request), review=review) if review else [],
             "may_open": request.user.has_perm("approvals.change_authoritygrant"),
         }
         return TemplateResponse(request, "releasegate/access_review.html", context)

@@ -13,6 +13,7 @@ from approvals.models import Retrospective, RetrospectiveStatus
 from approvals.selectors import queue_for
 from changelogs.models import Changelog, ChangelogStatus, Service
 from changelogs.selectors import VIEW_CHANGELOG, domain_list_with_authority, service_list_managed
+from core.actors import ActingUser
 from releasegate.models import Deployment, GateDecision
 
 LISTED = 10  # of each kind of item; the admin lists the rest
@@ -33,7 +34,7 @@ class Waiting:
         return any((self.to_sign, self.in_progress, self.retrospectives, self.unauthorised, self.decisions))
 
 
-def _services_seen(user: Any) -> QuerySet[Service] | None:
+def _services_seen(user: ActingUser) -> QuerySet[Service] | None:
     """The services whose deployments and decisions the user may see; None for all of them
     (auditors and administrators)."""
     if user.is_superuser or user.has_perm(VIEW_CHANGELOG):
@@ -43,7 +44,7 @@ def _services_seen(user: Any) -> QuerySet[Service] | None:
     return Service.objects.filter(pk__in=managed) | Service.objects.filter(domain__in=signing)
 
 
-def waiting_for(*, user: Any) -> Waiting:
+def waiting_for(*, user: ActingUser) -> Waiting:
     services = _services_seen(user)
 
     def seen(queryset: QuerySet[Any], service_field: str) -> QuerySet[Any]:

@@ -2,7 +2,6 @@
 organisation's document-signing key, like evidence packs: releasegate.documents)."""
 
 import hashlib
-from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -13,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 import audit
+from core.actors import ActingUser, actor_of
 from core.api import error_responses
 from core.errors import PermissionDenied
 from incidents.apis import PeriodInput, figures_of, query_of
@@ -22,7 +22,7 @@ from incidents.report import render_learning_report
 from releasegate.documents import sign_document
 
 
-def _require_reader(user: Any) -> None:
+def _require_reader(user: ActingUser) -> None:
     if getattr(user, "is_service_account", False) or not (
         user.is_superuser or user.has_perm("incidents.view_incident") or user.has_perm("incidents.classify_incident")
     ):
@@ -44,7 +44,7 @@ class LearningReportApi(APIView):
         "PDF signed with the organisation's key. Its SHA-256 is in the audit trail.",
     )
     def get(self, request: Request) -> HttpResponse:
-        _require_reader(request.user)
+        _require_reader(actor_of(request))
         given = PeriodInput(data=query_of(request))
         given.is_valid(raise_exception=True)
         figures = figures_of(dict(given.validated_data))
@@ -56,7 +56,7 @@ class LearningReportApi(APIView):
         signed = sign_document(pdf, "Release Gate learning report")
         digest = hashlib.sha256(signed).hexdigest()
         audit.record(
-            actor=request.user,
+            actor=actor_of(request),
             action=IncidentAction.LEARNING_REPORT,
             target=("incidents.report", f"{figures['start']:%Y-%m-%d}..{figures['end']:%Y-%m-%d}"),
             data={"service": figures["service"], "domain": figures["domain"], "sha256": digest},

@@ -42,7 +42,7 @@ class SmokeError(StrEnum):
     SMOKE_TOO_LARGE = "smoke_too_large"
 
 
-def deployment_for_smoke(*, user: Any, deployment_id: Any) -> Deployment:
+def deployment_for_smoke(*, user: ActingUser, deployment_id: Any) -> Deployment:
     """The deployment, locked, if the caller may act on its service; else not found."""
     deployment: Deployment | None = (
         Deployment.objects.select_for_update(of=("self",))

@@ -54,7 +54,7 @@ class DeploymentSmokeApi(APIView):
         ),
     )
     def post(self, request: Request, deployment_id: str) -> Response:
-        deployment = deployment_for_smoke(user=request.user, deployment_id=deployment_id)
+        deployment = deployment_for_smoke(user=actor_of(request), deployment_id=deployment_id)
         upload = SmokeInput(data=request.data)
         upload.is_valid(raise_exception=True)
         file = upload.validated_data["file"]

@@ -17,6 +17,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.actors import actor_of
 from core.errors import CommonError, error_body
 from releasegate.home import waiting_for
 
@@ -32,7 +33,7 @@ def home(request: HttpRequest) -> HttpResponse:
     context = {
         **admin.site.each_context(request),
         "title": "Release Gate",
-        "waiting": waiting_for(user=user) if user.is_authenticated else None,
+        "waiting": waiting_for(user=actor_of(request)) if user.is_authenticated else None,
         "docs": sorted(path.name for path in DOCS_DIR.glob("*.md")),
     }
     return TemplateResponse(request, "releasegate/home.html", context)

@@ -37,13 +37,13 @@ def _create(cast: Cast) -> Any:
 def _edit_draft(cast: Cast) -> Any:
     changelog = changelog_make(service=cast.payments_api)
     content = content_validate(kind="train", content=changelog_content(reason="Edited."))
-    return lambda: changelog_services.changelog_edit(acting_user=cast.requester, changelog=changelog, content=content)
+    return lambda: changelog_services.changelog_edit(acting_user=cast.requester, changelog=changelog, changes=content)
 
 
 def _revise(cast: Cast) -> Any:
     changelog = changelog_make(service=cast.payments_api, submitted=True)
     content = content_validate(kind="train", content=changelog_content(reason="Revised."))
-    return lambda: changelog_services.changelog_edit(acting_user=cast.requester, changelog=changelog, content=content)
+    return lambda: changelog_services.changelog_edit(acting_user=cast.requester, changelog=changelog, changes=content)
 
 
 def _submit(cast: Cast) -> Any:

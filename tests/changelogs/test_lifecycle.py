@@ -96,7 +96,7 @@ def test_every_changelog_service_decides_on_the_state_under_its_own_lock_not_the
     content = dict(stale.current_revision.content)
 
     with pytest.raises(Conflict) as refused:
-        services.changelog_edit(acting_user=cast.requester, changelog=stale, content=content)
+        services.changelog_edit(acting_user=cast.requester, changelog=stale, changes=content)
 
     assert refused.value.code == ChangelogError.CHANGELOG_CLOSED
     assert stale.status == Status.DEPLOYED

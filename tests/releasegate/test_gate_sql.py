@@ -168,7 +168,7 @@ def test_commit_authors_read_from_the_source_and_the_policy_that_requires_them(c
 def test_several_revisions_and_changelogs_with_one_digest(cast: Cast, on_postgres: None) -> None:
     first = ready_changelog(cast)
     locked = changelog_lock(changelog=first)
-    changelog_edit(acting_user=cast.pipeline.account, changelog=locked, content=changelog_content(reason="Edited"))
+    changelog_edit(acting_user=cast.pipeline.account, changelog=locked, changes=changelog_content(reason="Edited"))
     found = facts(cast)
     assert found.revision_status == RevisionStatus.DRAFT  # the newest, as nothing with the digest is submitted
 

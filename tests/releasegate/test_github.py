@@ -7,7 +7,6 @@ import hmac
 import itertools
 import json
 import logging
-import shutil
 import subprocess
 import time
 import uuid
@@ -19,7 +18,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -622,23 +620,6 @@ def test_an_approval_whose_decision_expired_before_github_took_it_goes_out_as_a_
 
 
 # A real worker on a real broker
-
-
-@pytest.fixture
-def private_broker(transactional_db: None, settings: Any, tmp_path: Path) -> Iterator[PrivateRedis]:
-    """As in tests/approvals/test_notifications.py: only in CI's PostgreSQL pass, where a worker
-    process can share the test database."""
-    if not settings.CELERY_BROKER_URL:
-        pytest.skip("needs a real broker and worker: runs in CI's PostgreSQL pass (CELERY_BROKER_URL=redis://…)")
-    if connection.vendor != "postgresql":
-        pytest.skip("a worker process cannot share SQLite's test database; runs in CI's PostgreSQL pass")
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server on PATH for a private broker")
-    broker = PrivateRedis(tmp_path)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.mark.usefixtures("payments_repo")
