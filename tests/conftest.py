@@ -118,8 +118,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     events of transactions older than every transaction still open on the server (docs/audit.md),
     and the server's transaction ids are shared by all its databases: a test of one pytest-xdist
     worker, open in its rollback transaction, holds back the sequencing another worker's
-    committing test waits for. CI's PostgreSQL pass therefore runs ``-m "not serial"`` in
-    parallel and then ``-m serial`` alone (.ci/run); on SQLite everything runs in parallel."""
+    committing test waits for. On one server, run ``-m "not serial"`` in parallel and then
+    ``-m serial`` with ``-n 0``; CI gives each worker a server of its own (TEST_DATABASE_URLS,
+    tests/settings.py) and runs everything in parallel, as on SQLite."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         marker = item.get_closest_marker("django_db")

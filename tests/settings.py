@@ -38,6 +38,25 @@ def _test_signing_certificate() -> None:
 
 _test_signing_certificate()
 
+
+def _database_of_this_worker() -> None:
+    """TEST_DATABASE_URLS (space-separated) gives each pytest-xdist worker a PostgreSQL server
+    of its own. The audit sequencer waits for the server-wide transaction horizon (docs/audit.md),
+    which one worker's open test transaction would hold back for another's committing tests;
+    on separate servers the workers cannot delay each other, so the whole suite runs in
+    parallel (.ci/run starts the second server)."""
+    urls = os.environ.get("TEST_DATABASE_URLS", "").split()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not urls or not worker.startswith("gw"):
+        return
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > len(urls):
+        raise SystemExit(f"TEST_DATABASE_URLS names {len(urls)} servers for {workers} pytest-xdist workers: one each")
+    os.environ["DATABASE_URL"] = urls[int(worker.removeprefix("gw"))]
+
+
+_database_of_this_worker()
+
 from releasegate.settings import *  # noqa: E402,F403
 
 # pytest-xdist runs the suite in several processes; each has its own test database (pytest-
