@@ -41,10 +41,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from approvals.notifications import retry_delay
 from changelogs.authors import co_authors
 from changelogs.models import ChangelogRevision, CommitAuthorsSource, CommitAuthorsStatus, RevisionStatus, Service
 from changelogs.services import commit_authors_claim, commit_authors_record
+from outbox.attempts import retry_delay
 from releasegate.github import API_VERSION, USER_AGENT, GitHubCallError, github_app_jwt, github_private_key
 from releasegate.models import Deployment, DeploymentStatus
 

@@ -2,11 +2,13 @@
 same domain, an approver of another domain, an auditor, an admin, a pipeline token of the
 service, a pipeline token of another service, and anonymous."""
 
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from releasegate.models import User
 from releasegate.roles import AUDITORS
 from releasegate.services import api_token_issue, service_account_create
 from releasegate.tokens import ALL_SCOPES
+from tests.approvals.brokers import PrivateRedis
 from tests.factories import (
     FACTORY_ACTOR,
     DomainFactory,
@@ -252,3 +255,20 @@ def eager_celery() -> Iterator[None]:
         yield
     finally:
         celery_app.conf.task_always_eager = saved
+
+
+@pytest.fixture
+def private_broker(transactional_db: None, settings: Any, tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own, so that stopping it disturbs nothing else. Only in CI's
+    PostgreSQL pass: a worker process cannot share SQLite's in-memory test database."""
+    if not settings.CELERY_BROKER_URL:
+        pytest.skip("needs a real broker and worker: runs in CI's PostgreSQL pass (CELERY_BROKER_URL=redis://…)")
+    if connection.vendor != "postgresql":
+        pytest.skip("a worker process cannot share SQLite's test database; runs in CI's PostgreSQL pass")
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server on PATH for a private broker")
+    broker = PrivateRedis(tmp_path)
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -5,7 +5,6 @@ Django's locmem e-mail backend."""
 
 import json
 import logging
-import shutil
 import subprocess
 import threading
 import time
@@ -20,15 +19,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from approvals.models import Channel, DeliveryStatus, Notification
-from approvals.notifications import (
-    AttemptOutcome,
-    notification_attempt,
-    notification_enqueue,
-    retry_delay,
-)
+from approvals.notifications import notification_attempt, notification_enqueue
 from approvals.tasks import notifications_flush
 from audit import record
 from audit.models import AuditEvent
+from outbox.attempts import AttemptOutcome, retry_delay
 from tests.approvals.brokers import PrivateRedis, publishing_to
 from tests.approvals.webhooks import SECRET, Receiver, docs_verifier, running_receiver
 from tests.clock import time_passes
@@ -325,23 +320,6 @@ def test_two_workers_never_send_the_same_notification_at_once(webhook: Receiver)
 
 
 # A real worker on a real broker that goes away
-
-
-@pytest.fixture
-def private_broker(transactional_db: None, settings: Any, tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A redis-server of this test's own, so that stopping it disturbs nothing else. Only in CI's
-    PostgreSQL pass: a worker process cannot share SQLite's in-memory test database."""
-    if not settings.CELERY_BROKER_URL:
-        pytest.skip("needs a real broker and worker: runs in CI's PostgreSQL pass (CELERY_BROKER_URL=redis://…)")
-    if connection.vendor != "postgresql":
-        pytest.skip("a worker process cannot share SQLite's test database; runs in CI's PostgreSQL pass")
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server on PATH for a private broker")
-    broker = PrivateRedis(tmp_path)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def worker_env(receiver: Receiver, *, base_seconds: int) -> dict[str, str]:

@@ -7,7 +7,6 @@ import hmac
 import itertools
 import json
 import logging
-import shutil
 import subprocess
 import time
 import uuid
@@ -19,13 +18,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from changelogs.models import Service
-from releasegate.celery import app as celery_app
 from releasegate.github import (
     github_answer_attempt,
     github_app_jwt,
@@ -76,18 +73,6 @@ def github(app_key: rsa.RSAPrivateKey, settings: Any) -> Iterator[FakeGitHub]:
         settings.GITHUB_GATED_ENVIRONMENTS = {"production": "production"}
         settings.GITHUB_CALLBACK_RETRY_BASE_SECONDS = 0
         yield fake
-
-
-@pytest.fixture
-def eager_celery() -> Iterator[None]:
-    """Celery in-process even in CI's broker pass (as in tests/approvals/test_notifications.py)."""
-    saved = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    assert celery_app.conf.task_eager_propagates
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager = saved
 
 
 @pytest.fixture
@@ -622,23 +607,6 @@ def test_an_approval_whose_decision_expired_before_github_took_it_goes_out_as_a_
 
 
 # A real worker on a real broker
-
-
-@pytest.fixture
-def private_broker(transactional_db: None, settings: Any, tmp_path: Path) -> Iterator[PrivateRedis]:
-    """As in tests/approvals/test_notifications.py: only in CI's PostgreSQL pass, where a worker
-    process can share the test database."""
-    if not settings.CELERY_BROKER_URL:
-        pytest.skip("needs a real broker and worker: runs in CI's PostgreSQL pass (CELERY_BROKER_URL=redis://…)")
-    if connection.vendor != "postgresql":
-        pytest.skip("a worker process cannot share SQLite's test database; runs in CI's PostgreSQL pass")
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server on PATH for a private broker")
-    broker = PrivateRedis(tmp_path)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.mark.usefixtures("payments_repo")
