@@ -618,16 +618,18 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+github_opener = urllib.request.build_opener(_NoRedirects)
 
 
-def _post_json(url: str, *, payload: Mapping[str, Any], bearer: str, what: str) -> tuple[int, bytes]:
+def github_request(url: str, *, method: str, bearer: str, payload: Any = None, what: str) -> urllib.request.Request:
+    """A call to GitHub's API as GitHub asks to be called (its media type and API version),
+    with ``payload`` as the JSON body unless None; only to an http(s) URL."""
     if urlsplit(url).scheme not in {"http", "https"}:
         raise GitHubCallError(f"{what}: not an http(s) URL")
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+    return urllib.request.Request(  # noqa: S310 - the scheme is checked above
         url,
-        data=json.dumps(payload).encode("utf-8"),
-        method="POST",
+        data=json.dumps(payload).encode("utf-8") if payload is not None else None,
+        method=method,
         headers={
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {bearer}",
@@ -636,8 +638,12 @@ def _post_json(url: str, *, payload: Mapping[str, Any], bearer: str, what: str) 
             "X-GitHub-Api-Version": API_VERSION,
         },
     )
+
+
+def _post_json(url: str, *, payload: Mapping[str, Any], bearer: str, what: str) -> tuple[int, bytes]:
+    request = github_request(url, method="POST", bearer=bearer, payload=payload, what=what)
     try:
-        with _opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+        with github_opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
             return int(response.status), response.read(65536)
     except urllib.error.HTTPError as error:
         with error:
