@@ -18,11 +18,9 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from email.utils import parseaddr
-from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -35,7 +33,14 @@ from django.db import transaction
 from approvals.models import Channel, DeliveryStatus, Notification
 from audit.clock import business_now
 from audit.models import AuditAlarm
-from outbox.services import outbox_put, publish_many
+from outbox.attempts import (
+    Attempt,
+    AttemptOutcome,
+    attempt_claim,
+    attempt_failed,
+    attempts_hand_over_due,
+)
+from outbox.services import outbox_put
 from tlog.canonical import canonical_json
 
 logger = logging.getLogger(__name__)
@@ -43,25 +48,9 @@ logger = logging.getLogger(__name__)
 DELIVER_TASK = "approvals.tasks.notification_deliver"
 WEBHOOK_TIMEOUT_SECONDS = 10
 WEBHOOK_USER_AGENT = "ReleaseGate-Webhook/1"
-# However many attempts are configured, a notification waits at most this long between two.
-RETRY_MAX_DELAY_SECONDS = 3600
 # Rows handed over per flush; the next flush (30 s later) takes the rest.
 FLUSH_BATCH = 500
 _SUBJECT_MAX = Notification._meta.get_field("subject").max_length or 200
-_ERROR_MAX = 1000
-
-
-class AttemptOutcome(StrEnum):
-    SENT = "sent"
-    RETRY = "retry"  # failed; attempts remain, next_attempt_at is set
-    FAILED = "failed"  # failed for the last time
-    SKIPPED = "skipped"  # another worker holds the row, it is already done or gone, or not yet due
-
-
-@dataclass(frozen=True)
-class DeliveryAttempt:
-    outcome: AttemptOutcome
-    retry_in: int | None = None  # seconds, with RETRY
 
 
 def notification_enqueue(
@@ -122,36 +111,24 @@ def audit_alarm_notify(*, alarm: AuditAlarm, **_signal: Any) -> list[Notificatio
 
 def notification_dispatch_due(*, now: datetime | None = None, limit: int = FLUSH_BATCH) -> int:
     """Hand every pending notification whose next attempt is due to Celery (the flush, run by
-    beat). Handing a row over twice is harmless: an attempt locks the row and re-checks it."""
-    now = now or business_now()
-    due = list(
-        Notification.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    return _hand_over(due)
+    beat)."""
+    pending = Notification.objects.filter(status=DeliveryStatus.PENDING)
+    return attempts_hand_over_due(pending, task=DELIVER_TASK, now=now or business_now(), limit=limit)
 
 
 def notification_attempt(
     *, notification_id: UUID | str, now: datetime | None = None, only_when_due: bool = True
-) -> DeliveryAttempt:
-    """Make one delivery attempt and record its outcome.
-
-    The row stays locked (``SKIP LOCKED``: a second worker walks away instead of waiting) from
-    before the send until the outcome is committed, so two workers never send it at once.
-    ``only_when_due``: an attempt that comes before ``next_attempt_at`` does nothing, so that a
-    flush and a Celery retry that both hold the row's id do not both spend an attempt; only
-    eager mode, where Celery re-runs a retry at once and nothing runs concurrently, turns it off.
-    """
+) -> Attempt:
+    """Make one delivery attempt and record its outcome, under the row's lock
+    (``outbox.attempts.attempt_claim``: two workers never send it at once)."""
     now = now or business_now()
     with transaction.atomic():
-        notification = (
-            Notification.objects.select_for_update(skip_locked=True, no_key=True)
-            .filter(pk=notification_id, status=DeliveryStatus.PENDING)
-            .first()
+        pending = Notification.objects.filter(status=DeliveryStatus.PENDING)
+        notification: Notification | None = attempt_claim(
+            pending, pk=notification_id, now=now, only_when_due=only_when_due
         )
-        if notification is None or (only_when_due and notification.next_attempt_at > now):
-            return DeliveryAttempt(AttemptOutcome.SKIPPED)
+        if notification is None:
+            return Attempt(AttemptOutcome.SKIPPED)
 
         error = _send(notification, now=now)
 
@@ -160,40 +137,16 @@ def notification_attempt(
             notification.status = DeliveryStatus.SENT
             notification.sent_at = now
             notification.save(update_fields=["status", "sent_at", "attempts"])
-            return DeliveryAttempt(AttemptOutcome.SENT)
+            return Attempt(AttemptOutcome.SENT)
 
-        notification.last_error = error[:_ERROR_MAX]
-        if notification.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
-            notification.status = DeliveryStatus.FAILED
-            notification.save(update_fields=["status", "attempts", "last_error"])
-            logger.error(
-                "notification %s (%s via %s) failed after %d attempts, giving up: %s",
-                notification.pk,
-                notification.event,
-                notification.channel,
-                notification.attempts,
-                notification.last_error,
-            )
-            return DeliveryAttempt(AttemptOutcome.FAILED)
-
-        delay = retry_delay(notification.attempts, base=settings.NOTIFY_RETRY_BASE_SECONDS)
-        notification.next_attempt_at = now + timedelta(seconds=delay)
-        notification.save(update_fields=["attempts", "last_error", "next_attempt_at"])
-        logger.warning(
-            "notification %s (%s via %s) attempt %d failed, retrying in %ds: %s",
-            notification.pk,
-            notification.event,
-            notification.channel,
-            notification.attempts,
-            delay,
-            notification.last_error,
+        return attempt_failed(
+            notification,
+            error,
+            now=now,
+            max_attempts=settings.NOTIFY_MAX_ATTEMPTS,
+            retry_base=settings.NOTIFY_RETRY_BASE_SECONDS,
+            what=f"notification {notification.pk} ({notification.event} via {notification.channel})",
         )
-        return DeliveryAttempt(AttemptOutcome.RETRY, retry_in=delay)
-
-
-def retry_delay(attempts: int, *, base: int) -> int:
-    """Seconds to wait after the given number of failed attempts: base, 2·base, 4·base… capped."""
-    return int(min(base * 2 ** (attempts - 1), RETRY_MAX_DELAY_SECONDS))
 
 
 def webhook_body(notification: Notification) -> bytes:
@@ -211,13 +164,6 @@ def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
     """``sha256=`` + hex HMAC-SHA256 over ``timestamp + "." + body``."""
     digest = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256)
     return f"sha256={digest.hexdigest()}"
-
-
-def _hand_over(notification_ids: Iterable[UUID]) -> int:
-    """Queue a delivery task per notification (in eager mode: deliver it now), with the
-    outbox's short timeouts. Never raises: a broker that is down leaves the rows pending for
-    the next flush."""
-    return publish_many((DELIVER_TASK, [str(notification_id)]) for notification_id in notification_ids)
 
 
 def _send(notification: Notification, *, now: datetime) -> str | None:

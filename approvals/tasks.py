@@ -1,13 +1,11 @@
 """Delivering the notification outbox (approvals/notifications.py, docs/notifications.md)."""
 
-from collections.abc import Callable
 from typing import Any
 
 from celery import Task, shared_task
 
-from approvals.notifications import AttemptOutcome, notification_attempt, notification_dispatch_due
-
-_RETRY = AttemptOutcome.RETRY.value  # both outboxes' outcomes say "retry" alike
+from approvals.notifications import notification_attempt, notification_dispatch_due
+from outbox.attempts import attempt_with_retries
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=None)
@@ -19,26 +17,6 @@ def notification_deliver(self: Task[Any, Any], notification_id: str) -> str:
     return attempt_with_retries(
         self, lambda only_when_due: notification_attempt(notification_id=notification_id, only_when_due=only_when_due)
     )
-
-
-def attempt_with_retries(task: Task[Any, Any], attempt: Callable[[bool], Any]) -> str:
-    """Run one delivery ``attempt`` (called with ``only_when_due``) of an outbox row, and ask
-    Celery for the next one after a failure with the back-off's countdown (its outcome is
-    ``retry`` and it carries ``retry_in``); returns the outcome. Shared by the notification
-    and GitHub answer deliveries."""
-    if task.request.is_eager:
-        # Eager mode (no broker, development and tests): with task_eager_propagates on, as in
-        # our settings, Celery hands a raised Retry back to the caller and never re-runs the
-        # task, so the retries would silently not happen. Make them here instead, one after
-        # the other, as Celery's own eager retry would (it ignores the countdown too).
-        attempted = attempt(False)
-        while attempted.outcome == _RETRY:
-            attempted = attempt(False)
-        return str(attempted.outcome.value)
-    attempted = attempt(True)
-    if attempted.outcome != _RETRY:
-        return str(attempted.outcome.value)
-    raise task.retry(countdown=attempted.retry_in)
 
 
 @shared_task(ignore_result=True)

@@ -1,15 +1,20 @@
 """Small pieces every API module shares: the error schema for OpenAPI, and input helpers."""
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
-from core.errors import UNKNOWN_FIELD
+from core.errors import UNKNOWN_FIELD, CommonError, InvalidInput, PayloadTooLarge
 
 ErrorSerializer = inline_serializer(
     name="Error",
@@ -101,3 +106,29 @@ class QueryFilters(serializers.Serializer[Any]):
                 {name: [ErrorDetail("This may not be empty.", code="blank")] for name in blank}
             )
         return super().to_internal_value(data)
+
+
+class DeliveryApi(APIView):
+    """An endpoint another system calls with no account here (GitHub, PagerDuty): the signature
+    over the raw body (``delivery_body``), which the view checks, authenticates it."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+
+def delivery_body(request: Request) -> bytes:
+    """The raw body of a webhook delivery, the bytes its signature covers (413 when larger
+    than Django lets a request be)."""
+    try:
+        body: bytes = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLarge(CommonError.PAYLOAD_TOO_LARGE, "The delivery is too large.") from None
+    return body
+
+
+def delivery_json(body: bytes) -> Any:
+    """A webhook delivery's JSON (400 ``malformed_request`` when it is not JSON)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(CommonError.MALFORMED_REQUEST, "The delivery is not JSON.") from None

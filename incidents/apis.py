@@ -58,6 +58,13 @@ def body_of(request: Request) -> dict[str, Any]:
     return dict(request.data)
 
 
+def valid_body(serializer: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
+    """The JSON body, checked by ``serializer`` (400 when it does not pass): its validated data."""
+    given = serializer(data=body_of(request))
+    given.is_valid(raise_exception=True)
+    return dict(given.validated_data)
+
+
 def query_of(request: Request) -> dict[str, Any]:
     """The query, where a parameter given empty is a mistake, not one left out."""
     blank = sorted(name for name, value in request.query_params.items() if value == "")
@@ -234,9 +241,7 @@ class IncidentListCreateApi(APIView):
         "`incidents` scope).",
     )
     def post(self, request: Request) -> Response:
-        given = IncidentInput(data=body_of(request))
-        given.is_valid(raise_exception=True)
-        values = dict(given.validated_data)
+        values = valid_body(IncidentInput, request)
         incident = services.incident_open(
             acting_user=actor_of(request),
             services=_services(values.pop("services")),
@@ -260,9 +265,7 @@ class IncidentDetailApi(APIView):
     )
     def patch(self, request: Request, incident_id: str) -> Response:
         incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
-        given = IncidentUpdateInput(data=body_of(request))
-        given.is_valid(raise_exception=True)
-        values = dict(given.validated_data)
+        values = valid_body(IncidentUpdateInput, request)
         if "services" in values:
             values["services"] = _services(values["services"])
         if "journeys" in values:
@@ -289,9 +292,8 @@ class IncidentStatusApi(APIView):
     )
     def post(self, request: Request, incident_id: str) -> Response:
         incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
-        given = StatusInput(data=body_of(request))
-        given.is_valid(raise_exception=True)
-        services.incident_status_change(acting_user=actor_of(request), incident=incident, **given.validated_data)
+        values = valid_body(StatusInput, request)
+        services.incident_status_change(acting_user=actor_of(request), incident=incident, **values)
         return Response(_incident(incident))
 
 
@@ -334,11 +336,8 @@ class SuspectDecideApi(APIView):
     )
     def post(self, request: Request, incident_id: str, deployment_id: str) -> Response:
         incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
-        given = VerdictInput(data=body_of(request))
-        given.is_valid(raise_exception=True)
-        services.suspect_decide(
-            acting_user=actor_of(request), incident=incident, deployment_id=deployment_id, **given.validated_data
-        )
+        values = valid_body(VerdictInput, request)
+        services.suspect_decide(acting_user=actor_of(request), incident=incident, deployment_id=deployment_id, **values)
         return Response(SuspectOutput(selectors.suspect_list(incident=incident), many=True).data)
 
 
@@ -371,11 +370,8 @@ class DoraClassifyApi(APIView):
     )
     def post(self, request: Request, incident_id: str) -> Response:
         incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
-        given = CriteriaInput(data=body_of(request))
-        given.is_valid(raise_exception=True)
-        services.dora_classify(
-            acting_user=actor_of(request), incident=incident, criteria=dora.Criteria(**given.validated_data)
-        )
+        values = valid_body(CriteriaInput, request)
+        services.dora_classify(acting_user=actor_of(request), incident=incident, criteria=dora.Criteria(**values))
         return Response(_incident(incident))
 
 
@@ -395,9 +391,8 @@ class DoraReportSentApi(APIView):
         if kind not in dora.ReportKind.__members__.values():
             raise NotFound("not_found", "No such report kind.")
         incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
-        given = ReportSentInput(data=body_of(request))
-        given.is_valid(raise_exception=True)
-        services.dora_report_sent(acting_user=actor_of(request), incident=incident, kind=kind, **given.validated_data)
+        values = valid_body(ReportSentInput, request)
+        services.dora_report_sent(acting_user=actor_of(request), incident=incident, kind=kind, **values)
         return Response(_incident(incident))
 
 
@@ -482,9 +477,7 @@ class PostmortemApi(APIView):
     def patch(self, request: Request, incident_id: str) -> Response:
         incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         postmortem = _postmortem(incident)
-        given = PostmortemInput(data=body_of(request))
-        given.is_valid(raise_exception=True)
-        values = dict(given.validated_data)
+        values = valid_body(PostmortemInput, request)
         complete = values.pop("complete")
         if "chronology" in values:
             values["chronology"] = [
@@ -515,9 +508,7 @@ class ActionListApi(APIView):
     def post(self, request: Request, incident_id: str) -> Response:
         incident = selectors.incident_get(user=actor_of(request), incident_id=incident_id)
         postmortem = _postmortem(incident)
-        given = ActionInput(data=body_of(request))
-        given.is_valid(raise_exception=True)
-        values = dict(given.validated_data)
+        values = valid_body(ActionInput, request)
         owner = get_user_model().objects.filter(username=values.pop("owner"), is_active=True).first()
         if owner is None:
             raise InvalidInput(
@@ -543,11 +534,8 @@ class ActionDetailApi(APIView):
         action = PostmortemAction.objects.filter(postmortem=postmortem, pk=action_id).first()
         if action is None:
             raise NotFound("not_found", "No such action.")
-        given = ActionStatusInput(data=body_of(request))
-        given.is_valid(raise_exception=True)
-        services.action_status_change(
-            acting_user=actor_of(request), action=action, status=given.validated_data["status"]
-        )
+        values = valid_body(ActionStatusInput, request)
+        services.action_status_change(acting_user=actor_of(request), action=action, status=values["status"])
         return Response(PostmortemOutput(postmortem).data)
 
 

@@ -38,6 +38,14 @@ class Criterion(StrEnum):
     ECONOMIC_IMPACT = "economic_impact"
 
 
+def _known(cls: type[Any], data: Mapping[str, Any], *, what: str) -> dict[str, Any]:
+    """``data`` as the dataclass's fields, refusing a name it does not have (ValueError)."""
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown DORA {what}: {', '.join(unknown)}")
+    return dict(data)
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """The materiality thresholds of Art. 9. "over" limits are strict (a value at the limit does
@@ -56,11 +64,7 @@ class Thresholds:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Thresholds":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown DORA threshold(s): {', '.join(unknown)}")
-        return cls(**dict(data))
+        return cls(**_known(cls, data, what="threshold(s)"))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,11 +96,7 @@ class Criteria:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Criteria":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown DORA criteria: {', '.join(unknown)}")
-        return cls(**dict(data))
+        return cls(**_known(cls, data, what="criteria"))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,20 +2,16 @@
 They are not users of ours: no token or session; the signature over the raw body authenticates."""
 
 import hashlib
-import json
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from core.api import StrictInput, error_responses
-from core.errors import CommonError, InvalidInput, PayloadTooLarge, error_body
+from core.api import DeliveryApi, StrictInput, delivery_body, delivery_json, error_responses
+from core.errors import CommonError, InvalidInput, error_body
 from incidents import receivers
 from incidents.apis import Text
 from incidents.rules import Severity
@@ -31,19 +27,18 @@ class ReceivedOutput(serializers.Serializer[Any]):
     incident = serializers.CharField(allow_null=True, help_text="The incident's reference.")
 
 
-def _raw_body(request: Request) -> bytes:
-    try:
-        body: bytes = request.body
-    except RequestDataTooBig:
-        raise PayloadTooLarge(CommonError.PAYLOAD_TOO_LARGE, "The delivery is too large.") from None
+def _signed_body(request: Request, *, header: str, secrets: str, prefix: str) -> bytes:
+    """The delivery's raw body, once the signature in ``header`` verifies with one of the
+    secrets the setting named ``secrets`` holds."""
+    body = delivery_body(request)
+    receivers.signature_verify(
+        body=body,
+        header=request.headers.get(header, ""),
+        secrets=getattr(settings, secrets),
+        prefix=prefix,
+        name=secrets,
+    )
     return body
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput(CommonError.MALFORMED_REQUEST, "The delivery is not JSON.") from None
 
 
 def _answer(received: receivers.Received) -> Response:
@@ -64,10 +59,7 @@ _RESPONSES = {
 }
 
 
-class PagerDutyWebhookApi(APIView):
-    authentication_classes = []  # PagerDuty has no account here: the signature authenticates it
-    permission_classes = [AllowAny]
-
+class PagerDutyWebhookApi(DeliveryApi):
     @extend_schema(
         operation_id="integrations_pagerduty",
         auth=[],
@@ -88,15 +80,8 @@ class PagerDutyWebhookApi(APIView):
         "INCIDENT_EVENT_MAX_AGE_SECONDS too (409 `incident_event_replayed`); refusals are audited.",
     )
     def post(self, request: Request) -> Response:
-        body = _raw_body(request)
-        receivers.signature_verify(
-            body=body,
-            header=request.headers.get("X-PagerDuty-Signature", ""),
-            secrets=settings.PAGERDUTY_WEBHOOK_SECRETS,
-            prefix="v1=",
-            name="PAGERDUTY_WEBHOOK_SECRETS",
-        )
-        event = receivers.pagerduty_event(_json(body))
+        body = _signed_body(request, header="X-PagerDuty-Signature", secrets="PAGERDUTY_WEBHOOK_SECRETS", prefix="v1=")
+        event = receivers.pagerduty_event(delivery_json(body))
         if event is None:
             return Response(ReceivedOutput({"received": "ignored", "incident": None}).data)
         return _answer(receivers.event_receive(event=event, body_sha256=hashlib.sha256(body).hexdigest()))
@@ -119,10 +104,7 @@ class GenericEventInput(StrictInput):
     url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
 
 
-class GenericWebhookApi(APIView):
-    authentication_classes = []
-    permission_classes = [AllowAny]
-
+class GenericWebhookApi(DeliveryApi):
     @extend_schema(
         operation_id="integrations_incident_events",
         auth=[],
@@ -140,15 +122,8 @@ class GenericWebhookApi(APIView):
         "updates the incident the tool's incident id names, like the PagerDuty receiver, with the same rules.",
     )
     def post(self, request: Request) -> Response:
-        body = _raw_body(request)
-        receivers.signature_verify(
-            body=body,
-            header=request.headers.get("X-Signature-256", ""),
-            secrets=settings.INCIDENT_WEBHOOK_SECRETS,
-            prefix="sha256=",
-            name="INCIDENT_WEBHOOK_SECRETS",
-        )
-        payload = _json(body)
+        body = _signed_body(request, header="X-Signature-256", secrets="INCIDENT_WEBHOOK_SECRETS", prefix="sha256=")
+        payload = delivery_json(body)
         if not isinstance(payload, dict):
             raise InvalidInput(CommonError.MALFORMED_REQUEST, "The delivery is not a JSON object.")
         given = GenericEventInput(data=payload)

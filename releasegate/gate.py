@@ -26,7 +26,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NotRequired, TypedDict, TypeVar, Unpack
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -468,28 +468,21 @@ def gate_check_as_caller(
     )
 
 
-def gate_check(
-    *,
-    acting_user: ActingUser,
-    service: Service,
-    environment: str,
-    digest: str,
-    changelog_id: Any = None,
-    token_prefix: str = "",
-    now: datetime | None = None,
-) -> GateDecision:
+class GateQuestion(TypedDict):
+    """What a caller asks the gate about a service, beyond who asks: the parameters of
+    ``gate_check_as_caller`` that ``gate_check`` passes on as they are."""
+
+    environment: str
+    digest: str
+    changelog_id: NotRequired[Any]
+    token_prefix: NotRequired[str]
+    now: NotRequired[datetime | None]
+
+
+def gate_check(*, acting_user: ActingUser, service: Service, **question: Unpack[GateQuestion]) -> GateDecision:
     """Decide for a service already known to be the caller's to ask about (the GitHub
     deployment protection rule resolves it from the repository)."""
-    decision = gate_check_as_caller(
-        acting_user=acting_user,
-        service_slug=service.slug,
-        environment=environment,
-        digest=digest,
-        changelog_id=changelog_id,
-        token_prefix=token_prefix,
-        now=now,
-        caller_may_act=True,
-    )
+    decision = gate_check_as_caller(acting_user=acting_user, service_slug=service.slug, caller_may_act=True, **question)
     if decision is None:
         raise Service.DoesNotExist(f"service {service.slug!r} no longer exists")
     return decision

@@ -34,7 +34,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -49,12 +49,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 import audit
-from approvals.notifications import retry_delay
 from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs.models import ChangelogRevision, RevisionStatus, Service
 from core.errors import ApplicationError, Conflict, InvalidInput, NotFound, field_error
-from outbox.services import outbox_put, publish_many
+from outbox.attempts import Attempt, AttemptOutcome, attempt_claim, attempt_failed, attempts_hand_over_due
+from outbox.services import outbox_put
 from releasegate.audit_actions import GateAction
 from releasegate.gate import gate_check
 from releasegate.models import (
@@ -488,41 +488,21 @@ def _truncate(text: str, limit: int) -> str:
 # Answering GitHub
 
 
-class AttemptOutcome(StrEnum):
-    ANSWERED = "answered"
-    RETRY = "retry"  # failed; attempts remain, next_attempt_at is set
-    FAILED = "failed"  # failed for the last time
-    SKIPPED = "skipped"  # another worker holds the row, it is done already or gone, or not yet due
-
-
-@dataclass(frozen=True)
-class AnswerAttempt:
-    outcome: AttemptOutcome
-    retry_in: int | None = None
-
-
 class GitHubCallError(Exception):
     """One call to GitHub's API that did not succeed; the message goes to ``last_error``."""
 
 
 def github_answer_attempt(
     *, delivery_id: UUID | str, now: datetime | None = None, only_when_due: bool = True
-) -> AnswerAttempt:
-    """Make one attempt to give GitHub the stored answer, and record its outcome.
-
-    The row stays locked (``SKIP LOCKED``) from before the calls until the outcome is
-    committed, so two workers never answer at once. ``only_when_due`` as in
-    ``approvals.notifications.notification_attempt``: only eager mode turns it off.
-    """
+) -> Attempt:
+    """Make one attempt to give GitHub the stored answer, and record its outcome, under the
+    row's lock (``outbox.attempts.attempt_claim``: two workers never answer at once)."""
     now = now or business_now()
     with transaction.atomic():
-        delivery = (
-            GitHubDelivery.objects.select_for_update(skip_locked=True, no_key=True)
-            .filter(pk=delivery_id, status=GitHubAnswerStatus.PENDING)
-            .first()
-        )
-        if delivery is None or (only_when_due and delivery.next_attempt_at > now):
-            return AnswerAttempt(AttemptOutcome.SKIPPED)
+        pending = GitHubDelivery.objects.filter(status=GitHubAnswerStatus.PENDING)
+        delivery: GitHubDelivery | None = attempt_claim(pending, pk=delivery_id, now=now, only_when_due=only_when_due)
+        if delivery is None:
+            return Attempt(AttemptOutcome.SKIPPED)
         _expire_stale_approval(delivery, now)
 
         error = _send_answer(delivery, now=now)
@@ -539,52 +519,32 @@ def github_answer_attempt(
                 target=delivery,
                 data={**_audit_data(delivery), "attempts": delivery.attempts},
             )
-            return AnswerAttempt(AttemptOutcome.ANSWERED)
+            return Attempt(AttemptOutcome.SENT)
 
-        delivery.last_error = error[:_ERROR_MAX]
-        if delivery.attempts >= settings.GITHUB_CALLBACK_MAX_ATTEMPTS:
-            delivery.status = GitHubAnswerStatus.FAILED
-            delivery.save(update_fields=["status", "attempts", "last_error", "state", "comment", "reason"])
+        attempted = attempt_failed(
+            delivery,
+            error,
+            now=now,
+            max_attempts=settings.GITHUB_CALLBACK_MAX_ATTEMPTS,
+            retry_base=settings.GITHUB_CALLBACK_RETRY_BASE_SECONDS,
+            what=f"GitHub delivery {delivery.delivery_id} ({delivery.repository} {delivery.sha} to "
+            f"{delivery.environment}): answer {delivery.state}",
+            also_save=["state", "comment", "reason"],  # _expire_stale_approval may have changed them
+        )
+        if attempted.outcome == AttemptOutcome.FAILED:
             audit.record(
                 actor=actor,
                 action=GateAction.GITHUB_RULE_ANSWER_FAILED,
                 target=delivery,
                 data={**_audit_data(delivery), "attempts": delivery.attempts, "last_error": delivery.last_error},
             )
-            logger.error(
-                "GitHub delivery %s (%s %s to %s): answer %s failed after %d attempts, giving up: %s",
-                delivery.delivery_id,
-                delivery.repository,
-                delivery.sha,
-                delivery.environment,
-                delivery.state,
-                delivery.attempts,
-                delivery.last_error,
-            )
-            return AnswerAttempt(AttemptOutcome.FAILED)
-
-        delay = retry_delay(delivery.attempts, base=settings.GITHUB_CALLBACK_RETRY_BASE_SECONDS)
-        delivery.next_attempt_at = now + timedelta(seconds=delay)
-        delivery.save(update_fields=["attempts", "last_error", "next_attempt_at", "state", "comment", "reason"])
-        logger.warning(
-            "GitHub delivery %s: answer attempt %d failed, retrying in %ds: %s",
-            delivery.delivery_id,
-            delivery.attempts,
-            delay,
-            delivery.last_error,
-        )
-        return AnswerAttempt(AttemptOutcome.RETRY, retry_in=delay)
+        return attempted
 
 
 def github_answers_dispatch_due(*, now: datetime | None = None, limit: int = 500) -> int:
     """Hand every pending answer whose attempt is due to Celery again (beat's flush)."""
-    now = now or business_now()
-    due = list(
-        GitHubDelivery.objects.filter(status=GitHubAnswerStatus.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    return _hand_over(due)
+    pending = GitHubDelivery.objects.filter(status=GitHubAnswerStatus.PENDING)
+    return attempts_hand_over_due(pending, task=ANSWER_TASK, now=now or business_now(), limit=limit)
 
 
 def _expire_stale_approval(delivery: GitHubDelivery, now: datetime) -> None:
@@ -603,12 +563,6 @@ def _expire_stale_approval(delivery: GitHubDelivery, now: datetime) -> None:
         f"{valid_until:%Y-%m-%d %H:%M} UTC before GitHub accepted the answer. Re-run the job to ask again.",
         COMMENT_MAX,
     )
-
-
-def _hand_over(delivery_ids: Iterable[UUID]) -> int:
-    """Queue an answer task per delivery (eager mode: answer now) with the outbox's short
-    timeouts. Never raises: what is not handed over stays pending for the flush."""
-    return publish_many((ANSWER_TASK, [str(delivery_id)]) for delivery_id in delivery_ids)
 
 
 # Talking to GitHub's API
@@ -664,16 +618,18 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+github_opener = urllib.request.build_opener(_NoRedirects)
 
 
-def _post_json(url: str, *, payload: Mapping[str, Any], bearer: str, what: str) -> tuple[int, bytes]:
+def github_request(url: str, *, method: str, bearer: str, payload: Any = None, what: str) -> urllib.request.Request:
+    """A call to GitHub's API as GitHub asks to be called (its media type and API version),
+    with ``payload`` as the JSON body unless None; only to an http(s) URL."""
     if urlsplit(url).scheme not in {"http", "https"}:
         raise GitHubCallError(f"{what}: not an http(s) URL")
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+    return urllib.request.Request(  # noqa: S310 - the scheme is checked above
         url,
-        data=json.dumps(payload).encode("utf-8"),
-        method="POST",
+        data=json.dumps(payload).encode("utf-8") if payload is not None else None,
+        method=method,
         headers={
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {bearer}",
@@ -682,8 +638,12 @@ def _post_json(url: str, *, payload: Mapping[str, Any], bearer: str, what: str) 
             "X-GitHub-Api-Version": API_VERSION,
         },
     )
+
+
+def _post_json(url: str, *, payload: Mapping[str, Any], bearer: str, what: str) -> tuple[int, bytes]:
+    request = github_request(url, method="POST", bearer=bearer, payload=payload, what=what)
     try:
-        with _opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+        with github_opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
             return int(response.status), response.read(65536)
     except urllib.error.HTTPError as error:
         with error:

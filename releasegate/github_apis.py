@@ -3,20 +3,16 @@ docs/github.md). GitHub is not a user of ours: the request carries no token or s
 signature over the raw body (``X-Hub-Signature-256``) is its authentication."""
 
 import hashlib
-import json
 import re
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from core.api import error_responses
-from core.errors import CommonError, InvalidInput, PayloadTooLarge, error_body
+from core.api import DeliveryApi, delivery_body, delivery_json, error_responses
+from core.errors import CommonError, InvalidInput, error_body
 from releasegate.github import (
     PROTECTION_RULE_EVENT,
     GitHubError,
@@ -105,28 +101,14 @@ def _ignored(delivery_id: str, why: str) -> Response:
     return Response(GitHubDeliveryOutput(output).data, status=status.HTTP_200_OK)
 
 
-def _raw_body(request: Request) -> bytes:
-    try:
-        body: bytes = request.body
-    except RequestDataTooBig:
-        raise PayloadTooLarge(CommonError.PAYLOAD_TOO_LARGE, "The delivery is too large.") from None
-    return body
-
-
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput(CommonError.MALFORMED_REQUEST, "The delivery is not JSON.") from None
+    payload = delivery_json(body)
     if not isinstance(payload, dict):
         raise InvalidInput(CommonError.MALFORMED_REQUEST, "The delivery is not a JSON object.")
     return payload
 
 
-class GitHubDeploymentProtectionApi(APIView):
-    authentication_classes = []  # GitHub has no account here: the signature authenticates it
-    permission_classes = [AllowAny]
-
+class GitHubDeploymentProtectionApi(DeliveryApi):
     @extend_schema(
         operation_id="integrations_github_deployment_protection",
         auth=[],
@@ -156,7 +138,7 @@ class GitHubDeploymentProtectionApi(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        body = _raw_body(request)
+        body = delivery_body(request)
         github_signature_verify(body=body, signature=request.headers.get("X-Hub-Signature-256", ""))
         event = request.headers.get("X-GitHub-Event", "")
         delivery_id = request.headers.get("X-GitHub-Delivery", "")

@@ -41,11 +41,17 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from approvals.notifications import retry_delay
 from changelogs.authors import co_authors
 from changelogs.models import ChangelogRevision, CommitAuthorsSource, CommitAuthorsStatus, RevisionStatus, Service
 from changelogs.services import commit_authors_claim, commit_authors_record
-from releasegate.github import API_VERSION, USER_AGENT, GitHubCallError, github_app_jwt, github_private_key
+from outbox.attempts import retry_delay
+from releasegate.github import (
+    GitHubCallError,
+    github_app_jwt,
+    github_opener,
+    github_private_key,
+    github_request,
+)
 from releasegate.models import Deployment, DeploymentStatus
 
 logger = logging.getLogger(__name__)
@@ -71,35 +77,12 @@ class GitHubNotFound(GitHubCallError):
     """404: no such installation, repository, commit or pull request. Asking again will not help."""
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect would carry the token somewhere nobody configured: a 3xx is a failed call."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def _call(method: str, path: str, *, bearer: str, query: Mapping[str, Any] | None = None, payload: Any = None) -> Any:
     """One call to the configured GitHub API; its JSON answer, or GitHubCallError."""
     url = f"{settings.GITHUB_API_URL}{path}" + (f"?{urlencode(query)}" if query else "")
-    if urlsplit(url).scheme not in {"http", "https"}:
-        raise GitHubCallError(f"{path}: not an http(s) URL")
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        url,
-        data=json.dumps(payload).encode("utf-8") if payload is not None else None,
-        method=method,
-        headers={
-            "Accept": "application/vnd.github+json",
-            "Authorization": f"Bearer {bearer}",
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "X-GitHub-Api-Version": API_VERSION,
-        },
-    )
+    request = github_request(url, method=method, bearer=bearer, payload=payload, what=path)
     try:
-        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+        with github_opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             return json.loads(response.read(8 * 1024 * 1024))
     except urllib.error.HTTPError as error:
         with error:

@@ -5,7 +5,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from approvals.tasks import attempt_with_retries
+from outbox.attempts import attempt_with_retries
 from releasegate.github import github_answer_attempt, github_answers_dispatch_due
 from releasegate.github_commits import commit_authors_attempt, commit_authors_due
 

@@ -36,6 +36,18 @@ def test_the_guard_records_a_read_outside_and_ignores_one_inside(tmp_path: Path)
     assert guard.seen == [str(tmp_path / "data.json")]
 
 
+def run_probe(probe: Path) -> subprocess.CompletedProcess[str]:
+    """Run one throwaway test file with pytest in a child process, under this conftest."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", str(probe)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def test_a_test_that_reads_outside_the_repository_fails(tmp_path: Path) -> None:
     """Shown with a throwaway test run by pytest in a child process, under this conftest."""
     outside = REPOSITORY.parent / f".outside-{tmp_path.name}.txt"
@@ -43,14 +55,7 @@ def test_a_test_that_reads_outside_the_repository_fails(tmp_path: Path) -> None:
     probe = REPOSITORY / "tests" / f"test_probe_{tmp_path.name}.py"
     probe.write_text(f"def test_reads_beside_the_repository():\n    open({str(outside)!r}).read()\n")
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-n", "0", str(probe)],
-            cwd=REPOSITORY,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        result = run_probe(probe)
     finally:
         probe.unlink()
         outside.unlink()
@@ -68,14 +73,7 @@ def test_a_test_that_connects_beyond_the_loopback_fails(tmp_path: Path) -> None:
         "    except OSError:\n        pass\n"
     )
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-n", "0", str(probe)],
-            cwd=REPOSITORY,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        result = run_probe(probe)
     finally:
         probe.unlink()
     assert result.returncode == 1, result.stdout + result.stderr

@@ -20,7 +20,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 from xml.etree.ElementTree import Element, ParseError
 
 # defusedxml ships neither stubs nor py.typed; its functions are typed Any here.
@@ -467,3 +467,17 @@ def percentile_nearest_rank(sorted_values: list[float], percent: int) -> float |
         return None
     rank = max(1, -(-(percent * len(sorted_values)) // 100))
     return sorted_values[rank - 1]
+
+
+def cvss_rating(score: float) -> Literal["critical", "high", "medium", "low"] | None:
+    """The qualitative rating of a CVSS score (CVSS v3.1 specification, section 5); None for a
+    score of 0, which each format names itself (SARIF's "note", CycloneDX's "none")."""
+    if score >= 9.0:
+        return "critical"
+    if score >= 7.0:
+        return "high"
+    if score >= 4.0:
+        return "medium"
+    if score > 0:
+        return "low"
+    return None

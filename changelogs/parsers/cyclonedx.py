@@ -20,6 +20,7 @@ from changelogs.parsers._common import (
     as_object,
     as_str,
     check_count,
+    cvss_rating,
     decode_text,
     fail,
     first_char,
@@ -103,18 +104,6 @@ def _count_components(document: JsonObject) -> int:
     return count
 
 
-def _score_severity(score: float) -> str:
-    if score >= 9.0:
-        return "critical"
-    if score >= 7.0:
-        return "high"
-    if score >= 4.0:
-        return "medium"
-    if score > 0:
-        return "low"
-    return "none"
-
-
 def _vulnerability(raw: object, path: str) -> VexVulnerability:
     vulnerability = as_object(raw, path)
     identifier = opt_str(vulnerability, "id", path) or opt_str(vulnerability, "bom-ref", path) or "(no id)"
@@ -133,7 +122,7 @@ def _vulnerability(raw: object, path: str) -> VexVulnerability:
                 )
             severities.append(severity)
         elif rating.get("score") is not None:
-            severities.append(_score_severity(as_number(rating["score"], key_path(rating_path, "score"))))
+            severities.append(cvss_rating(as_number(rating["score"], key_path(rating_path, "score"))) or "none")
     severity = min(severities, key=CYCLONEDX_SEVERITIES.index) if severities else "unknown"
     analysis = opt_object(vulnerability, "analysis", path)
     state = opt_str(analysis, "state", key_path(path, "analysis"))

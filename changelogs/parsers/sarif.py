@@ -49,6 +49,7 @@ from changelogs.parsers._common import (
     as_str,
     check_count,
     clean_message,
+    cvss_rating,
     fail,
     index_path,
     invalid,
@@ -87,15 +88,7 @@ _PLACEHOLDER = re.compile(r"\{(\d+)\}")
 def severity_for(score: float | None, level: SarifLevel) -> Severity:
     if score is None:
         return _LEVEL_SEVERITY[level]
-    if score >= 9.0:
-        return "critical"
-    if score >= 7.0:
-        return "high"
-    if score >= 4.0:
-        return "medium"
-    if score > 0:
-        return "low"
-    return "note"
+    return cvss_rating(score) or "note"
 
 
 def parse(data: bytes) -> SecuritySummary:

@@ -19,15 +19,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from approvals.models import Channel, DeliveryStatus, Notification
-from approvals.notifications import (
-    AttemptOutcome,
-    notification_attempt,
-    notification_enqueue,
-    retry_delay,
-)
+from approvals.notifications import notification_attempt, notification_enqueue
 from approvals.tasks import notifications_flush
 from audit import record
 from audit.models import AuditEvent
+from outbox.attempts import AttemptOutcome, retry_delay
 from tests.approvals.brokers import PrivateRedis, publishing_to
 from tests.approvals.webhooks import SECRET, Receiver, docs_verifier, running_receiver
 from tests.clock import time_passes

@@ -14,8 +14,8 @@ from audit.clock import business_now
 from changelogs.policy import PolicyError, PolicyRules
 from changelogs.services import policy_create
 from tests.conftest import Cast
-from tests.factories import changelog_make, seen_of
-from tests.releasegate.gate_support import PASSWORD
+from tests.factories import changelog_make
+from tests.releasegate.gate_support import approve
 
 LONDON = ZoneInfo("Europe/London")
 CHRISTMAS = (date(2026, 12, 25), date(2026, 12, 28))  # Christmas Day, and Boxing Day's substitute
@@ -83,13 +83,8 @@ def test_a_hotfix_approved_before_holidays_is_due_after_them(cast: Cast, setting
         service=cast.payments_api, by=cast.requester, kind="hotfix", submitted=True, risk_tier="high"
     )
 
-    response = cast.session(cast.approver).post(
-        f"/api/v1/changelogs/{hotfix.id}/approvals/",
-        {"decision": "approved", "reason": "Outage", "password": PASSWORD, **seen_of(hotfix)},
-        format="json",
-    )
+    approve(cast, hotfix, reason="Outage")
 
-    assert response.status_code == 201, response.json()
     retrospective = Retrospective.objects.get(changelog=hotfix)
     assert retrospective.due_at == datetime.combine(working[2], time(18), LONDON)
     assert timezone.is_aware(retrospective.due_at)

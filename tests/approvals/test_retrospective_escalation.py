@@ -13,8 +13,8 @@ from approvals.services import retrospectives_mark_overdue
 from audit.models import AuditEvent
 from tests.clock import time_passes
 from tests.conftest import Cast
-from tests.factories import changelog_make, seen_of, unsigned_approvals_count
-from tests.releasegate.gate_support import PASSWORD
+from tests.factories import changelog_make, unsigned_approvals_count
+from tests.releasegate.gate_support import approve
 
 
 @pytest.fixture
@@ -25,12 +25,7 @@ def overdue_hotfix(cast: Cast, settings: Any) -> Any:
     hotfix = changelog_make(
         service=cast.payments_api, by=cast.requester, kind="hotfix", submitted=True, risk_tier="high"
     )
-    response = cast.session(cast.approver).post(
-        f"/api/v1/changelogs/{hotfix.id}/approvals/",
-        {"decision": "approved", "reason": "Outage", "password": PASSWORD, **seen_of(hotfix)},
-        format="json",
-    )
-    assert response.status_code == 201, response.json()
+    approve(cast, hotfix, reason="Outage")
     return hotfix
 
 

@@ -91,6 +91,29 @@ def sequence_all(*, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def add_events(count: int, start: int = 0) -> None:
+    """``count`` test events numbered from ``start``, each committed in its own transaction."""
+    from django.db import transaction
+
+    from audit import record
+    from tests.factories import FACTORY_ACTOR
+
+    for number in range(start, start + count):
+        with transaction.atomic():
+            record(actor=FACTORY_ACTOR, action="test:event", target=("test.thing", str(number)), data={"n": number})
+
+
+def ten_sequenced_events() -> list[int]:
+    """Ten events sequenced in batches of four, four and two (the caller turns off sequencing
+    on commit); the event id at each leaf."""
+    from audit.models import AuditEvent, AuditLeaf
+
+    for batch in (4, 4, 2):
+        add_events(batch, start=AuditEvent.objects.count())
+        sequence_all()
+    return list(AuditLeaf.objects.order_by("leaf_index").values_list("event_id", flat=True))
+
+
 def witness_start(name: str, directory: Path, log_key: str) -> tuple[subprocess.Popen[str], dict[str, str], Path]:
     """A witness process (``python -m tlog.witness``) on a free port of 127.0.0.1 for the log of
     ``log_key``: the process, its ``AUDIT_WITNESSES`` entry, and its state file."""

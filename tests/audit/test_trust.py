@@ -3,6 +3,7 @@ holds what it last signed (kept outside the database, audit/trust.py). When it d
 signs nothing, raises an alarm (logged, counted in the metrics, audited), and the gate denies
 until an operator resolves it."""
 
+import base64
 import json
 import logging
 from pathlib import Path
@@ -10,9 +11,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
 
-from audit import record
 from audit.alarms import LogInconsistent
 from audit.events import format_time
 from audit.models import AuditAlarm, AuditEvent, AuditLeaf, Checkpoint
@@ -20,30 +19,21 @@ from audit.sequencer import sequence_pending
 from audit.trust import state_load
 from releasegate import gate
 from releasegate.metrics import metrics_text
-from tests.audit.support import sequence_all, triggers_bypassed
+from tests.audit.support import add_events, sequence_all, ten_sequenced_events, triggers_bypassed
 from tests.conftest import Cast
-from tests.factories import FACTORY_ACTOR
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def add_events(count: int, start: int = 0) -> None:
-    for number in range(start, start + count):
-        with transaction.atomic():
-            record(actor=FACTORY_ACTOR, action="test:event", target=("test.thing", str(number)), data={"n": number})
 
 
 @pytest.fixture
 def log(settings: Any) -> list[int]:
     """Ten events in several checkpoints, the first within the first four leaves; the event id at each leaf."""
     settings.AUDIT_SEQUENCE_ON_COMMIT = False
-    for batch in (4, 4, 2):
-        add_events(batch, start=AuditEvent.objects.count())
-        sequence_all()
+    leaves = ten_sequenced_events()
     # Checkpoints at 4, 8 and 10, or more of them on a busy PostgreSQL server (horizon).
     assert {4, 8, 10} <= set(Checkpoint.objects.values_list("tree_size", flat=True)) or _pg()
     assert Checkpoint.objects.latest().tree_size == 10
-    return list(AuditLeaf.objects.order_by("leaf_index").values_list("event_id", flat=True))
+    return leaves
 
 
 def refused(kind: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -130,21 +120,20 @@ def test_a_moved_position_is_reported(log: list[int], caplog: pytest.LogCaptureF
     refused("position_moved", caplog)
 
 
+def lagging_state_file(settings: Any, tmp_path: Path) -> Checkpoint:
+    """The sequencer's state file left at the first checkpoint (size 4), which it returns."""
+    old = Checkpoint.objects.earliest()
+    lagging = tmp_path / "state.json"
+    root_hash = base64.b64encode(bytes(old.root_hash)).decode()
+    lagging.write_text(json.dumps({"size": 4, "root_hash": root_hash, "signed_note": old.signed_note}))
+    settings.AUDIT_SEQUENCER_STATE_FILE = str(lagging)
+    return old
+
+
 def test_a_lagging_state_file_catches_up_on_a_consistent_log(log: list[int], settings: Any, tmp_path: Path) -> None:
     """A crash between commit and writing the file leaves it behind: the signed extension is
     proven consistent with it from the stored nodes, and the file catches up."""
-    old = Checkpoint.objects.earliest()
-    lagging = tmp_path / "state.json"
-    lagging.write_text(
-        json.dumps(
-            {
-                "size": 4,
-                "root_hash": __import__("base64").b64encode(bytes(old.root_hash)).decode(),
-                "signed_note": old.signed_note,
-            }
-        )
-    )
-    settings.AUDIT_SEQUENCER_STATE_FILE = str(lagging)
+    old = lagging_state_file(settings, tmp_path)
     add_events(2, start=20)
 
     sequence_all()
@@ -158,18 +147,7 @@ def test_a_lagging_state_file_catches_up_on_a_consistent_log(log: list[int], set
 def test_a_lagging_state_file_and_an_altered_node_are_reported(
     log: list[int], settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    old = Checkpoint.objects.earliest()
-    lagging = tmp_path / "state.json"
-    lagging.write_text(
-        json.dumps(
-            {
-                "size": 4,
-                "root_hash": __import__("base64").b64encode(bytes(old.root_hash)).decode(),
-                "signed_note": old.signed_note,
-            }
-        )
-    )
-    settings.AUDIT_SEQUENCER_STATE_FILE = str(lagging)
+    lagging_state_file(settings, tmp_path)
     with triggers_bypassed() as cursor:
         cursor.execute('UPDATE audit_auditnode SET hash = %s WHERE level = 2 AND "index" = 1', [b"\1" * 32])
 

@@ -9,32 +9,21 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, transaction
+from django.db import connection
 
-from audit import record
-from audit.models import AuditAlarm, AuditEvent, AuditLeaf, Checkpoint
+from audit.models import AuditAlarm, AuditEvent, Checkpoint
 from audit.selectors import event_canonical_bytes
 from audit.verification import trusted_checkpoint_parse, verify_log
-from tests.audit.support import sequence_all, triggers_bypassed
-from tests.factories import FACTORY_ACTOR
+from tests.audit.support import add_events, sequence_all, ten_sequenced_events, triggers_bypassed
 from tlog.merkle import leaf_hash
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def add_events(count: int, start: int = 0) -> None:
-    for number in range(start, start + count):
-        with transaction.atomic():
-            record(actor=FACTORY_ACTOR, action="test:event", target=("test.thing", str(number)), data={"n": number})
-
-
 @pytest.fixture
 def log(settings: Any) -> list[int]:
     settings.AUDIT_SEQUENCE_ON_COMMIT = False
-    for batch in (4, 4, 2):
-        add_events(batch, start=AuditEvent.objects.count())
-        sequence_all()
-    return list(AuditLeaf.objects.order_by("leaf_index").values_list("event_id", flat=True))
+    return ten_sequenced_events()
 
 
 def verify(*args: str) -> str:

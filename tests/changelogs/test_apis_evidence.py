@@ -334,15 +334,8 @@ def readiness(client: APIClient, changelog: Changelog) -> dict[str, Any]:
 
 def test_a_changelog_with_complete_passing_evidence_is_ready(cast: Cast, draft: Changelog) -> None:
     client = cast.pipeline.client()
-    upload(
-        client,
-        draft,
-        "junit.xml",
-        junit_with_journeys({"PAY-001": "passed", "PAY-002": "passed"}),
-        "sanity",
-        environment="staging",
-    )
-    upload(client, draft, "k6.json", k6_passing(), "performance", environment="staging")
+    upload(client, draft, "junit.xml", junit_with_journeys({"PAY-001": "passed", "PAY-002": "passed"}), "sanity")
+    upload(client, draft, "k6.json", k6_passing(), "performance")
     upload(client, draft, "semgrep.sarif", sarif_clean(), "security")
 
     assert readiness(client, draft) == {"revision": 1, "policy": "default@v0", "ready": True, "findings": []}
@@ -372,14 +365,7 @@ def test_readiness_lists_what_the_real_samples_lack(cast: Cast, draft: Changelog
 
 def test_a_failed_test_of_a_journey_makes_it_failed_not_covered(cast: Cast, draft: Changelog) -> None:
     client = cast.pipeline.client()
-    upload(
-        client,
-        draft,
-        "junit.xml",
-        junit_with_journeys({"PAY-001": "passed", "PAY-002": "failed"}),
-        "sanity",
-        environment="staging",
-    )
+    upload(client, draft, "junit.xml", junit_with_journeys({"PAY-001": "passed", "PAY-002": "failed"}), "sanity")
 
     codes = {(f["code"], f["journey"]) for f in readiness(client, draft)["findings"]}
 
@@ -391,14 +377,7 @@ def test_a_failed_test_of_a_journey_makes_it_failed_not_covered(cast: Cast, draf
 @pytest.mark.requirement("PR-05")
 def test_the_domain_policy_and_a_service_override_apply_by_version(cast: Cast, draft: Changelog) -> None:
     client = cast.pipeline.client()
-    upload(
-        client,
-        draft,
-        "junit.xml",
-        junit_with_journeys({"PAY-001": "passed", "PAY-002": "passed"}),
-        "sanity",
-        environment="staging",
-    )
+    upload(client, draft, "junit.xml", junit_with_journeys({"PAY-001": "passed", "PAY-002": "passed"}), "sanity")
     upload(client, draft, "semgrep.sarif", sarif_clean(), "security")
 
     policy_create(

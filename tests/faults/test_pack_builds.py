@@ -66,6 +66,20 @@ def stuck_job(cast: Cast, changelog: Changelog, **state: Any) -> PackJob:
     )
 
 
+def running_job(cast: Cast, changelog: Changelog, *, owner: str, lease_left: timedelta) -> PackJob:
+    """A job whose worker started it three minutes ago, with ``lease_left`` on its lease
+    (negative: the lease ran out)."""
+    return stuck_job(
+        cast,
+        changelog,
+        status=PackStatus.RUNNING,
+        attempts=1,
+        started_at=timezone.now() - timedelta(minutes=3),
+        lease_owner=owner,
+        lease_expires_at=timezone.now() + lease_left,
+    )
+
+
 @pytest.fixture
 def changelog(cast: Cast, eager_celery: None) -> Changelog:
     return ready_changelog(cast)
@@ -123,15 +137,7 @@ def test_a_delivery_whose_lease_ran_out_keeps_nothing_and_the_one_that_took_over
 
 
 def test_asking_again_for_a_stuck_job_hands_it_over_and_it_finishes(cast: Cast, changelog: Changelog) -> None:
-    job = stuck_job(
-        cast,
-        changelog,
-        status=PackStatus.RUNNING,
-        attempts=1,
-        started_at=timezone.now() - timedelta(minutes=3),
-        lease_owner="a-worker-that-died",
-        lease_expires_at=timezone.now() - timedelta(minutes=1),
-    )
+    job = running_job(cast, changelog, owner="a-worker-that-died", lease_left=timedelta(minutes=-1))
 
     response = ask(cast, changelog)
 
@@ -143,23 +149,9 @@ def test_asking_again_for_a_stuck_job_hands_it_over_and_it_finishes(cast: Cast, 
 def test_beat_hands_over_a_job_whose_worker_died_within_minutes_not_half_an_hour(
     cast: Cast, changelog: Changelog
 ) -> None:
-    job = stuck_job(
-        cast,
-        changelog,
-        status=PackStatus.RUNNING,
-        attempts=1,
-        started_at=timezone.now() - timedelta(minutes=3),
-        lease_owner="a-worker-that-died",
-        lease_expires_at=timezone.now() - timedelta(seconds=10),
-    )
-    alive = stuck_job(
-        cast,
-        ready_changelog(cast, approved=False),
-        status=PackStatus.RUNNING,
-        attempts=1,
-        started_at=timezone.now() - timedelta(minutes=3),
-        lease_owner="a-worker-still-building",
-        lease_expires_at=timezone.now() + timedelta(minutes=1),
+    job = running_job(cast, changelog, owner="a-worker-that-died", lease_left=timedelta(seconds=-10))
+    alive = running_job(
+        cast, ready_changelog(cast, approved=False), owner="a-worker-still-building", lease_left=timedelta(minutes=1)
     )
 
     assert packs_resume() == 1

@@ -10,7 +10,7 @@ from changelogs.models import Changelog
 from incidents.services import incident_open, suspect_decide
 from releasegate.models import Deployment
 from tests.conftest import Cast
-from tests.incidents.test_learning_report import needs
+from tests.packs.support import poppler
 from tests.packs.test_packs import deployed, download, request_pack  # noqa: F401 - the fixture
 
 # Packs are built after commit (eager Celery here), as in tests/packs/test_packs.py.
@@ -22,7 +22,7 @@ def test_the_pack_of_a_change_confirmed_as_a_cause_names_the_incident(
     deployed: Changelog,  # noqa: F811 - the fixture imported above
     tmp_path: Path,
 ) -> None:
-    pdftotext = needs("pdftotext")
+    pdftotext = poppler("pdftotext")
     incident = incident_open(
         acting_user=cast.requester,
         title="Card payments time out",

@@ -1,7 +1,6 @@
 """The learning report: a signed PDF with the API's figures and charts that render; the same
 charts as SVG on the admin's figures page."""
 
-import shutil
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -16,13 +15,7 @@ from incidents.services import incident_open, incident_status_change, postmortem
 from releasegate.deployments import deployment_report
 from tests.conftest import Cast
 from tests.factories import DIGEST, FACTORY_ACTOR
-
-
-def needs(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.skip(f"needs {tool} from Debian's poppler-utils (.ci/run installs it)")
-    return path
+from tests.packs.support import poppler
 
 
 @pytest.fixture
@@ -59,7 +52,7 @@ def history(cast: Cast) -> Cast:
 
 
 def test_the_learning_report_is_signed_shows_the_figures_and_its_charts_render(history: Cast, tmp_path: Path) -> None:
-    pdfsig, pdftotext, pdftoppm = needs("pdfsig"), needs("pdftotext"), needs("pdftoppm")
+    pdfsig, pdftotext, pdftoppm = poppler("pdfsig"), poppler("pdftotext"), poppler("pdftoppm")
     client = history.session(history.auditor)
     period = {"start": (timezone.now() - timedelta(days=7)).isoformat(), "end": timezone.now().isoformat()}
     figures = client.get("/api/v1/incidents/figures", period).json()

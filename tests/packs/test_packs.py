@@ -5,7 +5,6 @@ import csv
 import hashlib
 import io
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -25,16 +24,10 @@ from packs.models import PackJob
 from tests.audit.support import sequence_all
 from tests.conftest import Cast
 from tests.factories import OTHER_DIGEST, seen_of
+from tests.packs.support import poppler
 from tests.releasegate.gate_support import check, ready_changelog, report_succeeded
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
-
-
-def needs(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.skip(f"needs {tool} from Debian's poppler-utils (.ci/run installs it)")
-    return path
 
 
 @pytest.fixture
@@ -84,7 +77,7 @@ def download(cast: Cast, job: dict[str, Any], name: str) -> bytes:
 def test_a_changelog_pack_shows_every_field_hash_approval_and_event(
     cast: Cast, deployed: Changelog, tmp_path: Path
 ) -> None:
-    pdftotext = needs("pdftotext")
+    pdftotext = poppler("pdftotext")
     job = request_pack(cast, {"kind": "changelog", "changelog": str(deployed.pk)})
     pdf = tmp_path / "pack.pdf"
     pdf.write_bytes(download(cast, job, "pack.pdf"))
@@ -118,7 +111,7 @@ def test_a_changelog_pack_shows_every_field_hash_approval_and_event(
 def test_a_changelog_pack_is_signed_and_one_changed_byte_breaks_the_signature(
     cast: Cast, deployed: Changelog, tmp_path: Path
 ) -> None:
-    pdfsig = needs("pdfsig")
+    pdfsig = poppler("pdfsig")
     job = request_pack(cast, {"kind": "changelog", "changelog": str(deployed.pk)})
     signed = download(cast, job, "pack.pdf")
     good = tmp_path / "good.pdf"
@@ -187,7 +180,7 @@ def test_the_zip_manifest_matches_and_its_proofs_verify_offline(
 
 @pytest.mark.requirement("PR-18")
 def test_a_hotfix_pack_carries_its_post_implementation_review(cast: Cast, tmp_path: Path) -> None:
-    pdftotext = needs("pdftotext")
+    pdftotext = poppler("pdftotext")
     hotfix = ready_changelog(cast, kind="hotfix", risk_tier="medium")
     check(cast.pipeline.client())
     assert report_succeeded(cast.pipeline.client(), hotfix, "hotfix-run-1").status_code == 201
@@ -214,7 +207,7 @@ def test_a_hotfix_pack_carries_its_post_implementation_review(cast: Cast, tmp_pa
 def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptions(
     cast: Cast, deployed: Changelog, tmp_path: Path
 ) -> None:
-    pdftotext = needs("pdftotext")
+    pdftotext = poppler("pdftotext")
     pipeline = cast.pipeline.client()
     unauthorised = pipeline.post(
         "/api/v1/deployments/",
@@ -264,7 +257,7 @@ def test_a_population_pack_counts_what_the_database_holds_and_lists_the_exceptio
 def test_a_deployment_after_a_deny_is_an_unauthorised_deployment_of_that_change_in_both_packs(
     cast: Cast, tmp_path: Path
 ) -> None:
-    pdftotext = needs("pdftotext")
+    pdftotext = poppler("pdftotext")
     changelog = ready_changelog(cast, approved=False)
     pipeline = cast.pipeline.client()
     assert check(pipeline).json()["decision"] == "deny"

@@ -1,5 +1,6 @@
 """Building changelogs that pass the gate, for the gate's tests."""
 
+from datetime import timedelta
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -7,6 +8,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from changelogs.models import Changelog
+from releasegate.freezes import freeze_create
+from releasegate.models import FreezeWindow
 from tests.changelogs.evidence_files import junit_with_journeys, k6_passing, sarif_clean
 from tests.conftest import Cast
 from tests.factories import DIGEST, JourneyFactory, changelog_make, seen_of
@@ -32,11 +35,11 @@ def complete_evidence(client: APIClient, changelog: Changelog, journeys: dict[st
         assert response.status_code == 201, response.json()
 
 
-def approve(cast: Cast, changelog: Changelog, who: Any = None) -> None:
+def approve(cast: Cast, changelog: Changelog, who: Any = None, reason: str = "Checked") -> None:
     approver = cast.session(who or cast.approver)
     response = approver.post(
         f"/api/v1/changelogs/{changelog.id}/approvals/",
-        {"decision": "approved", "reason": "Checked", "password": PASSWORD, **seen_of(changelog)},
+        {"decision": "approved", "reason": reason, "password": PASSWORD, **seen_of(changelog)},
         format="json",
     )
     assert response.status_code == 201, response.json()
@@ -79,4 +82,16 @@ def report_succeeded(client: APIClient, changelog: Changelog, key: str) -> Any:
             "started_at": timezone.now().isoformat(),
         },
         format="json",
+    )
+
+
+def year_end_freeze(cast: Cast) -> FreezeWindow:
+    """A freeze of every domain, begun an hour ago, for a day."""
+    now = timezone.now()
+    return freeze_create(
+        acting_user=cast.admin,
+        domain=None,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=1),
+        reason="Year-end freeze",
     )

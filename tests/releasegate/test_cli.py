@@ -65,6 +65,10 @@ def check_args(digest: str = DIGEST, *extra: str) -> list[str]:
     return ["check", "--service", "payments-api", "--digest", digest, *extra]
 
 
+def report_args(status: str, *extra: str, digest: str = DIGEST) -> list[str]:
+    return ["deploy", "report", "--service", "payments-api", "--digest", digest, "--status", status, *extra]
+
+
 def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -232,22 +236,11 @@ def test_json_output_is_one_document_with_the_decision_and_the_reasons(gate_env:
             "invalid choice: 'tests'",
         ),
         (
-            [
-                "deploy",
-                "report",
-                "--service",
-                "payments-api",
-                "--digest",
-                DIGEST,
-                "--status",
-                "started",
-                "--started-at",
-                "2026-12-01T09:00:00",
-            ],
+            report_args("started", "--started-at", "2026-12-01T09:00:00"),
             "must carry its offset",
         ),
         (
-            ["deploy", "report", "--service", "payments-api", "--digest", DIGEST, "--status", "done"],
+            report_args("done"),
             "invalid choice: 'done'",
         ),
     ],
@@ -703,7 +696,7 @@ def test_evidence_for_a_submitted_changelog_exits_1_and_for_an_unknown_one_2(
 
 def test_an_unauthorised_deployment_exits_1(gate_env: dict[str, str], cast: Cast) -> None:
     result = run(
-        ["deploy", "report", "--service", "payments-api", "--digest", OTHER_DIGEST, "--status", "succeeded", "--json"],
+        report_args("succeeded", "--json", digest=OTHER_DIGEST),
         gate_env,
     )
 
@@ -719,18 +712,7 @@ def test_a_retried_deploy_report_is_recognised_by_its_derived_key(gate_env: dict
     ready_changelog(cast)
     assert run(check_args(), gate_env).returncode == 0
     start = datetime.now(UTC).replace(microsecond=0)
-    report = [
-        "deploy",
-        "report",
-        "--service",
-        "payments-api",
-        "--digest",
-        DIGEST,
-        "--status",
-        "started",
-        "--started-at",
-        start.astimezone(timezone(timedelta(hours=1))).isoformat(),
-    ]
+    report = report_args("started", "--started-at", start.astimezone(timezone(timedelta(hours=1))).isoformat())
 
     first = run(report, gate_env)
     # The same time, written differently.
@@ -840,7 +822,7 @@ def _deployed_through_the_cli(gate_env: dict[str, str], cast: Cast) -> tuple[Cha
     """A ready change, checked and reported deployed by the pipeline; the deployment's id."""
     changelog = ready_changelog(cast)
     assert run(check_args(), gate_env).returncode == 0
-    report = ["deploy", "report", "--service", "payments-api", "--digest", DIGEST, "--status", "succeeded", "-q"]
+    report = report_args("succeeded", "-q")
     reported = run(report, gate_env)
     assert reported.returncode == 0, reported.stderr
     return changelog, reported.stdout.strip()

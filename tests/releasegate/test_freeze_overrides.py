@@ -1,22 +1,20 @@
 """A freeze override lets one change through a freeze: asked with a reason and the password,
 under the independence rules of an approval. Played by those who must not do it alone."""
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
-from django.utils import timezone
 
 from audit.models import AuditEvent
 from changelogs.models import Changelog, Evidence
 from core.actors import StepUp
 from core.errors import InvalidInput, PermissionDenied
-from releasegate.freezes import freeze_create, freeze_override_approve
+from releasegate.freezes import freeze_override_approve
 from releasegate.models import FreezeOverride, FreezeWindow
 from tests.conftest import Cast
 from tests.factories import UserFactory, authority_asked, authority_confirmed, authority_give
-from tests.releasegate.gate_support import check, ready_changelog
+from tests.releasegate.gate_support import check, ready_changelog, year_end_freeze
 
 PASSWORD = "a-test-password-1234"
 
@@ -24,14 +22,7 @@ PASSWORD = "a-test-password-1234"
 @pytest.fixture
 def frozen(cast: Cast) -> tuple[Changelog, FreezeWindow]:
     changelog = ready_changelog(cast, commit_authors=["author@bank.example"])
-    now = timezone.now()
-    freeze = freeze_create(
-        acting_user=cast.admin,
-        domain=None,
-        starts_at=now - timedelta(hours=1),
-        ends_at=now + timedelta(days=1),
-        reason="Year-end freeze",
-    )
+    freeze = year_end_freeze(cast)
     return changelog, freeze
 
 

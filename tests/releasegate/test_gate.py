@@ -25,7 +25,7 @@ from tests.factories import (
     seen_of,
     unsigned_approvals_count,
 )
-from tests.releasegate.gate_support import PASSWORD, approve, check, complete_evidence, ready_changelog
+from tests.releasegate.gate_support import PASSWORD, approve, check, complete_evidence, ready_changelog, year_end_freeze
 
 
 def codes(response: Any) -> list[str]:
@@ -177,14 +177,7 @@ def test_an_overdue_hotfix_retrospective_blocks_the_service(cast: Cast) -> None:
 
 def test_an_active_freeze_denies_unless_overridden(cast: Cast) -> None:
     changelog = ready_changelog(cast)
-    now = timezone.now()
-    freeze = freeze_create(
-        acting_user=cast.admin,
-        domain=None,
-        starts_at=now - timedelta(hours=1),
-        ends_at=now + timedelta(days=1),
-        reason="Year-end freeze",
-    )
+    freeze = year_end_freeze(cast)
 
     assert codes(check(cast.pipeline.client())) == ["freeze_active"]
     freeze_override_approve(

@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from changelogs.models import Service
-from releasegate.celery import app as celery_app
 from releasegate.github import (
     github_answer_attempt,
     github_app_jwt,
@@ -74,18 +73,6 @@ def github(app_key: rsa.RSAPrivateKey, settings: Any) -> Iterator[FakeGitHub]:
         settings.GITHUB_GATED_ENVIRONMENTS = {"production": "production"}
         settings.GITHUB_CALLBACK_RETRY_BASE_SECONDS = 0
         yield fake
-
-
-@pytest.fixture
-def eager_celery() -> Iterator[None]:
-    """Celery in-process even in CI's broker pass (as in tests/approvals/test_notifications.py)."""
-    saved = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    assert celery_app.conf.task_eager_propagates
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager = saved
 
 
 @pytest.fixture
