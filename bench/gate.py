@@ -519,17 +519,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(environment: dict[str, str], workers: int) -> Iterator[str]:
-    """gunicorn on 127.0.0.1 with sync workers, stopped (by its pid) when the block ends."""
+def server(environment: dict[str, str], workers: int, tree: Path = ROOT) -> Iterator[str]:
+    """gunicorn on 127.0.0.1 with sync workers, stopped (by its pid) when the block ends;
+    serving the code of ``tree`` (another checkout: bench/gate_ab.py)."""
     port = free_port()
     gunicorn = Path(sys.executable).parent / "gunicorn"
     process = subprocess.Popen(
         [
             *(str(gunicorn), "releasegate.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)),
-            *("--log-level", "warning", "--chdir", str(ROOT)),
+            *("--log-level", "warning", "--chdir", str(tree)),
         ],
-        env={**os.environ, **environment},
-        cwd=ROOT,
+        env={**os.environ, **environment, **({"PYTHONPATH": str(tree)} if tree != ROOT else {})},
+        cwd=tree,
     )
     base = f"http://127.0.0.1:{port}"
     try:

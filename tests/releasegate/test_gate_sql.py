@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group, Permission
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
@@ -511,3 +511,41 @@ def test_a_write_that_fails_leaves_neither_the_decision_nor_its_event(
     assert response.status_code == 500
     assert not GateDecision.objects.exists()
     assert AuditEvent.objects.count() == events
+
+
+def test_the_read_stands_in_for_the_connections_health_check(
+    cast: Cast, on_postgres: None, transactional_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CONN_HEALTH_CHECKS asks the connection with a round trip of its own before a request's
+    first statement; the gate check's read does instead (issue 17), and a connection the
+    database dropped meanwhile is replaced as the health check would have replaced it."""
+    ready_changelog(cast)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {cast.pipeline.token}")
+    client.post("/api/v1/gate/check", GATE_QUESTION, format="json")  # the token's last use is written once
+    asked: list[bool] = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: asked.append(True) or usable())
+
+    def check() -> Any:
+        connection.close_if_unusable_or_obsolete()  # a new request, as request_started does under a server
+        return client.post("/api/v1/gate/check", GATE_QUESTION, format="json")
+
+    assert check().json()["decision"] == "allow"
+    assert asked == []
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    finally:
+        other.close()
+    response = check()
+
+    assert response.status_code == 200
+    assert response.json()["decision"] == "allow"
+    assert asked == [True]
+    assert GateDecision.objects.filter(pk=response.json()["decision_id"]).exists()
