@@ -56,12 +56,19 @@ class EventRow:
 
 
 def event_row(
-    *, actor: ActingUser | Actor, action: str, target: models.Model | tuple[str, str], data: Mapping[str, Any] | None
+    *,
+    actor: ActingUser | Actor,
+    action: str,
+    target: models.Model | tuple[str, str],
+    data: Mapping[str, Any] | None,
+    one_statement: bool = False,
 ) -> EventRow:
     """The event ``event_record`` appends, for a writer that inserts it in the same statement
     as its own change (the gate, whose every answer is audited). That writer must insert it in
-    the transaction of the change and then call ``event_inserted``."""
-    if not transaction.get_connection().in_atomic_block:
+    the transaction of the change and then call ``event_inserted``. ``one_statement``: the
+    writer inserts the event in the very statement that makes the change, which is a
+    transaction of its own even outside an atomic block (the gate's write on PostgreSQL)."""
+    if not one_statement and not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit events are recorded inside the transaction of the change they record")
     who = actor_of(actor)
     target_type, target_id = target_of(target)

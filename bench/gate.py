@@ -519,17 +519,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(environment: dict[str, str], workers: int) -> Iterator[str]:
-    """gunicorn on 127.0.0.1 with sync workers, stopped (by its pid) when the block ends."""
+def server(environment: dict[str, str], workers: int, tree: Path = ROOT) -> Iterator[str]:
+    """gunicorn on 127.0.0.1 with sync workers, stopped (by its pid) when the block ends;
+    serving the code of ``tree`` (another checkout: bench/gate_ab.py)."""
     port = free_port()
     gunicorn = Path(sys.executable).parent / "gunicorn"
     process = subprocess.Popen(
         [
             *(str(gunicorn), "releasegate.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)),
-            *("--log-level", "warning", "--chdir", str(ROOT)),
+            *("--log-level", "warning", "--chdir", str(tree)),
         ],
-        env={**os.environ, **environment},
-        cwd=ROOT,
+        env={**os.environ, **environment, **({"PYTHONPATH": str(tree)} if tree != ROOT else {})},
+        cwd=tree,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -990,7 +991,8 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         f"127.0.0.1; wrk with {CONNECTIONS} connections (2 threads) for {results['seconds']:g} s per measurement, "
         f"after a warm-up. The two endpoints alternate, {results['rounds']} rounds, their order swapped every round; "
         "figures are medians of the rounds. Both endpoints go through the same middleware, DRF view, API-token "
-        "authentication and JSON rendering in one transaction (`ATOMIC_REQUESTS`):",
+        "authentication and JSON rendering; the trivial endpoint in one transaction (`ATOMIC_REQUESTS`), the gate "
+        "check outside it (its read and its write commit each by itself, docs/gate.md):",
         "",
         "- **trivial endpoint**: `GET /bench/trivial` (bench/gate_urls.py, served only by this benchmark): token "
         "authentication and one indexed SELECT;",
@@ -1077,8 +1079,9 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
     flagged = [s for s in results["explain"] if s["flagged"]]
     lines += [
         "",
-        "Besides these, each request sends the connection's health check (`SELECT 1`, `CONN_HEALTH_CHECKS`), "
-        "`BEGIN` and `COMMIT`; the first statement is the read, which also finds the API token. "
+        "Besides these, each request sends the connection's health check (`SELECT 1`, `CONN_HEALTH_CHECKS`); "
+        "the gate check runs outside the request's transaction, so each of its two statements commits by itself "
+        "(no `BEGIN`, no `COMMIT`). The first statement is the read, which also finds the API token. "
         "Times are `EXPLAIN ANALYZE`'s, with its instrumentation, for each statement planned "
         "for these very values; the server runs the read and the write as prepared statements with generic plans. "
         "Small tables (the catalog, permissions, policies, freezes, tokens) are scanned whole where that is cheaper. "
@@ -1090,8 +1093,9 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "",
         "### Where the gate's cost goes",
         "",
-        "Per check, beyond what the trivial endpoint does (as many round trips since issue 17: the trivial "
-        "endpoint's token lookup and SELECT become the gate's read and its write): the read's and the "
+        "Per check, beyond what the trivial endpoint does (two round trips fewer since issue 17: the trivial "
+        "endpoint's token lookup and SELECT become the gate's read and its write, and the gate sends no `BEGIN` "
+        "and no `COMMIT`): the read's and the "
         "write's work in PostgreSQL (a dozen tables read through their indexes into one JSON document; two rows "
         "with thirteen index entries and their WAL, flushed at commit), and a little Python (loading the document, "
         "deciding, answering). Measured apart on this machine on 2026-11-27 (gunicorn and wrk as above, a few "
@@ -1117,12 +1121,13 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "audit trail's index of targets, where decision ids are now time-ordered (version 7, "
         "`core/ids.py`) and go to the right-hand end.",
         "",
-        "Since issue 17 a check makes as many round trips as the trivial endpoint, five: the connection's health "
-        "check `SELECT 1`, `BEGIN`, the read (which also reads the API token by its prefix, checked in Python by "
-        "the same rules as for every endpoint, and the business clock), the write, `COMMIT`; the trivial endpoint "
-        "sends the health check, `BEGIN`, the token lookup, its SELECT and `COMMIT` (both, at most once a minute, "
-        "also the token's last use). What each change gained is in the section after this one. What is left: the "
-        "read's and the write's work in PostgreSQL, and the write itself with its WAL flush at commit.",
+        "Since issue 17 a check makes three round trips where the trivial endpoint makes five: the connection's "
+        "health check `SELECT 1`, the read (which also reads the API token by its prefix, checked in Python by "
+        "the same rules as for every endpoint, and the business clock) and the write, which commits by itself "
+        "(the gate check runs outside the request's transaction: each statement is atomic alone); the trivial "
+        "endpoint sends the health check, `BEGIN`, the token lookup, its SELECT and `COMMIT` (both, at most once "
+        "a minute, also the token's last use). What each change gained is in the section after this one. What is "
+        "left: the read's and the write's work in PostgreSQL, and the write itself with its WAL flush at commit.",
         END,
     ]
     return "\n".join(lines) + "\n"

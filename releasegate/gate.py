@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import json
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict, TypeVar, Unpack
@@ -398,7 +399,7 @@ def _record(
         record.save(force_insert=True)
         audit.record(actor=acting_user, action=action, target=record, data=data)
         return record
-    event = event_row(actor=acting_user, action=action, target=record, data=data)
+    event = event_row(actor=acting_user, action=action, target=record, data=data, one_statement=True)
     gate_sql.write(
         decision={
             "id": record.id,
@@ -424,13 +425,21 @@ def _record(
     return record
 
 
-# The decision and its audit event are written by one statement (or, on SQLite, right after
-# each other) and nothing here can fail half-way in a way a caller could recover from: a
-# failure fails the caller's transaction (the request) as a whole, so no savepoint is needed
-# (it would cost two more round trips per check).
+# On PostgreSQL the facts are read by one statement and the decision is written with its audit
+# event by one more: each is atomic by itself, and under READ COMMITTED a transaction around
+# them would give them no common snapshot either (the read locks nothing). So the gate check
+# needs no transaction of its own there: outside one (the API's gate check runs outside the
+# request's transaction, releasegate.apis.GateCheckApi) it saves the round trips of BEGIN and
+# COMMIT; the write commits as it returns, its WAL flushed as any commit's (issue 17;
+# bench/gate.py). Elsewhere (the ORM: several statements) it is one transaction, which joins
+# the caller's if there is one; no savepoint is needed, since nothing here can fail half-way
+# in a way a caller could recover from.
 
 
-@transaction.atomic(savepoint=False)
+def _gate_transaction() -> AbstractContextManager[Any]:
+    return nullcontext() if _on_postgresql() else transaction.atomic(savepoint=False)
+
+
 def gate_check_as_caller(
     *,
     acting_user: ActingUser,
@@ -448,24 +457,25 @@ def gate_check_as_caller(
     was checked already; None, and nothing recorded, when there is no such service or the
     caller may not act on it. ``read``: the facts of this very question for this caller, read
     already (``facts_with_token``), and when the reading started (``time.perf_counter``)."""
-    if read is not None:
-        snapshot: Snapshot | None
-        snapshot, started = read
-    else:
-        started = time.perf_counter()
-        snapshot = gate_facts(
-            acting_user=acting_user, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=now
+    with _gate_transaction():
+        if read is not None:
+            snapshot: Snapshot | None
+            snapshot, started = read
+        else:
+            started = time.perf_counter()
+            snapshot = gate_facts(
+                acting_user=acting_user, service_slug=service_slug, digest=digest, changelog_id=changelog_id, now=now
+            )
+        if snapshot is None or not (caller_may_act or snapshot.may_act):
+            return None
+        return _record(
+            acting_user=acting_user,
+            environment=environment,
+            digest=digest,
+            snapshot=snapshot,
+            token_prefix=token_prefix,
+            started=started,
         )
-    if snapshot is None or not (caller_may_act or snapshot.may_act):
-        return None
-    return _record(
-        acting_user=acting_user,
-        environment=environment,
-        digest=digest,
-        snapshot=snapshot,
-        token_prefix=token_prefix,
-        started=started,
-    )
 
 
 class GateQuestion(TypedDict):

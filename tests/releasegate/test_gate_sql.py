@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group, Permission
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
+from rest_framework.test import APIClient
 
 from approvals.models import Approval, Retrospective, RetrospectiveStatus
 from audit.models import AuditEvent
@@ -461,3 +462,90 @@ def test_the_statements_run_against_the_migrated_schema(cast: Cast, on_postgres:
         for statement in (read, write):
             cursor.execute("PREPARE gate_statement_check AS " + re.sub(r"%\((\w+)\)s", "NULL", statement))
             cursor.execute("DEALLOCATE gate_statement_check")
+
+
+GATE_QUESTION = {"service": "payments-api", "environment": "production", "artifact_digest": DIGEST}
+
+
+def test_a_check_is_its_read_and_its_write_each_a_transaction_of_its_own(
+    cast: Cast, on_postgres: None, transactional_db: None
+) -> None:
+    """Outside the request's transaction (GateCheckApi) a check sends no BEGIN and no COMMIT:
+    its read and its write run in autocommit, and the write commits the decision with its
+    audit event (issue 17: two round trips fewer)."""
+    ready_changelog(cast)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {cast.pipeline.token}")
+    client.post("/api/v1/gate/check", GATE_QUESTION, format="json")  # the token's last use is written once
+    in_transaction: list[tuple[str, bool]] = []
+
+    def noted(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        # The gate's statements (the tests' conftest also reads each check through the ORM).
+        if sql in (gate_sql.READ_SQL, gate_sql.WRITE_SQL):
+            name = "read" if sql == gate_sql.READ_SQL else "write"
+            in_transaction.append((name, connection.in_atomic_block or not connection.get_autocommit()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(noted):
+        response = client.post("/api/v1/gate/check", GATE_QUESTION, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["decision"] == "allow"
+    assert in_transaction == [("read", False), ("write", False)]
+    decision = GateDecision.objects.get(pk=response.json()["decision_id"])
+    assert AuditEvent.objects.filter(target_type="releasegate.gatedecision", target_id=str(decision.pk)).count() == 1
+
+
+def test_a_write_that_fails_leaves_neither_the_decision_nor_its_event(
+    cast: Cast, on_postgres: None, transactional_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready_changelog(cast)
+    events = AuditEvent.objects.count()
+    failing = gate_sql.WRITE_SQL.replace(AuditEvent._meta.db_table, "audit_unavailable")
+    monkeypatch.setattr(gate_sql, "WRITE_SQL", failing)
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {cast.pipeline.token}")
+
+    response = client.post("/api/v1/gate/check", GATE_QUESTION, format="json")
+
+    assert response.status_code == 500
+    assert not GateDecision.objects.exists()
+    assert AuditEvent.objects.count() == events
+
+
+def test_the_read_stands_in_for_the_connections_health_check(
+    cast: Cast, on_postgres: None, transactional_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CONN_HEALTH_CHECKS asks the connection with a round trip of its own before a request's
+    first statement; the gate check's read does instead (issue 17), and a connection the
+    database dropped meanwhile is replaced as the health check would have replaced it."""
+    ready_changelog(cast)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {cast.pipeline.token}")
+    client.post("/api/v1/gate/check", GATE_QUESTION, format="json")  # the token's last use is written once
+    asked: list[bool] = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: asked.append(True) or usable())
+
+    def check() -> Any:
+        connection.close_if_unusable_or_obsolete()  # a new request, as request_started does under a server
+        return client.post("/api/v1/gate/check", GATE_QUESTION, format="json")
+
+    assert check().json()["decision"] == "allow"
+    assert asked == []
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    finally:
+        other.close()
+    response = check()
+
+    assert response.status_code == 200
+    assert response.json()["decision"] == "allow"
+    assert asked == [True]
+    assert GateDecision.objects.filter(pk=response.json()["decision_id"]).exists()
