@@ -322,8 +322,9 @@ def evidence_add(
     now: datetime | None = None,
 ) -> Evidence:
     """Parse, store and attach an evidence file to the current draft revision. A file that
-    does not parse is refused before anything is stored. ``changelog`` must be locked."""
-    changelog_lock_in_place(changelog=changelog)
+    does not parse is refused before anything is stored. Locks the changelog; the acting user
+    must manage its service (403 ``changelog_read_only``)."""
+    changelog_lock_to_change(acting_user=acting_user, changelog=changelog)
     now = now or timezone.now()
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.DRAFT:
@@ -455,8 +456,9 @@ def _require_kind(fmt: str, kind: str) -> None:
 def evidence_detach(
     *, acting_user: ActingUser, changelog: Changelog, evidence: Evidence, now: datetime | None = None
 ) -> None:
-    """Take a file off the current draft (it stays stored and in earlier revisions)."""
-    changelog_lock_in_place(changelog=changelog)
+    """Take a file off the current draft (it stays stored and in earlier revisions). Locks the
+    changelog; the acting user must manage its service (403 ``changelog_read_only``)."""
+    changelog_lock_to_change(acting_user=acting_user, changelog=changelog)
     now = now or timezone.now()
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.DRAFT:
