@@ -38,9 +38,7 @@ class SubmitApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = changelog_selectors.changelog_get(
-            user=actor_of(request), changelog_id=changelog_id, for_update=True
-        )
+        changelog = changelog_selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         services.changelog_submit_for_approval(acting_user=actor_of(request), changelog=changelog)
         return Response(ChangelogOutput(changelog).data)
 
@@ -294,6 +292,7 @@ class RetrospectiveOutput(serializers.Serializer[Any]):
 
 
 class ReviewInput(StrictInput):
+    # The schema's description of the review; the service checks it (approvals.services.REVIEW).
     summary = serializers.CharField(
         max_length=20000, help_text="What happened, what the hotfix changed and whether it worked."
     )
@@ -316,16 +315,9 @@ class RetrospectiveReviewApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = changelog_selectors.changelog_get(
-            user=actor_of(request), changelog_id=changelog_id, for_update=True
-        )
-        values = ReviewInput(data=request.data)
-        values.is_valid(raise_exception=True)
+        changelog = changelog_selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         review = services.retrospective_review_attach(
-            acting_user=actor_of(request),
-            changelog=changelog,
-            summary=values.validated_data["summary"],
-            follow_up=values.validated_data["follow_up"],
+            acting_user=actor_of(request), changelog=changelog, review=request.data
         )
         return Response(ReviewOutput(review).data, status=status.HTTP_201_CREATED)
 
@@ -345,9 +337,7 @@ class CloseApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = changelog_selectors.changelog_get(
-            user=actor_of(request), changelog_id=changelog_id, for_update=True
-        )
+        changelog = changelog_selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         services.changelog_close(acting_user=actor_of(request), changelog=changelog)
         return Response(ChangelogOutput(changelog).data)
 

@@ -1,6 +1,7 @@
 """Writes for approvals: the authority matrix, submitting for approval, deciding, and hotfix
 retrospectives. Each runs in one transaction with its audit event."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -35,10 +36,11 @@ from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs import services as changelog_services
 from changelogs.authors import identities
+from changelogs.content_rules import Invalid, Record, Text
 from changelogs.models import Changelog, ChangelogKind, ChangelogRevision, ChangelogStatus, Domain, RevisionStatus
 from changelogs.selectors import changelog_lock, commit_authors_of, policy_for, revision_current
 from core.actors import ActingUser, StepUp, step_up_require
-from core.errors import ApplicationError, Conflict, InvalidInput, PermissionDenied, field_error
+from core.errors import ApplicationError, CommonError, Conflict, InvalidInput, PermissionDenied, field_error
 from identity.challenge import approval_challenge
 from identity.services import assertion_verify
 
@@ -329,7 +331,9 @@ def authority_refusal_record(
 def changelog_submit_for_approval(
     *, acting_user: ActingUser, changelog: Changelog, now: datetime | None = None
 ) -> ChangelogRevision:
-    """Freeze and hash the draft (changelogs), then tell the domain's signing authorities."""
+    """Freeze and hash the draft (changelogs), then tell the domain's signing authorities. Locks
+    the changelog; the acting user must manage its service (403 ``changelog_read_only``)."""
+    changelog_services.changelog_lock_to_change(acting_user=acting_user, changelog=changelog)
     now = now or business_now()
     revision = changelog_services.changelog_submit(acting_user=acting_user, changelog=changelog, now=now)
     requesters = requester_ids(changelog=changelog)
@@ -616,21 +620,56 @@ def _retrospective_complete_when_owed_nothing(
 _IMPLEMENTED = frozenset({ChangelogStatus.DEPLOYED, ChangelogStatus.ROLLED_BACK})
 
 
+# A post-implementation review as written (approvals.apis.ReviewInput describes it for the
+# schema; tests/approvals/test_services_guard_themselves.py holds the two equal).
+REVIEW = Record(
+    fields={
+        "summary": Text(max_length=20000),
+        "follow_up": Text(max_length=20000, required=False, default="", allow_blank=True),
+    }
+)
+
+
+def review_validate(review: Any) -> dict[str, Any]:
+    """The review's fields, trimmed, or 400 ``invalid_input`` with the REST framework's errors."""
+    if not isinstance(review, Mapping):
+        message, code = (
+            ("No data provided", "null")
+            if review is None
+            else (f"Invalid data. Expected a dictionary, but got {type(review).__name__}.", "invalid")
+        )
+        errors = {"": [field_error(code, message)]}  # where the API puts errors of the whole body
+    else:
+        try:
+            checked: dict[str, Any] = REVIEW.check_record(review, "", {})
+        except Invalid as invalid:
+            errors = invalid.errors
+        else:
+            return checked
+    first = next(iter(errors.values()))[0]["message"]
+    raise InvalidInput(CommonError.INVALID_INPUT, f"The input is not valid: {first}", fields=errors)
+
+
 @transaction.atomic
 def retrospective_review_attach(
-    *, acting_user: ActingUser, changelog: Changelog, summary: str, follow_up: str = "", now: datetime | None = None
+    *, acting_user: ActingUser, changelog: Changelog, review: Mapping[str, Any], now: datetime | None = None
 ) -> PostImplementationReview:
     """Attach the hotfix's post-implementation review to its retrospective (PR-09), once, by a
     person; completes the retrospective when its approvals are in. Normally written after the
     deployment, but not refused before it: a hotfix that never went out (superseded, rejected
     later) still owes its retrospective, and its review is what says so; the audit event
-    records the change's status when the review was written. ``changelog`` must be locked."""
+    records the change's status when the review was written.
+
+    Locks the changelog; the acting user must manage its service (403 ``changelog_read_only``),
+    then ``review`` (``summary``, ``follow_up``) is checked as the API always checked it (400)."""
+    changelog_services.changelog_lock_to_change(acting_user=acting_user, changelog=changelog)
+    values = review_validate(review)
     now = now or business_now()
     if acting_user.is_service_account:
         raise PermissionDenied(
             ApprovalError.REVIEWER_NOT_A_PERSON, "A post-implementation review is written by a person."
         )
-    summary, follow_up = summary.strip(), follow_up.strip()
+    summary, follow_up = values["summary"], values["follow_up"]
     if not summary:
         message = "Say what happened, what the hotfix changed and whether it worked."
         raise InvalidInput(
@@ -646,17 +685,17 @@ def retrospective_review_attach(
         )
     if PostImplementationReview.objects.filter(retrospective=retrospective).exists():
         raise Conflict(ApprovalError.REVIEW_EXISTS, "This hotfix's post-implementation review is already attached.")
-    review = PostImplementationReview.objects.create(
+    attached = PostImplementationReview.objects.create(
         retrospective=retrospective, summary=summary, follow_up=follow_up, written_by=acting_user, written_at=now
     )
     audit.record(
         actor=acting_user,
         action=ApprovalAction.RETROSPECTIVE_REVIEWED,
         target=changelog,
-        data={"review": str(review.id), "summary": summary, "follow_up": follow_up, "status": changelog.status},
+        data={"review": str(attached.id), "summary": summary, "follow_up": follow_up, "status": changelog.status},
     )
     _retrospective_complete_when_owed_nothing(changelog, retrospective, actor=acting_user, now=now)
-    return review
+    return attached
 
 
 def hotfix_owes(*, changelog: Changelog) -> dict[str, str]:
@@ -681,7 +720,8 @@ def changelog_close(*, acting_user: ActingUser, changelog: Changelog, now: datet
     """Close a deployed or rolled-back change: its record is finished. A hotfix closes only once
     its tests and post-implementation review are attached and its retrospective's approvals are
     in (PR-09); refused with ``hotfix_not_closable`` naming what is owed, and nothing changes.
-    ``changelog`` must be locked."""
+    Locks the changelog; the acting user must manage its service (403 ``changelog_read_only``)."""
+    changelog_services.changelog_lock_to_change(acting_user=acting_user, changelog=changelog)
     now = now or business_now()
     if changelog.status in _IMPLEMENTED:
         owed = hotfix_owes(changelog=changelog)

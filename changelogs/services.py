@@ -21,6 +21,7 @@ from changelogs.files import file_name_clean, file_name_problem
 from changelogs.lifecycle import CLOSED, may_change
 from changelogs.models import (
     Changelog,
+    ChangelogKind,
     ChangelogRevision,
     ChangelogStatus,
     CommitAuthors,
@@ -68,12 +69,38 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def changelog_lock_to_change(*, acting_user: ActingUser, changelog: Changelog) -> Changelog:
+    """Lock the changelog (``changelog_lock_in_place``) and check, under the lock, that the acting
+    user may change it: they manage its service, else 403 ``changelog_read_only``. Where every
+    service that changes a changelog on someone's behalf starts, so that a reader who may see
+    the changelog (an approver, an auditor) cannot change it by calling the service directly."""
+    changelog_lock_in_place(changelog=changelog)
+    if not service_may_manage(user=acting_user, service=changelog.service):
+        raise PermissionDenied(ChangelogError.CHANGELOG_READ_ONLY, "You may read this changelog but not change it.")
+    return changelog
+
+
+def kind_require(kind: Any) -> str:
+    """``kind`` if it is a changelog kind, else 400 ``invalid_kind`` (the content rules depend
+    on it, so it is checked first)."""
+    if kind not in ChangelogKind.values:
+        message = "Must be 'train' or 'hotfix'."
+        raise InvalidInput(
+            ChangelogError.INVALID_KIND,
+            "kind must be 'train' or 'hotfix'.",
+            fields={"kind": [field_error(ChangelogError.INVALID_KIND, message)]},
+        )
+    return str(kind)
+
+
 @transaction.atomic
 def changelog_create(
     *, acting_user: ActingUser, service: Service, kind: str, content: Mapping[str, Any], now: datetime | None = None
 ) -> Changelog:
     """A new changelog with its first revision as a draft. ``content`` is checked here as a whole
-    (400 ``invalid_input`` naming each field found wrong) and stored in its normal form."""
+    (400 ``invalid_input`` naming each field found wrong) and stored in its normal form, after
+    ``kind`` (400 ``invalid_kind``)."""
+    kind = kind_require(kind)
     content = content_validate(kind=kind, content=content)
     now = now or timezone.now()
     changelog = Changelog.objects.create(
@@ -113,9 +140,7 @@ def changelog_edit(
     (400); then a draft is edited in place, while a submitted (or decided) changelog gets a new
     draft revision and its earlier revision is superseded, so approvals of the earlier content
     no longer count."""
-    changelog_lock_in_place(changelog=changelog)
-    if not service_may_manage(user=acting_user, service=changelog.service):
-        raise PermissionDenied(ChangelogError.CHANGELOG_READ_ONLY, "You may read this changelog but not change it.")
+    changelog_lock_to_change(acting_user=acting_user, changelog=changelog)
     reject_unknown_fields(changes, CONTENT_FIELDS)
     revision = revision_current(changelog=changelog)
     content = content_validate(kind=changelog.kind, content={**revision.content, **changes})
@@ -297,8 +322,9 @@ def evidence_add(
     now: datetime | None = None,
 ) -> Evidence:
     """Parse, store and attach an evidence file to the current draft revision. A file that
-    does not parse is refused before anything is stored. ``changelog`` must be locked."""
-    changelog_lock_in_place(changelog=changelog)
+    does not parse is refused before anything is stored. Locks the changelog; the acting user
+    must manage its service (403 ``changelog_read_only``)."""
+    changelog_lock_to_change(acting_user=acting_user, changelog=changelog)
     now = now or timezone.now()
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.DRAFT:
@@ -430,8 +456,9 @@ def _require_kind(fmt: str, kind: str) -> None:
 def evidence_detach(
     *, acting_user: ActingUser, changelog: Changelog, evidence: Evidence, now: datetime | None = None
 ) -> None:
-    """Take a file off the current draft (it stays stored and in earlier revisions)."""
-    changelog_lock_in_place(changelog=changelog)
+    """Take a file off the current draft (it stays stored and in earlier revisions). Locks the
+    changelog; the acting user must manage its service (403 ``changelog_read_only``)."""
+    changelog_lock_to_change(acting_user=acting_user, changelog=changelog)
     now = now or timezone.now()
     revision = revision_current(changelog=changelog)
     if revision.status != RevisionStatus.DRAFT:

@@ -2,13 +2,19 @@
 called directly, past every view, they refuse bad content, unknown fields and readers, and
 they wait for a transaction that holds the changelog."""
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from guardian.shortcuts import remove_perm
 
 from audit.models import AuditEvent
-from changelogs.models import Changelog, ChangelogRevision, ChangelogStatus
-from changelogs.selectors import changelog_lock
-from changelogs.services import changelog_create, changelog_edit
+from changelogs.models import Changelog, ChangelogRevision, ChangelogStatus, Evidence
+from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
+from changelogs.services import changelog_create, changelog_edit, evidence_add, evidence_detach
 from core.errors import InvalidInput, PermissionDenied
+from releasegate.models import User
+from tests.changelogs.evidence_files import sarif_clean
 from tests.conftest import Cast
 from tests.factories import changelog_content, changelog_make
 from tests.locks import run_against_held_lock
@@ -118,3 +124,64 @@ def test_an_edit_waits_for_a_transaction_that_holds_the_changelog_and_decides_on
     content = ChangelogRevision.objects.get(changelog=changelog).content
     assert (content["reason"], content["scope"]) == ("Edited.", "Changed while the edit waited.")
     assert Changelog.objects.get(pk=changelog.pk).status == ChangelogStatus.DRAFT
+
+
+def _add_evidence(user: User, changelog: Changelog) -> Evidence:
+    return evidence_add(
+        acting_user=user, changelog=changelog, data=sarif_clean(), file_name="semgrep.sarif", kind="security"
+    )
+
+
+def _detach_it(user: User, changelog: Changelog) -> None:
+    evidence_detach(acting_user=user, changelog=changelog, evidence=Evidence.objects.get(changelog=changelog))
+
+
+def _with_evidence(cast: Cast) -> Changelog:
+    changelog = changelog_make(service=cast.payments_api, by=cast.requester)
+    _add_evidence(cast.requester, changelog)
+    return changelog
+
+
+def _attached(changelog: Changelog) -> int:
+    return ChangelogRevision.objects.get(changelog=changelog).evidence.count()
+
+
+_EVIDENCE: dict[str, tuple[Callable[[Cast], Changelog], Callable[[User, Changelog], Any]]] = {
+    "add": (lambda cast: changelog_make(service=cast.payments_api, by=cast.requester), _add_evidence),
+    "detach": (_with_evidence, _detach_it),
+}
+
+
+@pytest.mark.parametrize("action", _EVIDENCE)
+@pytest.mark.parametrize("reader", ["approver", "auditor"])
+def test_a_reader_who_may_see_the_changelog_may_not_add_or_detach_its_evidence(
+    cast: Cast, action: str, reader: str
+) -> None:
+    on, act = _EVIDENCE[action]
+    changelog = on(cast)
+    attached, stored, events = _attached(changelog), Evidence.objects.count(), AuditEvent.objects.count()
+
+    with pytest.raises(PermissionDenied) as refused:
+        act(getattr(cast, reader), changelog)
+
+    assert refused.value.code == "changelog_read_only"
+    assert (_attached(changelog), Evidence.objects.count(), AuditEvent.objects.count()) == (attached, stored, events)
+
+
+@pytest.mark.serial
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", _EVIDENCE)
+def test_evidence_waits_for_the_changelog_and_checks_who_may_act_under_its_lock(cast: Cast, action: str) -> None:
+    """A requester who lost the service while the service waited for the changelog is refused."""
+    on, act = _EVIDENCE[action]
+    changelog = on(cast)
+    attached = _attached(changelog)
+
+    raised = run_against_held_lock(
+        hold=lambda: changelog_lock(changelog=changelog),
+        act=lambda: act(User.objects.get(pk=cast.requester.pk), changelog),
+        then=lambda: remove_perm(MANAGE_CHANGELOGS, cast.requester, cast.payments_api),
+    )
+
+    assert [getattr(error, "code", error) for error in raised] == ["changelog_read_only"]
+    assert _attached(changelog) == attached
