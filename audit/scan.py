@@ -23,6 +23,18 @@ It returns the hashes of the leaves it checked folded into perfect subtrees (ali
 of ``2**level`` leaves), cut at the positions the caller asks for (checkpoint sizes), so that
 the caller can append them to its frontier and check each checkpoint on the way.
 
+In the same pass, so that the log is read once, it checks the two things verification asks of
+the stored tree and of the events' times, as far as it can see them from one chunk:
+- the stored nodes: Python computes every interior node that lies wholly inside the chunk
+  (which it needs anyway for the blocks) and compares them with the stored ones, read level
+  by level through the primary key. The nodes that span chunks are the caller's to check
+  (``Scan.spans`` are what it has to fold to find them). A stored node that differs, or is
+  missing, only clears ``Scan.nodes_ok``: the leaves go on being checked, and the caller
+  runs its own node check, which says what is wrong.
+- backdating: the server reports the largest drop of an event's time below the latest time
+  before it in sequencing order, within the chunk, and the chunk's earliest and latest times;
+  Python carries the latest across chunks (``Scan.drop``).
+
 No Django here: ``Worker`` scans a second range on its own psycopg connection, in a thread,
 inside the caller's exported snapshot, so that two server processes share the hashing.
 """
@@ -35,6 +47,7 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from audit.events import POSTGRES_LEAF_HASH_SQL
@@ -49,7 +62,8 @@ _BEFORE_ALL = -(1 << 63)  # the smallest bigint: (txid, id) >= (this, this) hold
 
 _CHUNK_SQL = """
 SELECT l.count, l.whole, l.indices, l.hashes, l.records = e.records, e.count, e.hashed,
-       pg_catalog.substring(e.records, pg_catalog.octet_length(e.records) - 7), e.last_txid
+       pg_catalog.substring(e.records, pg_catalog.octet_length(e.records) - 7), e.last_txid,
+       e.drop, e.earliest, e.latest
 FROM (
     SELECT count(*) AS count, count(*) FILTER (WHERE pg_catalog.octet_length(leaf_hash) = 32) AS whole,
            pg_catalog.string_agg(pg_catalog.int8send(leaf_index), ''::bytea) AS indices,
@@ -59,11 +73,16 @@ FROM (
 ) l, (
     SELECT count(*) AS count, count(hash) AS hashed,
            pg_catalog.string_agg(hash || pg_catalog.int8send(id), ''::bytea ORDER BY txid, id) AS records,
-           max(txid) AS last_txid
+           max(txid) AS last_txid, min(created_at - before) AS drop,
+           min(created_at) AS earliest, max(created_at) AS latest
     FROM (
-        SELECT id, txid, {hash} AS hash FROM audit_auditevent
-        WHERE (txid, id) {after} (%s, %s) ORDER BY txid, id LIMIT %s
-    ) e0
+        SELECT id, txid, hash, created_at,
+               max(created_at) OVER (ORDER BY txid, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
+        FROM (
+            SELECT id, txid, created_at, {hash} AS hash FROM audit_auditevent
+            WHERE (txid, id) {after} (%s, %s) ORDER BY txid, id LIMIT %s
+        ) e0
+    ) e1
 ) e
 """
 # The first chunk of a range starts at the event of its first leaf; the others after the
@@ -78,6 +97,20 @@ _TAIL_SQL = (
     " WHERE l.leaf_index >= %s AND l.leaf_index < %s ORDER BY l.leaf_index"
 )
 _FOLLOWING_SQL = "SELECT id FROM audit_auditevent WHERE (txid, id) {after} (%s, %s) ORDER BY txid, id LIMIT 1"
+
+
+def _nodes_sql(top: int) -> str:
+    """The stored nodes of levels 1 to ``top`` whose index lies in a range given for each
+    level, one row per level that has any: the level, the count of nodes and of 32-byte
+    ones, their indices (int8 each) and hashes end to end, both aggregated in the same order
+    (one index range scan per level)."""
+    return " UNION ALL ".join(
+        f"SELECT {level}, count(*), count(*) FILTER (WHERE pg_catalog.octet_length(hash) = 32),"  # noqa: S608
+        " pg_catalog.string_agg(pg_catalog.int8send(\"index\"), ''::bytea), pg_catalog.string_agg(hash, ''::bytea)"
+        f' FROM audit_auditnode WHERE level = {level} AND "index" >= %s AND "index" < %s HAVING count(*) > 0'
+        for level in range(1, top + 1)
+    )
+
 
 Block = tuple[int, bytes]
 """``(level, root)`` of a perfect subtree of ``2**level`` leaves."""
@@ -102,6 +135,30 @@ class Scan:
     tail: list[Key] = field(default_factory=list)
     # True when the scan stopped early because something is off in the chunk from `end`.
     stopped: bool = False
+    # Leaves [start, end) as the largest aligned perfect subtrees of each chunk, not cut:
+    # every stored node inside one of them was compared with the recomputed one, and
+    # `nodes_ok` says whether all matched and none was missing. The nodes over several
+    # spans are left to the caller.
+    spans: list[Block] = field(default_factory=list)
+    nodes_ok: bool = True
+    # Events of leaves [start, end): the largest drop of an event's time below the latest
+    # time before it in the range (None for fewer than two events; negative when an event
+    # is earlier than one before it), and the earliest and latest times.
+    drop: timedelta | None = None
+    earliest: datetime | None = None
+    latest: datetime | None = None
+
+    def note_times(self, drop: timedelta | None, earliest: datetime | None, latest: datetime | None) -> None:
+        """Carry the times of the events that follow the range's so far."""
+        if self.latest is not None and earliest is not None:
+            across = earliest - self.latest
+            drop = across if drop is None else min(drop, across)
+        if drop is not None:
+            self.drop = drop if self.drop is None else min(self.drop, drop)
+        if earliest is not None:
+            self.earliest = earliest if self.earliest is None else min(self.earliest, earliest)
+        if latest is not None:
+            self.latest = latest if self.latest is None else max(self.latest, latest)
 
 
 def scan(
@@ -134,6 +191,7 @@ def scan(
             key, result.first_event = (first[0], first[1]), first[1]
         inclusive = True
         position = start
+        next_cut = 0
         while position < stop:
             end = min((position // CHUNK + 1) * CHUNK, stop)
             row = cursor.execute(
@@ -144,13 +202,18 @@ def scan(
             if row is None or not _checks_out(row, position, end):
                 result.stopped = True
                 break
-            hashes, last_id, last_txid = row[3], row[7], row[8]
-            while cuts and cuts[0] < end:  # no block straddles a cut
-                cut = cuts.pop(0)
-                emit(aligned_blocks(position, hashes[: (cut - position) * HASH_SIZE]))
-                hashes = hashes[(cut - position) * HASH_SIZE :]
-                position = cut
-            emit(aligned_blocks(position, hashes))
+            last_id, last_txid = row[7], row[8]
+            levels = node_levels(position, row[3])
+            if result.nodes_ok:
+                result.nodes_ok = _stored_nodes_match(cursor, position, end, levels)
+            result.spans += _blocks(position, end, levels)
+            result.note_times(row[9], row[10], row[11])
+            piece = position
+            while next_cut < len(cuts) and cuts[next_cut] < end:  # no block straddles a cut
+                emit(_blocks(piece, cuts[next_cut], levels, first=position))
+                piece = cuts[next_cut]
+                next_cut += 1
+            emit(_blocks(piece, end, levels, first=position))
             key, inclusive = (last_txid, struct.unpack(">q", last_id)[0]), False
             position = end
         result.end = position
@@ -174,7 +237,7 @@ def _checks_out(row: tuple[Any, ...], position: int, end: int) -> bool:
     that the hashes and records are in leaf order too, one per leaf. Each record is then 40
     bytes (every stored hash is 32 bytes), as is each of the ``count(hash)`` event records,
     so equal strings mean equal records, in order. The event side is sorted in the query."""
-    count, whole, indices, _, same, event_count, hashed, _, _ = row
+    count, whole, indices, _, same, event_count, hashed = row[:7]
     width = end - position
     return bool(
         count == whole == event_count == hashed == width
@@ -183,38 +246,84 @@ def _checks_out(row: tuple[Any, ...], position: int, end: int) -> bool:
     )
 
 
+def _stored_nodes_match(cursor: Any, start: int, end: int, levels: list[bytes]) -> bool:
+    """The stored nodes inside leaves ``[start, end)`` are exactly the recomputed ones
+    (``levels``, from ``node_levels``): each level's indices come out as ``first, first + 1,
+    …`` (the hashes were aggregated in the same order, so they are in index order too), each
+    hash is 32 bytes, and the hashes end to end are the recomputed ones."""
+    from psycopg.types.numeric import Int8
+
+    top = len(levels) - 1
+    if top < 1:
+        return True
+    ranges = [(-(-start >> level), end >> level) for level in range(1, top + 1)]
+    rows = cursor.execute(
+        _nodes_sql(top), [Int8(bound) for bounds in ranges for bound in bounds], binary=True
+    ).fetchall()
+    found = {level: (count, whole, indices, hashes) for level, count, whole, indices, hashes in rows}
+    for level, (first, stop) in enumerate(ranges, start=1):
+        count, whole, indices, hashes = found.get(level, (0, 0, b"", b""))
+        width = stop - first
+        if not (
+            count == whole == width
+            and indices == struct.pack(f">{width}q", *range(first, stop))
+            and hashes == levels[level]
+        ):
+            return False
+    return True
+
+
+def node_levels(start: int, hashes: bytes) -> list[bytes]:
+    """The leaf hashes of positions ``[start, start + n)``, given end to end (``n`` times 32
+    bytes), and, level by level above them, every node that lies wholly inside that range,
+    end to end in index order: level ``L`` holds the nodes from index ``ceil(start / 2**L)``
+    on. Levels up to the highest that has one. (Copying a hash that has taken the node prefix
+    is cheaper than starting a new one.)"""
+    end = start + len(hashes) // HASH_SIZE
+    levels = [hashes]
+    level = 1
+    while -(-start >> level) < end >> level:
+        below = levels[-1]
+        first = -(-start >> level)
+        offset = (2 * first - -(-start >> (level - 1))) * HASH_SIZE  # 0, or 1 hash: a right child
+        count = (end >> level) - first
+        view = memoryview(below)
+        nodes = []
+        for at in range(offset, offset + 2 * count * HASH_SIZE, 2 * HASH_SIZE):
+            node = _NODE_PREFIX.copy()
+            node.update(view[at : at + 2 * HASH_SIZE])
+            nodes.append(node.digest())
+        levels.append(b"".join(nodes))
+        level += 1
+    return levels
+
+
+def _blocks(start: int, stop: int, levels: list[bytes], *, first: int | None = None) -> list[Block]:
+    """Leaves ``[start, stop)`` as the largest perfect subtrees that start on a node boundary,
+    left to right (what ``Frontier.append_subtree`` takes), their roots taken from ``levels``
+    (``node_levels`` of a range from ``first``, ``start`` by default, that holds them)."""
+    first = start if first is None else first
+    blocks: list[Block] = []
+    position = start
+    while position < stop:
+        width = 1 << ((stop - position).bit_length() - 1)
+        if position:
+            width = min(width, position & -position)
+        level = width.bit_length() - 1
+        at = ((position >> level) - -(-first >> level)) * HASH_SIZE
+        blocks.append((level, levels[level][at : at + HASH_SIZE]))
+        position += width
+    return blocks
+
+
 def aligned_blocks(start: int, hashes: bytes) -> list[Block]:
     """The leaf hashes of positions ``[start, start + n)``, given end to end (``n`` times 32
     bytes), as the largest perfect subtrees that start on a node boundary, left to right
     (what ``Frontier.append_subtree`` takes)."""
-    blocks: list[Block] = []
-    offset = 0
-    count = len(hashes) // HASH_SIZE
-    while offset < count:
-        position = start + offset
-        width = 1 << ((count - offset).bit_length() - 1)
-        if position:
-            width = min(width, position & -position)
-        blocks.append((width.bit_length() - 1, perfect_root(hashes[offset * HASH_SIZE : (offset + width) * HASH_SIZE])))
-        offset += width
-    return blocks
+    return _blocks(start, start + len(hashes) // HASH_SIZE, node_levels(start, hashes))
 
 
 _NODE_PREFIX = hashlib.sha256(b"\x01")
-
-
-def perfect_root(hashes: bytes) -> bytes:
-    """Root of a perfect subtree over a power-of-two number of leaf hashes, given end to end.
-    (Copying a hash that has taken the node prefix is cheaper than starting a new one.)"""
-    level = hashes
-    while len(level) > HASH_SIZE:
-        nodes = []
-        for offset in range(0, len(level), 2 * HASH_SIZE):
-            node = _NODE_PREFIX.copy()
-            node.update(level[offset : offset + 2 * HASH_SIZE])
-            nodes.append(node.digest())
-        level = b"".join(nodes)
-    return level
 
 
 class Worker:

@@ -14,7 +14,9 @@ Rows are streamed in large batches and nothing is built per row beyond a tuple. 
 PostgreSQL the leaves are first checked by audit/scan.py, with leaf hashes the database server
 computes, without a join and, for a long log, on two connections; from the first chunk where
 anything is off the leaf-by-leaf walk below takes over, so the report is the same as that of
-the walk alone (tests/audit/test_verify_paths.py). What that trusts: docs/audit.md.
+the walk alone (tests/audit/test_verify_paths.py). The same pass compares the stored nodes and
+the events' times, so that when the whole log checks out neither is read again. What that
+trusts: docs/audit.md.
 """
 
 import logging
@@ -96,6 +98,10 @@ class _Walk:
     backdated: list[int] = field(default_factory=list)
     walked_from: int | None = None  # where the leaf-by-leaf walk started
     before_previous: tuple[int, int] | None = None
+    # The fast path's parts, in leaf order, when they checked every leaf (audit/scan.py):
+    # they also tell whether the stored nodes inside their chunks matched and how the
+    # events' times ran, so that the node and backdating checks need not read the log again.
+    scanned: list[Any] = field(default_factory=list)
 
     def append(self, recomputed: bytes) -> None:
         self.frontier.append(recomputed)
@@ -263,10 +269,13 @@ def verify_log(
         if start is not None:
             _check_head(report)
             _check_chain(report, walk, start)
-            _check_nodes(report, start=start or 0)
+            # When the fast path vouches for every stored node and every event's time, the
+            # checks below would find nothing; otherwise they run and say what is wrong.
+            if not (walk.scanned and _scanned_nodes_match(walk)):
+                _check_nodes(report, start=start or 0)
             if walk.walked_from == (start or 0):  # the walk saw every event from there on
                 _report_backdated(report, walk.backdated)
-            else:
+            elif not (walk.scanned and _scanned_times_in_order(walk)):
                 _check_backdating(report, start=start or 0)
             _check_unsequenced(report, clean_through=last_key, start=start or 0)
     return report
@@ -596,7 +605,55 @@ def _resume_point(parts: list[Any], walk: _Walk) -> tuple[int | None, tuple[int,
             following is not None and (part.end != following.start or part.next_event != following.first_event)
         ):
             return part.end, None
+    walk.scanned = parts
     return None, walk.previous_order
+
+
+def _scanned_nodes_match(walk: _Walk) -> bool:
+    """Every stored node of the tree is the recomputed one and there is no other: what
+    ``_check_nodes`` would then find nothing against. The scan compared the nodes inside its
+    spans; folding the spans finds the nodes over several of them, compared here, and the
+    levels must hold no node past the tree's size."""
+    if not all(part.nodes_ok for part in walk.scanned):
+        return False
+    folded = Frontier(size=0, hashes=[])
+    expected: dict[tuple[int, int], bytes] = {}
+    for part in walk.scanned:
+        for level, root in part.spans:
+            expected.update(((level, index), digest) for level, index, digest in folded.append_subtree(level, root))
+    size = folded.size
+    if size != walk.frontier.size:
+        return False
+    bits = size.bit_length()
+    beyond = ['(level >= %s AND "index" >= 0)'] + ['(level = %s AND "index" >= %s)'] * (bits - 1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT n.level, n."index", n.hash FROM audit_auditnode n JOIN unnest(%s::integer[], %s::bigint[])'
+            ' AS k(level, "index") ON n.level = k.level AND n."index" = k."index"',
+            [[level for level, _ in expected], [index for _, index in expected]],
+        )
+        for level, index, digest in cursor.fetchall():
+            if expected.pop((level, index), None) != bytes(digest):
+                return False  # differs, or is there twice
+        if expected:
+            return False  # missing
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM audit_auditnode WHERE {' OR '.join(beyond)})",  # noqa: S608
+            [max(bits, 1), *[value for level in range(1, bits) for value in (level, size >> level)]],
+        )
+        return not cursor.fetchone()[0]
+
+
+def _scanned_times_in_order(walk: _Walk) -> bool:
+    """No event's time lies before an earlier leaf's by more than the tolerance: what
+    ``_check_backdating`` would then find nothing against."""
+    from audit.scan import Scan
+
+    tolerance = timedelta(seconds=settings.AUDIT_BACKDATING_TOLERANCE_SECONDS)
+    times = Scan(start=0)
+    for part in walk.scanned:
+        times.note_times(part.drop, part.earliest, part.latest)
+    return times.drop is None or times.drop >= -tolerance
 
 
 def _checkpoint_problem(verifier: NoteVerifier, checkpoint: tuple[int, Any, str], root: bytes) -> str | None:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from audit.scan import aligned_blocks, perfect_root
-from tlog.merkle import Frontier, leaf_hash, root_of
+from audit.scan import aligned_blocks, node_levels
+from tlog.merkle import Frontier, leaf_hash
 
 
 def _leaves(count: int) -> list[bytes]:
@@ -25,7 +25,23 @@ def test_aligned_blocks_append_to_the_same_frontier_as_the_leaves(start: int, co
     assert by_blocks == one_by_one
 
 
-def test_perfect_root_is_the_tree_head_of_a_power_of_two_leaves() -> None:
-    for level in range(8):
-        hashes = _leaves(1 << level)
-        assert perfect_root(b"".join(hashes)) == root_of(hashes)
+@pytest.mark.parametrize(
+    ("start", "count"), [(0, 1), (0, 13), (5, 11), (6, 26), (64, 64), (3, 1), (18, 19), (1000, 77)]
+)
+def test_node_levels_are_the_nodes_wholly_inside_the_range(start: int, count: int) -> None:
+    """What the scan compares with the stored nodes: every node the frontier completes that
+    lies wholly inside the range, level by level in index order, and no other."""
+    leaves = _leaves(start + count)
+    frontier = Frontier()
+    inside: dict[int, list[bytes]] = {}
+    for leaf in leaves:
+        for level, index, digest in frontier.append(leaf):
+            if index << level >= start:
+                inside.setdefault(level, []).append(digest)
+
+    levels = node_levels(start, b"".join(leaves[start:]))
+
+    assert levels[0] == b"".join(leaves[start:])
+    assert {level: levels[level] for level in range(1, len(levels))} == {
+        level: b"".join(nodes) for level, nodes in inside.items()
+    }

@@ -217,6 +217,39 @@ def _adversarial_event(index: int, *, hashed_by: str) -> Callable[[list[int]], N
     return tamper
 
 
+def _node(sql: str, level: int, index: int, *values: Any) -> Callable[[list[int]], None]:
+    """A stored node changed (``sql`` with ``level`` and ``index`` after ``values``)."""
+
+    def tamper(log: list[int]) -> None:
+        with triggers_bypassed() as cursor:
+            cursor.execute(sql, [*values, level, index])
+
+    return tamper
+
+
+def _alter_node(level: int, index: int) -> Callable[[list[int]], None]:
+    return _node('UPDATE audit_auditnode SET hash = %s WHERE level = %s AND "index" = %s', level, index, b"\1" * 32)
+
+
+def _backdate(index: int) -> Callable[[list[int]], None]:
+    """An event's time moved an hour back, and its leaf hash rewritten to match (by the
+    server), so that the leaves check out and only the times are off."""
+
+    def tamper(log: list[int]) -> None:
+        with triggers_bypassed() as cursor:
+            cursor.execute(
+                "UPDATE audit_auditevent SET created_at = created_at - interval '1 hour' WHERE id = %s", [log[index]]
+            )
+            cursor.execute(
+                "UPDATE audit_auditleaf SET leaf_hash = (SELECT "  # noqa: S608 - constants only
+                + events.POSTGRES_LEAF_HASH_SQL
+                + " FROM audit_auditevent WHERE id = %s) WHERE leaf_index = %s",
+                [log[index], index],
+            )
+
+    return tamper
+
+
 def _untouched(log: list[int]) -> None:
     pass
 
@@ -249,6 +282,24 @@ TAMPERINGS: dict[str, Callable[[list[int]], None]] = {
     "adversarial text, leaf hash by the server": _adversarial_event(7, hashed_by="postgres"),
     "adversarial text, leaf hash by Python": _adversarial_event(7, hashed_by="python"),
     "adversarial text after the split, leaf hash by the server": _adversarial_event(30, hashed_by="postgres"),
+    "stored node inside a chunk altered": _alter_node(1, 3),
+    "stored node over two chunks altered": _alter_node(3, 1),
+    "stored node over the split altered": _alter_node(2, 4),
+    "stored node at the top altered": _alter_node(5, 0),
+    "stored node cut short": _node(
+        'UPDATE audit_auditnode SET hash = substring(hash, 1, 31) WHERE level = %s AND "index" = %s', 1, 0
+    ),
+    "stored node inside a chunk deleted": _node('DELETE FROM audit_auditnode WHERE level = %s AND "index" = %s', 2, 5),
+    "stored node over the split deleted": _node('DELETE FROM audit_auditnode WHERE level = %s AND "index" = %s', 3, 2),
+    "stored node past the end": _node(
+        'INSERT INTO audit_auditnode (hash, level, "index") VALUES (%s, %s, %s)', 1, EVENTS // 2, b"\1" * 32
+    ),
+    "stored node above the tree": _node(
+        'INSERT INTO audit_auditnode (hash, level, "index") VALUES (%s, %s, %s)', 6, 0, b"\1" * 32
+    ),
+    "backdated event": _backdate(13),
+    "backdated event first in a chunk": _backdate(8),
+    "backdated event right after the split": _backdate(18),
 }
 
 
@@ -265,7 +316,12 @@ def test_an_untouched_log_is_checked_by_the_server_alone(log: list[int], monkeyp
     def no_exact_walk(walk: object, start: int) -> None:
         raise AssertionError(f"the exact walk ran from leaf {start}")
 
+    def no_second_read(report: VerificationReport, *, start: int) -> None:
+        raise AssertionError("the stored nodes or the events' times were read again")
+
     monkeypatch.setattr(verification, "_exact_walk", no_exact_walk)
+    monkeypatch.setattr(verification, "_check_nodes", no_second_read)
+    monkeypatch.setattr(verification, "_check_backdating", no_second_read)
     for mode in MODES:
         report, _ = _run(mode, monkeypatch)
         assert report.ok, mode
