@@ -53,6 +53,9 @@ def _database_of_this_worker() -> None:
     if workers > len(urls):
         raise SystemExit(f"TEST_DATABASE_URLS names {len(urls)} servers for {workers} pytest-xdist workers: one each")
     os.environ["DATABASE_URL"] = urls[int(worker.removeprefix("gw"))]
+    # Chosen once, in the test process: the processes a test starts (a Celery worker on the
+    # test database, say) inherit the choice, not the list, and keep the DATABASE_URL given them.
+    del os.environ["TEST_DATABASE_URLS"]
 
 
 _database_of_this_worker()
