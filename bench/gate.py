@@ -1079,7 +1079,8 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
     flagged = [s for s in results["explain"] if s["flagged"]]
     lines += [
         "",
-        "Besides these, each request sends the connection's health check (`SELECT 1`, `CONN_HEALTH_CHECKS`); "
+        "The read also stands in for the connection's per-request health check (`CONN_HEALTH_CHECKS`' "
+        "`SELECT 1`, which the trivial endpoint sends); "
         "the gate check runs outside the request's transaction, so each of its two statements commits by itself "
         "(no `BEGIN`, no `COMMIT`). The first statement is the read, which also finds the API token. "
         "Times are `EXPLAIN ANALYZE`'s, with its instrumentation, for each statement planned "
@@ -1121,9 +1122,9 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "audit trail's index of targets, where decision ids are now time-ordered (version 7, "
         "`core/ids.py`) and go to the right-hand end.",
         "",
-        "Since issue 17 a check makes three round trips where the trivial endpoint makes five: the connection's "
-        "health check `SELECT 1`, the read (which also reads the API token by its prefix, checked in Python by "
-        "the same rules as for every endpoint, and the business clock) and the write, which commits by itself "
+        "Since issue 17 a check makes two round trips where the trivial endpoint makes five: the read (which also "
+        "reads the API token by its prefix, checked in Python by the same rules as for every endpoint, and the "
+        "business clock, and stands in for the connection's health check) and the write, which commits by itself "
         "(the gate check runs outside the request's transaction: each statement is atomic alone); the trivial "
         "endpoint sends the health check, `BEGIN`, the token lookup, its SELECT and `COMMIT` (both, at most once "
         "a minute, also the token's last use). What each change gained is in the section after this one. What is "
