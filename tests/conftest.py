@@ -251,13 +251,16 @@ def private_broker(transactional_db: None, settings: Any, tmp_path: Path) -> Ite
         broker.stop()
 
 
-def wait_for(condition: Any, *, timeout: float = 30.0, what: str = "condition") -> None:
+def wait_for(condition: Any, *, timeout: float = 30.0, what: str = "condition", log: Path | None = None) -> None:
+    """Poll ``condition`` until it holds; on timeout, fail with ``what`` and the ``log`` file as
+    it stands then (a worker's output, read when it can tell why)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    output = f"; its log:\n{log.read_text(errors='replace')}" if log is not None and log.exists() else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{output}")
 
 
 @pytest.fixture

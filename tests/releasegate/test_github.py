@@ -629,7 +629,8 @@ def test_a_worker_retries_a_failed_callback_after_the_back_off(
 
         wait_for(
             lambda: GitHubDelivery.objects.filter(status="answered").exists(),
-            what=f"the worker's retry; worker log:\n{log.read_text()}",
+            what="the worker's retry",
+            log=log,
         )
 
     assert [callback.status for callback in github.callbacks] == [500, 204]
