@@ -134,7 +134,7 @@ def history_build() -> dict[str, Any]:
         changelog_submit_for_approval,
         grant_confirm,
     )
-    from changelogs.content import content_validate
+    from changelogs.content_rules import content_validate
     from changelogs.models import Domain, Journey, Service
     from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
     from changelogs.services import changelog_create, evidence_add, policy_create

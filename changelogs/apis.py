@@ -19,7 +19,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from changelogs import parsers, selectors, services
-from changelogs.content import ChangelogContentSerializer, digest_validator
+from changelogs.content import ChangelogContentSerializer
+from changelogs.content_rules import digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_problem
 from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Service, Verdict

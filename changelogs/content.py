@@ -12,25 +12,12 @@ from rest_framework import serializers
 
 from changelogs.content_rules import (
     EMERGENCY_CATEGORIES,
-    ContentError,
-    content_validate,
     digest_validator,
     evidence_hash_validator,
     source_revision_validator,
 )
 from changelogs.models import RiskTier
-from changelogs.signed import CONTENT_FORMAT, content_hash
 from core.api import StrictInput
-
-# The hash lives in changelogs.signed, the rules in changelogs.content_rules.
-__all__ = [
-    "CONTENT_FORMAT",
-    "EMERGENCY_CATEGORIES",
-    "ContentError",
-    "content_hash",
-    "content_validate",
-    "digest_validator",
-]
 
 
 class LinkSerializer(StrictInput):

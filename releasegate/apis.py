@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from changelogs import selectors as changelog_selectors
-from changelogs.content import digest_validator
+from changelogs.content_rules import digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.models import DIGEST_PATTERN, Service
 from core.actors import actor_of

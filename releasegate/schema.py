@@ -25,7 +25,7 @@ def error_code_enums() -> list[type[StrEnum]]:
     """Every enumeration of error codes the API answers with (docs/api-errors.md lists each)."""
     from approvals.errors import ApprovalError
     from audit.errors import AuditError
-    from changelogs.content import ContentError
+    from changelogs.content_rules import ContentError
     from changelogs.errors import ChangelogError
     from changelogs.parsers import ParseErrorCode
     from core.errors import CommonError

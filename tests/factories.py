@@ -12,7 +12,7 @@ from guardian.shortcuts import assign_perm
 from approvals.models import AuthorityGrant
 from approvals.services import authority_grant_request, grant_confirm, membership_grant_request
 from changelogs import services as changelog_services
-from changelogs.content import content_validate
+from changelogs.content_rules import content_validate
 from changelogs.models import Changelog, ChangelogKind, Domain, Journey, Service
 from core.actors import Actor, StepUp
 from releasegate.models import User

@@ -8,7 +8,7 @@ import pytest
 
 from approvals.errors import ApprovalError
 from audit.errors import AuditError
-from changelogs.content import ContentError
+from changelogs.content_rules import ContentError
 from changelogs.errors import ChangelogError
 from changelogs.parsers import ParseErrorCode
 from changelogs.policy import FindingCode

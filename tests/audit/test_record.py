@@ -11,7 +11,7 @@ from audit import record
 from audit import services as audit_services
 from audit.models import AuditEvent
 from changelogs import services as changelog_services
-from changelogs.content import content_validate
+from changelogs.content_rules import content_validate
 from changelogs.models import Changelog, ChangelogRevision, Domain, Journey, Service
 from releasegate import services as identity_services
 from releasegate.models import ApiToken, User

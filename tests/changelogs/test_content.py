@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from changelogs.content import content_hash, content_validate
+from changelogs.content_rules import content_validate
+from changelogs.signed import content_hash
 from tests.factories import OTHER_DIGEST, changelog_content
 
 

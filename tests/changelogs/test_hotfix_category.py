@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from changelogs.content import EMERGENCY_CATEGORIES
+from changelogs.content_rules import EMERGENCY_CATEGORIES
 from changelogs.models import Changelog
 from tests.conftest import Cast
 from tests.factories import changelog_content, hotfix_details

@@ -14,7 +14,7 @@ from guardian.shortcuts import assign_perm
 
 from approvals.selectors import authorities_of
 from approvals.services import Seen, approval_decide, authority_grant_request, grant_confirm
-from changelogs.content import content_validate
+from changelogs.content_rules import content_validate
 from changelogs.models import Changelog, Domain, Journey, Service
 from changelogs.selectors import MANAGE_CHANGELOGS, changelog_lock
 from changelogs.services import catalog_save, changelog_create, changelog_submit, evidence_add, policy_create
