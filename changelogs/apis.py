@@ -353,7 +353,7 @@ class EvidenceListAddApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id, for_update=True)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id, to_change=True)
         if _upload_too_large(request):
             raise PayloadTooLarge(
                 ChangelogError.EVIDENCE_TOO_LARGE,
@@ -394,7 +394,7 @@ class EvidenceDetailApi(APIView):
         description="Take the file off the current draft revision. It stays stored, and in earlier revisions.",
     )
     def delete(self, request: Request, changelog_id: str, evidence_id: str) -> Response:
-        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id, for_update=True)
+        changelog = selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id, to_change=True)
         evidence = selectors.evidence_get(changelog=changelog, evidence_id=evidence_id)
         services.evidence_detach(acting_user=actor_of(request), changelog=changelog, evidence=evidence)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -92,17 +92,16 @@ def changelog_list(
     return changelogs.order_by("-created_at", "id")
 
 
-def changelog_get(*, user: ActingUser, changelog_id: UUID | str, for_update: bool = False) -> Changelog:
+def changelog_get(*, user: ActingUser, changelog_id: UUID | str, to_change: bool = False) -> Changelog:
     """The changelog if the user may see it, else NotFound (never telling whether it exists).
-    With ``for_update`` the user must also manage its service (else PermissionDenied), and the
-    row is locked for the rest of the transaction."""
-    changelogs = changelog_list_visible(user=user)
-    if for_update:
-        changelogs = changelogs.select_for_update(no_key=True, of=("self",))
-    changelog = changelogs.filter(pk=changelog_id).first()
+    With ``to_change`` the user must also manage its service (else PermissionDenied): the
+    answer a reader gets before anything about the request's body is looked at. It locks
+    nothing; the service that changes the changelog locks it and checks again under the lock
+    (``changelogs.services.changelog_lock_to_change``)."""
+    changelog = changelog_list_visible(user=user).filter(pk=changelog_id).first()
     if changelog is None:
         raise NotFound(ChangelogError.CHANGELOG_NOT_FOUND, "No such changelog.")
-    if for_update and not service_may_manage(user=user, service=changelog.service):
+    if to_change and not service_may_manage(user=user, service=changelog.service):
         raise PermissionDenied(ChangelogError.CHANGELOG_READ_ONLY, "You may read this changelog but not change it.")
     return changelog
 

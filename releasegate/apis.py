@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -18,7 +19,7 @@ from changelogs import selectors as changelog_selectors
 from changelogs.content_rules import digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.models import DIGEST_PATTERN, Service
-from core.actors import actor_of
+from core.actors import ActingUser, actor_of
 from core.api import NewestFirstCursorPagination, QueryFilters, StrictInput, cursor_page, error_responses
 from core.errors import InvalidInput
 from releasegate import gate
@@ -34,7 +35,7 @@ def _unknown_service() -> InvalidInput:
     return InvalidInput.on_field("service", ChangelogError.UNKNOWN_SERVICE, message)
 
 
-def _service(user: Any, slug: str) -> Service:
+def _service(user: ActingUser, slug: str) -> Service:
     service = changelog_selectors.service_list_managed(user=user).filter(slug=slug).select_related("domain").first()
     if service is None:
         raise _unknown_service()
@@ -273,7 +274,7 @@ class DeploymentOutput(serializers.Serializer[Any]):
     reported_at = serializers.DateTimeField()
 
 
-def _visible_deployments(user: Any) -> Any:
+def _visible_deployments(user: ActingUser) -> QuerySet[Deployment]:
     deployments = Deployment.objects.select_related("service", "reported_by")
     if user.is_superuser or user.has_perm("releasegate.view_deployment"):
         return deployments
@@ -307,7 +308,7 @@ class DeploymentListReportApi(APIView):
         deployment, created = deployment_report(
             acting_user=actor_of(request),
             idempotency_key=values["idempotency_key"],
-            service=_service(request.user, values["service"]),
+            service=_service(actor_of(request), values["service"]),
             environment=values["environment"],
             digest=values["artifact_digest"],
             status=values["status"],
@@ -332,7 +333,7 @@ class DeploymentListReportApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        deployments = _visible_deployments(request.user)
+        deployments = _visible_deployments(actor_of(request))
         if service := filters.validated_data.get("service"):
             deployments = deployments.filter(service__slug=service)
         if filters.validated_data.get("unauthorised"):
@@ -353,5 +354,5 @@ class UnauthorisedDeploymentListApi(APIView):
         description="Deployments no allow decision covered: what auditors look for first.",
     )
     def get(self, request: Request) -> Response:
-        deployments = _visible_deployments(request.user).filter(unauthorised=True).order_by("-reported_at")[:1000]
+        deployments = _visible_deployments(actor_of(request)).filter(unauthorised=True).order_by("-reported_at")[:1000]
         return Response(DeploymentOutput(deployments, many=True).data)

@@ -211,7 +211,7 @@ def _policy(row: gate_sql.GateRow, service: Service) -> PolicyInUse:
     return PolicyInUse(rules=_rules(policy["rules"]), scope=scope, version=policy["version"], policy_id=policy["id"])
 
 
-def _may_manage(user: Any, row: gate_sql.GateRow) -> bool:
+def _may_manage(user: ActingUser, row: gate_sql.GateRow) -> bool:
     """What ``changelogs.selectors.service_list_managed`` (django-guardian's
     ``get_objects_for_user`` with global permissions accepted) says of this one service: a
     superuser may; a global permission counts for an active user (Django's ModelBackend); an

@@ -8,9 +8,10 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db import transaction
 from django.dispatch import receiver
+from django.http import HttpRequest
 
 import audit
-from core.actors import Actor
+from core.actors import ActingUser, Actor
 from releasegate.audit_actions import IdentityAction
 
 
@@ -55,7 +56,7 @@ def login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, 
 
 
 @receiver(user_logged_in, dispatch_uid="releasegate-audit-logged-in")
-def logged_in(sender: Any, request: Any, user: Any, **_: Any) -> None:
+def logged_in(sender: Any, request: HttpRequest | None, user: ActingUser, **_: Any) -> None:
     if request is not None:
         from releasegate.sso import sso_logged_in
 

@@ -164,7 +164,7 @@ def _groups_sync(user: User, claims: dict[str, Any]) -> None:
         )
 
 
-def sso_logged_in(request: HttpRequest, user: Any) -> None:
+def sso_logged_in(request: HttpRequest, user: User) -> None:
     """After any login: an SSO login records its second factor (or its absence) from the ID
     token; a break-glass password login with SSO on is recorded as such."""
     payload = getattr(request, ID_TOKEN_ATTRIBUTE, None)
