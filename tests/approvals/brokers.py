@@ -12,6 +12,7 @@ from pathlib import Path
 import kombu.pools
 
 from releasegate.celery import app as celery_app
+from tests.processes import process_stop
 
 
 def free_port() -> int:
@@ -47,12 +48,7 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        process_stop(self.process, timeout=10)
         self.process = None
         assert not self.answers()
 
