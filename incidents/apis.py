@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from changelogs.models import Domain, Journey, Service
 from core.actors import actor_of
-from core.api import QueryFilters, StrictInput, error_responses
+from core.api import QueryFilters, StrictInput, checked, error_responses
 from core.errors import CommonError, InvalidInput, NotFound
 from incidents import dora, selectors, services
 from incidents.errors import IncidentError
@@ -61,9 +61,7 @@ def body_of(request: Request) -> dict[str, Any]:
 
 def valid_body(serializer: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
     """The JSON body, checked by ``serializer`` (400 when it does not pass): its validated data."""
-    given = serializer(data=body_of(request))
-    given.is_valid(raise_exception=True)
-    return dict(given.validated_data)
+    return checked(serializer, body_of(request))
 
 
 def query_of(request: Request) -> dict[str, Any]:
