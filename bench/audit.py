@@ -272,6 +272,7 @@ def witnesses_running(broker_url: str, database_url: str, log: Callable[[str], N
 
     from audit.signing import verifier_key
     from tests.audit.support import witness_start
+    from tests.processes import process_stop
 
     directory = Path(tempfile.mkdtemp(prefix="bench-witnesses-"))
     processes: list[subprocess.Popen[str]] = []
@@ -305,10 +306,7 @@ def witnesses_running(broker_url: str, database_url: str, log: Callable[[str], N
         yield configs
     finally:
         for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
-            if process.stdout is not None:
-                process.stdout.close()
+            process_stop(process, timeout=30)
 
 
 def lag_benchmark(

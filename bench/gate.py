@@ -35,7 +35,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -518,18 +517,11 @@ def large_history_load(changelogs: int, events: int, pipeline: int, log: Callabl
 # --- The server and the load --------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def server(environment: dict[str, str], workers: int, tree: Path = ROOT) -> Iterator[str]:
     """gunicorn on 127.0.0.1 with sync workers, stopped (by its pid) when the block ends;
     serving the code of ``tree`` (another checkout: bench/gate_ab.py)."""
-    from tests.processes import process_stop
+    from tests.processes import free_port, process_stop
 
     port = free_port()
     gunicorn = Path(sys.executable).parent / "gunicorn"

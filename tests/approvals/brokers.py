@@ -12,13 +12,7 @@ from pathlib import Path
 import kombu.pools
 
 from releasegate.celery import app as celery_app
-from tests.processes import process_stop
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.processes import free_port, process_stop
 
 
 class PrivateRedis:

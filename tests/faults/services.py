@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.approvals.brokers import free_port
-from tests.processes import process_stop
+from tests.processes import free_port, process_stop
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
