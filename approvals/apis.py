@@ -19,7 +19,7 @@ from approvals.step_up import step_up_verify
 from changelogs import selectors as changelog_selectors
 from changelogs.apis import ChangelogOutput
 from core.actors import actor_of
-from core.api import StrictInput, error_responses
+from core.api import StrictInput, checked, error_responses
 from core.errors import ApplicationError, PermissionDenied
 from identity.challenge import approval_challenge, approval_statement
 from identity.services import passkey_authentication_options
@@ -162,9 +162,7 @@ class ApprovalListDecideApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        decide = DecideInput(data=request.data)
-        decide.is_valid(raise_exception=True)
-        values = decide.validated_data
+        values = checked(DecideInput, request.data)
         changelog = changelog_selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         seen = services.Seen(revision=values["revision"], content_hash=values["content_hash"])
         try:
@@ -216,9 +214,7 @@ class ApprovalChallengeApi(APIView):
         ),
     )
     def post(self, request: Request, changelog_id: str) -> Response:
-        data = ChallengeInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = checked(ChallengeInput, request.data)
         changelog = changelog_selectors.changelog_get(user=actor_of(request), changelog_id=changelog_id)
         revision = changelog_selectors.revision_current(changelog=changelog)
         seen = services.Seen(revision=values["revision"], content_hash=values["content_hash"])

@@ -84,6 +84,11 @@ def authority_holders(*, domain: Domain, authority: str = Authority.SIGN_OFF) ->
     return list(users)
 
 
+def authority_emails(*, domain: Domain) -> list[str]:
+    """The addresses to notify the domain's signing authorities at: those who have one, sorted."""
+    return sorted(user.email for user in authority_holders(domain=domain) if user.email)
+
+
 def authority_grants(*, domain: Domain) -> dict[str, dict[str, list[str]]]:
     """Who holds what on the domain, in force: {"users": {username: [authorities]}, "groups": {...}}."""
     matrix: dict[str, dict[str, set[str]]] = {"users": {}, "groups": {}}

@@ -31,7 +31,7 @@ from approvals.models import (
 )
 from approvals.notifications import notification_enqueue
 from approvals.rules import ApprovalStatus, Authority
-from approvals.selectors import approval_state_of, authorities_of, authority_holders, requester_ids
+from approvals.selectors import approval_state_of, authorities_of, authority_emails, authority_holders, requester_ids
 from audit.clock import business_now
 from audit.services import SYSTEM
 from changelogs import services as changelog_services
@@ -823,7 +823,6 @@ def _mark_overdue(retrospective: Retrospective, now: datetime) -> None:
             "review_missing": review_missing,
         },
     )
-    approvers = authority_holders(domain=changelog.service.domain)
     notification_enqueue(
         event="retrospective.overdue",
         subject=f"[Release Gate] OVERDUE: retrospective approval of hotfix {changelog.service.slug}",
@@ -835,6 +834,6 @@ def _mark_overdue(retrospective: Retrospective, now: datetime) -> None:
             "approvals_missing": list(state.missing),
             "review_missing": review_missing,
         },
-        emails=sorted(user.email for user in approvers if user.email),
+        emails=authority_emails(domain=changelog.service.domain),
         now=now,
     )

@@ -48,7 +48,15 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
     sys.path.insert(0, str(ROOT))
 
-from bench.support import DOCS, admin_url, commit_described, database_create, database_drop, docs_write  # noqa: E402 (after the path is set)
+from bench.support import (  # noqa: E402 (after the path is set)
+    admin_url,
+    arguments,
+    commit_described,
+    database_create,
+    database_drop,
+    progress_log,
+    section_publish,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/releasegate_bench"
 BEGIN, END = "<!-- bench/audit.py: begin -->", "<!-- bench/audit.py: end -->"
@@ -264,6 +272,7 @@ def witnesses_running(broker_url: str, database_url: str, log: Callable[[str], N
 
     from audit.signing import verifier_key
     from tests.audit.support import witness_start
+    from tests.processes import process_stop
 
     directory = Path(tempfile.mkdtemp(prefix="bench-witnesses-"))
     processes: list[subprocess.Popen[str]] = []
@@ -297,10 +306,7 @@ def witnesses_running(broker_url: str, database_url: str, log: Callable[[str], N
         yield configs
     finally:
         for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
-            if process.stdout is not None:
-                process.stdout.close()
+            process_stop(process, timeout=30)
 
 
 def lag_benchmark(
@@ -764,9 +770,7 @@ def million_markdown(big: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = arguments(__doc__)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="scratch database (created and dropped)")
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (median)")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds per write measurement")
@@ -804,10 +808,7 @@ def main() -> None:
     if args.reuse and not args.only:
         parser.error("--reuse goes with --only verify: the full run needs a fresh database")
 
-    started = time.monotonic()
-
-    def log(message: str) -> None:
-        print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
+    log = progress_log()
 
     if args.only == "lag" and not args.broker_url:
         parser.error("--only lag needs --broker-url")
@@ -861,10 +862,7 @@ def main() -> None:
         if sys.argv[1:]:
             command = " ".join([".venv/bin/python bench/audit.py", *sys.argv[1:]])
         section = report_markdown(results, command)
-        print(section)
-        if not args.no_docs:
-            docs_write(section, begin=BEGIN, end=END)
-            log(f"wrote {DOCS.relative_to(ROOT)}")
+        section_publish(section, begin=BEGIN, end=END, write=not args.no_docs, log=log)
     finally:
         close_connections()
         if not (args.keep or args.reuse):

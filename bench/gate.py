@@ -26,7 +26,6 @@ The results replace this benchmark's section of docs/benchmarks.md (``--no-docs`
 it alone).
 """
 
-import argparse
 import http.client
 import itertools
 import json
@@ -36,7 +35,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,7 +56,15 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
     sys.path.insert(0, str(ROOT))
 
-from bench.support import DOCS, commit_described, cpus_described, database_create, database_drop, docs_write  # noqa: E402 (after the path is set)
+from bench.support import (  # noqa: E402 (after the path is set)
+    arguments,
+    commit_described,
+    cpus_described,
+    database_create,
+    database_drop,
+    progress_log,
+    section_publish,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/releasegate_bench_gate"
 BEGIN, END = "<!-- bench/gate.py:start -->", "<!-- bench/gate.py:end -->"
@@ -511,17 +517,12 @@ def large_history_load(changelogs: int, events: int, pipeline: int, log: Callabl
 # --- The server and the load --------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def server(environment: dict[str, str], workers: int, tree: Path = ROOT) -> Iterator[str]:
     """gunicorn on 127.0.0.1 with sync workers, stopped (by its pid) when the block ends;
     serving the code of ``tree`` (another checkout: bench/gate_ab.py)."""
+    from tests.processes import free_port, process_stop
+
     port = free_port()
     gunicorn = Path(sys.executable).parent / "gunicorn"
     process = subprocess.Popen(
@@ -547,12 +548,7 @@ def server(environment: dict[str, str], workers: int, tree: Path = ROOT) -> Iter
             time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process_stop(process, timeout=30)
 
 
 def request(base: str, endpoint: str, setup: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -1138,9 +1134,7 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = arguments(__doc__)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="scratch database (created, dropped)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of one measurement")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of both endpoints per history")
@@ -1154,10 +1148,7 @@ def main() -> None:
 
     # Stopped with SIGTERM, still stop the server and drop the scratch database (finally: below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
-    started = time.monotonic()
-
-    def log(message: str) -> None:
-        print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
+    log = progress_log()
 
     var = Path(tempfile.mkdtemp(prefix="releasegate-bench-gate-"))
     database_create(args.database_url)
@@ -1211,10 +1202,7 @@ def main() -> None:
     if sys.argv[1:]:
         command = " ".join([".venv/bin/python bench/gate.py", *sys.argv[1:]])
     section = report_markdown(results, command)
-    print(section)
-    if not args.no_docs:
-        docs_write(section, begin=BEGIN, end=END)
-        log(f"wrote {DOCS.relative_to(ROOT)}")
+    section_publish(section, begin=BEGIN, end=END, write=not args.no_docs, log=log)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ or warm caches:
    2 approvals, 3 decisions, 2 deployments, 10 audit events with proofs) and sign it (PAdES,
    RSA-3072 development certificate), the median of several in one process after a warm-up;
    the first, cold one (fonts, key) is reported apart. The ZIP around it too.
-2. A population pack of ``--changes`` changes with their deployments (about 1.35 per
+2. A population pack of ``--changes`` changes with their deployments (1.3 per
    change), rows streamed from generators as the service streams them from the database:
    the PDF rendered, then signed, and the CSV written. Time, the tracemalloc peak (in a run of
    its own: tracing slows everything down) and the process's peak RSS above what it had before
@@ -34,7 +34,6 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from io import BytesIO, StringIO
@@ -48,7 +47,7 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
     sys.path.insert(0, str(ROOT))
 
-from bench.support import DOCS, commit_described, cpus_described, docs_write  # noqa: E402 (after the path is set)
+from bench.support import arguments, commit_described, cpus_described, progress_log, section_publish  # noqa: E402 (after the path is set)
 
 BEGIN, END = "<!-- bench/packs.py:start -->", "<!-- bench/packs.py:end -->"
 TARGETS = {"changelog_seconds": 0.3, "population_seconds": 10.0, "population_mb": 200.0}
@@ -58,78 +57,11 @@ MB = 1024 * 1024
 # --- Data -------------------------------------------------------------------------------------
 
 
-def change_rows(n: int) -> Iterator[Any]:
-    from packs.render.data import ChangeRow
-
-    for i in range(n):
-        deployed = i % 10 != 9
-        day = 1 + i % 28
-        yield ChangeRow(
-            changelog_id=f"{i:08x}-5d2a-4c7e-9a41-8f2d6c1b7e90",
-            service=f"service-{i % 37:02d}",
-            domain=("payments", "transfers", "registration", "accounts")[i % 4],
-            kind="hotfix" if i % 25 == 0 else "train",
-            status="deployed" if deployed else "approved",
-            risk_tier=("low", "medium", "high")[i % 3],
-            artifact_digest=f"sha256:{i:064x}",
-            submitted_at=f"2026-11-{day:02d}T09:{i % 60:02d}:00.000000Z",
-            approved_at=f"2026-11-{day:02d}T11:{i % 60:02d}:00.000000Z",
-            first_deployed_at=f"2026-11-{day:02d}T15:{i % 60:02d}:00.000000Z" if deployed else "",
-            approval_before_deploy=(i % 97 != 0) if deployed else None,
-            separation_of_duties=i % 211 != 0,
-            evidence_complete=i % 53 != 0,
-            rollback_plan=True,
-            deployments=(1 + i % 2) if deployed else 0,
-        )
-
-
-def deployment_rows(changes: int) -> Iterator[Any]:
-    """The deployments of ``change_rows(changes)``, plus an unauthorised one every 400."""
-    from packs.render.data import DeploymentRow
-
-    n = 0
-    for change in change_rows(changes):
-        for k in range(change.deployments):
-            n += 1
-            unauthorised = n % 400 == 0
-            yield DeploymentRow(
-                deployment_id=f"{n:08x}-0000-4000-8000-{k:012x}",
-                reported_at=change.first_deployed_at,
-                service=change.service,
-                domain=change.domain,
-                environment="production",
-                status="succeeded" if n % 17 else "failed",
-                artifact_digest=change.artifact_digest,
-                changelog_id="" if unauthorised else change.changelog_id,
-                unauthorised=unauthorised,
-            )
-
-
 def population_pack(changes: int) -> Any:
-    from packs.render.data import PopulationPack
-    from packs.render.sample import sample_changelog_ids
-    from tests.packs.support import EXCEPTIONS, build_log
+    from tests.packs.support import make_population_pack
 
-    log, _ = build_log()
-    deployments = sum(1 for _ in deployment_rows(changes))
-    return PopulationPack(
-        organisation="Example Bank plc",
-        generated_at="2026-12-01T08:00:00.000000Z",
-        period_start="2026-11-01T00:00:00.000000Z",
-        period_end="2026-12-01T00:00:00.000000Z",
-        domain="",
-        changes=change_rows(changes),
-        deployments=deployment_rows(changes),
-        exceptions=EXCEPTIONS,
-        totals={"changes": changes, "deployments": deployments, "unauthorised_deployments": deployments // 400},
-        audit_first_leaf=0,
-        audit_last_leaf=log.size - 1,
-        checkpoint=log.checkpoint,
-        sample_seed=20261201,
-        sample_size=25,
-        sample=sample_changelog_ids((r.changelog_id for r in change_rows(changes)), seed=20261201, size=25),
-        public_key=log.signer.verifier_key(),
-    )
+    # 13 deployments for every 10 changes, as in the figures of docs/benchmarks.md
+    return make_population_pack(changes, changes * 13 // 10, seed=20261201, size=25)
 
 
 # --- Measurements (each in its own process) ------------------------------------------------------
@@ -190,6 +122,7 @@ def measure_population(changes: int, trace: bool) -> dict[str, Any]:
 
     key, cert = generate_development_certificate("Release Gate evidence packs (bench)", "Example Bank plc")
     pack = population_pack(changes)
+    csv_pack = population_pack(changes)  # its rows are generators: the PDF uses up the first's
     rss_before = _rss_now()
     if trace:
         tracemalloc.start()
@@ -201,7 +134,7 @@ def measure_population(changes: int, trace: bool) -> dict[str, Any]:
     del out
     signed_at = time.perf_counter()
     text = StringIO(newline="")
-    write_population_csv(replace(pack, changes=change_rows(changes), deployments=deployment_rows(changes)), text)
+    write_population_csv(csv_pack, text)
     csv_done = time.perf_counter()
     peak = tracemalloc.get_traced_memory()[1] if trace else 0
     if trace:
@@ -368,9 +301,7 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = arguments(__doc__)
     parser.add_argument("--runs", type=int, default=7, help="changelog packs timed (median)")
     parser.add_argument("--big-runs", type=int, default=3, help="processes per population and baseline timing")
     parser.add_argument("--changes", type=int, default=10_000, help="changes in the population")
@@ -389,10 +320,7 @@ def main() -> None:
         print(json.dumps(figures))
         return
 
-    started = time.monotonic()
-
-    def log(message: str) -> None:
-        print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
+    log = progress_log()
 
     results: dict[str, Any] = {
         "machine": machine(),
@@ -439,10 +367,7 @@ def main() -> None:
     if args.runs != 7 or args.big_runs != 3 or args.changes != 10_000:
         command = " ".join([".venv/bin/python bench/packs.py", *sys.argv[1:]])
     section = report_markdown(results, command)
-    print(section)
-    if not args.no_docs:
-        docs_write(section, begin=BEGIN, end=END)
-        log(f"wrote {DOCS.relative_to(ROOT)}")
+    section_publish(section, begin=BEGIN, end=END, write=not args.no_docs, log=log)
 
 
 if __name__ == "__main__":

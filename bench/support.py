@@ -1,8 +1,11 @@
 """What the benchmarks share: their scratch PostgreSQL database, their sections of
 docs/benchmarks.md, and how they describe the code and machine they measured."""
 
+import argparse
 import os
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,6 +64,31 @@ def docs_write(section: str, *, begin: str, end: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     DOCS.write_text(text)
+
+
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's options, described by the first paragraph of its docstring."""
+    return argparse.ArgumentParser(
+        description=(doc or "").split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+
+
+def progress_log() -> Callable[[str], None]:
+    """A benchmark's progress lines, each with the seconds since this was called."""
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
+
+    return log
+
+
+def section_publish(section: str, *, begin: str, end: str, write: bool, log: Callable[[str], None]) -> None:
+    """Print a benchmark's section of docs/benchmarks.md and, unless ``write`` is off, write it there."""
+    print(section)
+    if write:
+        docs_write(section, begin=begin, end=end)
+        log(f"wrote {DOCS.relative_to(ROOT)}")
 
 
 def commit_described() -> str:

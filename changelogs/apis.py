@@ -29,6 +29,7 @@ from core.api import (
     NewestFirstCursorPagination,
     QueryFilters,
     StrictInput,
+    checked,
     cursor_page,
     error_responses,
 )
@@ -359,9 +360,7 @@ class EvidenceListAddApi(APIView):
                 ChangelogError.EVIDENCE_TOO_LARGE,
                 f"Evidence files may be at most {settings.EVIDENCE_MAX_UPLOAD_BYTES} bytes.",
             )
-        upload = EvidenceUploadInput(data=request.data)
-        upload.is_valid(raise_exception=True)
-        values = upload.validated_data
+        values = checked(EvidenceUploadInput, request.data)
         file = values["file"]
         evidence = services.evidence_add(
             acting_user=actor_of(request),

@@ -426,39 +426,24 @@ def _performance_findings(rules: PolicyRules, performance: list[EvidenceFact]) -
     for item in performance:
         findings += _environment_finding(item, environments_required(rules, "performance"))
         p95 = (item.summary.get("latency_ms") or {}).get("p95")
+        findings += _limit_findings(item, "p95 latency", p95, rules.max_p95_ms, spec="g", unit=" ms")
         error_rate = item.summary.get("error_rate")
-        if rules.max_p95_ms is not None:
-            if p95 is None:
-                findings.append(
-                    Finding(
-                        FindingCode.THRESHOLD_NOT_MEASURED, f"{item.file_name} has no p95 latency.", evidence=item.id
-                    )
-                )
-            elif p95 > rules.max_p95_ms:
-                findings.append(
-                    Finding(
-                        FindingCode.THRESHOLD_EXCEEDED,
-                        f"{item.file_name}: p95 latency {p95:g} ms is over the limit of {rules.max_p95_ms:g} ms.",
-                        evidence=item.id,
-                    )
-                )
-        if rules.max_error_rate is not None:
-            if error_rate is None:
-                findings.append(
-                    Finding(
-                        FindingCode.THRESHOLD_NOT_MEASURED, f"{item.file_name} has no error rate.", evidence=item.id
-                    )
-                )
-            elif error_rate > rules.max_error_rate:
-                findings.append(
-                    Finding(
-                        FindingCode.THRESHOLD_EXCEEDED,
-                        f"{item.file_name}: error rate {error_rate:.2%} is over the limit "
-                        f"of {rules.max_error_rate:.2%}.",
-                        evidence=item.id,
-                    )
-                )
+        findings += _limit_findings(item, "error rate", error_rate, rules.max_error_rate, spec=".2%", unit="")
     return findings
+
+
+def _limit_findings(
+    item: EvidenceFact, measure: str, value: float | None, limit: float | None, *, spec: str, unit: str
+) -> list[Finding]:
+    """A limit the policy sets: the file must measure it (else not measured) and stay within it."""
+    if limit is None:
+        return []
+    if value is None:
+        return [Finding(FindingCode.THRESHOLD_NOT_MEASURED, f"{item.file_name} has no {measure}.", evidence=item.id)]
+    if value > limit:
+        message = f"{item.file_name}: {measure} {value:{spec}}{unit} is over the limit of {limit:{spec}}{unit}."
+        return [Finding(FindingCode.THRESHOLD_EXCEEDED, message, evidence=item.id)]
+    return []
 
 
 def _security_findings(rules: PolicyRules, security: list[EvidenceFact]) -> list[Finding]:

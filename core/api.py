@@ -47,6 +47,14 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     return {status: OpenApiResponse(ErrorSerializer, description=descriptions[status]) for status in statuses}
 
 
+def checked(serializer: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
+    """``data`` checked by ``serializer`` (400 with its field errors when it does not pass): the
+    validated data."""
+    given = serializer(data=data)
+    given.is_valid(raise_exception=True)
+    return dict(given.validated_data)
+
+
 class StrictInput(serializers.Serializer[Any]):
     """An input that refuses fields it does not know, at every level where it is used.
 

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.actors import actor_of
-from core.api import StrictInput, error_responses
+from core.api import StrictInput, checked, error_responses
 from core.errors import ApplicationError, CommonError, NotFound
 from identity import services
 from identity.models import Passkey, PasskeyStatus
@@ -110,13 +110,12 @@ class PasskeyRegisterApi(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        data = CredentialInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = checked(CredentialInput, request.data)
         passkey = services.passkey_register(
             request=request._request,
             acting_user=actor_of(request),
-            name=data.validated_data["name"],
-            credential=data.validated_data["credential"],
+            name=values["name"],
+            credential=values["credential"],
         )
         return Response(PasskeyOutput(passkey).data, status=status.HTTP_201_CREATED)
 
@@ -156,11 +155,8 @@ class TotpConfirmApi(APIView):
         description="Confirm the TOTP enrolment with a code; this session has then proved a second factor.",
     )
     def post(self, request: Request) -> Response:
-        data = TokenInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.totp_confirm(
-            request=request._request, acting_user=actor_of(request), token=data.validated_data["token"]
-        )
+        token = checked(TokenInput, request.data)["token"]
+        services.totp_confirm(request=request._request, acting_user=actor_of(request), token=token)
         return Response(_factors(request))
 
 
@@ -194,9 +190,7 @@ class VerifyApi(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        data = VerifyInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = checked(VerifyInput, request.data)
         try:
             if values["method"] == "totp":
                 services.second_factor_verify_totp(

@@ -2,9 +2,10 @@
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -14,7 +15,7 @@ from rest_framework.views import APIView
 
 from changelogs.models import Domain, Journey, Service
 from core.actors import actor_of
-from core.api import QueryFilters, StrictInput, error_responses
+from core.api import QueryFilters, StrictInput, checked, error_responses
 from core.errors import CommonError, InvalidInput, NotFound
 from incidents import dora, selectors, services
 from incidents.errors import IncidentError
@@ -60,9 +61,7 @@ def body_of(request: Request) -> dict[str, Any]:
 
 def valid_body(serializer: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
     """The JSON body, checked by ``serializer`` (400 when it does not pass): its validated data."""
-    given = serializer(data=body_of(request))
-    given.is_valid(raise_exception=True)
-    return dict(given.validated_data)
+    return checked(serializer, body_of(request))
 
 
 def query_of(request: Request) -> dict[str, Any]:
@@ -153,28 +152,28 @@ class IncidentOutput(serializers.Serializer[Any]):
         return dict(DoraOutput(found).data) if found else None
 
 
-def _services(slugs: list[str]) -> list[Service]:
-    found = list(Service.objects.filter(slug__in=slugs))
-    unknown = sorted(set(slugs) - {s.slug for s in found})
+M = TypeVar("M", bound=Model)
+
+
+def _all_known(objects: QuerySet[M], key: str, values: list[str], *, field: str, noun: str) -> list[M]:
+    """The objects whose ``key`` is one of ``values``; a value that names none refuses the input."""
+    found = list(objects.filter(**{f"{key}__in": values}))
+    unknown = sorted(set(values) - {getattr(item, key) for item in found})
     if unknown:
         raise InvalidInput(
             "invalid_input",
-            f"Unknown service(s): {', '.join(unknown)}.",
-            fields={"services": [{"code": "unknown_service", "message": ", ".join(unknown)}]},
+            f"Unknown {noun}(s): {', '.join(unknown)}.",
+            fields={field: [{"code": f"unknown_{noun}", "message": ", ".join(unknown)}]},
         )
     return found
+
+
+def _services(slugs: list[str]) -> list[Service]:
+    return _all_known(Service.objects.all(), "slug", slugs, field="services", noun="service")
 
 
 def _journeys(ids: list[str]) -> list[Journey]:
-    found = list(Journey.objects.filter(journey_id__in=ids))
-    unknown = sorted(set(ids) - {j.journey_id for j in found})
-    if unknown:
-        raise InvalidInput(
-            "invalid_input",
-            f"Unknown journey(s): {', '.join(unknown)}.",
-            fields={"journeys": [{"code": "unknown_journey", "message": ", ".join(unknown)}]},
-        )
-    return found
+    return _all_known(Journey.objects.all(), "journey_id", ids, field="journeys", noun="journey")
 
 
 class IncidentInput(StrictInput):

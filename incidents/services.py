@@ -512,9 +512,16 @@ def _postmortem_due(*, acting_user: ActingUser | Actor, incident: Incident, now:
             existing.overdue_notified_at = None
             existing.save(update_fields=["due_at", "overdue_notified_at"])
         return existing
+    return _postmortem_open(acting_user=acting_user, incident=incident, due_at=due, now=now)
+
+
+def _postmortem_open(
+    *, acting_user: ActingUser | Actor, incident: Incident, due_at: datetime | None, now: datetime
+) -> Postmortem:
+    """The incident's postmortem, drafted from its timeline, and its audit event."""
     postmortem = Postmortem.objects.create(
         incident=incident,
-        due_at=due,
+        due_at=due_at,
         chronology=_chronology(incident),
         created_by=_user_or_none(acting_user),
         created_at=now,
@@ -523,7 +530,7 @@ def _postmortem_due(*, acting_user: ActingUser | Actor, incident: Incident, now:
         actor=acting_user,
         action=IncidentAction.POSTMORTEM_OPENED,
         target=postmortem,
-        data={"incident": incident.reference, "due_at": due},
+        data={"incident": incident.reference, "due_at": due_at},
     )
     return postmortem
 
@@ -536,20 +543,8 @@ def postmortem_start(*, acting_user: ActingUser, incident: Incident, now: dateti
     _require_may_act(acting_user, incident)
     if Postmortem.objects.filter(incident=incident).exists():
         raise Conflict(IncidentError.POSTMORTEM_EXISTS, "The incident has a postmortem.")
-    postmortem = Postmortem.objects.create(
-        incident=incident,
-        chronology=_chronology(incident),
-        created_by=_user_or_none(acting_user),
-        created_at=now,
-        due_at=(incident.resolved_at + timedelta(days=settings.POSTMORTEM_DUE_DAYS)) if incident.resolved_at else None,
-    )
-    audit.record(
-        actor=acting_user,
-        action=IncidentAction.POSTMORTEM_OPENED,
-        target=postmortem,
-        data={"incident": incident.reference, "due_at": postmortem.due_at},
-    )
-    return postmortem
+    due_at = (incident.resolved_at + timedelta(days=settings.POSTMORTEM_DUE_DAYS)) if incident.resolved_at else None
+    return _postmortem_open(acting_user=acting_user, incident=incident, due_at=due_at, now=now)
 
 
 _POSTMORTEM_FIELDS = (

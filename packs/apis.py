@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from audit.selectors import auditor_require
 from core.actors import actor_of
-from core.api import StrictInput, error_responses
+from core.api import StrictInput, checked, error_responses
 from packs import selectors, services
 from packs.models import PackKind, PackStatus
 
@@ -85,9 +85,8 @@ class PackListRequestApi(AuditorApi):
         ),
     )
     def post(self, request: Request) -> Response:
-        values = PackRequestInput(data=request.data)
-        values.is_valid(raise_exception=True)
-        job, created = services.pack_request_for(acting_user=actor_of(request), **values.validated_data)
+        values = checked(PackRequestInput, request.data)
+        job, created = services.pack_request_for(acting_user=actor_of(request), **values)
         return Response(PackJobOutput(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
     @extend_schema(operation_id="packs_list", responses={200: PackJobOutput(many=True), **error_responses(401, 403)})

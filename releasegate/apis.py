@@ -20,7 +20,7 @@ from changelogs.content_rules import digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.models import DIGEST_PATTERN, Service
 from core.actors import ActingUser, actor_of
-from core.api import NewestFirstCursorPagination, QueryFilters, StrictInput, cursor_page, error_responses
+from core.api import NewestFirstCursorPagination, QueryFilters, StrictInput, checked, cursor_page, error_responses
 from core.errors import InvalidInput
 from releasegate import gate
 from releasegate.authentication import token_of
@@ -203,9 +203,7 @@ class GateCheckApi(APIView):
     def post(self, request: Request) -> Response:
         values = gate_question(request.data)
         if values is None:
-            check = GateCheckInput(data=request.data)
-            check.is_valid(raise_exception=True)
-            values = dict(check.validated_data)
+            values = checked(GateCheckInput, request.data)
         token = token_of(request)
         # Read with the token (token_read_with_facts) for this very question, or now.
         question, read = getattr(self, "gate_read", (None, None))
@@ -302,9 +300,7 @@ class DeploymentListReportApi(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        report = DeploymentReportInput(data=request.data)
-        report.is_valid(raise_exception=True)
-        values = report.validated_data
+        values = checked(DeploymentReportInput, request.data)
         deployment, created = deployment_report(
             acting_user=actor_of(request),
             idempotency_key=values["idempotency_key"],

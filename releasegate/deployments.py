@@ -36,7 +36,7 @@ from django.db import transaction
 import audit
 from approvals.models import Approval, Decision
 from approvals.notifications import notification_enqueue
-from approvals.selectors import authority_holders
+from approvals.selectors import authority_emails
 from audit.clock import business_now
 from changelogs.authors import identities
 from changelogs.lifecycle import may_change
@@ -290,11 +290,10 @@ def deployment_report(
 
 def _flag_unauthorised(acting_user: ActingUser, deployment: Deployment, data: dict[str, Any], now: datetime) -> None:
     audit.record(actor=acting_user, action=GateAction.DEPLOYMENT_UNAUTHORISED, target=deployment, data=data)
-    people = authority_holders(domain=deployment.service.domain)
     notification_enqueue(
         event="deployment.unauthorised",
         subject=f"[Release Gate] UNAUTHORISED deployment of {deployment.service.slug} to {deployment.environment}",
         payload=data,
-        emails=sorted(person.email for person in people if person.email),
+        emails=authority_emails(domain=deployment.service.domain),
         now=now,
     )

@@ -1,6 +1,6 @@
 """Writes to identities: service accounts and their API tokens."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -152,26 +152,21 @@ def service_account_create(*, acting_user: ActingUser | Actor, name: str, servic
 @transaction.atomic
 def service_account_grant(*, acting_user: ActingUser | Actor, account: User, service: Service) -> None:
     """Let the account act on the service's changelogs (django-guardian object permission)."""
-    _require_service_account(account)
-    assign_perm(MANAGE_CHANGELOGS, account, service)
-    audit.record(
-        actor=acting_user,
-        action=IdentityAction.SERVICE_ACCOUNT_SCOPE_GRANTED,
-        target=account,
-        data={"service": service.slug, "permission": MANAGE_CHANGELOGS},
-    )
+    _service_scope_change(acting_user, account, service, assign_perm, IdentityAction.SERVICE_ACCOUNT_SCOPE_GRANTED)
 
 
 @transaction.atomic
 def service_account_revoke(*, acting_user: ActingUser, account: User, service: Service) -> None:
+    _service_scope_change(acting_user, account, service, remove_perm, IdentityAction.SERVICE_ACCOUNT_SCOPE_REVOKED)
+
+
+def _service_scope_change(
+    acting_user: ActingUser | Actor, account: User, service: Service, change: Callable[..., Any], action: str
+) -> None:
     _require_service_account(account)
-    remove_perm(MANAGE_CHANGELOGS, account, service)
-    audit.record(
-        actor=acting_user,
-        action=IdentityAction.SERVICE_ACCOUNT_SCOPE_REVOKED,
-        target=account,
-        data={"service": service.slug, "permission": MANAGE_CHANGELOGS},
-    )
+    change(MANAGE_CHANGELOGS, account, service)
+    data = {"service": service.slug, "permission": MANAGE_CHANGELOGS}
+    audit.record(actor=acting_user, action=action, target=account, data=data)
 
 
 @transaction.atomic

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 import audit
 from approvals.notifications import notification_enqueue
-from approvals.selectors import authority_holders
+from approvals.selectors import authority_emails
 from changelogs import parsers
 from changelogs.errors import ChangelogError
 from changelogs.files import file_name_clean, file_name_problem
@@ -151,12 +151,11 @@ def smoke_report(
             cause=GateAction.DEPLOYMENT_SMOKE_FAILED,
             now=now,
         )
-    people = authority_holders(domain=deployment.service.domain)
     notification_enqueue(
         event="deployment.smoke_failed",
         subject=f"[Release Gate] Smoke test FAILED after deploying {deployment.service.slug}: roll back",
         payload=event,
-        emails=sorted(person.email for person in people if person.email),
+        emails=authority_emails(domain=deployment.service.domain),
         now=now,
     )
     return smoke

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from changelogs.apis import EvidenceMultiPartParser
 from core.actors import actor_of
-from core.api import StrictInput, error_responses
+from core.api import StrictInput, checked, error_responses
 from releasegate.smoke import deployment_for_smoke, smoke_report
 from releasegate.tokens import TokenScope
 
@@ -55,9 +55,7 @@ class DeploymentSmokeApi(APIView):
     )
     def post(self, request: Request, deployment_id: str) -> Response:
         deployment = deployment_for_smoke(user=actor_of(request), deployment_id=deployment_id)
-        upload = SmokeInput(data=request.data)
-        upload.is_valid(raise_exception=True)
-        file = upload.validated_data["file"]
+        file = checked(SmokeInput, request.data)["file"]
         smoke = smoke_report(
             acting_user=actor_of(request),
             deployment=deployment,

@@ -11,6 +11,8 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import connection
 
+from tests.processes import process_stop
+
 QUIET_WORKER = ["--without-mingle", "--without-gossip", "--loglevel", "INFO"]
 
 
@@ -62,9 +64,4 @@ def celery_worker(
     try:
         yield worker
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        process_stop(worker, timeout=20)

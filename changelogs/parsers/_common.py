@@ -19,7 +19,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any, Literal, NoReturn
 from xml.etree.ElementTree import Element, ParseError
 
@@ -405,6 +405,13 @@ def as_number(value: Any, path: str, *, minimum: float | None = 0.0) -> float:
 def as_bool(value: Any, path: str) -> bool:
     if not isinstance(value, bool):
         invalid(path, f"{path} must be true or false, not {_type_name(value)}.")
+    return value
+
+
+def one_of(value: str, allowed: Collection[str], path: str) -> str:
+    """``value`` when it is one of ``allowed``; the refusal lists them in the order given."""
+    if value not in allowed:
+        invalid(path, f"{path} is {value!r}; expected one of {', '.join(allowed)}.")
     return value
 
 

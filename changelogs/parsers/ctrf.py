@@ -17,19 +17,19 @@ from changelogs.parsers._common import (
     as_list,
     as_object,
     as_str,
-    check_count,
     clean_message,
     fail,
     index_path,
     key_path,
     load_json,
+    one_of,
     opt_list,
     opt_number,
     opt_object,
     opt_str,
 )
 from changelogs.parsers.errors import ParseErrorCode
-from changelogs.parsers.journeys import journey_ids_in, journey_tags_in_title, merge_journeys
+from changelogs.parsers.journeys import annotation_journeys, journey_tags_in_title, merge_journeys, tag_journeys
 from changelogs.parsers.summaries import Outcome, TestCaseResult, TestRunSummary
 
 PARSER_VERSION = "ctrf/1"
@@ -55,8 +55,7 @@ def parse(data: bytes) -> TestRunSummary:
         )
     tool = as_object(results["tool"], "$.results.tool")
     tool_name = as_str(tool.get("name"), "$.results.tool.name")
-    tests = as_list(results.get("tests"), "$.results.tests")
-    check_count(len(tests), "test cases")
+    tests = as_list(results.get("tests"), "$.results.tests")  # refuses more than MAX_ITEMS tests
     cases = tuple(_case(raw, index_path("$.results.tests", i)) for i, raw in enumerate(tests))
     return TestRunSummary(
         format=FORMAT,
@@ -82,29 +81,15 @@ def _case(raw: object, path: str) -> TestCaseResult:
     test = as_object(raw, path)
     name = as_str(test.get("name"), key_path(path, "name"))
     status_path = key_path(path, "status")
-    status = as_str(test.get("status"), status_path)
-    if status not in _OUTCOMES:
-        fail(
-            ParseErrorCode.INVALID_STRUCTURE,
-            f"{status_path} is {status!r}; expected one of {', '.join(_OUTCOMES)}.",
-            status_path,
-        )
-    outcome = _OUTCOMES[status]
+    outcome = _OUTCOMES[one_of(as_str(test.get("status"), status_path), _OUTCOMES, status_path)]
     flaky = test.get("flaky")
     if outcome == "passed" and flaky is not None and as_bool(flaky, key_path(path, "flaky")):
         outcome = "flaky"
-
-    tags_path = key_path(path, "tags")
-    tag_journeys = merge_journeys(
-        *(journey_ids_in(as_str(tag, index_path(tags_path, i))) for i, tag in enumerate(opt_list(test, "tags", path)))
+    journeys = merge_journeys(
+        tag_journeys(test, path),
+        journey_tags_in_title(name),
+        annotation_journeys(opt_object(test, "extra", path), key_path(path, "extra")),
     )
-    extra_path = key_path(path, "extra")
-    annotation_journeys: list[tuple[str, ...]] = []
-    for i, raw_annotation in enumerate(opt_list(opt_object(test, "extra", path), "annotations", extra_path)):
-        annotation_path = index_path(key_path(extra_path, "annotations"), i)
-        annotation = as_object(raw_annotation, annotation_path)
-        if (opt_str(annotation, "type", annotation_path) or "").lower() in ("journey", "journeys"):
-            annotation_journeys.append(journey_ids_in(opt_str(annotation, "description", annotation_path)))
 
     duration_ms = opt_number(test, "duration", path)
     properties: dict[str, str] = {}
@@ -120,7 +105,7 @@ def _case(raw: object, path: str) -> TestCaseResult:
         classname=None,
         outcome=outcome,
         duration_s=None if duration_ms is None else duration_ms / 1000,
-        journeys=merge_journeys(tag_journeys, journey_tags_in_title(name), *annotation_journeys),
+        journeys=journeys,
         properties=properties,
         message=message,
     )

@@ -25,9 +25,9 @@ from changelogs.parsers._common import (
     fail,
     first_char,
     index_path,
-    invalid,
     key_path,
     load_json_text,
+    one_of,
     opt_int,
     opt_list,
     opt_object,
@@ -114,21 +114,14 @@ def _vulnerability(raw: object, path: str) -> VexVulnerability:
         rating = as_object(raw_rating, rating_path)
         severity = opt_str(rating, "severity", rating_path)
         if severity is not None:
-            if severity not in CYCLONEDX_SEVERITIES:
-                invalid(
-                    key_path(rating_path, "severity"),
-                    f"{key_path(rating_path, 'severity')} is {severity!r}; expected one of "
-                    f"{', '.join(CYCLONEDX_SEVERITIES)}.",
-                )
-            severities.append(severity)
+            severities.append(one_of(severity, CYCLONEDX_SEVERITIES, key_path(rating_path, "severity")))
         elif rating.get("score") is not None:
             severities.append(cvss_rating(as_number(rating["score"], key_path(rating_path, "score"))) or "none")
     severity = min(severities, key=CYCLONEDX_SEVERITIES.index) if severities else "unknown"
     analysis = opt_object(vulnerability, "analysis", path)
     state = opt_str(analysis, "state", key_path(path, "analysis"))
-    if state is not None and state not in _STATES:
-        state_path = key_path(key_path(path, "analysis"), "state")
-        invalid(state_path, f"{state_path} is {state!r}; expected one of {', '.join(sorted(_STATES))}.")
+    if state is not None:
+        one_of(state, sorted(_STATES), key_path(key_path(path, "analysis"), "state"))
     affects_path = key_path(path, "affects")
     affects = tuple(
         as_str(

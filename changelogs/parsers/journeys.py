@@ -15,6 +15,8 @@ and a ``journey`` property with the value ``login``; neither is a journey id.
 
 import re
 
+from changelogs.parsers._common import JsonObject, as_object, as_str, index_path, key_path, opt_list, opt_str
+
 JOURNEY_ID_PATTERN = r"[A-Z][A-Z0-9]{1,9}-[0-9]{1,6}"
 
 _JOURNEY_ID = re.compile(JOURNEY_ID_PATTERN)
@@ -63,3 +65,23 @@ def merge_journeys(*groups: tuple[str, ...]) -> tuple[str, ...]:
             if journey not in merged:
                 merged.append(journey)
     return tuple(merged)
+
+
+def tag_journeys(test: JsonObject, path: str) -> tuple[str, ...]:
+    """The journey ids in a JSON test's ``tags`` array (CTRF, Playwright: ``PAY-001`` or ``@PAY-001``)."""
+    tags_path = key_path(path, "tags")
+    return merge_journeys(
+        *(journey_ids_in(as_str(tag, index_path(tags_path, i))) for i, tag in enumerate(opt_list(test, "tags", path)))
+    )
+
+
+def annotation_journeys(holder: JsonObject, path: str) -> tuple[str, ...]:
+    """The journey ids in the ``annotations`` of type ``journey`` (or ``journeys``) of a JSON test,
+    as Playwright writes them and its CTRF reporter copies them under ``extra``."""
+    found: list[tuple[str, ...]] = []
+    for i, raw in enumerate(opt_list(holder, "annotations", path)):
+        annotation_path = index_path(key_path(path, "annotations"), i)
+        annotation = as_object(raw, annotation_path)
+        if (opt_str(annotation, "type", annotation_path) or "").lower() in ("journey", "journeys"):
+            found.append(journey_ids_in(opt_str(annotation, "description", annotation_path)))
+    return merge_journeys(*found)

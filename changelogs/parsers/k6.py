@@ -25,13 +25,12 @@ from changelogs.parsers._common import (
     as_object,
     as_str,
     check_count,
-    fail,
+    invalid,
     key_path,
     load_json_report,
     opt_int,
     opt_number,
 )
-from changelogs.parsers.errors import ParseErrorCode
 from changelogs.parsers.summaries import LatencyMs, PerformanceSummary, Threshold
 
 PARSER_VERSION = "k6/1"
@@ -116,7 +115,7 @@ def _failures(entry: tuple[JsonObject, str] | None) -> tuple[int | None, float |
     if rate is None:
         rate = opt_number(rate_values, "value", path)
     if rate is not None and rate > 1:
-        fail(ParseErrorCode.INVALID_STRUCTURE, f"{path} has a rate above 1.", path)
+        invalid(path, f"{path} has a rate above 1.")
     return failed, rate
 
 

@@ -29,23 +29,22 @@ from changelogs.parsers._common import (
     as_str,
     check_count,
     clean_message,
-    fail,
     index_path,
     key_path,
     load_json_report,
+    one_of,
     opt_list,
     opt_number,
     opt_object,
     opt_str,
 )
-from changelogs.parsers.errors import ParseErrorCode
-from changelogs.parsers.journeys import journey_ids_in, journey_tags_in_title, merge_journeys
+from changelogs.parsers.journeys import annotation_journeys, journey_tags_in_title, merge_journeys, tag_journeys
 from changelogs.parsers.summaries import EXPECTED_FAILURE_MESSAGE, Outcome, TestCaseResult, TestRunSummary
 
 PARSER_VERSION = "playwright/1"
 FORMAT = "playwright_json"
 
-_STATUSES = {"expected", "unexpected", "flaky", "skipped"}
+_STATUSES = ("expected", "flaky", "skipped", "unexpected")
 
 
 def parse(data: bytes) -> TestRunSummary:
@@ -95,27 +94,13 @@ def parse(data: bytes) -> TestRunSummary:
 def _spec_cases(raw_spec: Any, path: str, suite_titles: tuple[str, ...]) -> list[TestCaseResult]:
     spec = as_object(raw_spec, path)
     title = as_str(spec.get("title"), key_path(path, "title"))
-    tags_path = key_path(path, "tags")
-    tag_journeys = merge_journeys(
-        *(journey_ids_in(as_str(tag, index_path(tags_path, i))) for i, tag in enumerate(opt_list(spec, "tags", path)))
-    )
-    spec_journeys = merge_journeys(tag_journeys, journey_tags_in_title(title))
+    spec_journeys = merge_journeys(tag_journeys(spec, path), journey_tags_in_title(title))
     cases = []
     for i, raw_test in enumerate(opt_list(spec, "tests", path)):
         test_path = index_path(key_path(path, "tests"), i)
         test = as_object(raw_test, test_path)
         cases.append(_test_case(test, test_path, title, suite_titles, spec_journeys))
     return cases
-
-
-def _annotation_journeys(test: JsonObject, path: str) -> tuple[str, ...]:
-    found: list[tuple[str, ...]] = []
-    for i, raw in enumerate(opt_list(test, "annotations", path)):
-        annotation_path = index_path(key_path(path, "annotations"), i)
-        annotation = as_object(raw, annotation_path)
-        if (opt_str(annotation, "type", annotation_path) or "").lower() in ("journey", "journeys"):
-            found.append(journey_ids_in(opt_str(annotation, "description", annotation_path)))
-    return merge_journeys(*found)
 
 
 def _test_case(
@@ -126,21 +111,15 @@ def _test_case(
     spec_journeys: tuple[str, ...],
 ) -> TestCaseResult:
     status_path = key_path(path, "status")
-    status = as_str(test.get("status"), status_path)
-    if status not in _STATUSES:
-        fail(
-            ParseErrorCode.INVALID_STRUCTURE,
-            f"{status_path} is {status!r}; expected one of {', '.join(sorted(_STATUSES))}.",
-            status_path,
-        )
+    status = one_of(as_str(test.get("status"), status_path), _STATUSES, status_path)
     expected_status = opt_str(test, "expectedStatus", path)
     results = [
         as_object(result, index_path(key_path(path, "results"), i))
         for i, result in enumerate(opt_list(test, "results", path))
     ]
-    journeys = merge_journeys(spec_journeys, _annotation_journeys(test, path))
+    journeys = merge_journeys(spec_journeys, annotation_journeys(test, path))
     for i, result in enumerate(results):
-        journeys = merge_journeys(journeys, _annotation_journeys(result, index_path(key_path(path, "results"), i)))
+        journeys = merge_journeys(journeys, annotation_journeys(result, index_path(key_path(path, "results"), i)))
 
     outcome: Outcome
     message: str | None = None

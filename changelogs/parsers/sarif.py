@@ -55,6 +55,7 @@ from changelogs.parsers._common import (
     invalid,
     key_path,
     load_json,
+    one_of,
     opt_list,
     opt_object,
     opt_str,
@@ -255,10 +256,7 @@ def _score(properties: JsonObject, path: str) -> float | None:
 
 
 def _level(value: Any, path: str) -> SarifLevel:
-    level = as_str(value, path)
-    if level not in _LEVELS:
-        invalid(path, f"{path} is {level!r}; expected one of error, warning, note, none.")
-    return _LEVELS[level]
+    return _LEVELS[one_of(as_str(value, path), _LEVELS, path)]
 
 
 def _message(result: JsonObject, path: str, rule: JsonObject) -> str:
@@ -350,12 +348,8 @@ def _result(raw: Any, path: str, rules: _Rules, tool_name: str) -> SecurityResul
         score = None  # a pass, review or informational result is not a finding, whatever its rule
 
     baseline_state = opt_str(result, "baselineState", path)
-    if baseline_state is not None and baseline_state not in _BASELINE_STATES:
-        invalid(
-            key_path(path, "baselineState"),
-            f"{key_path(path, 'baselineState')} is {baseline_state!r}; expected one of "
-            f"{', '.join(sorted(_BASELINE_STATES))}.",
-        )
+    if baseline_state is not None:
+        one_of(baseline_state, sorted(_BASELINE_STATES), key_path(path, "baselineState"))
     return SecurityResult(
         tool=tool_name,
         rule_id=rule_id,

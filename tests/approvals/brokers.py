@@ -12,12 +12,7 @@ from pathlib import Path
 import kombu.pools
 
 from releasegate.celery import app as celery_app
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.processes import free_port, process_stop
 
 
 class PrivateRedis:
@@ -47,12 +42,7 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        process_stop(self.process, timeout=10)
         self.process = None
         assert not self.answers()
 

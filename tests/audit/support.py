@@ -7,11 +7,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
 from audit.triggers import create_statements, drop_statements
+
+if TYPE_CHECKING:
+    from tests.conftest import Cast
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,3 +142,14 @@ def witness_start(name: str, directory: Path, log_key: str) -> tuple[subprocess.
     assert process.stdout is not None
     address = process.stdout.readline().strip().removeprefix("listening on ")
     return process, {"url": f"http://{address}/add-checkpoint", "key": vkey}, state
+
+
+def gate_reason_codes(cast: "Cast", digest: str) -> list[str]:
+    """Why the gate answers as it does now: the reason codes of a production check of
+    payments-api by its pipeline, asked in-process."""
+    from releasegate import gate
+
+    decision = gate.gate_check(
+        acting_user=cast.pipeline.account, service=cast.payments_api, environment="production", digest=digest
+    )
+    return [reason["code"] for reason in decision.reasons]

@@ -16,6 +16,7 @@ from audit.tasks import audit_sequence
 from tests.audit.support import sequence_all, witness_start
 from tests.conftest import wait_for
 from tests.factories import FACTORY_ACTOR
+from tests.processes import process_stop
 from tests.workers import celery_worker
 
 
@@ -59,10 +60,7 @@ def test_a_worker_submits_each_signed_checkpoint_to_the_witnesses(
             )
     finally:
         for process, _, _ in witnesses:
-            process.terminate()
-            process.wait(timeout=10)
-            if process.stdout is not None:
-                process.stdout.close()
+            process_stop(process, timeout=10)
     assert sorted(WitnessCosignature.objects.values_list("witness", flat=True)) == [
         "witness.test/w1",
         "witness.test/w2",

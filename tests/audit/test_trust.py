@@ -17,9 +17,8 @@ from audit.events import format_time
 from audit.models import AuditAlarm, AuditEvent, AuditLeaf, Checkpoint
 from audit.sequencer import sequence_pending
 from audit.trust import state_load
-from releasegate import gate
 from releasegate.metrics import metrics_text
-from tests.audit.support import add_events, sequence_all, ten_sequenced_events, triggers_bypassed
+from tests.audit.support import add_events, gate_reason_codes, sequence_all, ten_sequenced_events, triggers_bypassed
 from tests.conftest import Cast
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -175,13 +174,7 @@ def test_the_gate_denies_while_an_alarm_is_open_and_resolving_is_audited(
     refused("rolled_back", caplog)
 
     def reasons() -> list[str]:
-        decision = gate.gate_check(
-            acting_user=cast.pipeline.account,
-            service=cast.payments_api,
-            environment="production",
-            digest="sha256:" + "a" * 64,
-        )
-        return [reason["code"] for reason in decision.reasons]
+        return gate_reason_codes(cast, "sha256:" + "a" * 64)
 
     assert "audit_log_inconsistent" in reasons()
 

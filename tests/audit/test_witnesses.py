@@ -21,10 +21,10 @@ from audit.models import AuditAlarm, AuditEvent, Checkpoint, WitnessCosignature
 from audit.signing import verifier_key
 from audit.trust import SignedHead, state_path, state_save
 from outbox.models import Message
-from releasegate import gate
-from tests.audit.support import sequence_all, triggers_bypassed, witness_start
+from tests.audit.support import gate_reason_codes, sequence_all, triggers_bypassed, witness_start
 from tests.conftest import Cast
 from tests.factories import FACTORY_ACTOR
+from tests.processes import process_stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,10 +109,7 @@ def witnessed(
         yield settings.AUDIT_WITNESSES
     finally:
         for process, _, _ in started:
-            process.terminate()
-            process.wait(timeout=10)
-            if process.stdout is not None:
-                process.stdout.close()
+            process_stop(process, timeout=10)
 
 
 def add_events(count: int, start: int) -> None:
@@ -156,13 +153,7 @@ def test_the_quorum_policy_holds_the_gate(witnessed: list[dict[str, str]], cast:
     settings.AUDIT_WITNESS_QUORUM = 2
 
     def reasons() -> list[str]:
-        decision = gate.gate_check(
-            acting_user=cast.pipeline.account,
-            service=cast.payments_api,
-            environment="production",
-            digest="sha256:" + "c" * 64,
-        )
-        return [reason["code"] for reason in decision.reasons]
+        return gate_reason_codes(cast, "sha256:" + "c" * 64)
 
     assert "witness_quorum_missing" in reasons()  # nothing cosigned yet
     _grow(1)

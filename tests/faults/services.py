@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.approvals.brokers import free_port
+from tests.processes import free_port, process_stop
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -133,10 +133,5 @@ class PrivateService:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            process_stop(self.process, timeout=20)
             self.process = None

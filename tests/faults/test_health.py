@@ -15,11 +15,12 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from tests.approvals.brokers import free_port, publishing_to
+from tests.approvals.brokers import publishing_to
 from tests.conftest import Cast
 from tests.faults.brokers import hung_broker
 from tests.faults.disks import fill, small_disk
 from tests.faults.test_evidence_storage import evidence_dir  # noqa: F401 - a fixture
+from tests.processes import free_port
 from tests.releasegate.gate_support import check, ready_changelog
 
 

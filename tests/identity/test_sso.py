@@ -7,7 +7,6 @@ administrator, whose login is audited."""
 
 import json
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,17 +25,11 @@ from tests.browser import chromium
 from tests.conftest import Cast
 from tests.factories import authority_give, changelog_make, seen_of, totp_code
 from tests.identity.test_passkey_signatures import POST_JS
+from tests.processes import free_port, process_stop
 
 pytestmark = pytest.mark.browser
 OIDC_DIR = Path(__file__).resolve().parent.parent / "oidc"
 PASSWORD = "a-test-password-1234"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -45,7 +38,7 @@ def identity_provider(live_server: Any, settings: Any) -> Iterator[str]:
     node = shutil.which("node")
     if node is None or not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
         pytest.skip("needs Node.js and `npm ci` in tests/oidc (.ci/run does both)")
-    port = _free_port()
+    port = free_port()
     origin = live_server.url.replace("127.0.0.1", "localhost")
     process = subprocess.Popen(
         [node, "provider.mjs", str(port), f"{origin}/oidc/callback/"],
@@ -73,10 +66,7 @@ def identity_provider(live_server: Any, settings: Any) -> Iterator[str]:
         settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
         yield origin
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+        process_stop(process, timeout=10)
 
 
 @pytest.fixture(scope="module")

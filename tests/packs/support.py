@@ -14,18 +14,7 @@ from typing import Any
 import pytest
 
 from audit.events import canonical_event
-from packs.render.data import (
-    ApprovalItem,
-    AuditItem,
-    ChangelogPack,
-    ChangeRow,
-    DecisionItem,
-    DeploymentItem,
-    DeploymentRow,
-    EvidenceItem,
-    ExceptionRow,
-    PopulationPack,
-)
+from packs.render import data as pack_data
 from tlog.canonical import canonical_json
 from tlog.merkle import Coord, Frontier, inclusion_proof, leaf_hash
 from tlog.note import Checkpoint, NoteSigner, generate_signer
@@ -159,10 +148,12 @@ def build_log() -> tuple[Log, list[int]]:
     return Log(events, nodes, signer, signer.sign(body)), ours
 
 
-def _evidence() -> list[tuple[EvidenceItem, bytes]]:
-    def item(n: int, kind: str, fmt: str, name: str, data: bytes, verdict: str, lines: list[str]) -> EvidenceItem:
+def _evidence() -> list[tuple[pack_data.EvidenceItem, bytes]]:
+    def item(
+        n: int, kind: str, fmt: str, name: str, data: bytes, verdict: str, lines: list[str]
+    ) -> pack_data.EvidenceItem:
         digest = sha256(data)
-        return EvidenceItem(
+        return pack_data.EvidenceItem(
             id=f"9e1c2d3b-0000-4000-8000-00000000000{n}",
             kind=kind,
             format=fmt,
@@ -256,12 +247,12 @@ CONTENT: dict[str, Any] = {
 }
 
 
-def make_changelog_pack() -> tuple[ChangelogPack, dict[str, bytes], Log]:
+def make_changelog_pack() -> tuple[pack_data.ChangelogPack, dict[str, bytes], Log]:
     """The pack, its evidence files by archive name, and the log it is proved against."""
     log, ours = build_log()
     evidence = _evidence()
     audit = [
-        AuditItem(
+        pack_data.AuditItem(
             leaf_index=i,
             event_id=100 + i,
             time=json.loads(log.events[i])["time"],
@@ -274,35 +265,38 @@ def make_changelog_pack() -> tuple[ChangelogPack, dict[str, bytes], Log]:
         for i in ours
     ]
     approvals = [
-        ApprovalItem(
+        pack_data.ApprovalItem(
             decision="approve",
-            approver="user:bob",
-            authorities=["payments signing authority"],
+            approver=approver,
+            authorities=authorities,
             revision=1,
             content_hash=CONTENT_HASH,
-            decided_at="2026-11-27T11:02:41Z",
-            expires_at="2026-12-04T11:02:41Z",
+            decided_at=decided_at,
+            expires_at=expires_at,
             retrospective=False,
-            reason="Evidence complete; index reviewed with DBA.",
+            reason=reason,
             counts=True,
             not_counted_because=None,
-        ),
-        ApprovalItem(
-            decision="approve",
-            approver="user:carol",
-            authorities=["payments signing authority", "platform risk"],
-            revision=1,
-            content_hash=CONTENT_HASH,
-            decided_at="2026-11-27T13:20:05Z",
-            expires_at="2026-12-04T13:20:05Z",
-            retrospective=False,
-            reason="Second approval for a high-risk change.",
-            counts=True,
-            not_counted_because=None,
-        ),
+        )
+        for approver, authorities, decided_at, expires_at, reason in [
+            (
+                "user:bob",
+                ["payments signing authority"],
+                "2026-11-27T11:02:41Z",
+                "2026-12-04T11:02:41Z",
+                "Evidence complete; index reviewed with DBA.",
+            ),
+            (
+                "user:carol",
+                ["payments signing authority", "platform risk"],
+                "2026-11-27T13:20:05Z",
+                "2026-12-04T13:20:05Z",
+                "Second approval for a high-risk change.",
+            ),
+        ]
     ]
     decisions = [
-        DecisionItem(
+        pack_data.DecisionItem(
             id=f"d0000000-0000-4000-8000-00000000000{n}",
             evaluated_at=at,
             environment="production",
@@ -322,28 +316,25 @@ def make_changelog_pack() -> tuple[ChangelogPack, dict[str, bytes], Log]:
         )
     ]
     deployments = [
-        DeploymentItem(
-            id="e0000000-0000-4000-8000-000000000001",
-            reported_at="2026-11-28T06:09:12Z",
+        pack_data.DeploymentItem(
+            id=f"e0000000-0000-4000-8000-00000000000{n}",
+            reported_at=at,
             environment="production",
-            status="succeeded",
-            artifact_digest=DIGEST,
-            unauthorised=False,
-            pipeline_run_url="https://ci.bank.example/payments/api/runs/55102",
+            status=status,
+            artifact_digest=digest,
+            unauthorised=digest != DIGEST,
+            pipeline_run_url=f"https://ci.bank.example/payments/api/runs/{run}",
             reported_by="service_account:svc-payments-ci",
-        ),
-        DeploymentItem(
-            id="e0000000-0000-4000-8000-000000000002",
-            reported_at="2026-11-28T06:30:40Z",
-            environment="production",
-            status="rolled_back",
-            artifact_digest=OTHER_DIGEST,
-            unauthorised=True,
-            pipeline_run_url="https://ci.bank.example/payments/api/runs/55107",
-            reported_by="service_account:svc-payments-ci",
-        ),
+        )
+        for n, (at, status, digest, run) in enumerate(
+            [
+                ("2026-11-28T06:09:12Z", "succeeded", DIGEST, 55102),
+                ("2026-11-28T06:30:40Z", "rolled_back", OTHER_DIGEST, 55107),
+            ],
+            1,
+        )
     ]
-    pack = ChangelogPack(
+    pack = pack_data.ChangelogPack(
         organisation="Example Bank plc",
         generated_at=GENERATED_AT,
         changelog_id=CHANGELOG_ID,
@@ -373,17 +364,17 @@ def make_changelog_pack() -> tuple[ChangelogPack, dict[str, bytes], Log]:
     return pack, {e.archive_name: data for e, data in evidence}, log
 
 
-def with_findings(pack: ChangelogPack) -> ChangelogPack:
+def with_findings(pack: pack_data.ChangelogPack) -> pack_data.ChangelogPack:
     return replace(pack, readiness_findings=[("evidence_missing", "No security evidence was attached.")])
 
 
 # --- Population ---------------------------------------------------------------------------------
 
 
-def change_rows(n: int) -> Iterator[ChangeRow]:
+def change_rows(n: int) -> Iterator[pack_data.ChangeRow]:
     for i in range(n):
         deployed = i % 10 != 9
-        yield ChangeRow(
+        yield pack_data.ChangeRow(
             changelog_id=f"c{i:07d}-5d2a-4c7e-9a41-8f2d6c1b7e90",
             service=f"service-{i % 37:02d}",
             domain=("payments", "transfers", "registration", "accounts")[i % 4],
@@ -402,10 +393,10 @@ def change_rows(n: int) -> Iterator[ChangeRow]:
         )
 
 
-def deployment_rows(n: int) -> Iterator[DeploymentRow]:
+def deployment_rows(n: int) -> Iterator[pack_data.DeploymentRow]:
     for i in range(n):
         unauthorised = i % 401 == 0
-        yield DeploymentRow(
+        yield pack_data.DeploymentRow(
             deployment_id=f"d{i:07d}-0000-4000-8000-000000000001",
             reported_at=f"2026-11-{1 + i % 28:02d}T15:{i % 60:02d}:00Z",
             service=f"service-{i % 37:02d}",
@@ -419,21 +410,21 @@ def deployment_rows(n: int) -> Iterator[DeploymentRow]:
 
 
 EXCEPTIONS = [
-    ExceptionRow(
+    pack_data.ExceptionRow(
         "unauthorised_deployment",
         "d0000000-0000-4000-8000-000000000001",
         "service-00",
         "2026-11-01T15:00:00Z",
         "No allow decision covers sha256:5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9",
     ),
-    ExceptionRow(
+    pack_data.ExceptionRow(
         "retrospective_overdue",
         "c0000025-5d2a-4c7e-9a41-8f2d6c1b7e90",
         "service-25",
         "2026-11-27T15:25:00Z",
         "due 26 h ago",
     ),
-    ExceptionRow(
+    pack_data.ExceptionRow(
         "deployed_while_denied",
         "c0000097-5d2a-4c7e-9a41-8f2d6c1b7e90",
         "service-23",
@@ -445,12 +436,12 @@ EXCEPTIONS = [
 
 def make_population_pack(
     changes: int = 40, deployments: int = 50, *, seed: int = 20261128, size: int = 5
-) -> PopulationPack:
+) -> pack_data.PopulationPack:
     from packs.render.sample import sample_changelog_ids
 
     log, _ = build_log()
     sample = sample_changelog_ids((r.changelog_id for r in change_rows(changes)), seed=seed, size=size)
-    return PopulationPack(
+    return pack_data.PopulationPack(
         organisation="Example Bank plc",
         generated_at=GENERATED_AT,
         period_start="2026-11-01",
@@ -459,7 +450,12 @@ def make_population_pack(
         changes=change_rows(changes),
         deployments=deployment_rows(deployments),
         exceptions=EXCEPTIONS,
-        totals={"changes": changes, "deployments": deployments, "unauthorised_deployments": 1, "exceptions": 3},
+        totals={
+            "changes": changes,
+            "deployments": deployments,
+            "unauthorised_deployments": sum(1 for row in deployment_rows(deployments) if row.unauthorised),
+            "exceptions": len(EXCEPTIONS),
+        },
         audit_first_leaf=0,
         audit_last_leaf=log.size - 1,
         checkpoint=log.checkpoint,

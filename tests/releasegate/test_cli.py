@@ -10,7 +10,6 @@ import ipaddress
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from releasegate.services import api_token_revoke
 from tests.changelogs.evidence_files import junit_with_journeys, k6_passing, sample, sarif_clean
 from tests.conftest import Cast
 from tests.factories import DIGEST, FACTORY_ACTOR, OTHER_DIGEST, JourneyFactory, changelog_content, changelog_make
+from tests.processes import free_port
 from tests.releasegate.gate_support import approve, ready_changelog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,13 +67,6 @@ def check_args(digest: str = DIGEST, *extra: str) -> list[str]:
 
 def report_args(status: str, *extra: str, digest: str = DIGEST) -> list[str]:
     return ["deploy", "report", "--service", "payments-api", "--digest", digest, "--status", status, *extra]
-
-
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @contextmanager
@@ -339,7 +332,7 @@ def test_a_bad_token_exits_2_never_0_and_is_never_printed(
 
 
 def test_a_stopped_server_exits_3() -> None:
-    port = unused_port()
+    port = free_port()
     env = {**clean_environment(), "RELEASEGATE_URL": f"http://127.0.0.1:{port}", "RELEASEGATE_TOKEN": "rgp_x_y"}
 
     result = run([*check_args(), "--json"], env)
@@ -355,7 +348,7 @@ def test_a_stopped_server_exits_3() -> None:
 def test_waiting_on_a_stopped_server_keeps_trying_until_the_deadline_then_exits_3() -> None:
     env = {
         **clean_environment(),
-        "RELEASEGATE_URL": f"http://127.0.0.1:{unused_port()}",
+        "RELEASEGATE_URL": f"http://127.0.0.1:{free_port()}",
         "RELEASEGATE_TOKEN": "rgp_x_y",
     }
 
