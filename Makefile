@@ -31,7 +31,11 @@ $(OIDC_MODULES): tests/oidc/package-lock.json
 	@if command -v npm >/dev/null; then npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: the single sign-on tests will be skipped (install Node.js to run them)"; fi
 
-# The whole suite; SQLite unless DATABASE_URL says otherwise.
+# The whole suite; SQLite unless DATABASE_URL says otherwise. It starts many Python processes (a
+# pytest-xdist worker per core, the commands and servers the tests run): they share the compiled
+# modules and pytest's rewritten test modules in __pycache__ (git ignores it) instead of each
+# compiling them anew, even where PYTHONDONTWRITEBYTECODE is set (an empty value unsets it).
+test: export PYTHONDONTWRITEBYTECODE =
 test: install $(OIDC_MODULES)
 	$(BIN)/pytest
 

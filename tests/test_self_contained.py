@@ -1,8 +1,12 @@
 """The suite carries its own data: a fresh clone with nothing beside it runs `make test`."""
 
+import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.network_guard import OutsideConnections
 from tests.outside_reads import REPOSITORY, OutsideReads, allowed_roots, is_outside
@@ -36,10 +40,10 @@ def test_the_guard_records_a_read_outside_and_ignores_one_inside(tmp_path: Path)
     assert guard.seen == [str(tmp_path / "data.json")]
 
 
-def run_probe(probe: Path) -> subprocess.CompletedProcess[str]:
-    """Run one throwaway test file with pytest in a child process, under this conftest."""
+def run_probes(*probes: Path) -> subprocess.CompletedProcess[str]:
+    """Run throwaway test files with pytest in one child process, under this conftest."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-n", "0", str(probe)],
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", *map(str, probes)],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
@@ -48,36 +52,54 @@ def run_probe(probe: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_test_that_reads_outside_the_repository_fails(tmp_path: Path) -> None:
-    """Shown with a throwaway test run by pytest in a child process, under this conftest."""
-    outside = REPOSITORY.parent / f".outside-{tmp_path.name}.txt"
+@dataclass(frozen=True)
+class ProbeRun:
+    result: subprocess.CompletedProcess[str]
+    reads_outside: str
+    connects_outside: str
+
+    def failure_of(self, test: str) -> str:
+        """What pytest printed for the probe test named ``test`` (its failure and errors)."""
+        sections = re.split(r"^_{3,} (.+?) _{3,}$", self.result.stdout, flags=re.MULTILINE)
+        reports = [report for title, report in zip(sections[1::2], sections[2::2], strict=True) if test in title]
+        assert reports, self.result.stdout + self.result.stderr
+        return "\n".join(reports)
+
+
+@pytest.fixture(scope="module")
+def probe_run(tmp_path_factory: pytest.TempPathFactory) -> ProbeRun:
+    """Two throwaway tests, one that reads beside the repository and one that asks for an
+    address on the internet (the lookup alone is refused; nothing is sent), run by pytest in
+    one child process under this conftest (a child's start costs seconds: one serves both)."""
+    name = tmp_path_factory.mktemp("probe").name
+    outside = REPOSITORY.parent / f".outside-{name}.txt"
+    reads = REPOSITORY / "tests" / f"test_probe_{name}.py"
+    connects = REPOSITORY / "tests" / f"test_probe_net_{name}.py"
     outside.write_text("data that a fresh clone does not have\n")
-    probe = REPOSITORY / "tests" / f"test_probe_{tmp_path.name}.py"
-    probe.write_text(f"def test_reads_beside_the_repository():\n    open({str(outside)!r}).read()\n")
     try:
-        result = run_probe(probe)
+        reads.write_text(f"def test_reads_beside_the_repository():\n    open({str(outside)!r}).read()\n")
+        connects.write_text(
+            "import socket\n\n\ndef test_reaches_out():\n"
+            "    try:\n        socket.create_connection(('example.com', 443), timeout=1)\n"
+            "    except OSError:\n        pass\n"
+        )
+        result = run_probes(reads, connects)
     finally:
-        probe.unlink()
+        reads.unlink(missing_ok=True)
+        connects.unlink(missing_ok=True)
         outside.unlink()
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "the test read files outside the repository" in result.stdout
+    return ProbeRun(result, "test_reads_beside_the_repository", "test_reaches_out")
 
 
-def test_a_test_that_connects_beyond_the_loopback_fails(tmp_path: Path) -> None:
-    """Shown with a throwaway test, run by pytest in a child process under this conftest: it
-    asks for an address on the internet (the lookup alone is refused; nothing is sent)."""
-    probe = REPOSITORY / "tests" / f"test_probe_net_{tmp_path.name}.py"
-    probe.write_text(
-        "import socket\n\n\ndef test_reaches_out():\n"
-        "    try:\n        socket.create_connection(('example.com', 443), timeout=1)\n"
-        "    except OSError:\n        pass\n"
-    )
-    try:
-        result = run_probe(probe)
-    finally:
-        probe.unlink()
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "the test reached beyond this machine: [\"lookup 'example.com'\"]" in result.stdout
+def test_a_test_that_reads_outside_the_repository_fails(probe_run: ProbeRun) -> None:
+    assert probe_run.result.returncode == 1, probe_run.result.stdout + probe_run.result.stderr
+    assert "the test read files outside the repository" in probe_run.failure_of(probe_run.reads_outside)
+
+
+def test_a_test_that_connects_beyond_the_loopback_fails(probe_run: ProbeRun) -> None:
+    assert probe_run.result.returncode == 1, probe_run.result.stdout + probe_run.result.stderr
+    report = probe_run.failure_of(probe_run.connects_outside)
+    assert "the test reached beyond this machine: [\"lookup 'example.com'\"]" in report
 
 
 def test_the_network_guard_lets_the_loopback_through() -> None:

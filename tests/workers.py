@@ -51,7 +51,12 @@ def celery_worker(
     )
     celery = [sys.executable, "-m", "celery", "-A", "releasegate"]
     if purge:
-        subprocess.run([*celery, "purge", "-f"], env=worker_env, check=True, capture_output=True)
+        # What `celery purge -f` does (empty the queues the worker will read: this test
+        # worker's own), from this process instead of another Python process starting Django.
+        from releasegate.celery import app
+
+        with app.connection_for_write(broker_url) as broker:
+            app.control.purge(connection=broker)
     pool_options = ["--pool", pool] + (["--concurrency", "1"] if pool == "prefork" else [])
     output = log.open("wb") if log else (None if os.environ.get("CELERY_WORKER_LOG") else subprocess.DEVNULL)
     try:

@@ -37,6 +37,7 @@ from releasegate.pdfsign import (
     generate_development_certificate,
     sign_pdf,
 )
+from tests.local_server import POLL_SECONDS
 from tests.packs.support import make_changelog_pack, pdfsig
 
 DIGEST_MISMATCH = "Signature Validation: Digest Mismatch."
@@ -224,7 +225,7 @@ class _TimestampAuthority:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tsa"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL_SECONDS,), daemon=True)
         self.thread.start()
 
     def stop(self) -> None:

@@ -31,6 +31,7 @@ from releasegate.services import api_token_revoke
 from tests.changelogs.evidence_files import junit_with_journeys, k6_passing, sample, sarif_clean
 from tests.conftest import Cast
 from tests.factories import DIGEST, FACTORY_ACTOR, OTHER_DIGEST, JourneyFactory, changelog_content, changelog_make
+from tests.local_server import POLL_SECONDS
 from tests.processes import free_port
 from tests.releasegate.gate_support import approve, ready_changelog
 
@@ -101,7 +102,7 @@ def fake_gate(
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)
         server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(POLL_SECONDS,), daemon=True)
     thread.start()
     try:
         server.received = received  # type: ignore[attr-defined]
