@@ -32,8 +32,9 @@ the stored tree and of the events' times, as far as it can see them from one chu
   missing, only clears ``Scan.nodes_ok``: the leaves go on being checked, and the caller
   runs its own node check, which says what is wrong.
 - backdating: the server reports the largest drop of an event's time below the latest time
-  before it in sequencing order, within the chunk, and the chunk's earliest and latest times;
-  Python carries the latest across chunks (``Scan.drop``).
+  before it in sequencing order, within the chunk (or the chunk's span, when that is within
+  the tolerance), and the chunk's earliest and latest times; Python carries the latest across
+  chunks (``Scan.drop``).
 
 No Django here: ``Worker`` scans a second range on its own psycopg connection, in a thread,
 inside the caller's exported snapshot, so that two server processes share the hashing.
@@ -63,28 +64,38 @@ _BEFORE_ALL = -(1 << 63)  # the smallest bigint: (txid, id) >= (this, this) hold
 _CHUNK_SQL = """
 SELECT l.count, l.whole, l.indices, l.hashes, l.records = e.records, e.count, e.hashed,
        pg_catalog.substring(e.records, pg_catalog.octet_length(e.records) - 7), e.last_txid,
-       e.drop, e.earliest, e.latest
+       CASE WHEN e.latest - e.earliest > %(tolerance)s THEN (
+           SELECT min(created_at - before) FROM (
+               SELECT created_at,
+                      max(created_at) OVER (ORDER BY txid, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                          AS before
+               FROM audit_auditevent
+               WHERE (txid, id) {after} (%(txid)s, %(id)s) ORDER BY txid, id LIMIT %(width)s
+           ) w
+       ) ELSE e.earliest - e.latest END,
+       e.earliest, e.latest
 FROM (
     SELECT count(*) AS count, count(*) FILTER (WHERE pg_catalog.octet_length(leaf_hash) = 32) AS whole,
            pg_catalog.string_agg(pg_catalog.int8send(leaf_index), ''::bytea) AS indices,
            pg_catalog.string_agg(leaf_hash, ''::bytea) AS hashes,
            pg_catalog.string_agg(leaf_hash || pg_catalog.int8send(event_id), ''::bytea) AS records
-    FROM audit_auditleaf WHERE leaf_index >= %s AND leaf_index < %s
+    FROM audit_auditleaf WHERE leaf_index >= %(position)s AND leaf_index < %(end)s
 ) l, (
     SELECT count(*) AS count, count(hash) AS hashed,
            pg_catalog.string_agg(hash || pg_catalog.int8send(id), ''::bytea ORDER BY txid, id) AS records,
-           max(txid) AS last_txid, min(created_at - before) AS drop,
-           min(created_at) AS earliest, max(created_at) AS latest
+           max(txid) AS last_txid, min(created_at) AS earliest, max(created_at) AS latest
     FROM (
-        SELECT id, txid, hash, created_at,
-               max(created_at) OVER (ORDER BY txid, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
-        FROM (
-            SELECT id, txid, created_at, {hash} AS hash FROM audit_auditevent
-            WHERE (txid, id) {after} (%s, %s) ORDER BY txid, id LIMIT %s
-        ) e0
-    ) e1
+        SELECT id, txid, created_at, {hash} AS hash FROM audit_auditevent
+        WHERE (txid, id) {after} (%(txid)s, %(id)s) ORDER BY txid, id LIMIT %(width)s
+    ) e0
 ) e
 """
+# The events' times: the largest drop of one below the latest before it needs a window over
+# the chunk's events in sequencing order, a tenth of the server's work when it runs over every
+# chunk. When the chunk's times span no more than the tolerance no drop can exceed it, and
+# the span (earliest minus latest) stands for the drop: a bound below it, which says the same
+# as the drop itself about what exceeds the tolerance. Only the chunks that span more are
+# read again (without hashing) through the window.
 # The first chunk of a range starts at the event of its first leaf; the others after the
 # previous chunk's last event.
 _FIRST_CHUNK_SQL = _CHUNK_SQL.format(hash=POSTGRES_LEAF_HASH_SQL, after=">=")
@@ -143,7 +154,10 @@ class Scan:
     nodes_ok: bool = True
     # Events of leaves [start, end): the largest drop of an event's time below the latest
     # time before it in the range (None for fewer than two events; negative when an event
-    # is earlier than one before it), and the earliest and latest times.
+    # is earlier than one before it), and the earliest and latest times. With a tolerance
+    # (`scan`), a chunk whose times span no more than it gives its span as a bound below its
+    # drop instead: either way `drop` lies below minus the tolerance exactly when the largest
+    # drop does.
     drop: timedelta | None = None
     earliest: datetime | None = None
     latest: datetime | None = None
@@ -168,13 +182,16 @@ def scan(
     stop: int,
     cuts: Sequence[int],
     on_blocks: Callable[[list[Block]], None] | None = None,
+    tolerance: timedelta | None = None,
 ) -> Scan:
     """Check leaves ``[start, stop)`` on a psycopg connection that is inside a transaction
     on a UTF8 database. ``cuts`` are positions no block may straddle. Blocks go to
-    ``on_blocks`` as they are made if given, else into the result."""
+    ``on_blocks`` as they are made if given, else into the result. ``tolerance``: how far an
+    event's time may lie before an earlier one's (``Scan.drop``); None for the exact drop."""
     import psycopg
     from psycopg.types.numeric import Int8
 
+    bound = tolerance if tolerance is not None else timedelta(microseconds=-1)  # every span exceeds it
     result = Scan(start=start, end=start)
     emit = on_blocks or result.blocks.extend
     cuts = sorted({c for c in cuts if start < c < stop})
@@ -196,7 +213,14 @@ def scan(
             end = min((position // CHUNK + 1) * CHUNK, stop)
             row = cursor.execute(
                 _FIRST_CHUNK_SQL if inclusive else _NEXT_CHUNK_SQL,
-                [Int8(position), Int8(end), Int8(key[0]), Int8(key[1]), Int8(end - position)],
+                {
+                    "position": Int8(position),
+                    "end": Int8(end),
+                    "txid": Int8(key[0]),
+                    "id": Int8(key[1]),
+                    "width": Int8(end - position),
+                    "tolerance": bound,
+                },
                 binary=True,
             ).fetchone()
             if row is None or not _checks_out(row, position, end):
@@ -332,14 +356,31 @@ class Worker:
     A thread is enough: the hashing happens in the database server, and the thread waits for
     it with the GIL released."""
 
-    def __init__(self, *, params: dict[str, Any], snapshot: str, start: int, stop: int, cuts: Sequence[int]) -> None:
+    def __init__(
+        self,
+        *,
+        params: dict[str, Any],
+        snapshot: str,
+        start: int,
+        stop: int,
+        cuts: Sequence[int],
+        tolerance: timedelta | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """``then``: more work for the thread once its scan has succeeded, while the caller is
+        still busy with its own range (errors in it are the caller's to notice)."""
         self.start = start
+        self._tolerance = tolerance
+        self._then = then
         self._result: Scan | None = None
         self._error: BaseException | None = None
         self._conn: Any = None
         self._closing = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, args=(params, snapshot, start, stop, list(cuts)), name="audit-scan", daemon=True
+            target=self._run,
+            args=(params, snapshot, start, stop, list(cuts)),
+            name="audit-scan",
+            daemon=True,
         )
         self._thread.start()
 
@@ -356,9 +397,12 @@ class Worker:
                 conn.read_only = True
                 with conn.transaction():
                     conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-                    self._result = scan(conn, start=start, stop=stop, cuts=cuts)
+                    self._result = scan(conn, start=start, stop=stop, cuts=cuts, tolerance=self._tolerance)
         except BaseException as error:  # handed to whoever asks for the result
             self._error = error
+            return
+        if self._then is not None and not self._closing.is_set():
+            self._then()
 
     def result(self) -> Scan:
         """Wait for the scan; RuntimeError if it failed."""

@@ -312,6 +312,20 @@ def test_every_path_gives_the_same_report(tampering: str, log: list[int], monkey
     assert report.ok == (tampering == "untouched")
 
 
+@pytest.mark.parametrize("tampering", ["untouched", "backdated event"])
+def test_the_paths_agree_when_every_chunk_spans_more_than_the_tolerance(
+    tampering: str, log: list[int], monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """With no tolerance every chunk whose events' times differ at all goes through the
+    window over its events (a chunk within the tolerance gives its span instead)."""
+    settings.AUDIT_BACKDATING_TOLERANCE_SECONDS = 0
+    TAMPERINGS[tampering](log)
+
+    report = _all_paths_agree(monkeypatch)
+
+    assert report.ok == (tampering == "untouched")
+
+
 def test_an_untouched_log_is_checked_by_the_server_alone(log: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
     def no_exact_walk(walk: object, start: int) -> None:
         raise AssertionError(f"the exact walk ran from leaf {start}")
