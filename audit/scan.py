@@ -79,7 +79,10 @@ FROM (
            pg_catalog.string_agg(pg_catalog.int8send(leaf_index), ''::bytea) AS indices,
            pg_catalog.string_agg(leaf_hash, ''::bytea) AS hashes,
            pg_catalog.string_agg(leaf_hash || pg_catalog.int8send(event_id), ''::bytea) AS records
-    FROM audit_auditleaf WHERE leaf_index >= %(position)s AND leaf_index < %(end)s
+    FROM (
+        SELECT leaf_index, leaf_hash, event_id FROM audit_auditleaf
+        WHERE leaf_index >= %(position)s AND leaf_index < %(end)s ORDER BY leaf_index
+    ) l0
 ) l, (
     SELECT count(*) AS count, count(hash) AS hashed,
            pg_catalog.string_agg(hash || pg_catalog.int8send(id), ''::bytea ORDER BY txid, id) AS records,
