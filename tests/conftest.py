@@ -83,8 +83,8 @@ def _deletes_instead_of_truncate(original: Any) -> Any:
     replication role below, which skips the foreign keys' triggers, so that the order of the
     tables does not matter. The audit log's tables are still truncated: in production they
     are append-only and never hold deleted rows, and the verifier's server-side scan is
-    tested on tables as production has them (after DELETEs, test_verify_paths' untouched log
-    went to the exact walk). Sequences are left alone as TRUNCATE without RESTART IDENTITY
+    tested on tables as production has them (rows out of physical order are a case of their
+    own: test_verify_paths' test_leaves_stored_out_of_order_...). Sequences are left alone as TRUNCATE without RESTART IDENTITY
     leaves them; a flush that resets them keeps Django's statement."""
 
     def sql_flush(style: Any, tables: Any, *, reset_sequences: bool = False, allow_cascade: bool = False) -> Any:
