@@ -62,6 +62,7 @@ from bench.support import (  # noqa: E402 (after the path is set)
     cpus_described,
     database_create,
     database_drop,
+    percentile,
     progress_log,
     section_publish,
 )
@@ -696,8 +697,8 @@ def paced_run(
     return {
         "rate": rate,
         "rps": len(ordered) / elapsed,
-        "p50": ordered[len(ordered) // 2],
-        "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "p50": percentile(ordered, 0.5),
+        "p99": percentile(ordered, 0.99),
         "requests": len(ordered),
     }
 
@@ -862,11 +863,13 @@ def open_loop(
 
 def latency_figures(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
-
-    def at(share: float) -> float:
-        return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
-
-    return {"p50": at(0.5), "p99": at(0.99), "p999": at(0.999), "max": ordered[-1], "requests": len(ordered)}
+    return {
+        "p50": percentile(ordered, 0.5),
+        "p99": percentile(ordered, 0.99),
+        "p999": percentile(ordered, 0.999),
+        "max": ordered[-1],
+        "requests": len(ordered),
+    }
 
 
 # --- EXPLAIN ANALYZE of one gate request ------------------------------------------------------

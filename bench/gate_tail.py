@@ -43,7 +43,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
 
 from bench import gate as bench  # noqa: E402 (after the path is set)
-from bench.support import database_create, database_drop  # noqa: E402
+from bench.support import database_create, database_drop, percentile  # noqa: E402
 
 BUCKETS = (2, 5, 10, 20, 50, 100, 200, 500, 1000, float("inf"))
 
@@ -104,10 +104,6 @@ def split(record: tuple[float, float, float, str]) -> dict[str, Any]:
         "pid": int(pid),
         "due": due,
     }
-
-
-def percentile(ordered: list[float], share: float) -> float:
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 def tail_split(requests: list[dict[str, Any]]) -> dict[str, float]:

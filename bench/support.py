@@ -109,3 +109,8 @@ def cpus_described() -> str:
     lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
     model = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "?")
     return f"{os.cpu_count()} CPUs, {model}"
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    """The value ``share`` of the way up a sorted list (the nearest rank at or below it)."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
