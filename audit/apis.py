@@ -18,7 +18,7 @@ from audit.events import format_time
 from audit.signing import verifier_key
 from audit.witnessing import note_with_cosignatures
 from core.actors import actor_of
-from core.api import QueryFilters, cursor_page, error_responses
+from core.api import InstantField, QueryFilters, cursor_page, error_responses
 
 _TEXT = {(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR)}
 
@@ -101,8 +101,8 @@ class LogOrderPagination(CursorPagination):
 
 class EventListApi(AuditorApi):
     class FilterSerializer(QueryFilters):
-        after = serializers.DateTimeField(required=False, help_text="At or after this time.")
-        before = serializers.DateTimeField(required=False, help_text="Before this time.")
+        after = InstantField(required=False, help_text="At or after this time.")
+        before = InstantField(required=False, help_text="Before this time.")
         target_type = serializers.CharField(required=False, help_text="e.g. changelogs.changelog")
         target_id = serializers.CharField(required=False)
         actor = serializers.CharField(required=False, help_text='e.g. "service_account:svc-payments-ci"')

@@ -26,6 +26,7 @@ from changelogs.files import file_name_problem
 from changelogs.models import ChangelogKind, ChangelogStatus, EvidenceKind, Service, Verdict
 from core.actors import ActingUser, actor_of
 from core.api import (
+    InstantField,
     NewestFirstCursorPagination,
     QueryFilters,
     StrictInput,
@@ -125,8 +126,8 @@ class ChangelogListCreateApi(APIView):
         domain = serializers.SlugField(required=False)
         kind = serializers.ChoiceField(choices=ChangelogKind.choices, required=False)
         status = serializers.ChoiceField(choices=ChangelogStatus.choices, required=False)
-        created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
-        created_before = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
+        created_after = InstantField(required=False, help_text="Created at or after (ISO 8601).")
+        created_before = InstantField(required=False, help_text="Created before (ISO 8601).")
 
     @extend_schema(
         operation_id="changelogs_list",

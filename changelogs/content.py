@@ -17,7 +17,7 @@ from changelogs.content_rules import (
     source_revision_validator,
 )
 from changelogs.models import RiskTier
-from core.api import StrictInput
+from core.api import InstantField, StrictInput
 
 
 class LinkSerializer(StrictInput):
@@ -69,8 +69,8 @@ class BundledChangeSerializer(StrictInput):
 
 
 class PlannedWindowSerializer(StrictInput):
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
+    start = InstantField()
+    end = InstantField()
 
 
 class SecurityImpactSerializer(StrictInput):

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from changelogs.models import Domain, Journey, Service
 from core.actors import actor_of
-from core.api import QueryFilters, StrictInput, checked, error_responses
+from core.api import DayField, InstantField, QueryFilters, StrictInput, checked, error_responses
 from core.errors import CommonError, InvalidInput, NotFound
 from incidents import dora, selectors, services
 from incidents.errors import IncidentError
@@ -186,8 +186,8 @@ class IncidentInput(StrictInput):
     severity = serializers.ChoiceField(choices=SEVERITIES)
     impact = serializers.ChoiceField(choices=ImpactBucket.choices, required=False, allow_blank=True, default="")
     impact_rationale = Text(max_length=5000, required=False, allow_blank=True, default="")
-    started_at = serializers.DateTimeField()
-    detected_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    started_at = InstantField()
+    detected_at = InstantField(required=False, allow_null=True, default=None)
 
 
 class IncidentUpdateInput(StrictInput):
@@ -200,8 +200,8 @@ class IncidentUpdateInput(StrictInput):
     severity = serializers.ChoiceField(choices=SEVERITIES, required=False)
     impact = serializers.ChoiceField(choices=ImpactBucket.choices, required=False, allow_blank=True)
     impact_rationale = Text(max_length=5000, required=False, allow_blank=True)
-    started_at = serializers.DateTimeField(required=False)
-    detected_at = serializers.DateTimeField(required=False)
+    started_at = InstantField(required=False)
+    detected_at = InstantField(required=False)
 
 
 def _incident(incident: Incident) -> dict[str, Any]:
@@ -275,7 +275,7 @@ class IncidentDetailApi(APIView):
 
 class StatusInput(StrictInput):
     status = serializers.ChoiceField(choices=IncidentStatus.choices)
-    at = serializers.DateTimeField(required=False, allow_null=True, default=None, help_text="Default: now.")
+    at = InstantField(required=False, allow_null=True, default=None, help_text="Default: now.")
     note = Text(max_length=2000, required=False, allow_blank=True, default="")
 
 
@@ -376,7 +376,7 @@ class DoraClassifyApi(APIView):
 
 class ReportSentInput(StrictInput):
     reference = Text(max_length=200)
-    sent_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    sent_at = InstantField(required=False, allow_null=True, default=None)
 
 
 class DoraReportSentApi(APIView):
@@ -400,7 +400,7 @@ class ActionOutput(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=ActionKind.choices)
     description = serializers.CharField()
     owner = serializers.CharField(source="owner.username")
-    due_date = serializers.DateField()
+    due_date = DayField()
     ticket_url = serializers.CharField()
     status = serializers.ChoiceField(choices=ActionStatus.choices)
 
@@ -424,7 +424,7 @@ class PostmortemOutput(serializers.Serializer[Any]):
 
 
 class ChronologyItem(StrictInput):
-    at = serializers.DateTimeField()
+    at = InstantField()
     text = Text(max_length=2000)
     source = Text(max_length=32, required=False, default="manual")  # type: ignore[assignment]
 
@@ -493,7 +493,7 @@ class ActionInput(StrictInput):
     kind = serializers.ChoiceField(choices=ActionKind.choices)
     description = Text(max_length=5000)
     owner = Text(max_length=150, help_text="The owner's username.")
-    due_date = serializers.DateField()
+    due_date = DayField()
     ticket_url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
 
 
@@ -564,8 +564,8 @@ class FiguresOutput(serializers.Serializer[Any]):
 
 
 class PeriodInput(serializers.Serializer[Any]):
-    start = serializers.DateTimeField(required=False, help_text="Default: 30 days before end.")
-    end = serializers.DateTimeField(required=False, help_text="Default: now.")
+    start = InstantField(required=False, help_text="Default: 30 days before end.")
+    end = InstantField(required=False, help_text="Default: now.")
     service = serializers.SlugField(required=False)
     domain = serializers.SlugField(required=False)
 
@@ -626,9 +626,7 @@ class ReviewItemOutput(serializers.Serializer[Any]):
 
 class ReviewApi(APIView):
     class WeekInput(serializers.Serializer[Any]):
-        week = serializers.DateField(
-            required=False, help_text="Any day of the week (Monday to Sunday); default: this week."
-        )
+        week = DayField(required=False, help_text="Any day of the week (Monday to Sunday); default: this week.")
 
     @extend_schema(
         operation_id="incidents_weekly_review",

@@ -10,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import DeliveryApi, StrictInput, delivery_body, delivery_json, error_responses
+from core.api import DeliveryApi, InstantField, StrictInput, delivery_body, delivery_json, error_responses
 from core.errors import CommonError, InvalidInput, error_body
 from incidents import receivers
 from incidents.apis import Text
@@ -93,8 +93,8 @@ class GenericEventInput(StrictInput):
     event_id = Text(max_length=150)
     incident_id = serializers.CharField(max_length=150, help_text="The tool's id of the incident.")
     action = serializers.ChoiceField(choices=sorted(receivers.GENERIC_ACTIONS))
-    occurred_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    occurred_at = InstantField()
+    started_at = InstantField(required=False, allow_null=True, default=None)
     title = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
     severity = serializers.ChoiceField(
         choices=[s.value for s in Severity], required=False, allow_null=True, default=None

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from audit.selectors import auditor_require
 from core.actors import actor_of
-from core.api import StrictInput, checked, error_responses
+from core.api import InstantField, StrictInput, checked, error_responses
 from packs import selectors, services
 from packs.models import PackKind, PackStatus
 
@@ -21,8 +21,8 @@ from packs.models import PackKind, PackStatus
 class PackRequestInput(StrictInput):
     kind = serializers.ChoiceField(choices=PackKind.choices)
     changelog = serializers.UUIDField(required=False, help_text="For a changelog pack.")
-    start = serializers.DateTimeField(required=False, help_text="For a population pack: from (inclusive).")
-    end = serializers.DateTimeField(required=False, help_text="For a population pack: to (exclusive).")
+    start = InstantField(required=False, help_text="For a population pack: from (inclusive).")
+    end = InstantField(required=False, help_text="For a population pack: to (exclusive).")
     domain = serializers.SlugField(required=False, default="", allow_blank=True, help_text="Population of one domain.")
     sample_size = serializers.IntegerField(required=False, default=25, min_value=0, max_value=1000)
     seed = serializers.IntegerField(

@@ -20,7 +20,15 @@ from changelogs.content_rules import digest_validator
 from changelogs.errors import ChangelogError
 from changelogs.models import DIGEST_PATTERN, Service
 from core.actors import ActingUser, actor_of
-from core.api import NewestFirstCursorPagination, QueryFilters, StrictInput, checked, cursor_page, error_responses
+from core.api import (
+    InstantField,
+    NewestFirstCursorPagination,
+    QueryFilters,
+    StrictInput,
+    checked,
+    cursor_page,
+    error_responses,
+)
 from core.errors import InvalidInput
 from releasegate import gate
 from releasegate.authentication import token_of
@@ -234,8 +242,8 @@ class DeploymentReportInput(StrictInput):
     )
     status = serializers.ChoiceField(choices=DeploymentStatus.choices)
     pipeline_run_url = serializers.URLField(max_length=500, required=False, default="", allow_blank=True)
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    started_at = InstantField()
+    finished_at = InstantField(required=False, allow_null=True, default=None)
     data_change_executor = serializers.CharField(
         max_length=254,
         required=False,

@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import DeliveryApi, delivery_body, delivery_json, error_responses
+from core.api import DeliveryApi, InstantField, delivery_body, delivery_json, error_responses
 from core.errors import CommonError, InvalidInput, error_body
 from releasegate.github import (
     PROTECTION_RULE_EVENT,
@@ -35,7 +35,7 @@ class ProtectionRuleDeploymentInput(serializers.Serializer[Any]):
     sha = serializers.RegexField(
         r"^[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?$", help_text="The full commit id (SHA-1, or SHA-256 repositories)."
     )
-    created_at = serializers.DateTimeField(
+    created_at = InstantField(
         help_text="When GitHub created the deployment: older than GITHUB_DELIVERY_MAX_AGE_SECONDS is refused."
     )
 

@@ -353,19 +353,29 @@ def test_a_pack_whose_message_was_lost_is_handed_over_again(cast: Cast, deployed
     assert PackJob.objects.get(pk=job.pk).status == "done"
 
 
-def test_a_population_pack_from_year_1_is_refused_and_nothing_is_queued(cast: Cast) -> None:
+@pytest.mark.parametrize(
+    ("start", "end", "code"),
+    [
+        ("0001-01-01T00:00:00Z", "0001-12-31T00:00:00Z", "invalid_input"),  # out_of_range on the field
+        ("1971-01-01T00:00:00Z", "1971-12-31T00:00:00Z", "period_before_records"),
+    ],
+)
+def test_a_population_pack_from_before_the_records_is_refused_and_nothing_is_queued(
+    cast: Cast, start: str, end: str, code: str
+) -> None:
     """Seen: a population pack asked for from year 1 was accepted and then retried forever."""
     events = AuditEvent.objects.count()
 
     response = cast.session(cast.auditor).post(
-        "/api/v1/packs/",
-        {"kind": "population", "start": "0001-01-01T00:00:00Z", "end": "0001-12-31T00:00:00Z"},
-        format="json",
+        "/api/v1/packs/", {"kind": "population", "start": start, "end": end}, format="json"
     )
 
     assert response.status_code == 400
-    assert response.json()["code"] == "period_before_records"
-    assert f"cannot start before {first_day():%Y-%m-%dT%H:%M:%SZ}" in response.json()["message"]
+    assert response.json()["code"] == code
+    if code == "period_before_records":
+        assert f"cannot start before {first_day():%Y-%m-%dT%H:%M:%SZ}" in response.json()["message"]
+    else:
+        assert [error["code"] for error in response.json()["fields"]["start"]] == ["out_of_range"]
     assert not PackJob.objects.exists()
     assert AuditEvent.objects.count() == events
 
