@@ -41,7 +41,9 @@ from tests.factories import (
 from tests.network_guard import OutsideConnections
 from tests.outside_reads import OutsideReads, allowed_roots
 from tests.requirement_skips import pytest_runtest_makereport  # noqa: F401  (a hook: pytest finds it here)
+from tests.thread_starts import patient_trace_installs
 
+patient_trace_installs()
 OUTSIDE_READS = OutsideReads(allowed_roots())
 OUTSIDE_CONNECTIONS = OutsideConnections()
 sys.addaudithook(OUTSIDE_READS.hook)
