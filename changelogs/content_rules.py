@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from changelogs.models import DIGEST_PATTERN, ChangelogKind, RiskTier
 from core.errors import UNKNOWN_FIELD, CommonError, InvalidInput, field_error
+from core.times import OUT_OF_RANGE, TIME_RANGE, in_range
 
 
 class ContentError(StrEnum):
@@ -189,14 +190,20 @@ def _in_zone(value: datetime, path: str) -> datetime:
     zone: tzinfo = timezone.get_current_timezone()
     if timezone.is_aware(value):
         try:
-            return value.astimezone(zone)
+            return _in_range(value.astimezone(zone), path)
         except OverflowError:
-            raise _at(path, "overflow", "Datetime value out of range.") from None
+            raise _at(path, OUT_OF_RANGE, TIME_RANGE) from None
     aware = timezone.make_aware(value, zone)
     exists = aware.astimezone(UTC) == aware
     if not exists or aware.replace(fold=not aware.fold).utcoffset() != aware.utcoffset():
         raise _at(path, "make_aware", f'Invalid datetime for the timezone "{zone}".')
-    return aware
+    return _in_range(aware, path)
+
+
+def _in_range(value: datetime, path: str) -> datetime:
+    if not in_range(value):
+        raise _at(path, OUT_OF_RANGE, TIME_RANGE)
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)

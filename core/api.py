@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from core.errors import UNKNOWN_FIELD, CommonError, InvalidInput, PayloadTooLarge
+from core.times import OUT_OF_RANGE, TIME_RANGE, in_range
 
 ErrorSerializer = inline_serializer(
     name="Error",
@@ -73,24 +74,15 @@ class StrictInput(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
-EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST_INSTANT = datetime(3000, 1, 1, tzinfo=UTC)
-TIME_RANGE = "Between 1970-01-01 and 2999-12-31 (UTC)."
-
-
 def _with_range(help_text: str | None) -> str:
     return f"{help_text} {TIME_RANGE}" if help_text else TIME_RANGE
 
 
 class InstantField(serializers.DateTimeField):
-    """A point in time given to the API, refused (``out_of_range``) outside 1970 to 2999.
+    """A point in time given to the API, refused (``out_of_range``) outside 1970 to 2999
+    (core.times says why), where it would otherwise end as a 500."""
 
-    The services compute windows and deadlines from what they are given (a day before an
-    incident, thirty days before a period's end, a week after a Monday); at the edges of what
-    Python's datetime holds (years 1 and 9999) that arithmetic overflows and the request would
-    end as a 500. No change, incident or deployment of a bank lies outside this range."""
-
-    default_error_messages = {"out_of_range": TIME_RANGE}
+    default_error_messages = {OUT_OF_RANGE: TIME_RANGE}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**{**kwargs, "help_text": _with_range(kwargs.get("help_text"))})
@@ -101,28 +93,27 @@ class InstantField(serializers.DateTimeField):
         except serializers.ValidationError as error:
             if error.get_codes() != ["overflow"]:  # year 1 or 9999 with an offset, out of range in UTC
                 raise
-            self.fail("out_of_range")
+            self.fail(OUT_OF_RANGE)
 
     def to_internal_value(self, value: Any) -> datetime:
         moment: datetime = super().to_internal_value(value)
-        if not EARLIEST_INSTANT <= moment < LATEST_INSTANT:
-            self.fail("out_of_range")
+        if not in_range(moment):
+            self.fail(OUT_OF_RANGE)
         return moment
 
 
 class DayField(serializers.DateField):
-    """A calendar day given to the API, refused (``out_of_range``) outside 1970 to 2999, for the
-    reason ``InstantField`` gives."""
+    """A calendar day given to the API, refused (``out_of_range``) outside 1970 to 2999."""
 
-    default_error_messages = {"out_of_range": TIME_RANGE}
+    default_error_messages = {OUT_OF_RANGE: TIME_RANGE}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**{**kwargs, "help_text": _with_range(kwargs.get("help_text"))})
 
     def to_internal_value(self, value: Any) -> date:
         day: date = super().to_internal_value(value)
-        if not EARLIEST_INSTANT.date() <= day < LATEST_INSTANT.date():
-            self.fail("out_of_range")
+        if not in_range(day):
+            self.fail(OUT_OF_RANGE)
         return day
 
 

@@ -90,6 +90,10 @@ class PlannedWindowFact:
 
     @property
     def latest(self) -> datetime:
+        # A window stored before the API refused times past 2999 may end too near the calendar's
+        # end to add the grace: it then lasts to the end of the calendar, as it asked.
+        if self.end > datetime.max.replace(tzinfo=self.end.tzinfo) - timedelta(minutes=self.grace_minutes):
+            return datetime.max.replace(tzinfo=self.end.tzinfo)
         return self.end + timedelta(minutes=self.grace_minutes)
 
 

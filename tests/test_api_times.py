@@ -3,7 +3,9 @@ field, never a 500.
 
 Found by schemathesis in CI: ``GET /api/v1/incidents/figures?end=0001-01-30T01:00:00Z`` took
 thirty days off year 1 and answered 500 (``OverflowError``); so did a weekly review of the week
-of 9999-12-31, and an incident started in year 1 or 9999 once its suspects were asked for."""
+of 9999-12-31, and an incident started in year 1 or 9999 once its suspects were asked for. A
+changelog planned to end in 9999 was stored, and every gate check of it then overflowed adding
+the policy's grace to the window's end."""
 
 from typing import Any
 
@@ -11,10 +13,11 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from audit.models import AuditEvent
-from core.api import TIME_RANGE
+from changelogs.models import Changelog
+from core.times import TIME_RANGE
 from incidents.models import Incident
 from tests.conftest import Cast
-from tests.factories import DIGEST
+from tests.factories import DIGEST, changelog_content
 
 TOO_EARLY = "0001-01-30T01:00:00Z"
 TOO_LATE = "9999-12-31T23:59:59Z"
@@ -131,3 +134,15 @@ def test_the_edges_of_the_range_itself_are_answered(cast: Cast, query: dict[str,
     assert (figures.status_code, review.status_code) == (status, status), (figures.content, review.content)
     assert figures.json()["deployments"] == 0
     assert review.json() == []
+
+
+def test_a_changelog_planned_to_the_end_of_the_calendar_is_refused_and_not_stored(cast: Cast) -> None:
+    """Its window's end plus the policy's grace overflowed in the gate's decision (a 500 on every
+    gate check of that change) before the content's rules refused such times."""
+    window = {"start": "2026-12-01T09:00:00Z", "end": TOO_LATE}
+    body = {"service": "payments-api", "kind": "train", **changelog_content(planned_window=window)}
+
+    response = cast.session(cast.requester).post("/api/v1/changelogs/", body, format="json")
+
+    _out_of_range(response, "planned_window.end")
+    assert not Changelog.objects.exists()

@@ -106,6 +106,17 @@ CASES = [
         replace(READY, planned_window=window(END + timedelta(minutes=61), grace_minutes=60)),
         ["outside_planned_window"],
     ),
+    (
+        # Stored before the API refused times past 2999: the grace must not overflow the calendar.
+        "a window to the end of the calendar, with grace",
+        replace(
+            READY,
+            planned_window=PlannedWindowFact(
+                start=START, end=datetime.max.replace(tzinfo=UTC), grace_minutes=60, checked_at=END
+            ),
+        ),
+        ["allowed"],
+    ),
 ]
 
 
