@@ -9,6 +9,20 @@ import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-any-deployment")
 os.environ.setdefault("RELEASEGATE_VAR_DIR", tempfile.mkdtemp(prefix="releasegate-test-"))
+
+
+def _var_dir_of_this_worker() -> None:
+    """Each pytest-xdist worker gets a directory of its own below the run's: the workers inherit
+    the controller's environment, and one shared directory let a worker's tests see the other's
+    evidence files (a test's count of the files it stored came out 3 instead of 1)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    var = os.environ["RELEASEGATE_VAR_DIR"]
+    if worker and os.path.basename(var) != worker:
+        os.environ["RELEASEGATE_VAR_DIR"] = os.path.join(var, worker)
+        os.makedirs(os.environ["RELEASEGATE_VAR_DIR"], exist_ok=True)
+
+
+_var_dir_of_this_worker()
 # A fixed checkpoint key so that failures are reproducible; it signs nothing outside tests.
 os.environ.setdefault(
     "AUDIT_SIGNING_KEY",
