@@ -745,6 +745,22 @@ def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, f
     return used
 
 
+def checkpoints_begun() -> int:
+    """Checkpoints PostgreSQL has begun since its statistics were reset, timed or requested."""
+    return int(scalar("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"))
+
+
+def dirty_kilobytes() -> int:
+    """What the kernel has yet to write to disk: dirty pages and pages being written."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    return sum(int(fields[name].split()[0]) for name in ("Dirty", "Writeback"))
+
+
+def autovacuum_runs() -> int:
+    """Autovacuum and autoanalyze runs on this database's tables so far."""
+    return int(scalar("SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_user_tables"))
+
+
 def decisions_by_outcome() -> dict[str, int]:
     from django.db import connection
 
@@ -814,7 +830,10 @@ def measure(
     pooled: dict[str, list[float]] = {endpoint: [] for endpoint in ENDPOINTS}
     for number in range(rounds):
         order = ENDPOINTS if number % 2 == 0 else ENDPOINTS[::-1]
+        begun, vacuums, dirty = checkpoints_begun(), autovacuum_runs(), dirty_kilobytes()
         latencies, elapsed = open_loop(base, setup, order, rate=rate, seconds=seconds)
+        # What else might stall the gate's writes: a checkpoint, autovacuum, the kernel's writeback.
+        checkpoints, vacuumed = checkpoints_begun() - begun, autovacuum_runs() - vacuums
         for endpoint in ENDPOINTS:
             figures = {**latency_figures(latencies[endpoint]), "rps": len(latencies[endpoint]) / elapsed[endpoint]}
             paced[endpoint].append(figures)
@@ -825,6 +844,7 @@ def measure(
                 f"{endpoint} p50 {paced[endpoint][-1]['p50']:5.1f} ms p99 {paced[endpoint][-1]['p99']:5.1f} ms"
                 for endpoint in ENDPOINTS
             )
+            + f"; checkpoints begun: {checkpoints}, autovacuum runs: {vacuumed}, dirty at start {dirty:,} kB"
         )
     return {
         "runs": runs,
