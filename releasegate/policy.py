@@ -92,9 +92,9 @@ class PlannedWindowFact:
     def latest(self) -> datetime:
         # A window stored before the API refused times past 2999 may end too near the calendar's
         # end to add the grace: it then lasts to the end of the calendar, as it asked.
-        if self.end > datetime.max.replace(tzinfo=self.end.tzinfo) - timedelta(minutes=self.grace_minutes):
-            return datetime.max.replace(tzinfo=self.end.tzinfo)
-        return self.end + timedelta(minutes=self.grace_minutes)
+        calendar_end = datetime.max.replace(tzinfo=self.end.tzinfo)
+        grace = timedelta(minutes=self.grace_minutes)
+        return calendar_end if self.end > calendar_end - grace else self.end + grace
 
 
 @dataclass(frozen=True)
