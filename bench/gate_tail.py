@@ -3,12 +3,13 @@ with every request traced.
 
     .venv/bin/python bench/gate_tail.py [--rounds 10] [--seconds 10] [--rate R] [--dump tail.json]
 
-Builds bench/gate.py's small history in a scratch database, serves it as bench/gate.py does
-(gunicorn, its workers and settings) with bench/trace.py's middleware, and runs the paced client
-of bench/gate.py on the trivial endpoint and the gate check alternately, ``--rounds`` times,
-at ``--rate`` (default: half the trivial endpoint's median throughput over three closed-loop
-rounds of wrk, as bench/gate.py sets it). Each request's time from when it was due to its
-answer is split into:
+Builds bench/gate.py's small history (``--large``: and its large one) in a scratch database,
+serves it as bench/gate.py does (gunicorn, its workers and settings) with bench/trace.py's
+middleware, and runs the paced client of bench/gate.py on the trivial endpoint and the gate
+check alternately, ``--rounds`` times, at ``--rate`` (default: half the trivial endpoint's
+median throughput over three closed-loop rounds of wrk, as bench/gate.py sets it), after
+``--closed-loop-rounds`` rounds of bench/gate.py's closed loop (none by default). Each
+request's time from when it was due to its answer is split into:
 
 - **client late**: due to sent (the paced client's own delay: its threads share the cores);
 - **to Django**: sent to the middleware (connecting, the listen queue while every worker is
@@ -132,6 +133,17 @@ def main() -> None:  # noqa: PLR0915 - one investigation, read top to bottom
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, help="requests/s (default: half the trivial endpoint's throughput)")
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument(
+        "--closed-loop-rounds",
+        type=int,
+        default=0,
+        help="before the open loop, this many rounds of bench/gate.py's closed loop (wrk, each endpoint for --seconds)",
+    )
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="trace bench/gate.py's large history (its defaults: 100,000 changelogs, 1,000,000 audit events)",
+    )
     parser.add_argument("--sample-ms", type=float, default=10.0, help="pg_stat_activity sampling interval")
     parser.add_argument("--dump", type=Path, help="write every request's split here (JSON)")
     parser.add_argument("--tree", type=Path, default=ROOT, help="serve this checkout's code (bench/ from this one)")
@@ -158,6 +170,8 @@ def main() -> None:  # noqa: PLR0915 - one investigation, read top to bottom
 
         call_command("migrate", verbosity=0)
         setup = bench.history_build()
+        if args.large:
+            bench.large_history_load(100_000, 1_000_000, setup["pipeline"], log)
         connections.close_all()
         admin_url = args.database_url.replace("postgres://", "postgresql://", 1)
         sampler = WaitSampler(admin_url, setup["database"], args.sample_ms / 1000)
@@ -172,6 +186,10 @@ def main() -> None:  # noqa: PLR0915 - one investigation, read top to bottom
                 rate = bench.OPEN_RATE_SHARE * statistics.median(
                     bench.wrk_run(url, scripts["trivial"], 5)["rps"] for _ in range(3)
                 )
+            for number in range(args.closed_loop_rounds):
+                for endpoint in bench.ENDPOINTS:
+                    figures = bench.wrk_run(bench.target(base, endpoint, setup)[0], scripts[endpoint], args.seconds)
+                    log(f"closed loop {number + 1} {endpoint}: {figures['rps']:.0f} req/s, p99 {figures['p99']:.1f} ms")
             log(f"open loop at {rate:.0f} req/s, {args.rounds} rounds of {args.seconds:g} s, {args.workers} workers")
             rounds: list[dict[str, Any]] = []
             port = int(base.rsplit(":", 1)[1])
