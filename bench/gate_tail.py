@@ -171,7 +171,7 @@ def main() -> None:  # noqa: PLR0915 - one investigation, read top to bottom
         call_command("migrate", verbosity=0)
         setup = bench.history_build()
         if args.large:
-            bench.large_history_load(100_000, 1_000_000, setup["pipeline"], log)
+            bench.large_history_load(bench.LARGE_CHANGELOGS, bench.LARGE_EVENTS, setup["pipeline"], log)
         connections.close_all()
         admin_url = args.database_url.replace("postgres://", "postgresql://", 1)
         sampler = WaitSampler(admin_url, setup["database"], args.sample_ms / 1000)

@@ -121,28 +121,23 @@ def _flush_with_audit_triggers_suspended(original: Any) -> Any:
 
     def teardown(self: TransactionTestCase) -> None:
         flushing = connection.ops.sql_flush
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET session_replication_role = replica")
-            connection.ops.sql_flush = _catalogue_kept(_deletes_instead_of_truncate(flushing))  # type: ignore[method-assign]
-            try:
-                original(self)
-            finally:
-                connection.ops.sql_flush = flushing  # type: ignore[method-assign]
-                with connection.cursor() as cursor:
-                    cursor.execute("SET session_replication_role = DEFAULT")
+        postgres = connection.vendor == "postgresql"
+        if postgres:
+            suspend, resume = ["SET session_replication_role = replica"], ["SET session_replication_role = DEFAULT"]
         else:
+            suspend, resume = drop_statements("sqlite"), create_statements("sqlite")
+        with connection.cursor() as cursor:
+            for statement in suspend:
+                cursor.execute(statement)
+        flushed = _deletes_instead_of_truncate(flushing) if postgres else flushing
+        connection.ops.sql_flush = _catalogue_kept(flushed)  # type: ignore[method-assign]
+        try:
+            original(self)
+        finally:
+            connection.ops.sql_flush = flushing  # type: ignore[method-assign]
             with connection.cursor() as cursor:
-                for statement in drop_statements("sqlite"):
+                for statement in resume:
                     cursor.execute(statement)
-            connection.ops.sql_flush = _catalogue_kept(flushing)  # type: ignore[method-assign]
-            try:
-                original(self)
-            finally:
-                connection.ops.sql_flush = flushing  # type: ignore[method-assign]
-                with connection.cursor() as cursor:
-                    for statement in create_statements("sqlite"):
-                        cursor.execute(statement)
 
     return teardown
 
