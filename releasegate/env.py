@@ -70,7 +70,15 @@ def env_choice(name: str, default: str, choices: tuple[str, ...], *, environ: Ma
     return value
 
 
-def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
+# How long a process keeps its PostgreSQL connection (Django's CONN_MAX_AGE), unless
+# DATABASE_CONN_MAX_AGE says otherwise. A new connection costs the gate check tens of
+# milliseconds over its first few checks (the catalog of the ~30 tables its read names, and the
+# read planned anew: docs/benchmarks.md), which a lifetime of 60 s made every worker pay every
+# minute; a broken connection is still replaced at once (CONN_HEALTH_CHECKS).
+DEFAULT_CONN_MAX_AGE = 600
+
+
+def database_from_url(url: str, *, base_dir: Path, conn_max_age: int = DEFAULT_CONN_MAX_AGE) -> dict[str, Any]:
     """Turn ``sqlite:///relative/path``, ``sqlite:////abs/path`` or
     ``postgres://user:pass@host:port/name?option=value`` into a Django DATABASES entry."""
     parts = urlsplit(url)
@@ -97,7 +105,7 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": conn_max_age,
             "CONN_HEALTH_CHECKS": True,
             "OPTIONS": options,
         }

@@ -51,6 +51,24 @@ def test_database_urls() -> None:
         database_from_url("mysql://x/y", base_dir=ROOT)
 
 
+_CONNECTION_LIFETIME = "import releasegate.settings as s; print(s.DATABASES['default']['CONN_MAX_AGE'])"
+
+
+def test_a_worker_keeps_its_postgresql_connection_ten_minutes_unless_told_otherwise() -> None:
+    # Every new connection costs the gate check its catalog and its read's planning again
+    # (docs/benchmarks.md): a lifetime of a minute put that into the gate's p99.
+    postgres = {"DATABASE_URL": "postgres://app@db.internal/releasegate"}
+
+    default = import_settings(postgres, code=_CONNECTION_LIFETIME)
+    told = import_settings({**postgres, "DATABASE_CONN_MAX_AGE": "0"}, code=_CONNECTION_LIFETIME)
+    refused = import_settings({**postgres, "DATABASE_CONN_MAX_AGE": "-1"})
+
+    assert (default.returncode, default.stdout.strip()) == (0, "600"), default.stderr
+    assert (told.returncode, told.stdout.strip()) == (0, "0"), told.stderr
+    assert refused.returncode != 0
+    assert "DATABASE_CONN_MAX_AGE must be at least 0, got -1" in refused.stderr
+
+
 def _import_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return import_settings(env, base={"PATH": "/usr/bin:/bin"})
 
