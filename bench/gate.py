@@ -1,6 +1,6 @@
 """Benchmark of the gate behind gunicorn on PostgreSQL (a benchmark, not a test).
 
-    .venv/bin/python bench/gate.py [--rounds 5] [--no-docs] [--database-url postgres://…/releasegate_bench_gate]
+    .venv/bin/python bench/gate.py [--rounds 5] [--open-rounds 10] [--no-docs] [--database-url postgres://…/releasegate_bench_gate]
 
 In one run, against a scratch database it creates, migrates and drops again:
 
@@ -794,6 +794,7 @@ def measure(
     scripts: dict[str, Path],
     *,
     rounds: int,
+    open_rounds: int,
     seconds: float,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
@@ -847,7 +848,7 @@ def measure(
     rate = OPEN_RATE_SHARE * medians["trivial"]["rps"]
     paced: dict[str, list[dict[str, float]]] = {endpoint: [] for endpoint in ENDPOINTS}
     pooled: dict[str, list[float]] = {endpoint: [] for endpoint in ENDPOINTS}
-    for number in range(rounds):
+    for number in range(open_rounds):
         order = ENDPOINTS if number % 2 == 0 else ENDPOINTS[::-1]
         begun, vacuums, dirty = checkpoints_begun(), autovacuum_runs(), dirty_kilobytes()
         latencies, elapsed = open_loop(base, setup, order, rate=rate, seconds=seconds)
@@ -858,7 +859,7 @@ def measure(
             paced[endpoint].append(figures)
             pooled[endpoint] += latencies[endpoint]
         log(
-            f"open loop {number + 1}/{rounds} at {rate:5.0f} req/s: "
+            f"open loop {number + 1}/{open_rounds} at {rate:5.0f} req/s: "
             + ", ".join(
                 f"{endpoint} p50 {paced[endpoint][-1]['p50']:5.1f} ms p99 {paced[endpoint][-1]['p99']:5.1f} ms"
                 for endpoint in ENDPOINTS
@@ -1130,14 +1131,16 @@ def report_markdown(results: dict[str, Any], command: str) -> str:
         "",
         f"Open loop: after the measurements above, both endpoints again at one constant rate, "
         f"{OPEN_RATE_SHARE:g} times the trivial endpoint's median throughput of the same history, for "
-        f"{results['seconds']:g} s per endpoint and round, {results['rounds']} rounds: each request is due at its "
+        f"{results['seconds']:g} s per endpoint and round, {results['open_rounds']} rounds: each request is due at its "
         f"time whatever the answers before it took, is sent by one of {CONNECTIONS} client threads (a small paced "
         "client in bench/gate.py, as wrk2 paces; Debian has no wrk2; gunicorn's sync workers close each "
         "connection after its answer, so each request connects anew), and is timed from when it was due. The "
         f"endpoints alternate every {OPEN_SLICE:g} s (each slice's answers all in before the next starts), so that "
         "a burst of other work on the machine or a slow disk flush falls on both alike; p50, p99 and p99.9 are "
         "over every answer of the history (the p99 of a single 10 s round at this rate is its twentieth slowest "
-        "answer, which one stall of the machine sets).",
+        "answer, which one stall of the machine sets). The open loop has twice the closed loop's rounds: its p99 "
+        "over every answer is then about the 250th slowest, which a burst of some other process on the machine "
+        "landing on one endpoint's slices (about 50 late answers each) does not reach alone.",
         "",
         "| history | endpoint | rate asked | rate answered (median of rounds) | answers | p50 | p99 | p99.9 "
         "| p99 of each round (ms) |",
@@ -1261,6 +1264,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="scratch database (created, dropped)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of one measurement")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of both endpoints per history")
+    parser.add_argument("--open-rounds", type=int, default=10, help="open-loop rounds of both endpoints per history")
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1, help="gunicorn workers")
     parser.add_argument("--changelogs", type=int, default=LARGE_CHANGELOGS, help="changelogs in the large history")
     parser.add_argument("--events", type=int, default=LARGE_EVENTS, help="audit events in the large history")
@@ -1288,20 +1292,25 @@ def main() -> None:
             "workers": args.workers,
             "seconds": args.seconds,
             "rounds": args.rounds,
+            "open_rounds": args.open_rounds,
         }
         scripts = {endpoint: wrk_script(var, endpoint, setup) for endpoint in ENDPOINTS}
         from django.db import connections
 
         connections.close_all()
         with server(environment, args.workers) as base:
-            results["small"] = measure(base, setup, scripts, rounds=args.rounds, seconds=args.seconds, log=log)
+            results["small"] = measure(
+                base, setup, scripts, rounds=args.rounds, open_rounds=args.open_rounds, seconds=args.seconds, log=log
+            )
         log(f"small history, gate/trivial: {phase_ratios(results['small'])}")
         if args.small_only:
             return
         results["counts"] = large_history_load(args.changelogs, args.events, setup["pipeline"], log)
         connections.close_all()
         with server(environment, args.workers) as base:
-            results["large"] = measure(base, setup, scripts, rounds=args.rounds, seconds=args.seconds, log=log)
+            results["large"] = measure(
+                base, setup, scripts, rounds=args.rounds, open_rounds=args.open_rounds, seconds=args.seconds, log=log
+            )
         results["explain"] = explain_gate_request(setup)
         results["load_end"] = os.getloadavg()[0]
         results["checked_total"] = results["small"]["checked"]["requests"] + results["large"]["checked"]["requests"]
