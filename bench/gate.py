@@ -74,6 +74,8 @@ TARGETS = {"ratio": 0.8, "large_slowdown": 0.10, "p99_closed": 1.5, "p99_open": 
 # The open loop's rate, as a share of the trivial endpoint's throughput in the same history.
 OPEN_RATE_SHARE = 0.5
 CONNECTIONS = 16
+# gunicorn's usual sync worker count for the machine (2 per core, plus one).
+WORKERS = 2 * (os.cpu_count() or 1) + 1
 # The large history's size unless told otherwise (bench/gate_tail.py --large takes it as it is).
 LARGE_CHANGELOGS, LARGE_EVENTS = 100_000, 1_000_000
 SERVICE = "payments-api"
@@ -1265,7 +1267,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of one measurement")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of both endpoints per history")
     parser.add_argument("--open-rounds", type=int, default=10, help="open-loop rounds of both endpoints per history")
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers")
     parser.add_argument("--changelogs", type=int, default=LARGE_CHANGELOGS, help="changelogs in the large history")
     parser.add_argument("--events", type=int, default=LARGE_EVENTS, help="audit events in the large history")
     parser.add_argument("--small-only", action="store_true", help="measure the small history only (no docs)")

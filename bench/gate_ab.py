@@ -14,7 +14,6 @@ script runs in; each serves its own code (``--chdir`` and ``PYTHONPATH``).
 """
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -61,7 +60,7 @@ def main() -> None:
     parser.add_argument("trees", nargs="+", help="checkouts to compare")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument("--workers", type=int, default=bench.WORKERS)
     parser.add_argument("--open", action="store_true", help="also the open loop at half the trivial's throughput")
     args = parser.parse_args()
 

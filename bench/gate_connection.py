@@ -16,11 +16,11 @@ minute, spread over their first checks, and each such check holds up the request
 behind it.
 """
 
-import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ BEGIN, END = "<!-- bench/gate_connection.py:start -->", "<!-- bench/gate_connect
 FIRST = 8
 
 
-def requester(setup: dict[str, Any]) -> Any:
+def requester(setup: dict[str, Any]) -> Callable[[str], None]:
     """A function that sends one request of an endpoint and checks its answer."""
     from django.test import Client
 
@@ -63,7 +63,7 @@ def requester(setup: dict[str, Any]) -> Any:
     return send
 
 
-def trial(send: Any, endpoint: str, steady: int) -> tuple[list[float], float]:
+def trial(send: Callable[[str], None], endpoint: str, steady: int) -> tuple[list[float], float]:
     """On a new connection: the first FIRST requests' times, and the median of ``steady`` more (ms)."""
     from django.db import connection
 
@@ -172,7 +172,7 @@ def main() -> None:
         "endpoints": endpoints,
         "trials": args.trials,
         "steady": args.steady,
-        "workers": 2 * (os.cpu_count() or 1) + 1,
+        "workers": bench.WORKERS,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit_described(),
         "cpus": cpus_described(),

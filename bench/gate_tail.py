@@ -28,7 +28,6 @@ bench/gate.py takes it (median of the rounds' p99s) and over all the rounds' req
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -132,7 +131,7 @@ def main() -> None:  # noqa: PLR0915 - one investigation, read top to bottom
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, help="requests/s (default: half the trivial endpoint's throughput)")
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument("--workers", type=int, default=bench.WORKERS)
     parser.add_argument(
         "--closed-loop-rounds",
         type=int,
